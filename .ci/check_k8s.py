@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Checks the rendered k8s/ manifests for what the schemas cannot see: that every expected object is there and
+that the properties the deployment promises hold (kubernetes-validate --strict checks the shapes).
+
+usage: check_k8s.py RENDERED.yaml   (the output of `kubectl kustomize k8s`); exit 1 with every problem listed.
+"""
+
+import sys
+
+import yaml
+
+EXPECTED_KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "DaemonSet",
+    "Service",
+    "NetworkPolicy",
+}
+NAMESPACE = "dockstate"
+CONTAINERS = {"status-api": 8080, "status-controller": 8000}
+
+problems = []
+
+
+def check(condition, message):
+    if not condition:
+        problems.append(message)
+
+
+def main(path):
+    with open(path, encoding="utf-8") as f:
+        objects = [o for o in yaml.safe_load_all(f) if o]
+
+    kinds = {o["kind"] for o in objects}
+    check(EXPECTED_KINDS <= kinds, f"missing kinds: {sorted(EXPECTED_KINDS - kinds)}")
+    by_kind = {}
+    for o in objects:
+        by_kind.setdefault(o["kind"], []).append(o)
+        if o["kind"] != "Namespace":
+            check(
+                o["metadata"].get("namespace") == NAMESPACE,
+                f"{o['kind']}/{o['metadata']['name']} is not in namespace {NAMESPACE}",
+            )
+
+    for sa in by_kind.get("ServiceAccount", []):
+        check(sa.get("automountServiceAccountToken") is False, "the ServiceAccount automounts its token")
+
+    for secret in by_kind.get("Secret", []):
+        check(
+            not secret.get("data") and not secret.get("stringData"),
+            f"Secret/{secret['metadata']['name']} carries data: a token must never be committed",
+        )
+
+    config_maps = {c["metadata"]["name"] for c in by_kind.get("ConfigMap", [])}
+    secrets = {s["metadata"]["name"] for s in by_kind.get("Secret", [])}
+    daemonsets = by_kind.get("DaemonSet", [])
+    check(len(daemonsets) == 1, f"expected one DaemonSet, found {len(daemonsets)}")
+    template_labels = {}
+    for ds in daemonsets:
+        spec = ds["spec"]
+        rolling = spec.get("updateStrategy", {})
+        check(rolling.get("type") == "RollingUpdate", "the DaemonSet does not use RollingUpdate")
+        check(
+            rolling.get("rollingUpdate") == {"maxSurge": 1, "maxUnavailable": 0},
+            f"the rollout may leave a node unwatched: {rolling.get('rollingUpdate')}",
+        )
+        selector = spec["selector"]["matchLabels"]
+        template_labels = spec["template"]["metadata"]["labels"]
+        check("version" in selector, "the DaemonSet's selector has no `version` label")
+        check(
+            selector.items() <= template_labels.items(),
+            "the DaemonSet's selector does not match its pod template",
+        )
+        pod = spec["template"]["spec"]
+        check(pod.get("automountServiceAccountToken") is False, "the pod automounts a token")
+        check(bool(pod.get("nodeSelector")), "the pod has no nodeSelector")
+        pod_security = pod.get("securityContext", {})
+        check(pod_security.get("runAsNonRoot") is True, "the pod may run as root")
+        check(
+            pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+            "the pod has no RuntimeDefault seccomp profile",
+        )
+        check(
+            bool(pod_security.get("supplementalGroups")),
+            "the pod has no supplemental group for the engine's socket",
+        )
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        host_paths = {v["hostPath"]["path"] for v in volumes.values() if "hostPath" in v}
+        check("/var/run/docker.sock" in host_paths, "the engine's socket is not mounted from the host")
+        check(len(host_paths) >= 2, "the state is not on a host path")
+        for volume in volumes.values():
+            if "secret" in volume:
+                name = volume["secret"]["secretName"]
+                check(name in secrets, f"the pod mounts Secret/{name}, which is not rendered")
+
+        containers = {c["name"]: c for c in pod["containers"]}
+        check(
+            set(containers) == set(CONTAINERS),
+            f"containers {sorted(containers)}, expected {sorted(CONTAINERS)}",
+        )
+        for name, container in containers.items():
+            where = f"container {name}"
+            for probe, path in (
+                ("startupProbe", "/health"),
+                ("livenessProbe", "/health"),
+                ("readinessProbe", "/ready"),
+            ):
+                got = container.get(probe, {}).get("httpGet", {}).get("path")
+                check(got == path, f"{where}: {probe} is on {got}, expected {path}")
+            resources = container.get("resources", {})
+            for bound in ("requests", "limits"):
+                check(
+                    {"cpu", "memory"} <= set(resources.get(bound, {})),
+                    f"{where}: no cpu and memory {bound}",
+                )
+            security = container.get("securityContext", {})
+            check(security.get("readOnlyRootFilesystem") is True, f"{where}: writable root filesystem")
+            check(security.get("allowPrivilegeEscalation") is False, f"{where}: may escalate privileges")
+            check(security.get("runAsNonRoot") is True, f"{where}: may run as root")
+            check(
+                security.get("capabilities", {}).get("drop") == ["ALL"],
+                f"{where}: capabilities not all dropped",
+            )
+            check(
+                security.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+                f"{where}: no RuntimeDefault seccomp profile",
+            )
+            ports = [p["containerPort"] for p in container.get("ports", [])]
+            check(CONTAINERS.get(name) in ports, f"{where}: does not expose {CONTAINERS.get(name)}")
+            for source in container.get("envFrom", []):
+                ref = source.get("configMapRef", {}).get("name")
+                check(ref in config_maps, f"{where}: reads ConfigMap/{ref}, which is not rendered")
+
+    services = by_kind.get("Service", [])
+    for service in services:
+        where = f"Service/{service['metadata']['name']}"
+        spec = service["spec"]
+        check(spec.get("clusterIP") == "None", f"{where} is not headless")
+        selector = spec.get("selector", {})
+        check("version" in selector, f"{where} does not select on `version`")
+        check(
+            selector.items() <= template_labels.items(),
+            f"{where} selects no pod of the DaemonSet",
+        )
+        annotations = service["metadata"].get("annotations", {})
+        check(annotations.get("prometheus.io/scrape") == "true", f"{where} has no scrape annotation")
+        port = annotations.get("prometheus.io/port")
+        check(
+            port in {str(p["port"]) for p in spec.get("ports", [])},
+            f"{where}: the scrape port {port} is not one of its ports",
+        )
+
+    for policy in by_kind.get("NetworkPolicy", []):
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        check(
+            bool(selector) and selector.items() <= template_labels.items(),
+            "the NetworkPolicy does not select the DaemonSet's pods",
+        )
+        check(
+            set(policy["spec"].get("policyTypes", [])) == {"Ingress", "Egress"},
+            "the NetworkPolicy does not govern both directions",
+        )
+
+    if problems:
+        for problem in problems:
+            print(f"k8s: {problem}", file=sys.stderr)
+        return 1
+    print(f"k8s: {len(objects)} objects, kinds {sorted(kinds)}: every check passed")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

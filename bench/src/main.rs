@@ -1,0 +1,121 @@
+//! `make bench`: what it costs to run dockstate and how fast it heals, measured against Docker itself.
+//!
+//! One run, on the local engine, with its own scoped workload (label `dockstate.test=<id>`, removed at the
+//! end even on failure): heal latency against `--restart always`, unexpected → stopped and removed →
+//! recreated latencies, the engine's own floors, `/status` throughput and latency at 10/100/1,000 containers
+//! beside the engine's list call and nginx serving the same bytes, resident memory, time to ready, image
+//! sizes. Prints one table and writes JSON.
+
+mod engine;
+mod heal;
+mod procs;
+mod serve;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+/// What `make bench` passes.
+#[derive(Debug)]
+struct Args {
+    trials: usize,
+    sizes: Vec<usize>,
+    bin_dir: PathBuf,
+    out: PathBuf,
+    wrk_seconds: u32,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        trials: 20,
+        sizes: vec![10, 100, 1000],
+        bin_dir: PathBuf::from("target/release"),
+        out: PathBuf::from("target/bench/results.json"),
+        wrk_seconds: 5,
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(flag) = given.next() {
+        let mut value = || {
+            given
+                .next()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--trials" => args.trials = value()?.parse().context("--trials takes a whole number")?,
+            "--sizes" => {
+                args.sizes = value()?
+                    .split(',')
+                    .map(|size| size.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .context("--sizes takes numbers like 10,100,1000")?;
+            }
+            "--bin-dir" => args.bin_dir = PathBuf::from(value()?),
+            "--out" => args.out = PathBuf::from(value()?),
+            "--wrk-seconds" => args.wrk_seconds = value()?.parse().context("--wrk-seconds takes a whole number")?,
+            other => anyhow::bail!(
+                "unknown argument {other}: use --trials N, --sizes 10,100,1000, --bin-dir DIR, --out FILE, --wrk-seconds N"
+            ),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    for binary in ["status-api", "status-controller"] {
+        let path = args.bin_dir.join(binary);
+        anyhow::ensure!(
+            path.exists(),
+            "{} is missing: run `make bench`, which builds it",
+            path.display()
+        );
+    }
+    test_support::ensure_test_images().await?;
+    let docker = engine::connect().await?;
+    let started = chrono::Utc::now();
+
+    eprintln!("== heal latency ({} trials each)", args.trials);
+    let heal = heal::run(&docker, &args.bin_dir, args.trials).await?;
+    eprintln!("== /status at {:?} containers", args.sizes);
+    let serve = serve::run(&docker, &args.bin_dir, &args.sizes, args.wrk_seconds).await?;
+    let images = image_sizes().await;
+
+    let machine = json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "engine": engine::version(&docker).await.unwrap_or_default(),
+    });
+    let results = json!({
+        "date": started.to_rfc3339(),
+        "machine": machine,
+        "command": "make bench",
+        "heal": heal,
+        "serve": serve,
+        "images": images,
+    });
+    println!("{}", stats::table(&results));
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)?;
+    eprintln!("JSON written to {}", args.out.display());
+    Ok(())
+}
+
+/// Sizes of the two images, if `make images` built them.
+async fn image_sizes() -> serde_json::Value {
+    let mut sizes = serde_json::Map::new();
+    for image in [
+        "dockstate/status-api:latest",
+        "dockstate/status-controller:latest",
+    ] {
+        let size = test_support::docker(&["image", "inspect", "--format", "{{.Size}}", image])
+            .await
+            .ok()
+            .and_then(|out| out.trim().parse::<u64>().ok());
+        sizes.insert(image.to_owned(), json!(size));
+    }
+    serde_json::Value::Object(sizes)
+}

@@ -1,0 +1,149 @@
+//! The two programs under measurement, run as the release binaries (as users run them), each stopped
+//! with SIGTERM when its guard drops.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+/// A running program.
+#[derive(Debug)]
+pub struct Program {
+    pub base: String,
+    child: Child,
+}
+
+impl Program {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Resident memory now, from /proc.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    /// Waits for `/ready` to answer 200; answers how long that took from `since`.
+    pub async fn wait_ready(&self, since: Instant, timeout: Duration) -> anyhow::Result<Duration> {
+        let client = reqwest::Client::new();
+        let url = format!("{}/ready", self.base);
+        loop {
+            if let Ok(response) = client.get(&url).send().await {
+                if response.status().is_success() {
+                    return Ok(since.elapsed());
+                }
+            }
+            anyhow::ensure!(
+                since.elapsed() < timeout,
+                "{url} not ready after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Files the programs need: a state directory and a token file.
+#[derive(Debug)]
+pub struct Workdir {
+    dir: TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("token"), "bench-token\n")?;
+        Ok(Self { dir })
+    }
+
+    pub fn token(&self) -> PathBuf {
+        self.dir.path().join("token")
+    }
+
+    pub fn state(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn spawn(binary: &Path, args: &[String]) -> anyhow::Result<Child> {
+    Command::new(binary)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))
+}
+
+/// Starts status-api on a free port; answers at once (see [`Program::wait_ready`]).
+pub fn status_api(
+    bin_dir: &Path,
+    scope: &str,
+    state_dir: &Path,
+    token: &Path,
+) -> anyhow::Result<Program> {
+    let port = free_port()?;
+    let args = [
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--scope".to_owned(),
+        scope.to_owned(),
+        "--state-dir".to_owned(),
+        state_dir.display().to_string(),
+        "--token-file".to_owned(),
+        token.display().to_string(),
+        "--resync-interval".to_owned(),
+        "1h".to_owned(),
+        "--log-format".to_owned(),
+        "json".to_owned(),
+    ];
+    Ok(Program {
+        base: format!("http://127.0.0.1:{port}"),
+        child: spawn(&bin_dir.join("status-api"), &args)?,
+    })
+}
+
+/// Starts status-controller against `api`, with the periodic pass an hour away so the long poll is
+/// what is measured.
+pub fn controller(bin_dir: &Path, api: &Program, token: &Path) -> anyhow::Result<Program> {
+    let port = free_port()?;
+    let args = [
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--api-url".to_owned(),
+        api.base.clone(),
+        "--token-file".to_owned(),
+        token.display().to_string(),
+        "--interval".to_owned(),
+        "1h".to_owned(),
+        "--log-format".to_owned(),
+        "json".to_owned(),
+    ];
+    Ok(Program {
+        base: format!("http://127.0.0.1:{port}"),
+        child: spawn(&bin_dir.join("status-controller"), &args)?,
+    })
+}

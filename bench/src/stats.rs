@@ -1,0 +1,125 @@
+//! Percentiles, and the one table the run prints.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// p50, p95, max (and the count) of some durations, in milliseconds.
+pub fn summary(samples: &[Duration]) -> Value {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| -> f64 {
+        if ms.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len());
+        ms[rank - 1]
+    };
+    json!({
+        "n": ms.len(),
+        "p50_ms": round(pick(0.50)),
+        "p95_ms": round(pick(0.95)),
+        "max_ms": round(ms.last().copied().unwrap_or(f64::NAN)),
+    })
+}
+
+fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+fn num(value: &Value) -> String {
+    match value.as_f64() {
+        Some(n) if n.fract() == 0.0 => format!("{n:.0}"),
+        Some(n) => format!("{n:.1}"),
+        None => "n/a".to_owned(),
+    }
+}
+
+fn mib(bytes: &Value) -> String {
+    bytes
+        .as_f64()
+        .map(|b| format!("{:.1} MiB", b / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "n/a".to_owned())
+}
+
+/// The Markdown table the README carries.
+pub fn table(results: &Value) -> String {
+    let mut out = String::new();
+    let heal = &results["heal"];
+    out.push_str(&format!(
+        "dockstate benchmark — {} — {} cores, Docker {}\n\n",
+        results["date"].as_str().unwrap_or_default(),
+        results["machine"]["cores"],
+        results["machine"]["engine"].as_str().unwrap_or_default()
+    ));
+    out.push_str("| latency (ms) | n | p50 | p95 | max |\n|---|---|---|---|---|\n");
+    for (label, key) in [
+        ("kill -9 → running: dockstate", "dockstate"),
+        (
+            "kill -9 → running: Docker `--restart always`",
+            "docker_restart",
+        ),
+        ("unexpected → stopped", "unexpected_stopped"),
+        ("removed → recreated and running", "removed_recreated"),
+        ("floor: engine start call", "start_call"),
+        ("floor: kill → `die` event", "kill_to_die"),
+    ] {
+        let row = &heal[key];
+        out.push_str(&format!(
+            "| {label} | {} | {} | {} | {} |\n",
+            row["n"],
+            num(&row["p50_ms"]),
+            num(&row["p95_ms"]),
+            num(&row["max_ms"])
+        ));
+    }
+    out.push_str(&format!(
+        "\nheal ratio at p50 (dockstate / Docker restart policy): **{}** (target ≤ 1.0)\n\n",
+        num(&heal["ratio_p50"])
+    ));
+    out.push_str(
+        "| containers | /status?all=true req/s | p50 | p99 | engine list req/s | engine p99 | nginx req/s | nginx p99 | vs nginx |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in results["serve"]["sizes"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "| {} | {} | {} ms | {} ms | {} | {} ms | {} | {} ms | {}× |\n",
+            row["containers"],
+            num(&row["status"]["rps"]),
+            num(&row["status"]["p50_ms"]),
+            num(&row["status"]["p99_ms"]),
+            num(&row["engine_list"]["rps"]),
+            num(&row["engine_list"]["p99_ms"]),
+            num(&row["nginx"]["rps"]),
+            num(&row["nginx"]["p99_ms"]),
+            num(&row["ratio_to_nginx"]),
+        ));
+    }
+    let serve = &results["serve"];
+    out.push_str(&format!(
+        "\nat {} containers: status-api {} resident, status-controller {} resident; start → /ready {} ms\n",
+        serve["largest"],
+        mib(&serve["rss_bytes"]["status_api"]),
+        mib(&serve["rss_bytes"]["status_controller"]),
+        num(&serve["ready_ms"]),
+    ));
+    for (image, size) in results["images"].as_object().into_iter().flatten() {
+        out.push_str(&format!("image {image}: {}\n", mib(size)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<Duration> = (1..=20).map(Duration::from_millis).collect();
+        let s = summary(&samples);
+        assert_eq!(s["p50_ms"], 10.0);
+        assert_eq!(s["p95_ms"], 19.0);
+        assert_eq!(s["max_ms"], 20.0);
+        assert_eq!(s["n"], 20);
+    }
+}

@@ -1,0 +1,321 @@
+//! Drift: how the host differs from its snapshot. Pure — no I/O, no clock — so status-api's `/drift` and the
+//! controller's plan are computed by the same function from the same data, and every rule is unit-tested.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::{
+    in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, Health, Policy, Scope,
+    SnapshotMember,
+};
+
+/// Compares the snapshot with what the engine shows now (containers in every state).
+///
+/// Identity is the container name: a container recreated under the same name is the same member. Containers
+/// outside `scope` never appear, whichever side they are on. The rules, per snapshot member:
+/// - no container of that name: `removed`;
+/// - another image reference than the snapshot's: `changed` (and nothing else: it is no longer the container
+///   the snapshot describes, so nothing may act on it as if it were);
+/// - `created`, `exited`, `dead`: `stopped`;
+/// - `paused`: `paused` — never `unhealthy`, although the engine reports paused containers as unhealthy;
+/// - `running` with an unhealthy healthcheck: `unhealthy`;
+/// - `restarting` or `removing`: nothing yet — the engine is already moving it, the next change decides.
+///
+/// And a running container whose name is not in the snapshot is `unexpected` unless its policy is `ignore`.
+/// Items come sorted by name, then kind.
+pub fn drift(
+    snapshot: &[SnapshotMember],
+    observed: &[ContainerStatus],
+    scope: &Scope,
+) -> Vec<DriftItem> {
+    let observed: HashMap<&str, &ContainerStatus> = observed
+        .iter()
+        .filter(|container| in_scope(scope, &container.labels))
+        .map(|container| (container.name.as_str(), container))
+        .collect();
+    let members: BTreeMap<&str, &SnapshotMember> = snapshot
+        .iter()
+        .filter(|member| in_scope(scope, &member.labels))
+        .map(|member| (member.name.as_str(), member))
+        .collect();
+
+    let mut items: Vec<DriftItem> = members
+        .values()
+        .filter_map(|member| member_drift(member, observed.get(member.name.as_str()).copied()))
+        .collect();
+
+    items.extend(
+        observed
+            .values()
+            .filter(|container| !members.contains_key(container.name.as_str()))
+            .filter(|container| container.state == ContainerState::Running)
+            .filter(|container| container.policy() != Policy::Ignore)
+            .map(|container| {
+                item(
+                    DriftKind::Unexpected,
+                    container,
+                    format!("running from {} but not in the snapshot", container.image),
+                )
+            }),
+    );
+
+    items.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
+    items
+}
+
+fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> Option<DriftItem> {
+    let Some(container) = current else {
+        return Some(DriftItem {
+            kind: DriftKind::Removed,
+            name: member.name.clone(),
+            id: member.id.clone(),
+            state: None,
+            policy: Policy::from_labels(&member.labels),
+            detail: format!("no container named {} exists", member.name),
+        });
+    };
+    if container.image != member.image {
+        return Some(item(
+            DriftKind::Changed,
+            container,
+            format!(
+                "snapshot has image {}, the container runs {}",
+                member.image, container.image
+            ),
+        ));
+    }
+    match container.state {
+        ContainerState::Created | ContainerState::Exited | ContainerState::Dead => {
+            let detail = match container.exit_code {
+                Some(code) if container.state != ContainerState::Created => {
+                    format!("{} with exit code {code}", container.state)
+                }
+                _ => container.state.to_string(),
+            };
+            Some(item(DriftKind::Stopped, container, detail))
+        }
+        ContainerState::Paused => Some(item(DriftKind::Paused, container, "paused".to_owned())),
+        ContainerState::Running if container.health == Health::Unhealthy => Some(item(
+            DriftKind::Unhealthy,
+            container,
+            "running, healthcheck reports unhealthy".to_owned(),
+        )),
+        ContainerState::Running | ContainerState::Restarting | ContainerState::Removing => None,
+    }
+}
+
+fn item(kind: DriftKind, container: &ContainerStatus, detail: String) -> DriftItem {
+    DriftItem {
+        kind,
+        name: container.name.clone(),
+        id: container.id.clone(),
+        state: Some(container.state),
+        policy: container.policy(),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LabelSelector, POLICY_LABEL};
+
+    fn member(name: &str) -> SnapshotMember {
+        SnapshotMember {
+            name: name.into(),
+            id: format!("{name}-old-id"),
+            image: "busybox:latest".into(),
+            labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
+        }
+    }
+
+    fn container(name: &str, state: ContainerState) -> ContainerStatus {
+        ContainerStatus {
+            id: format!("{name}-id"),
+            name: name.into(),
+            image: "busybox:latest".into(),
+            image_id: "sha256:1".into(),
+            state,
+            health: Health::None,
+            exit_code: (state != ContainerState::Running).then_some(137),
+            restart_count: 0,
+            created_at: None,
+            started_at: None,
+            finished_at: None,
+            labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
+            in_snapshot: false,
+        }
+    }
+
+    fn kinds(items: &[DriftItem]) -> Vec<(&str, DriftKind)> {
+        items
+            .iter()
+            .map(|item| (item.name.as_str(), item.kind))
+            .collect()
+    }
+
+    #[test]
+    fn in_sync_when_everything_runs() {
+        let items = drift(
+            &[member("a")],
+            &[container("a", ContainerState::Running)],
+            &None,
+        );
+        assert!(items.is_empty(), "{items:?}");
+    }
+
+    #[test]
+    fn stopped_covers_exited_dead_and_created() {
+        for state in [
+            ContainerState::Exited,
+            ContainerState::Dead,
+            ContainerState::Created,
+        ] {
+            let items = drift(&[member("a")], &[container("a", state)], &None);
+            assert_eq!(kinds(&items), vec![("a", DriftKind::Stopped)], "{state}");
+            assert_eq!(items[0].state, Some(state));
+            assert_eq!(items[0].id, "a-id");
+        }
+        let items = drift(
+            &[member("a")],
+            &[container("a", ContainerState::Exited)],
+            &None,
+        );
+        assert!(items[0].detail.contains("137"), "{}", items[0].detail);
+    }
+
+    #[test]
+    fn removed_when_no_container_has_the_name() {
+        let items = drift(&[member("a")], &[], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Removed)]);
+        assert_eq!(items[0].id, "a-old-id");
+        assert_eq!(items[0].state, None);
+    }
+
+    #[test]
+    fn paused_is_paused_never_unhealthy() {
+        let mut paused = container("a", ContainerState::Paused);
+        paused.health = Health::Unhealthy;
+        let items = drift(&[member("a")], &[paused], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Paused)]);
+    }
+
+    #[test]
+    fn unhealthy_when_running_and_the_healthcheck_fails() {
+        let mut sick = container("a", ContainerState::Running);
+        sick.health = Health::Unhealthy;
+        assert_eq!(
+            kinds(&drift(&[member("a")], &[sick], &None)),
+            vec![("a", DriftKind::Unhealthy)]
+        );
+        for health in [Health::Starting, Health::Healthy, Health::None] {
+            let mut fine = container("a", ContainerState::Running);
+            fine.health = health;
+            assert!(
+                drift(&[member("a")], &[fine], &None).is_empty(),
+                "{health:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn restarting_and_removing_are_left_alone() {
+        for state in [ContainerState::Restarting, ContainerState::Removing] {
+            let mut moving = container("a", state);
+            moving.health = Health::Unhealthy;
+            assert!(
+                drift(&[member("a")], &[moving], &None).is_empty(),
+                "{state}"
+            );
+        }
+    }
+
+    #[test]
+    fn recreated_under_the_same_name_is_the_same_member() {
+        let mut recreated = container("a", ContainerState::Running);
+        recreated.id = "a-brand-new-id".into();
+        assert!(drift(&[member("a")], &[recreated], &None).is_empty());
+    }
+
+    #[test]
+    fn same_name_other_image_is_changed_and_nothing_else() {
+        let mut other = container("a", ContainerState::Exited);
+        other.image = "nginx:1".into();
+        let items = drift(&[member("a")], &[other], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
+        assert!(items[0].detail.contains("nginx:1"));
+    }
+
+    #[test]
+    fn unexpected_only_when_running_and_not_ignored() {
+        let running = container("x", ContainerState::Running);
+        let exited = container("y", ContainerState::Exited);
+        let mut ignored = container("z", ContainerState::Running);
+        ignored.labels.insert(POLICY_LABEL.into(), "ignore".into());
+        let mut observed_only = container("w", ContainerState::Running);
+        observed_only
+            .labels
+            .insert(POLICY_LABEL.into(), "observe".into());
+
+        let items = drift(&[], &[running, exited, ignored, observed_only], &None);
+        assert_eq!(
+            kinds(&items),
+            vec![("w", DriftKind::Unexpected), ("x", DriftKind::Unexpected)]
+        );
+        assert_eq!(items[0].policy, Policy::Observe);
+        assert_eq!(items[1].policy, Policy::Heal);
+    }
+
+    #[test]
+    fn containers_outside_the_scope_never_appear() {
+        let scope: Scope = Some("scope=in".parse::<LabelSelector>().expect("parses"));
+        let mut outside_running = container("out", ContainerState::Running);
+        outside_running.labels.clear();
+        let mut outside_member = member("gone");
+        outside_member.labels.clear();
+        let mut outside_stopped = container("stopped-out", ContainerState::Exited);
+        outside_stopped
+            .labels
+            .insert("scope".into(), "other".into());
+        let mut outside_stopped_member = member("stopped-out");
+        outside_stopped_member
+            .labels
+            .insert("scope".into(), "other".into());
+
+        let items = drift(
+            &[outside_member, outside_stopped_member, member("kept")],
+            &[outside_running, outside_stopped],
+            &scope,
+        );
+        assert_eq!(kinds(&items), vec![("kept", DriftKind::Removed)]);
+    }
+
+    #[test]
+    fn items_sort_by_name_then_kind() {
+        let items = drift(
+            &[member("b"), member("a")],
+            &[
+                container("c", ContainerState::Running),
+                container("b", ContainerState::Exited),
+            ],
+            &None,
+        );
+        assert_eq!(
+            kinds(&items),
+            vec![
+                ("a", DriftKind::Removed),
+                ("b", DriftKind::Stopped),
+                ("c", DriftKind::Unexpected)
+            ]
+        );
+    }
+
+    #[test]
+    fn policies_travel_with_the_item() {
+        let mut observed = container("a", ContainerState::Exited);
+        observed
+            .labels
+            .insert(POLICY_LABEL.into(), "observe".into());
+        let items = drift(&[member("a")], &[observed], &None);
+        assert_eq!(items[0].policy, Policy::Observe);
+    }
+}

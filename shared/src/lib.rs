@@ -1,0 +1,24 @@
+//! The vocabulary status-api and status-controller share: the JSON types of the HTTP API ([`model`]) and the
+//! pure drift computation ([`drift`]) both sides run, so they can never disagree about what "in sync" means.
+
+pub mod backoff;
+pub mod drift;
+pub mod model;
+
+pub use drift::drift;
+pub use model::*;
+#[cfg(feature = "runtime")]
+pub mod runtime;
+
+/// An error and its causes on one line (`outer: cause: root cause`), for logs, readiness details and
+/// `/actions`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,526 @@
+//! The API types. They serialise with serde (snake_case fields, RFC 3339 UTC times); with the `openapi`
+//! feature they also describe themselves to poem-openapi, so `/docs` documents exactly what is sent.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The label that sets a container's policy: `heal` (default), `observe` or `ignore`.
+pub const POLICY_LABEL: &str = "dockstate.policy";
+
+/// A container's lifecycle state, as the Docker engine names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl ContainerState {
+    /// Every state, in the order Docker documents them.
+    pub const ALL: [ContainerState; 7] = [
+        Self::Created,
+        Self::Running,
+        Self::Paused,
+        Self::Restarting,
+        Self::Removing,
+        Self::Exited,
+        Self::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Removing => "removing",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that Docker does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown container state `{0}`: use one of created, running, paused, restarting, removing, exited, dead")]
+pub struct UnknownState(pub String);
+
+impl FromStr for ContainerState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+/// The result of a container's HEALTHCHECK; `none` when it has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    #[default]
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Starting => "starting",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// What dockstate may do with a container, from its `dockstate.policy` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Report drift and heal it (the default).
+    #[default]
+    Heal,
+    /// Report drift, never act on it.
+    Observe,
+    /// Never report the container as unexpected and never touch it.
+    Ignore,
+}
+
+impl Policy {
+    /// The policy a container's labels ask for. No label means `heal`. A value dockstate does not understand
+    /// means `observe`: a typo must never give a tool licence to stop things.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Self {
+        match labels.get(POLICY_LABEL).map(|value| value.trim()) {
+            None | Some("heal") => Self::Heal,
+            Some("ignore") => Self::Ignore,
+            Some(_) => Self::Observe,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Heal => "heal",
+            Self::Observe => "observe",
+            Self::Ignore => "ignore",
+        }
+    }
+}
+
+/// A label selector: `KEY` (the label is present, any value) or `KEY=VALUE` (present with that value).
+/// Used for `--scope` and the `label` filter of `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LabelSelector {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// Why a label selector could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error(
+        "label selector `{0}` has an empty key: write KEY or KEY=VALUE, e.g. `app` or `app=web`"
+    )]
+    EmptyKey(String),
+    #[error("label selector `{0}` contains whitespace or control characters in its key: write KEY or KEY=VALUE")]
+    BadKey(String),
+}
+
+impl LabelSelector {
+    /// Whether a container with these labels is selected.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match (&self.value, labels.get(&self.key)) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(wanted), Some(actual)) => wanted == actual,
+        }
+    }
+}
+
+impl FromStr for LabelSelector {
+    type Err = SelectorError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (key, value) = match s.split_once('=') {
+            Some((key, value)) => (key, Some(value.to_owned())),
+            None => (s, None),
+        };
+        if key.is_empty() {
+            return Err(SelectorError::EmptyKey(s.to_owned()));
+        }
+        if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(SelectorError::BadKey(s.to_owned()));
+        }
+        Ok(Self {
+            key: key.to_owned(),
+            value,
+        })
+    }
+}
+
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}={}", self.key, value),
+            None => f.write_str(&self.key),
+        }
+    }
+}
+
+/// The scope every view and action is limited to: `None` is the whole host.
+pub type Scope = Option<LabelSelector>;
+
+/// Whether a container with these labels is inside the scope.
+pub fn in_scope(scope: &Scope, labels: &BTreeMap<String, String>) -> bool {
+    scope
+        .as_ref()
+        .is_none_or(|selector| selector.matches(labels))
+}
+
+/// One container as status-api sees it. Never holds the environment or anything else that may be a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct ContainerStatus {
+    /// The full container id (64 hex characters).
+    pub id: String,
+    /// The container's name, without the leading `/`. Identity in the snapshot is by name.
+    pub name: String,
+    /// The image reference the container was created from, e.g. `nginx:1.27`.
+    pub image: String,
+    /// The id (`sha256:…`) of that image.
+    pub image_id: String,
+    /// The lifecycle state.
+    pub state: ContainerState,
+    /// The HEALTHCHECK result; `none` when the container has no healthcheck.
+    pub health: Health,
+    /// The exit code of the last run; null while the container is running or has never run.
+    pub exit_code: Option<i64>,
+    /// How many times the engine restarted the container under its restart policy.
+    pub restart_count: i64,
+    /// When the container was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the container last started; null if it never has.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the container last stopped; null if it never has.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The container's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Whether a container of this name is in the snapshot.
+    pub in_snapshot: bool,
+}
+
+impl ContainerStatus {
+    pub fn policy(&self) -> Policy {
+        Policy::from_labels(&self.labels)
+    }
+}
+
+/// The answer of `GET /status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct StatusResponse {
+    /// Rises by at least one on every change status-api sees. Pass it back as `since` to long-poll.
+    pub revision: u64,
+    /// When status-api last confirmed its whole view against the engine (a full list). Between two such
+    /// moments the event stream keeps the view current.
+    pub observed_at: DateTime<Utc>,
+    /// When the snapshot this view is compared with was taken.
+    pub snapshot_taken_at: Option<DateTime<Utc>>,
+    /// The label selector limiting what status-api sees; null for the whole host.
+    pub scope: Option<String>,
+    /// Whether the engine's event stream is connected, so that the view is live.
+    pub events_live: bool,
+    /// status-api's full-resync interval, in seconds. A view older than twice this is stale.
+    pub resync_interval_seconds: u64,
+    /// The id of the container status-api runs in, when it runs in one. Nothing ever acts on it.
+    pub server_container_id: Option<String>,
+    /// The containers, sorted by name.
+    pub containers: Vec<ContainerStatus>,
+}
+
+/// A member of the snapshot, as `GET /snapshot` shows it: no environment, no secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct SnapshotMember {
+    /// The container's name: its identity.
+    pub name: String,
+    /// The id it had when the snapshot was taken.
+    pub id: String,
+    /// The image reference it was created from.
+    pub image: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The answer of `GET /snapshot` and `POST /snapshot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct SnapshotSummary {
+    /// When the baseline was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The scope it was taken in; null for the whole host.
+    pub scope: Option<String>,
+    /// The containers that were running then, sorted by name.
+    pub containers: Vec<SnapshotMember>,
+}
+
+/// Everything needed to recreate a snapshotted container. Holds its environment: served only with the token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct ContainerSpec {
+    /// The container's name.
+    pub name: String,
+    /// The id it had when the snapshot was taken.
+    pub id: String,
+    /// The image reference.
+    pub image: String,
+    /// The image id it ran.
+    pub image_id: String,
+    /// The engine's `Config` object from inspect (Docker's own field names): command, entrypoint,
+    /// environment, labels, exposed ports, healthcheck, user, working directory.
+    pub config: serde_json::Value,
+    /// The engine's `HostConfig` object: mounts, binds, port bindings, restart policy, network mode, limits.
+    pub host_config: serde_json::Value,
+    /// The engine's `NetworkSettings.Networks` object: the networks it was attached to, with aliases.
+    pub networks: serde_json::Value,
+}
+
+impl ContainerSpec {
+    pub fn member(&self) -> SnapshotMember {
+        SnapshotMember {
+            name: self.name.clone(),
+            id: self.id.clone(),
+            image: self.image.clone(),
+            labels: labels_of_config(&self.config),
+        }
+    }
+}
+
+/// The labels in a Docker `Config` object.
+pub fn labels_of_config(config: &serde_json::Value) -> BTreeMap<String, String> {
+    config
+        .get("Labels")
+        .and_then(|labels| labels.as_object())
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ways a host can differ from its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    /// In the snapshot, exists, not running (created, exited or dead).
+    Stopped,
+    /// In the snapshot, paused.
+    Paused,
+    /// In the snapshot, no container of that name exists.
+    Removed,
+    /// In the snapshot, running, and its healthcheck reports unhealthy.
+    Unhealthy,
+    /// Running, not in the snapshot, and its policy is not `ignore`.
+    Unexpected,
+    /// In the snapshot by name, but created from another image: reported, never acted on.
+    Changed,
+}
+
+impl DriftKind {
+    pub const ALL: [DriftKind; 6] = [
+        Self::Stopped,
+        Self::Paused,
+        Self::Removed,
+        Self::Unhealthy,
+        Self::Unexpected,
+        Self::Changed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::Paused => "paused",
+            Self::Removed => "removed",
+            Self::Unhealthy => "unhealthy",
+            Self::Unexpected => "unexpected",
+            Self::Changed => "changed",
+        }
+    }
+}
+
+impl fmt::Display for DriftKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One difference between the host and its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct DriftItem {
+    /// What kind of difference.
+    pub kind: DriftKind,
+    /// The container's name.
+    pub name: String,
+    /// The id of the container as it is now; for `removed`, the id it had in the snapshot.
+    pub id: String,
+    /// Its state now; null when it no longer exists.
+    pub state: Option<ContainerState>,
+    /// The policy its labels ask for (for `removed`, the labels it had in the snapshot).
+    pub policy: Policy,
+    /// A sentence for people: what differs.
+    pub detail: String,
+}
+
+/// The answer of `GET /drift`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct DriftResponse {
+    /// The revision of the view this drift was computed from.
+    pub revision: u64,
+    /// True when there is no drift at all.
+    pub in_sync: bool,
+    /// The differences, sorted by name then kind.
+    pub items: Vec<DriftItem>,
+}
+
+/// The JSON body of every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct ErrorBody {
+    /// A short machine-readable code, e.g. `bad_request`, `not_found`, `unauthorized`.
+    pub error: String,
+    /// What was wrong, and how to fix it.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in ContainerState::ALL {
+            assert_eq!(state.as_str().parse::<ContainerState>(), Ok(state));
+            assert_eq!(
+                serde_json::to_string(&state).expect("serialises"),
+                format!("\"{state}\"")
+            );
+        }
+        let err = "runing"
+            .parse::<ContainerState>()
+            .expect_err("typo rejected");
+        assert!(err.to_string().contains("runing"));
+        assert!(err.to_string().contains("exited"));
+    }
+
+    #[test]
+    fn selectors_parse_key_and_key_value() {
+        let key: LabelSelector = "app".parse().expect("key parses");
+        assert_eq!(key.value, None);
+        assert!(key.matches(&labels(&[("app", "anything")])));
+        assert!(!key.matches(&labels(&[("other", "x")])));
+
+        let pair: LabelSelector = "dockstate.test=abc=def".parse().expect("pair parses");
+        assert_eq!(pair.key, "dockstate.test");
+        assert_eq!(pair.value.as_deref(), Some("abc=def"));
+        assert!(pair.matches(&labels(&[("dockstate.test", "abc=def")])));
+        assert!(!pair.matches(&labels(&[("dockstate.test", "abc")])));
+        assert_eq!(pair.to_string(), "dockstate.test=abc=def");
+
+        let empty_value: LabelSelector = "k=".parse().expect("empty value is a value");
+        assert!(empty_value.matches(&labels(&[("k", "")])));
+        assert!(!empty_value.matches(&labels(&[("k", "x")])));
+    }
+
+    #[test]
+    fn malformed_selectors_say_how_to_fix_them() {
+        for bad in ["", "=value", "bad key=1", "tab\tkey"] {
+            let err = bad.parse::<LabelSelector>().expect_err(bad);
+            assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        }
+    }
+
+    #[test]
+    fn policy_defaults_to_heal_and_unknown_values_only_observe() {
+        assert_eq!(Policy::from_labels(&labels(&[])), Policy::Heal);
+        assert_eq!(
+            Policy::from_labels(&labels(&[(POLICY_LABEL, "heal")])),
+            Policy::Heal
+        );
+        assert_eq!(
+            Policy::from_labels(&labels(&[(POLICY_LABEL, "observe")])),
+            Policy::Observe
+        );
+        assert_eq!(
+            Policy::from_labels(&labels(&[(POLICY_LABEL, "ignore")])),
+            Policy::Ignore
+        );
+        assert_eq!(
+            Policy::from_labels(&labels(&[(POLICY_LABEL, "igonre")])),
+            Policy::Observe
+        );
+    }
+
+    #[test]
+    fn scope_none_is_the_whole_host() {
+        assert!(in_scope(&None, &labels(&[])));
+        let scope = Some("team=a".parse().expect("parses"));
+        assert!(in_scope(&scope, &labels(&[("team", "a")])));
+        assert!(!in_scope(&scope, &labels(&[("team", "b")])));
+    }
+
+    #[test]
+    fn spec_member_takes_labels_from_the_engine_config() {
+        let spec = ContainerSpec {
+            name: "web".into(),
+            id: "a".repeat(64),
+            image: "busybox:latest".into(),
+            image_id: "sha256:00".into(),
+            config: serde_json::json!({"Image": "busybox:latest", "Env": ["SECRET=1"], "Labels": {"team": "a"}}),
+            host_config: serde_json::json!({}),
+            networks: serde_json::json!({}),
+        };
+        let member = spec.member();
+        assert_eq!(member.labels, labels(&[("team", "a")]));
+        assert!(!serde_json::to_string(&member)
+            .expect("serialises")
+            .contains("SECRET"));
+    }
+}

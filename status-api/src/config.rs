@@ -1,0 +1,131 @@
+//! Configuration: every flag also reads the environment variable named beside it (SPEC "status-api").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use shared::runtime::{parse_duration, parse_log_format, parse_scope, LogFormat, ScopeArg};
+use shared::Scope;
+
+/// status-api: watches a Docker engine and serves its live status, its baseline snapshot and the drift
+/// between them. It never changes anything on the host.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "status-api", version, about, long_about = None)]
+pub struct Settings {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Address to serve HTTP on (port 0 picks a free port).
+    #[arg(long, env = "STATUS_API_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory holding snapshot.json. Default: $XDG_STATE_HOME/status-api, else
+    /// ~/.local/state/status-api (/var/lib/status-api in the container image).
+    #[arg(long, env = "STATUS_API_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Label selector limiting everything to containers that carry it: KEY or KEY=VALUE. Empty: the whole host.
+    #[arg(long, env = "STATUS_API_SCOPE", value_parser = parse_scope)]
+    pub scope: Option<ScopeArg>,
+
+    /// File holding the bearer token for POST /snapshot and the spec endpoint. Without it those are off (403).
+    #[arg(long, env = "STATUS_API_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Full re-list of the engine as a safety net behind the event stream.
+    #[arg(long, env = "STATUS_API_RESYNC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+
+    /// `pretty` or `json`. Default: pretty on a terminal, else json.
+    #[arg(long, env = "STATUS_API_LOG_FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+
+    /// The Docker engine: unix:///path/to/docker.sock or tcp://host:port. Default: the local socket.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+}
+
+/// Subcommands; without one, status-api serves.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Probe this server's /health on the --listen port and exit 0 if it answers 2xx, else 1. For the
+    /// image's HEALTHCHECK: the image is FROM scratch and has no curl.
+    Healthcheck,
+}
+
+impl Settings {
+    /// The scope, `None` for the whole host.
+    pub fn scope(&self) -> Scope {
+        self.scope.clone().and_then(|ScopeArg(scope)| scope)
+    }
+
+    /// Settings for a server under test: port 0 on loopback, the given state dir and scope.
+    pub fn for_test(state_dir: PathBuf, scope: &str) -> Self {
+        Self::parse_from([
+            "status-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            &state_dir.to_string_lossy(),
+            "--scope",
+            scope,
+        ])
+    }
+
+    /// The state directory, with the documented default when none is given.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
+            })
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("status-api")
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or_else(LogFormat::detect)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let settings = Settings::parse_from(["status-api"]);
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(settings.resync_interval, Duration::from_secs(30));
+        assert_eq!(settings.scope(), None);
+        assert!(settings.token_file.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_hint() {
+        let err = Settings::try_parse_from(["status-api", "--resync-interval", "often"])
+            .expect_err("bad duration");
+        assert!(err.to_string().contains("30s"), "{err}");
+        let err = Settings::try_parse_from(["status-api", "--scope", "=x"]).expect_err("bad scope");
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        let err = Settings::try_parse_from(["status-api", "--listen", "nowhere"])
+            .expect_err("bad address");
+        assert!(err.to_string().contains("nowhere"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_scope_is_the_whole_host() {
+        let settings = Settings::parse_from(["status-api", "--scope", ""]);
+        assert_eq!(settings.scope(), None);
+        let settings = Settings::parse_from(["status-api", "--scope", "team=a"]);
+        assert_eq!(
+            settings.scope().map(|s| s.to_string()).as_deref(),
+            Some("team=a")
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! status-api against the real Docker engine: the real server on port 0, scoped to the test's own
+//! containers (`--scope dockstate.test=<id>`), with `--resync-interval 1h` so that whatever the tests see
+//! arrives through the event stream.
+
+mod helpers;
+
+mod auth;
+mod docs_and_metrics;
+mod engine_loss;
+mod errors;
+mod live_status;
+mod long_poll;
+mod secrets;
+mod snapshot;

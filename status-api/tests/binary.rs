@@ -1,0 +1,114 @@
+//! The `status-api` binary itself: JSON logs when stdout is not a terminal, and a clean exit on SIGTERM
+//! within five seconds.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use test_support::{wait_until, TestScope};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test]
+async fn logs_json_and_stops_on_sigterm_within_5_seconds() -> anyhow::Result<()> {
+    let scope = TestScope::new();
+    let state = tempfile::tempdir()?;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_status-api"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--resync-interval",
+            "1h",
+            "--scope",
+            &scope.scope(),
+        ])
+        .arg("--state-dir")
+        .arg(state.path())
+        .env_remove("STATUS_API_LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("stdout"))?,
+    )
+    .lines();
+
+    // The first line says where it listens; every line is one JSON object.
+    let mut address = None;
+    let mut seen = Vec::new();
+    while address.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await??
+            .ok_or_else(|| anyhow::anyhow!("status-api exited early; it logged {seen:?}"))?;
+        let event: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|err| anyhow::anyhow!("not JSON ({err}): {line}"))?;
+        assert!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "{event}"
+        );
+        address = event["address"].as_str().map(ToOwned::to_owned);
+        seen.push(line);
+    }
+    let base = format!("http://{}", address.unwrap_or_default());
+    let client = reqwest::Client::new();
+    wait_until(
+        "the binary to be ready",
+        Duration::from_secs(20),
+        || async {
+            Ok(client
+                .get(format!("{base}/ready"))
+                .send()
+                .await?
+                .status()
+                .is_success())
+        },
+    )
+    .await?;
+    // The image's HEALTHCHECK: the binary probes itself, 0 while it serves.
+    let listen = base.trim_start_matches("http://").to_owned();
+    let probe = tokio::process::Command::new(env!("CARGO_BIN_EXE_status-api"))
+        .args(["--listen", &listen, "healthcheck"])
+        .status()
+        .await?;
+    assert!(
+        probe.success(),
+        "healthcheck against a serving status-api: {probe}"
+    );
+
+    // A long poll in flight must not hold the exit up.
+    let poll = tokio::spawn({
+        let url = format!("{base}/status?since=999999&wait=60");
+        let client = client.clone();
+        async move { client.get(url).send().await.map(|r| r.status()) }
+    });
+
+    let pid = child.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    let sent = Instant::now();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(5), child.wait()).await??;
+    println!("exited {exit} {:?} after SIGTERM", sent.elapsed());
+    assert!(exit.success(), "a clean shutdown exits 0, got {exit}");
+    let _ = poll.await;
+    let probe = tokio::process::Command::new(env!("CARGO_BIN_EXE_status-api"))
+        .args(["--listen", &listen, "healthcheck"])
+        .stderr(Stdio::null())
+        .status()
+        .await?;
+    assert_eq!(
+        probe.code(),
+        Some(1),
+        "healthcheck against a stopped status-api"
+    );
+    while let Ok(Some(line)) = lines.next_line().await {
+        serde_json::from_str::<serde_json::Value>(&line)
+            .map_err(|err| anyhow::anyhow!("not JSON ({err}): {line}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! Configuration: every flag also reads the environment variable named beside it (SPEC "status-controller").
+//! Every value is checked when it is read, and a bad one is refused with a sentence that says how to fix it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+use reqwest::Url;
+use shared::runtime::{parse_duration, parse_log_format, LogFormat};
+
+use crate::backoff::HealLimits;
+
+/// The shortest `--interval` accepted: the long poll already reacts within milliseconds, the interval is only
+/// the safety net, and a shorter one would just load status-api.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// status-controller: heals drift between a Docker host and the snapshot status-api keeps. It starts
+/// snapshotted containers that went down, recreates removed ones, restarts unhealthy ones and stops
+/// containers that were not in the snapshot.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "status-controller", version, about, long_about = None)]
+pub struct Settings {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Base URL of status-api (plain http).
+    #[arg(
+        long,
+        env = "STATUS_CONTROLLER_API_URL",
+        default_value = "http://127.0.0.1:8080",
+        value_parser = parse_api_url
+    )]
+    pub api_url: Url,
+
+    /// Address to serve /health, /ready, /metrics and /actions on (port 0 picks a free port).
+    #[arg(long, env = "STATUS_CONTROLLER_LISTEN", default_value = "0.0.0.0:8000")]
+    pub listen: SocketAddr,
+
+    /// A full pass this often even when nothing changed (changes are acted on at once through the long poll).
+    #[arg(long, env = "STATUS_CONTROLLER_INTERVAL", default_value = "30s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// What to do with a running container that is not in the snapshot.
+    #[arg(
+        long,
+        env = "STATUS_CONTROLLER_UNEXPECTED",
+        value_enum,
+        default_value_t = Unexpected::Stop
+    )]
+    pub unexpected: Unexpected,
+
+    /// Plan and report, change nothing.
+    #[arg(
+        long,
+        env = "STATUS_CONTROLLER_DRY_RUN",
+        action = ArgAction::SetTrue,
+        value_parser = parse_switch
+    )]
+    pub dry_run: bool,
+
+    /// File holding status-api's bearer token, needed to read recreation specs. Without it removed
+    /// containers are reported, not recreated.
+    #[arg(long, env = "STATUS_CONTROLLER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// One pass: print the plan as a table (and apply it unless --dry-run), then exit 0 in sync, 2 when drift
+    /// was found, 1 on error.
+    #[arg(long)]
+    pub once: bool,
+
+    /// `pretty` or `json`. Default: pretty on a terminal, else json.
+    #[arg(long, env = "STATUS_CONTROLLER_LOG_FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+
+    /// The Docker engine: unix:///path/to/docker.sock or tcp://host:port. Default: the local socket.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
+    /// Crash-loop backoff and quarantine. Not a flag: the defaults are the product; tests tighten them.
+    #[arg(skip)]
+    pub limits: HealLimits,
+}
+
+/// Subcommands; without one, status-controller runs its loop (or one pass with `--once`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Probe this controller's /health on the --listen port and exit 0 if it answers 2xx, else 1. For the
+    /// image's HEALTHCHECK: the image is FROM scratch and has no curl.
+    Healthcheck,
+}
+
+/// What to do with a running container that is not in the snapshot (policy `heal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Unexpected {
+    /// Stop it (gracefully, with its own stop timeout); it stays on the host.
+    Stop,
+    /// Stop it, then remove it (its volumes are kept).
+    Remove,
+    /// Report it, never touch it.
+    Ignore,
+}
+
+impl Unexpected {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Remove => "remove",
+            Self::Ignore => "ignore",
+        }
+    }
+}
+
+impl Settings {
+    /// Settings for a controller under test: port 0 on loopback, the given status-api, and an interval of an
+    /// hour, so that a test passes only if the long poll (not the timer) drove the controller.
+    pub fn for_test(api_url: &str) -> Self {
+        Self::parse_from([
+            "status-controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-url",
+            api_url,
+            "--interval",
+            "1h",
+        ])
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or_else(LogFormat::detect)
+    }
+}
+
+/// Parses `--api-url`: an absolute `http://` URL without query or fragment. The path may carry a prefix (a
+/// reverse proxy's); it always ends with `/` afterwards so that endpoint paths join below it.
+pub fn parse_api_url(value: &str) -> Result<Url, String> {
+    let mut url = Url::parse(value.trim()).map_err(|err| {
+        format!("`{value}` is not a URL ({err}): write it like http://127.0.0.1:8080")
+    })?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "`{value}` uses {}: status-controller speaks plain http to status-api (same host or pod \
+             network), e.g. http://status-api:8080",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "`{value}` has no host: write it like http://127.0.0.1:8080"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "`{value}` has a query or fragment: give only the base URL, e.g. http://127.0.0.1:8080"
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Parses an on/off switch from the environment: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, and empty
+/// for off (what an unset variable in a compose file gives).
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "false" | "0" | "no" | "off" => Ok(false),
+        "true" | "1" | "yes" | "on" => Ok(true),
+        _ => Err(format!("`{value}` is not on or off: use true or false")),
+    }
+}
+
+/// Parses `--interval`: a duration of at least [`MIN_INTERVAL`].
+pub fn parse_interval(value: &str) -> Result<Duration, String> {
+    let interval = parse_duration(value)?;
+    if interval < MIN_INTERVAL {
+        return Err(format!(
+            "`{value}` is shorter than {MIN_INTERVAL:?}: changes are already acted on at once through the long \
+             poll, the interval is only a safety net; use e.g. 30s"
+        ));
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
+        Settings::try_parse_from(std::iter::once("status-controller").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let settings = parse(&[]).expect("no flags is valid");
+        assert_eq!(settings.api_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:8000");
+        assert_eq!(settings.interval, Duration::from_secs(30));
+        assert_eq!(settings.unexpected, Unexpected::Stop);
+        assert!(!settings.dry_run);
+        assert!(!settings.once);
+        assert!(settings.token_file.is_none());
+        assert_eq!(settings.limits, HealLimits::default());
+        assert_eq!(settings.command, None);
+    }
+
+    #[test]
+    fn healthcheck_is_a_subcommand_that_reads_the_listen_address() {
+        let settings = parse(&["--listen", "0.0.0.0:9000", "healthcheck"]).expect("valid");
+        assert_eq!(settings.command, Some(Command::Healthcheck));
+        assert_eq!(settings.listen.port(), 9000);
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let settings = parse(&[
+            "--api-url",
+            "http://status-api:8080/prefix",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "5m",
+            "--unexpected",
+            "remove",
+            "--dry-run",
+            "--token-file",
+            "/run/secrets/token",
+            "--once",
+            "--log-format",
+            "json",
+        ])
+        .expect("valid flags");
+        assert_eq!(settings.api_url.as_str(), "http://status-api:8080/prefix/");
+        assert_eq!(settings.listen.port(), 0);
+        assert_eq!(settings.interval, Duration::from_secs(300));
+        assert_eq!(settings.unexpected, Unexpected::Remove);
+        assert!(settings.dry_run && settings.once);
+        assert_eq!(
+            settings.token_file.as_deref(),
+            Some(std::path::Path::new("/run/secrets/token"))
+        );
+        assert_eq!(settings.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_hint() {
+        let cases: [(&[&str], &str); 8] = [
+            (&["--api-url", "status-api:8080"], "http://"),
+            (&["--api-url", "https://status-api:8443"], "plain http"),
+            (&["--api-url", "http://status-api:8080/?x=1"], "base URL"),
+            (&["--interval", "often"], "30s"),
+            (&["--interval", "10ms"], "shorter than 1s"),
+            (&["--unexpected", "kill"], "stop, remove, ignore"),
+            (&["--listen", "nowhere"], "nowhere"),
+            (&["--log-format", "xml"], "pretty"),
+        ];
+        for (args, hint) in cases {
+            let err = parse(args).expect_err(&args.join(" ")).to_string();
+            assert!(err.contains(hint), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn switches_read_the_usual_spellings() {
+        for off in ["", "false", "0", "no", "off", "FALSE"] {
+            assert_eq!(parse_switch(off), Ok(false), "{off:?}");
+        }
+        for on in ["true", "1", "yes", "on", "True"] {
+            assert_eq!(parse_switch(on), Ok(true), "{on:?}");
+        }
+        assert!(parse_switch("maybe")
+            .expect_err("junk")
+            .contains("true or false"));
+    }
+
+    #[test]
+    fn the_interval_can_be_long() {
+        let settings = parse(&["--interval", "1h"]).expect("an hour is fine");
+        assert_eq!(settings.interval, Duration::from_secs(3600));
+        assert_eq!(
+            Settings::for_test("http://127.0.0.1:1").interval,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn unexpected_values_have_names() {
+        for value in Unexpected::value_variants() {
+            let name = value.as_str();
+            assert_eq!(Unexpected::from_str(name, false), Ok(*value));
+        }
+    }
+}

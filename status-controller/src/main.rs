@@ -1,0 +1,73 @@
+//! The `status-controller` binary: read the configuration, then probe `/health` (`healthcheck`), run one
+//! pass (`--once`), or start logging and run the reconcile loop and its HTTP server until Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use shared::runtime::{init_telemetry, probe_health, shutdown_signal};
+use status_controller::config::Command;
+use status_controller::once::{describe, run_once};
+use status_controller::{Application, Settings};
+
+fn main() -> ExitCode {
+    shared::runtime::limit_malloc_arenas();
+    let settings = match Settings::try_parse() {
+        Ok(settings) => settings,
+        Err(err) => {
+            let _ = err.print();
+            // clap exits 2 on bad usage, which `--once` reserves for "drift found".
+            return match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::FAILURE,
+            };
+        }
+    };
+    if let Some(Command::Healthcheck) = settings.command {
+        return match probe_health(settings.listen, Duration::from_secs(3)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(problem) => {
+                eprintln!("unhealthy: {problem}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    run(settings)
+}
+
+// Two workers are plenty for a loop that mostly waits, and keep the footprint small on large hosts.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn run(settings: Settings) -> ExitCode {
+    if settings.once {
+        // The table goes to stdout; logs go to stderr so they never mix with it.
+        init_telemetry(settings.log_format(), "warn", std::io::stderr);
+        return match run_once(&settings, &mut std::io::stdout()).await {
+            Ok(outcome) => outcome.exit_code(),
+            Err(err) => {
+                eprintln!("status-controller: {}", describe(&err));
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    init_telemetry(settings.log_format(), "info", std::io::stdout);
+    match serve(&settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "status-controller failed");
+            eprintln!("status-controller: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let application = Application::build(settings)
+        .await
+        .context("status-controller could not start")?;
+    application.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Prometheus metrics (SPEC "Metrics"): what the controller did and how it went, how long a pass and a heal
+//! take, when it held back and why, and which containers are quarantined.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::journal::ActionResult;
+use crate::plan::ActionKind;
+
+/// The metric families status-controller exports. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    actions: IntCounterVec,
+    action_duration: HistogramVec,
+    reconcile_duration: Histogram,
+    holds: IntCounterVec,
+    heal: Histogram,
+    last_pass: Gauge,
+    quarantined: IntGauge,
+    ready: IntGauge,
+}
+
+/// Why a pass held back: the `reason` label of `dockstate_controller_holds_total`.
+pub const HOLD_REASONS: [&str; 6] = [
+    "api_unreachable",
+    "api_not_ready",
+    "events_down",
+    "stale",
+    "no_snapshot",
+    "bad_answer",
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let actions = IntCounterVec::new(
+            Opts::new(
+                "dockstate_controller_actions_total",
+                "Actions decided, by action and result (ok, noop, gone, skipped, failed, dry_run, reported, quarantined).",
+            ),
+            &["action", "result"],
+        )
+        .expect("valid metric");
+        let action_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "dockstate_controller_action_duration_seconds",
+                "Time to carry out one action against Docker, by action.",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["action"],
+        )
+        .expect("valid metric");
+        let reconcile_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "dockstate_controller_reconcile_duration_seconds",
+                "Time of one pass: from status-api's answer to every action dispatched (not carried out).",
+            )
+            .buckets(vec![
+                0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        let holds = IntCounterVec::new(
+            Opts::new(
+                "dockstate_controller_holds_total",
+                "Passes that took no action because the view was not complete and fresh, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let heal = Histogram::with_opts(
+            HistogramOpts::new(
+                "dockstate_controller_heal_seconds",
+                "From drift first seen to the action that healed it done.",
+            )
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]),
+        )
+        .expect("valid metric");
+        let last_pass = Gauge::new(
+            "dockstate_controller_last_pass_timestamp_seconds",
+            "When the last pass on a fresh view ended, in seconds since the epoch.",
+        )
+        .expect("valid metric");
+        let quarantined = IntGauge::new(
+            "dockstate_controller_quarantined",
+            "Containers left alone because they kept failing.",
+        )
+        .expect("valid metric");
+        let ready = IntGauge::new(
+            "dockstate_controller_ready",
+            "1 when the controller has a complete, fresh view and may act; else 0.",
+        )
+        .expect("valid metric");
+
+        for collector in [
+            Box::new(actions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(action_duration.clone()),
+            Box::new(reconcile_duration.clone()),
+            Box::new(holds.clone()),
+            Box::new(heal.clone()),
+            Box::new(last_pass.clone()),
+            Box::new(quarantined.clone()),
+            Box::new(ready.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        ] {
+            registry
+                .register(collector)
+                .expect("each metric is registered once");
+        }
+        // Every series exists from the start, so a dashboard shows 0, not "no data".
+        for reason in HOLD_REASONS {
+            holds.with_label_values(&[reason]);
+        }
+        Self {
+            registry,
+            actions,
+            action_duration,
+            reconcile_duration,
+            holds,
+            heal,
+            last_pass,
+            quarantined,
+            ready,
+        }
+    }
+
+    pub fn count_action(&self, action: ActionKind, result: ActionResult) {
+        self.actions
+            .with_label_values(&[action.as_str(), result.as_str()])
+            .inc();
+    }
+
+    pub fn observe_action(&self, action: ActionKind, elapsed: Duration) {
+        self.action_duration
+            .with_label_values(&[action.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_pass(&self, elapsed: Duration, ended_at_unix: f64) {
+        self.reconcile_duration.observe(elapsed.as_secs_f64());
+        self.last_pass.set(ended_at_unix);
+    }
+
+    /// `reason` is one of [`HOLD_REASONS`].
+    pub fn count_hold(&self, reason: &str) {
+        self.holds.with_label_values(&[reason]).inc();
+    }
+
+    pub fn observe_heal(&self, since_drift_seen: Duration) {
+        self.heal.observe(since_drift_seen.as_secs_f64());
+    }
+
+    pub fn set_quarantined(&self, containers: usize) {
+        self.quarantined
+            .set(i64::try_from(containers).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut body = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut body) {
+            tracing::error!(error = %err, "cannot encode metrics");
+        }
+        String::from_utf8(body).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_names_are_exported() {
+        let metrics = Metrics::new();
+        metrics.count_action(ActionKind::Start, ActionResult::Ok);
+        metrics.observe_action(ActionKind::Start, Duration::from_millis(230));
+        metrics.observe_pass(Duration::from_micros(300), 1_800_000_000.0);
+        metrics.count_hold("stale");
+        metrics.observe_heal(Duration::from_millis(260));
+        metrics.set_quarantined(1);
+        let text = metrics.render();
+        for name in [
+            "dockstate_controller_actions_total{action=\"start\",result=\"ok\"} 1",
+            "dockstate_controller_reconcile_duration_seconds_bucket",
+            "dockstate_controller_holds_total{reason=\"stale\"} 1",
+            "dockstate_controller_holds_total{reason=\"api_unreachable\"} 0",
+            "dockstate_controller_heal_seconds_bucket",
+            "dockstate_controller_last_pass_timestamp_seconds 1800000000",
+            "dockstate_controller_quarantined 1",
+            "dockstate_controller_action_duration_seconds_bucket",
+            "dockstate_controller_ready 0",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! `--once`: one pass for cron and CI. It prints the plan as a table (and carries it out unless `--dry-run`)
+//! and exits like terraform's detailed exit code: 0 in sync, 2 when drift was found, 1 on error — status-api
+//! not reachable, not ready or stale, or an action that failed.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error_chain;
+use crate::execute::{DockerWriter, Executor};
+use crate::journal::{ActionRecord, ActionResult, Journal};
+use crate::metrics::Metrics;
+use crate::plan::{has_drift, plan, Action, ActionKind};
+use crate::reconcile::{complete_view, Hold, View};
+use crate::startup::{plan_settings, read_token, StartupError};
+use crate::status_client::StatusClient;
+use crate::Settings;
+
+/// What one pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnceOutcome {
+    /// No drift: exit 0.
+    InSync,
+    /// Drift was found (and healed, unless `--dry-run`): exit 2.
+    Drift,
+}
+
+impl OnceOutcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Self::InSync => ExitCode::SUCCESS,
+            Self::Drift => ExitCode::from(2),
+        }
+    }
+}
+
+/// Why one pass could not do its job: exit 1.
+#[derive(Debug, thiserror::Error)]
+pub enum OnceError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("not acting on status-api's view: {0}")]
+    Held(Hold),
+    #[error("{failed} of {attempted} actions failed (see the table above)")]
+    ActionsFailed { failed: usize, attempted: usize },
+    #[error("cannot write the plan")]
+    Output(#[from] std::io::Error),
+}
+
+/// Runs one pass, writing the table to `out`.
+pub async fn run_once(settings: &Settings, out: &mut dyn Write) -> Result<OnceOutcome, OnceError> {
+    let token = settings.token_file.as_deref().map(read_token).transpose()?;
+    let client = StatusClient::new(settings.api_url.clone(), token);
+    let status = client
+        .status(None, Duration::ZERO)
+        .await
+        .map_err(|err| OnceError::Held(Hold::from(&err)))?;
+    let view = complete_view(&client, status, None, true)
+        .await
+        .map_err(OnceError::Held)?;
+    let plan_settings = plan_settings(settings, client.has_token());
+    let actions = plan(&view.snapshot.containers, &view.observed, &plan_settings);
+
+    if settings.dry_run || !actions.iter().any(|action| action.kind.changes_host()) {
+        out.write_all(table(&actions, None, &view, settings.dry_run).as_bytes())?;
+        return Ok(outcome(&actions));
+    }
+
+    let executor = Executor::new(
+        DockerWriter::connect(settings.docker_host.as_deref()).map_err(StartupError::from)?,
+        client,
+        Journal::new(),
+        Metrics::new(),
+    );
+    let context = Arc::new(view.context(plan_settings.own_container_id.as_deref()));
+    let now = Instant::now();
+    let tasks: Vec<_> = actions
+        .iter()
+        .filter(|action| action.kind.changes_host())
+        .filter_map(|action| executor.spawn(action.clone(), context.clone(), now))
+        .collect();
+    let mut records = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if let Ok(record) = task.await {
+            records.push(record);
+        }
+    }
+    out.write_all(table(&actions, Some(&records), &view, false).as_bytes())?;
+    let failed = records
+        .iter()
+        .filter(|record| record.result == ActionResult::Failed)
+        .count();
+    if failed > 0 {
+        return Err(OnceError::ActionsFailed {
+            failed,
+            attempted: records.len(),
+        });
+    }
+    Ok(outcome(&actions))
+}
+
+fn outcome(actions: &[Action]) -> OnceOutcome {
+    if has_drift(actions) {
+        OnceOutcome::Drift
+    } else {
+        OnceOutcome::InSync
+    }
+}
+
+/// The plan as a table for people, with what became of each action when `records` are given.
+pub fn table(
+    actions: &[Action],
+    records: Option<&[ActionRecord]>,
+    view: &View,
+    dry_run: bool,
+) -> String {
+    let scope = view.observed.scope.as_ref().map_or_else(
+        || "the whole host".to_owned(),
+        |scope| format!("scope {scope}"),
+    );
+    let members = view.snapshot.containers.len();
+    let taken_at = view.snapshot.taken_at.format("%Y-%m-%d %H:%M:%S UTC");
+    let mut text = String::new();
+    if actions.is_empty() {
+        let _ = writeln!(
+            text,
+            "In sync with the snapshot of {taken_at} ({members} containers, {scope}, revision {}).",
+            view.observed.revision
+        );
+        return text;
+    }
+
+    let header = [
+        "CONTAINER",
+        "STATE",
+        "DRIFT",
+        "POLICY",
+        "ACTION",
+        "RESULT",
+        "REASON",
+    ];
+    let rows: Vec<[String; 7]> = actions
+        .iter()
+        .map(|action| {
+            let record = records.and_then(|records| {
+                records.iter().find(|record| {
+                    record.container == action.container && record.action == action.kind
+                })
+            });
+            [
+                action.container.clone(),
+                action
+                    .state
+                    .map_or_else(|| "-".to_owned(), |state| state.to_string()),
+                action
+                    .drift
+                    .map_or_else(|| "-".to_owned(), |drift| drift.to_string()),
+                action.policy.as_str().to_owned(),
+                action.kind.to_string(),
+                result_cell(action, record, dry_run),
+                action.reason.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &[&str]| {
+        let mut row = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                row.push_str(cell);
+            } else {
+                let _ = write!(row, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        let _ = writeln!(text, "{}", row.trim_end());
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+
+    let notes: Vec<String> = records
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|record| {
+            Some(format!(
+                "  {}: {}",
+                record.container,
+                record.detail.as_deref()?
+            ))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(text);
+        for note in notes {
+            let _ = writeln!(text, "{note}");
+        }
+    }
+    let drift = actions
+        .iter()
+        .filter(|action| action.kind != ActionKind::Wait)
+        .count();
+    let _ = writeln!(
+        text,
+        "\n{drift} {} from the snapshot of {taken_at} ({members} containers, {scope}, revision {}).{}",
+        if drift == 1 { "difference" } else { "differences" },
+        view.observed.revision,
+        if dry_run {
+            " Dry run: nothing was changed."
+        } else {
+            ""
+        }
+    );
+    text
+}
+
+fn result_cell(action: &Action, record: Option<&ActionRecord>, dry_run: bool) -> String {
+    match (action.kind, record) {
+        (ActionKind::Report, _) => "reported".to_owned(),
+        (ActionKind::Wait, _) => "waiting".to_owned(),
+        (_, Some(record)) => record.result.to_string(),
+        (_, None) if dry_run => "dry run".to_owned(),
+        (_, None) => "not run".to_owned(),
+    }
+}
+
+/// The one-line error `main` prints for exit code 1.
+pub fn describe(err: &OnceError) -> String {
+    error_chain(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use shared::{ContainerState, DriftKind, Policy, SnapshotSummary};
+
+    use super::*;
+    use crate::plan::Observed;
+
+    fn view(members: usize) -> View {
+        View {
+            snapshot: Arc::new(SnapshotSummary {
+                taken_at: Utc
+                    .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+                    .single()
+                    .expect("time"),
+                scope: Some("team=a".into()),
+                containers: (0..members)
+                    .map(|i| shared::SnapshotMember {
+                        name: format!("c{i}"),
+                        id: format!("{i}"),
+                        image: "busybox".into(),
+                        labels: Default::default(),
+                    })
+                    .collect(),
+            }),
+            observed: Observed {
+                revision: 42,
+                scope: Some("team=a".parse().expect("selector")),
+                server_container_id: None,
+                containers: vec![],
+            },
+        }
+    }
+
+    fn action(container: &str, kind: ActionKind, drift: DriftKind) -> Action {
+        Action {
+            container: container.into(),
+            id: "0".repeat(64),
+            kind,
+            drift: Some(drift),
+            policy: Policy::Heal,
+            state: Some(ContainerState::Exited),
+            reason: format!("{drift} reason"),
+        }
+    }
+
+    #[test]
+    fn in_sync_is_one_line() {
+        let text = table(&[], None, &view(3), true);
+        assert_eq!(
+            text,
+            "In sync with the snapshot of 2026-11-22 10:00:00 UTC (3 containers, scope team=a, revision 42).\n"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_table_aligns_its_columns() {
+        let actions = [
+            action("web", ActionKind::Start, DriftKind::Stopped),
+            action("a-longer-name", ActionKind::Report, DriftKind::Changed),
+        ];
+        let text = table(&actions, None, &view(2), true);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0]
+                .starts_with("CONTAINER      STATE   DRIFT    POLICY  ACTION  RESULT    REASON"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "web            exited  stopped  heal    start   dry run   stopped reason"
+            ),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("report  reported  changed reason"),
+            "{text}"
+        );
+        assert!(text.contains("Dry run: nothing was changed."), "{text}");
+    }
+
+    #[test]
+    fn applied_tables_show_results_and_details() {
+        let actions = [action("web", ActionKind::Recreate, DriftKind::Removed)];
+        let record = ActionRecord {
+            time: Utc::now(),
+            container: "web".into(),
+            container_id: "0".repeat(64),
+            action: ActionKind::Recreate,
+            drift: Some(DriftKind::Removed),
+            reason: "removed reason".into(),
+            result: ActionResult::Ok,
+            detail: Some("recreated as 0123456789ab".into()),
+            duration_seconds: 0.3,
+        };
+        let text = table(&actions, Some(&[record]), &view(1), false);
+        assert!(text.contains("recreate  ok "), "{text}");
+        assert!(text.contains("  web: recreated as 0123456789ab"), "{text}");
+        assert!(!text.contains("Dry run"), "{text}");
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(outcome(&[]), OnceOutcome::InSync);
+        let mut wait = action("web", ActionKind::Wait, DriftKind::Stopped);
+        wait.drift = None;
+        assert_eq!(outcome(std::slice::from_ref(&wait)), OnceOutcome::InSync);
+        assert_eq!(
+            outcome(&[action("web", ActionKind::Report, DriftKind::Changed)]),
+            OnceOutcome::Drift
+        );
+    }
+}

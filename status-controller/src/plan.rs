@@ -1,0 +1,602 @@
+//! The plan: what to do about the difference between the snapshot and what status-api observes. Pure — no
+//! I/O, no clock — and idempotent: it does not know why it runs, and the same inputs always give the same
+//! actions. Drift itself comes from [`shared::drift`], the function status-api's `/drift` runs too, so the
+//! controller and the API can never disagree about what is out of place; this module only decides what to do
+//! about each difference.
+
+use std::fmt;
+
+use serde::Serialize;
+use shared::{
+    drift, ContainerState, ContainerStatus, DriftItem, DriftKind, LabelSelector, Policy, Scope,
+    SelectorError, SnapshotMember, StatusResponse,
+};
+
+use crate::config::Unexpected;
+
+/// What the controller does about one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// `docker start`: a snapshotted container is stopped.
+    Start,
+    /// `docker unpause`: a snapshotted container is paused.
+    Unpause,
+    /// `docker restart`: a snapshotted container runs but its healthcheck fails.
+    Restart,
+    /// Create the container again from its snapshot spec, then start it: it was removed.
+    Recreate,
+    /// `docker stop`: a container that is not in the snapshot runs (`--unexpected stop`).
+    Stop,
+    /// `docker stop` then `docker rm`: a container that is not in the snapshot runs (`--unexpected remove`).
+    Remove,
+    /// Nothing on the host: the drift is reported (policy `observe`, `changed`, no token, …).
+    Report,
+    /// Nothing yet: the engine is already moving the container (restarting, being removed).
+    Wait,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Unpause => "unpause",
+            Self::Restart => "restart",
+            Self::Recreate => "recreate",
+            Self::Stop => "stop",
+            Self::Remove => "remove",
+            Self::Report => "report",
+            Self::Wait => "wait",
+        }
+    }
+
+    /// Whether carrying it out changes the host.
+    pub fn changes_host(self) -> bool {
+        !matches!(self, Self::Report | Self::Wait)
+    }
+
+    /// Whether it brings a snapshotted container back (as opposed to clearing an unexpected one away).
+    pub fn heals(self) -> bool {
+        matches!(
+            self,
+            Self::Start | Self::Unpause | Self::Restart | Self::Recreate
+        )
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One decision: a container, what to do with it, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// The container's name: its identity.
+    pub container: String,
+    /// Its id now; for a removed container, the id it had in the snapshot.
+    pub id: String,
+    pub kind: ActionKind,
+    /// The difference this answers; `None` for [`ActionKind::Wait`].
+    pub drift: Option<DriftKind>,
+    /// The policy its labels ask for.
+    pub policy: Policy,
+    /// Its state now; `None` when it no longer exists.
+    pub state: Option<ContainerState>,
+    /// A sentence for people.
+    pub reason: String,
+}
+
+/// What status-api showed at one revision, with its scope parsed: everything [`plan`] looks at besides the
+/// snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub revision: u64,
+    /// The scope status-api reports. Nothing outside it is ever acted on.
+    pub scope: Scope,
+    /// The container status-api runs in, if it runs in one: never touched.
+    pub server_container_id: Option<String>,
+    /// Every container in scope, in every state.
+    pub containers: Vec<ContainerStatus>,
+}
+
+impl TryFrom<StatusResponse> for Observed {
+    type Error = SelectorError;
+
+    fn try_from(status: StatusResponse) -> Result<Self, Self::Error> {
+        let scope = status
+            .scope
+            .as_deref()
+            .filter(|scope| !scope.is_empty())
+            .map(str::parse::<LabelSelector>)
+            .transpose()?;
+        Ok(Self {
+            revision: status.revision,
+            scope,
+            server_container_id: status.server_container_id,
+            containers: status.containers,
+        })
+    }
+}
+
+/// The controller's own choices that shape a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSettings {
+    /// `--unexpected`.
+    pub unexpected: Unexpected,
+    /// Whether removed containers can be recreated: only with the token, which the specs need.
+    pub can_recreate: bool,
+    /// The container this controller runs in, if it runs in one: never touched.
+    pub own_container_id: Option<String>,
+}
+
+/// Decides what to do about every difference between `snapshot` and `observed`, sorted by container name.
+///
+/// Per drift kind, for a container whose policy is `heal`: `stopped` → start; `paused` → unpause;
+/// `unhealthy` → restart; `removed` → recreate (report only without the token); `unexpected` → stop, remove
+/// or report, per `--unexpected`; `changed` → report (the container is no longer the one the snapshot
+/// describes, so nothing may act on it as if it were). Policy `observe` → report; policy `ignore` → nothing
+/// at all. The pair's own containers → report, whatever their labels say. A snapshotted container that is
+/// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides.
+pub fn plan(
+    snapshot: &[SnapshotMember],
+    observed: &Observed,
+    settings: &PlanSettings,
+) -> Vec<Action> {
+    let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
+        .into_iter()
+        .filter_map(|item| decide(item, observed, settings))
+        .collect();
+    actions.extend(waits(snapshot, observed));
+    actions.sort_by(|a, b| a.container.cmp(&b.container).then(a.kind.cmp(&b.kind)));
+    actions
+}
+
+fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Option<Action> {
+    let protected = protection(&item.id, observed, settings);
+    let (kind, reason) = match (protected, item.policy, item.kind) {
+        (Some(whose), _, _) => (
+            ActionKind::Report,
+            format!("{}; {whose}, never touched", item.detail),
+        ),
+        (None, Policy::Ignore, _) => return None,
+        (None, Policy::Observe, _) => (
+            ActionKind::Report,
+            format!("{}; policy observe: reported, never acted on", item.detail),
+        ),
+        (None, Policy::Heal, kind) => heal(kind, &item.detail, settings),
+    };
+    Some(Action {
+        container: item.name,
+        id: item.id,
+        kind,
+        drift: Some(item.kind),
+        policy: item.policy,
+        state: item.state,
+        reason,
+    })
+}
+
+fn heal(kind: DriftKind, detail: &str, settings: &PlanSettings) -> (ActionKind, String) {
+    let act = |action| (action, detail.to_owned());
+    match kind {
+        DriftKind::Stopped => act(ActionKind::Start),
+        DriftKind::Paused => act(ActionKind::Unpause),
+        DriftKind::Unhealthy => act(ActionKind::Restart),
+        DriftKind::Removed if settings.can_recreate => act(ActionKind::Recreate),
+        DriftKind::Removed => (
+            ActionKind::Report,
+            format!("{detail}; without --token-file its spec cannot be read, so it is reported, not recreated"),
+        ),
+        DriftKind::Unexpected => match settings.unexpected {
+            Unexpected::Stop => act(ActionKind::Stop),
+            Unexpected::Remove => act(ActionKind::Remove),
+            Unexpected::Ignore => (
+                ActionKind::Report,
+                format!("{detail}; --unexpected ignore: reported, never acted on"),
+            ),
+        },
+        DriftKind::Changed => (
+            ActionKind::Report,
+            format!("{detail}; a changed container is reported, never acted on"),
+        ),
+    }
+}
+
+/// Whose container `id` is, when it is one of the pair's own.
+fn protection(id: &str, observed: &Observed, settings: &PlanSettings) -> Option<&'static str> {
+    if settings.own_container_id.as_deref() == Some(id) {
+        Some("it is status-controller's own container")
+    } else if observed.server_container_id.as_deref() == Some(id) {
+        Some("it is status-api's own container")
+    } else {
+        None
+    }
+}
+
+/// Snapshotted containers in scope that the engine is already moving: drift has nothing to say about them
+/// yet, but a plan shown to a person should.
+fn waits<'a>(
+    snapshot: &'a [SnapshotMember],
+    observed: &'a Observed,
+) -> impl Iterator<Item = Action> + 'a {
+    observed
+        .containers
+        .iter()
+        .filter(|container| shared::in_scope(&observed.scope, &container.labels))
+        .filter(|container| {
+            matches!(
+                container.state,
+                ContainerState::Restarting | ContainerState::Removing
+            )
+        })
+        .filter(|container| container.policy() != Policy::Ignore)
+        .filter(|container| {
+            snapshot
+                .iter()
+                .any(|member| member.name == container.name && member.image == container.image)
+        })
+        .map(|container| Action {
+            container: container.name.clone(),
+            id: container.id.clone(),
+            kind: ActionKind::Wait,
+            drift: None,
+            policy: container.policy(),
+            state: Some(container.state),
+            reason: match container.state {
+                ContainerState::Restarting => {
+                    "restarting: the engine is already bringing it back".to_owned()
+                }
+                _ => "being removed by the engine: the next change decides".to_owned(),
+            },
+        })
+}
+
+/// Whether a plan shows drift: anything but waiting. `--once` exits 2 then.
+pub fn has_drift(actions: &[Action]) -> bool {
+    actions.iter().any(|action| action.kind != ActionKind::Wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use shared::{Health, POLICY_LABEL};
+
+    use super::*;
+
+    const SCOPE_KEY: &str = "dockstate.test";
+
+    fn labels(policy: Option<&str>) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([(SCOPE_KEY.to_owned(), "t1".to_owned())]);
+        if let Some(policy) = policy {
+            labels.insert(POLICY_LABEL.to_owned(), policy.to_owned());
+        }
+        labels
+    }
+
+    fn member(name: &str) -> SnapshotMember {
+        SnapshotMember {
+            name: name.into(),
+            id: format!("{name}-snapshot-id"),
+            image: "busybox:latest".into(),
+            labels: labels(None),
+        }
+    }
+
+    fn container(name: &str, state: ContainerState) -> ContainerStatus {
+        ContainerStatus {
+            id: format!("{name}-id"),
+            name: name.into(),
+            image: "busybox:latest".into(),
+            image_id: "sha256:1".into(),
+            state,
+            health: Health::None,
+            exit_code: (state == ContainerState::Exited).then_some(137),
+            restart_count: 0,
+            created_at: None,
+            started_at: None,
+            finished_at: None,
+            labels: labels(None),
+            in_snapshot: false,
+        }
+    }
+
+    fn with_policy(mut container: ContainerStatus, policy: &str) -> ContainerStatus {
+        container
+            .labels
+            .insert(POLICY_LABEL.to_owned(), policy.to_owned());
+        container
+    }
+
+    fn observed(containers: Vec<ContainerStatus>) -> Observed {
+        Observed {
+            revision: 7,
+            scope: Some(format!("{SCOPE_KEY}=t1").parse().expect("selector")),
+            server_container_id: None,
+            containers,
+        }
+    }
+
+    fn settings() -> PlanSettings {
+        PlanSettings {
+            unexpected: Unexpected::Stop,
+            can_recreate: true,
+            own_container_id: None,
+        }
+    }
+
+    fn kinds(actions: &[Action]) -> Vec<(&str, ActionKind)> {
+        actions
+            .iter()
+            .map(|action| (action.container.as_str(), action.kind))
+            .collect()
+    }
+
+    fn plan_one(container: ContainerStatus) -> Vec<Action> {
+        plan(&[member("a")], &observed(vec![container]), &settings())
+    }
+
+    #[test]
+    fn in_sync_plans_nothing() {
+        let actions = plan_one(container("a", ContainerState::Running));
+        assert!(actions.is_empty(), "{actions:?}");
+        assert!(!has_drift(&actions));
+    }
+
+    #[test]
+    fn stopped_is_started() {
+        for state in [
+            ContainerState::Exited,
+            ContainerState::Dead,
+            ContainerState::Created,
+        ] {
+            let actions = plan_one(container("a", state));
+            assert_eq!(kinds(&actions), vec![("a", ActionKind::Start)], "{state}");
+            assert_eq!(actions[0].id, "a-id");
+            assert_eq!(actions[0].drift, Some(DriftKind::Stopped));
+            assert_eq!(actions[0].state, Some(state));
+        }
+        let actions = plan_one(container("a", ContainerState::Exited));
+        assert!(actions[0].reason.contains("137"), "{}", actions[0].reason);
+        assert!(has_drift(&actions));
+    }
+
+    #[test]
+    fn paused_is_unpaused() {
+        let mut paused = container("a", ContainerState::Paused);
+        paused.health = Health::Unhealthy;
+        assert_eq!(kinds(&plan_one(paused)), vec![("a", ActionKind::Unpause)]);
+    }
+
+    #[test]
+    fn removed_is_recreated_with_the_token_and_reported_without() {
+        let actions = plan(&[member("a")], &observed(vec![]), &settings());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Recreate)]);
+        assert_eq!(actions[0].id, "a-snapshot-id");
+        assert_eq!(actions[0].state, None);
+
+        let without_token = PlanSettings {
+            can_recreate: false,
+            ..settings()
+        };
+        let actions = plan(&[member("a")], &observed(vec![]), &without_token);
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+        assert_eq!(actions[0].drift, Some(DriftKind::Removed));
+        assert!(
+            actions[0].reason.contains("--token-file"),
+            "{}",
+            actions[0].reason
+        );
+    }
+
+    #[test]
+    fn unhealthy_is_restarted() {
+        let mut sick = container("a", ContainerState::Running);
+        sick.health = Health::Unhealthy;
+        let actions = plan_one(sick);
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Restart)]);
+        assert_eq!(actions[0].drift, Some(DriftKind::Unhealthy));
+    }
+
+    #[test]
+    fn unexpected_follows_the_unexpected_flag() {
+        let extra = || observed(vec![container("x", ContainerState::Running)]);
+        for (flag, kind) in [
+            (Unexpected::Stop, ActionKind::Stop),
+            (Unexpected::Remove, ActionKind::Remove),
+            (Unexpected::Ignore, ActionKind::Report),
+        ] {
+            let settings = PlanSettings {
+                unexpected: flag,
+                ..settings()
+            };
+            let actions = plan(&[], &extra(), &settings);
+            assert_eq!(kinds(&actions), vec![("x", kind)], "{flag:?}");
+            assert_eq!(actions[0].drift, Some(DriftKind::Unexpected));
+            assert_eq!(actions[0].id, "x-id");
+        }
+        // Only running containers are unexpected: a stopped stranger is left alone.
+        let stopped = observed(vec![container("x", ContainerState::Exited)]);
+        assert!(plan(&[], &stopped, &settings()).is_empty());
+    }
+
+    #[test]
+    fn policy_observe_only_reports() {
+        let cases = [
+            with_policy(container("a", ContainerState::Exited), "observe"),
+            with_policy(container("a", ContainerState::Paused), "observe"),
+            with_policy(container("x", ContainerState::Running), "observe"),
+            // A policy dockstate does not understand is observe: a typo never licenses a stop.
+            with_policy(container("x", ContainerState::Running), "heal-please"),
+        ];
+        for case in cases {
+            let actions = plan(&[member("a")], &observed(vec![case.clone()]), &settings());
+            let mine: Vec<_> = actions
+                .iter()
+                .filter(|action| action.container == case.name)
+                .collect();
+            assert_eq!(mine.len(), 1, "{case:?}");
+            assert_eq!(mine[0].kind, ActionKind::Report, "{case:?}");
+            assert_eq!(mine[0].policy, Policy::Observe);
+            assert!(mine[0].reason.contains("observe"), "{}", mine[0].reason);
+        }
+        let mut member = member("a");
+        member.labels.insert(POLICY_LABEL.into(), "observe".into());
+        let actions = plan(&[member], &observed(vec![]), &settings());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+    }
+
+    #[test]
+    fn policy_ignore_does_nothing_at_all() {
+        let stopped = with_policy(container("a", ContainerState::Exited), "ignore");
+        let stranger = with_policy(container("x", ContainerState::Running), "ignore");
+        let mut sick = with_policy(container("b", ContainerState::Running), "ignore");
+        sick.health = Health::Unhealthy;
+        let actions = plan(
+            &[member("a"), member("b")],
+            &observed(vec![stopped, stranger, sick]),
+            &settings(),
+        );
+        assert!(actions.is_empty(), "{actions:?}");
+
+        let mut gone = member("c");
+        gone.labels.insert(POLICY_LABEL.into(), "ignore".into());
+        assert!(plan(&[gone], &observed(vec![]), &settings()).is_empty());
+    }
+
+    #[test]
+    fn restarting_and_removing_wait() {
+        for state in [ContainerState::Restarting, ContainerState::Removing] {
+            let actions = plan_one(container("a", state));
+            assert_eq!(kinds(&actions), vec![("a", ActionKind::Wait)], "{state}");
+            assert_eq!(actions[0].drift, None);
+            assert!(!has_drift(&actions), "waiting is not drift");
+        }
+        // A stranger restarting is not ours to wait for.
+        let stranger = observed(vec![container("x", ContainerState::Restarting)]);
+        assert!(plan(&[], &stranger, &settings()).is_empty());
+        let ignored = with_policy(container("a", ContainerState::Restarting), "ignore");
+        assert!(plan_one(ignored).is_empty());
+    }
+
+    #[test]
+    fn changed_is_only_reported() {
+        let mut other = container("a", ContainerState::Exited);
+        other.image = "nginx:1".into();
+        let actions = plan_one(other);
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+        assert_eq!(actions[0].drift, Some(DriftKind::Changed));
+        assert!(
+            actions[0].reason.contains("nginx:1"),
+            "{}",
+            actions[0].reason
+        );
+        // Not even a restart wait: it is not the snapshot's container any more.
+        let mut moving = container("a", ContainerState::Restarting);
+        moving.image = "nginx:1".into();
+        assert_eq!(kinds(&plan_one(moving)), vec![("a", ActionKind::Report)]);
+    }
+
+    #[test]
+    fn the_pair_s_own_containers_are_never_touched() {
+        let mut status_api = container("status-api", ContainerState::Running);
+        status_api.id = "a".repeat(64);
+        let mut controller = container("controller", ContainerState::Exited);
+        controller.id = "b".repeat(64);
+        let mut observed = observed(vec![status_api, controller]);
+        observed.server_container_id = Some("a".repeat(64));
+        let settings = PlanSettings {
+            own_container_id: Some("b".repeat(64)),
+            unexpected: Unexpected::Remove,
+            ..settings()
+        };
+        let actions = plan(&[member("controller")], &observed, &settings);
+        assert_eq!(
+            kinds(&actions),
+            vec![
+                ("controller", ActionKind::Report),
+                ("status-api", ActionKind::Report)
+            ]
+        );
+        assert!(actions[0].reason.contains("status-controller's own"));
+        assert!(actions[1].reason.contains("status-api's own"));
+    }
+
+    #[test]
+    fn nothing_outside_the_scope_is_planned() {
+        let mut outsider = container("x", ContainerState::Running);
+        outsider.labels.clear();
+        let mut stopped_outsider = container("a", ContainerState::Exited);
+        stopped_outsider
+            .labels
+            .insert(SCOPE_KEY.into(), "t2".into());
+        let mut gone_outsider = member("b");
+        gone_outsider.labels.clear();
+        let mut restarting_outsider = container("c", ContainerState::Restarting);
+        restarting_outsider.labels.clear();
+        let actions = plan(
+            &[member("a"), gone_outsider, member("c")],
+            &observed(vec![outsider, stopped_outsider, restarting_outsider]),
+            &settings(),
+        );
+        // `a` and `c` are snapshot members in scope whose only containers are out of scope: removed.
+        assert_eq!(
+            kinds(&actions),
+            vec![("a", ActionKind::Recreate), ("c", ActionKind::Recreate)]
+        );
+    }
+
+    #[test]
+    fn a_plan_is_sorted_and_the_same_every_time() {
+        let snapshot = [member("c"), member("a"), member("b")];
+        let seen = observed(vec![
+            container("b", ContainerState::Paused),
+            container("z", ContainerState::Running),
+            container("c", ContainerState::Exited),
+        ]);
+        let first = plan(&snapshot, &seen, &settings());
+        assert_eq!(
+            kinds(&first),
+            vec![
+                ("a", ActionKind::Recreate),
+                ("b", ActionKind::Unpause),
+                ("c", ActionKind::Start),
+                ("z", ActionKind::Stop)
+            ]
+        );
+        assert_eq!(plan(&snapshot, &seen, &settings()), first);
+    }
+
+    #[test]
+    fn the_observed_scope_comes_from_status_api() {
+        let status = StatusResponse {
+            revision: 3,
+            observed_at: chrono::Utc::now(),
+            snapshot_taken_at: None,
+            scope: Some("team=a".into()),
+            events_live: true,
+            resync_interval_seconds: 30,
+            server_container_id: Some("f".repeat(64)),
+            containers: vec![],
+        };
+        let observed = Observed::try_from(status.clone()).expect("valid scope");
+        assert_eq!(
+            observed.scope.map(|s| s.to_string()).as_deref(),
+            Some("team=a")
+        );
+        assert_eq!(observed.server_container_id, Some("f".repeat(64)));
+        let whole_host = Observed::try_from(StatusResponse {
+            scope: None,
+            ..status.clone()
+        })
+        .expect("no scope");
+        assert_eq!(whole_host.scope, None);
+        assert!(Observed::try_from(StatusResponse {
+            scope: Some("=broken".into()),
+            ..status
+        })
+        .is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! The HTTP client of status-api: the long poll of `/status`, `/ready`, `/snapshot` and the recreation specs.
+//! Every error names the step that failed, so a hold can say why, and "status-api is down" is never confused
+//! with "status-api answered no".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+use serde::de::DeserializeOwned;
+use shared::{ContainerSpec, ErrorBody, SnapshotSummary, StatusResponse};
+
+/// How long a long poll asks status-api to wait for a change.
+pub const LONG_POLL_WAIT: Duration = Duration::from_secs(30);
+/// How long any other request may take, and the margin a long poll gets beyond its wait.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("status-api at {url} is unreachable")]
+    ApiUnreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("status-api is not ready: {detail}")]
+    NotReady { detail: String },
+    #[error("status-api has no snapshot yet (it takes one as soon as Docker answers)")]
+    NoSnapshot,
+    #[error("the snapshot has no container named {0}")]
+    NotInSnapshot(String),
+    #[error("status-api refused {what} ({status}): {message}")]
+    Refused {
+        what: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("status-api's answer to {what} could not be read")]
+    BadAnswer {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+pub type Result<T, E = StatusError> = std::result::Result<T, E>;
+
+/// A status-api client. Cheap to clone; clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct StatusClient {
+    http: reqwest::Client,
+    base: Url,
+    /// status-api's bearer token, for the recreation specs.
+    token: Option<Arc<str>>,
+}
+
+impl StatusClient {
+    /// A client for the status-api at `base` (a URL whose path ends with `/`, as `--api-url` gives it).
+    pub fn new(base: Url, token: Option<Arc<str>>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("status-controller/", env!("CARGO_PKG_VERSION")))
+            .build()
+            // Only TLS set-up can fail here, and this client has no TLS.
+            .unwrap_or_default();
+        Self { http, base, token }
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET /status?all=true`, as a long poll when `since` is given: status-api answers at once if its
+    /// revision is not `since`, else at the next change or after `wait`.
+    pub async fn status(&self, since: Option<u64>, wait: Duration) -> Result<StatusResponse> {
+        let mut url = self.url(&["status"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("all", "true");
+            if let Some(since) = since {
+                query.append_pair("since", &since.to_string());
+                query.append_pair("wait", &wait.as_secs().to_string());
+            }
+        }
+        let timeout = match since {
+            Some(_) => wait + REQUEST_TIMEOUT,
+            None => REQUEST_TIMEOUT,
+        };
+        let response = self.send(self.http.get(url), timeout).await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, "GET /status").await,
+            _ => Err(refused(response, "GET /status").await),
+        }
+    }
+
+    /// `GET /ready`: `Ok` when status-api is ready, [`StatusError::NotReady`] with its failing checks if not.
+    pub async fn ready(&self) -> Result<()> {
+        let response = self
+            .send(self.http.get(self.url(&["ready"])), REQUEST_TIMEOUT)
+            .await?;
+        match response.status() {
+            StatusCode::OK => Ok(()),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                Err(StatusError::NotReady {
+                    detail: failing_checks(&body),
+                })
+            }
+            _ => Err(refused(response, "GET /ready").await),
+        }
+    }
+
+    /// `GET /snapshot`: the baseline, or [`StatusError::NoSnapshot`] before status-api has one.
+    pub async fn snapshot(&self) -> Result<SnapshotSummary> {
+        let response = self
+            .send(self.http.get(self.url(&["snapshot"])), REQUEST_TIMEOUT)
+            .await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, "GET /snapshot").await,
+            StatusCode::SERVICE_UNAVAILABLE => Err(StatusError::NoSnapshot),
+            _ => Err(refused(response, "GET /snapshot").await),
+        }
+    }
+
+    /// `GET /snapshot/containers/{name}/spec` with the bearer token: what is needed to recreate `name`.
+    pub async fn spec(&self, name: &str) -> Result<ContainerSpec> {
+        let mut request = self
+            .http
+            .get(self.url(&["snapshot", "containers", name, "spec"]));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = self.send(request, REQUEST_TIMEOUT).await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, "GET /snapshot/containers/{name}/spec").await,
+            StatusCode::NOT_FOUND => Err(StatusError::NotInSnapshot(name.to_owned())),
+            StatusCode::SERVICE_UNAVAILABLE => Err(StatusError::NoSnapshot),
+            _ => Err(refused(response, "GET /snapshot/containers/{name}/spec").await),
+        }
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            // The base ends with `/`, which leaves an empty last segment to replace.
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<reqwest::Response> {
+        request
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|source| StatusError::ApiUnreachable {
+                url: self.base.to_string(),
+                source,
+            })
+    }
+}
+
+async fn read_json<T: DeserializeOwned>(
+    response: reqwest::Response,
+    what: &'static str,
+) -> Result<T> {
+    response
+        .json()
+        .await
+        .map_err(|source| StatusError::BadAnswer { what, source })
+}
+
+/// An error answer, with status-api's own message when it sent the usual `{error, message}` body.
+async fn refused(response: reqwest::Response, what: &'static str) -> StatusError {
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&body)
+        .map(|error| error.message)
+        .unwrap_or_else(|_| body.chars().take(200).collect());
+    StatusError::Refused {
+        what,
+        status,
+        message,
+    }
+}
+
+/// `"events: event stream not connected; docker: …"` from a `/ready` body, naming only the checks that fail.
+fn failing_checks(body: &serde_json::Value) -> String {
+    let failing: Vec<String> = body
+        .get("checks")
+        .and_then(serde_json::Value::as_object)
+        .map(|checks| {
+            checks
+                .iter()
+                .filter(|(_, check)| check.get("status").and_then(|s| s.as_str()) != Some("UP"))
+                .map(|(name, check)| {
+                    let detail = check
+                        .get("detail")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("down");
+                    format!("{name}: {detail}")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if failing.is_empty() {
+        "it answered 503 without saying which check fails".to_owned()
+    } else {
+        failing.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_join_below_the_base_path() {
+        let client = StatusClient::new(Url::parse("http://api:8080/prefix/").expect("url"), None);
+        assert_eq!(
+            client.url(&["status"]).as_str(),
+            "http://api:8080/prefix/status"
+        );
+        assert_eq!(
+            client
+                .url(&["snapshot", "containers", "web-1", "spec"])
+                .as_str(),
+            "http://api:8080/prefix/snapshot/containers/web-1/spec"
+        );
+        let root = StatusClient::new(Url::parse("http://api:8080/").expect("url"), None);
+        assert_eq!(root.url(&["ready"]).as_str(), "http://api:8080/ready");
+    }
+
+    #[test]
+    fn a_not_ready_answer_names_the_failing_checks() {
+        let body = serde_json::json!({"status": "NOT_READY", "checks": {
+            "docker": {"status": "UP", "detail": "the engine answers"},
+            "events": {"status": "DOWN", "detail": "event stream not connected"},
+        }});
+        assert_eq!(failing_checks(&body), "events: event stream not connected");
+        assert!(failing_checks(&serde_json::json!({})).contains("503"));
+    }
+}

@@ -1,0 +1,134 @@
+//! A crash-looping container gets a few starts a minute, not dozens; one that keeps failing is quarantined,
+//! and that shows in /actions and the metrics.
+
+use std::time::{Duration, SystemTime};
+
+use shared::backoff::BackoffPolicy;
+use status_controller::backoff::HealLimits;
+use test_support::{
+    container_state, docker, ensure_test_images, wait_until, TestScope, BUSYBOX_IMAGE,
+};
+
+use crate::helpers::{engine_events, stays, wait_for_state, Options, Pair, PATIENCE};
+
+/// Runs for good the first time (so the snapshot sees it running), then dies 0.3 s after every later start.
+const CRASHES_AFTER_THE_FIRST_RUN: &str =
+    "if [ -e /tmp/ran ]; then sleep 0.3; exit 1; fi; touch /tmp/ran; trap 'exit 0' TERM; sleep 3600 & wait";
+
+async fn run_crash_looper(scope: &TestScope) -> anyhow::Result<(String, String)> {
+    let id = scope
+        .run_cmd(
+            "looper",
+            BUSYBOX_IMAGE,
+            &[],
+            &["/bin/busybox", "sh", "-c", CRASHES_AFTER_THE_FIRST_RUN],
+        )
+        .await?;
+    let name = scope.name("looper");
+    wait_for_state(&name, "running").await?;
+    Ok((name, id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_container_backs_off() -> anyhow::Result<()> {
+    const WINDOW: Duration = Duration::from_secs(12);
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let (name, id) = run_crash_looper(&scope).await?;
+    let pair = Pair::start(&scope, Options::default()).await?;
+
+    let from = SystemTime::now();
+    docker(&["kill", &name]).await?;
+    // A fixed window is the point here: count what the controller does in it.
+    tokio::time::sleep(WINDOW).await;
+    let starts = engine_events(&id, from, SystemTime::now())
+        .await?
+        .iter()
+        .filter(|(action, _)| action == "start")
+        .count();
+
+    // Healed at once, then after ~0.8 s, ~1.6 s, ~3.2 s, ~6.4 s: about 5. Without backoff, 0.3 s of life and
+    // ~0.25 s per start would make it about 20.
+    eprintln!("starts of a container that dies 0.3 s after each start, in {WINDOW:?}: {starts}");
+    assert!((3..=8).contains(&starts), "{starts} starts in {WINDOW:?}");
+    let records = pair.controller.actions_for(&name).await?;
+    assert!(
+        records.iter().all(|record| record["action"] == "start"),
+        "{records:?}"
+    );
+    pair.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_keeps_failing_is_quarantined() -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let (name, id) = run_crash_looper(&scope).await?;
+    let limits = HealLimits {
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            reset_after: Duration::from_secs(60),
+        },
+        quarantine_after: 3,
+        quarantine_for: Duration::from_secs(3600),
+    };
+    let pair = Pair::start(
+        &scope,
+        Options {
+            limits: Some(limits),
+            ..Options::default()
+        },
+    )
+    .await?;
+
+    docker(&["kill", &name]).await?;
+
+    let record = pair
+        .controller
+        .wait_for_record(&name, "start", "quarantined")
+        .await?;
+    assert!(
+        record["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("3 attempts"),
+        "{record}"
+    );
+    let actions = pair.controller.actions().await?;
+    assert_eq!(
+        actions["quarantined"][0]["container"],
+        name.as_str(),
+        "{actions}"
+    );
+    assert_eq!(actions["quarantined"][0]["attempts"], 3, "{actions}");
+    wait_until("the quarantine gauge", PATIENCE, || async {
+        Ok(pair
+            .controller
+            .metric("dockstate_controller_quarantined")
+            .await?
+            == 1.0)
+    })
+    .await?;
+    assert_eq!(
+        pair.controller
+            .metric("dockstate_controller_actions_total{action=\"start\",result=\"quarantined\"}")
+            .await?,
+        1.0
+    );
+    wait_for_state(&name, "exited").await?;
+    let quiet_from = SystemTime::now();
+    stays(
+        "the quarantined container to be left alone",
+        Duration::from_secs(1),
+        async || Ok(container_state(&name).await?.as_deref() == Some("exited")),
+    )
+    .await?;
+    let starts = engine_events(&id, quiet_from, SystemTime::now())
+        .await?
+        .iter()
+        .filter(|(action, _)| action == "start")
+        .count();
+    assert_eq!(starts, 0);
+    pair.stop().await
+}

@@ -1,0 +1,11 @@
+//! status-controller against the real engine. Both programs run for real on port 0, each test in its own
+//! scope (`dockstate.test=<id>`), status-api with `--resync-interval 1h` and the controller with
+//! `--interval 1h`: every heal seen here was driven by the long poll, never by a timer.
+
+mod backoff;
+mod heal;
+mod helpers;
+mod once;
+mod process;
+mod safety;
+mod strangers;
