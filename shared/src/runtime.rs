@@ -114,22 +114,66 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The HTTP port could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address}: {source}")]
+pub struct BindError {
+    pub address: std::net::SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Binds the HTTP listener before anything runs, so the caller learns the real address (port 0 resolved) —
 /// what tests and start-up logs need.
 pub async fn bind_http(
     address: std::net::SocketAddr,
-) -> std::io::Result<(poem::listener::TcpAcceptor, std::net::SocketAddr)> {
+) -> Result<(poem::listener::TcpAcceptor, std::net::SocketAddr), BindError> {
     use poem::listener::{Acceptor, Listener};
 
     let acceptor = poem::listener::TcpListener::bind(address)
         .into_acceptor()
-        .await?;
+        .await
+        .map_err(|source| BindError { address, source })?;
     let bound = acceptor
         .local_addr()
         .first()
         .and_then(|addr| addr.as_socket_addr().copied())
         .unwrap_or(address);
     Ok((acceptor, bound))
+}
+
+/// A bearer token file that cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("cannot read the token file {path}: {source}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token file {path} is empty: {hint}")]
+    Empty { path: String, hint: &'static str },
+}
+
+/// The token in `path`, trimmed of surrounding whitespace (a trailing newline is the usual). An empty file is
+/// an error whose message ends with `empty_hint`, which says what belongs in it.
+pub fn read_token_file(
+    path: &std::path::Path,
+    empty_hint: &'static str,
+) -> Result<std::sync::Arc<str>, TokenFileError> {
+    let path_text = || path.display().to_string();
+    let raw = std::fs::read_to_string(path).map_err(|source| TokenFileError::Unreadable {
+        path: path_text(),
+        source,
+    })?;
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(TokenFileError::Empty {
+            path: path_text(),
+            hint: empty_hint,
+        });
+    }
+    Ok(std::sync::Arc::from(token))
 }
 
 /// A Docker client for `host` (`unix:///…`, `tcp://…`), else the local socket, whose requests fail after
@@ -321,6 +365,27 @@ mod tests {
         let gone = closed.local_addr().expect("address");
         drop(closed);
         assert!(probe_health(gone, Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn the_token_is_read_trimmed_and_never_empty() {
+        let dir = std::env::temp_dir().join(format!("dockstate-token-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creates a directory");
+        let path = dir.join("token");
+        std::fs::write(&path, "s3cret\n").expect("write");
+        assert_eq!(
+            read_token_file(&path, "hint").expect("token").as_ref(),
+            "s3cret"
+        );
+        std::fs::write(&path, "  \n").expect("write");
+        let err = read_token_file(&path, "put the secret in it").expect_err("empty");
+        assert!(
+            err.to_string().ends_with("is empty: put the secret in it"),
+            "{err}"
+        );
+        let err = read_token_file(&dir.join("missing"), "hint").expect_err("missing");
+        assert!(err.to_string().contains("missing"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("removes the directory");
     }
 
     #[test]

@@ -23,26 +23,20 @@ use crate::snapshot::{Baseline, SnapshotError, SnapshotFile};
 /// How long in-flight requests get to finish after the shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// What an empty `--token-file` is told to hold.
+const EMPTY_TOKEN_HINT: &str =
+    "put a secret in it, e.g. the output of `head -c 32 /dev/urandom | base64`";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Docker(#[from] DockerError),
-    #[error("cannot read the token file {path}: {source}")]
-    TokenUnreadable {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the token file {0} is empty: put a secret in it, e.g. `head -c 32 /dev/urandom | base64 > {0}`")]
-    TokenEmpty(String),
-    #[error("cannot listen on {address}: {source}")]
-    BindFailed {
-        address: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Token(#[from] shared::runtime::TokenFileError),
+    #[error(transparent)]
+    Bind(#[from] shared::runtime::BindError),
     #[error("the HTTP server failed")]
     ServeFailed(#[source] std::io::Error),
 }
@@ -91,13 +85,7 @@ impl Application {
         }
         let baseline = Arc::new(Baseline::new(file, docker.clone(), inventory.clone()));
 
-        let (acceptor, address) =
-            shared::runtime::bind_http(settings.listen)
-                .await
-                .map_err(|source| StartupError::BindFailed {
-                    address: settings.listen,
-                    source,
-                })?;
+        let (acceptor, address) = shared::runtime::bind_http(settings.listen).await?;
         Ok(Self {
             acceptor,
             address,
@@ -186,13 +174,5 @@ async fn take_first_snapshot(
 }
 
 fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| StartupError::TokenUnreadable {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let token = raw.trim();
-    if token.is_empty() {
-        return Err(StartupError::TokenEmpty(path.display().to_string()));
-    }
-    Ok(Arc::from(token))
+    Ok(shared::runtime::read_token_file(path, EMPTY_TOKEN_HINT)?)
 }

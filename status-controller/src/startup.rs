@@ -24,24 +24,18 @@ use crate::status_client::StatusClient;
 /// How long HTTP requests in flight get after the shutdown signal.
 pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What an empty `--token-file` is told to hold.
+const EMPTY_TOKEN_HINT: &str =
+    "put status-api's token in it (the same file status-api's --token-file reads)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot read the token file {path}: {source}")]
-    TokenUnreadable {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the token file {0} is empty: put status-api's token in it (the same file status-api's --token-file reads)")]
-    TokenEmpty(String),
     #[error(transparent)]
     Docker(#[from] DockerError),
-    #[error("cannot listen on {address}: {source}")]
-    BindFailed {
-        address: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Token(#[from] shared::runtime::TokenFileError),
+    #[error(transparent)]
+    Bind(#[from] shared::runtime::BindError),
     #[error("the HTTP server failed")]
     ServeFailed(#[source] std::io::Error),
 }
@@ -95,13 +89,7 @@ impl Application {
             loop_settings,
         );
 
-        let (acceptor, address) =
-            shared::runtime::bind_http(settings.listen)
-                .await
-                .map_err(|source| StartupError::BindFailed {
-                    address: settings.listen,
-                    source,
-                })?;
+        let (acceptor, address) = shared::runtime::bind_http(settings.listen).await?;
         Ok(Self {
             acceptor,
             address,
@@ -177,31 +165,5 @@ pub fn plan_settings(settings: &Settings, has_token: bool) -> PlanSettings {
 
 /// The bearer token in `path`, trimmed; an empty file is an error, not "no token".
 pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| StartupError::TokenUnreadable {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let token = raw.trim();
-    if token.is_empty() {
-        return Err(StartupError::TokenEmpty(path.display().to_string()));
-    }
-    Ok(Arc::from(token))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_token_is_read_trimmed_and_never_empty() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("token");
-        std::fs::write(&path, "s3cret\n").expect("write");
-        assert_eq!(read_token(&path).expect("token").as_ref(), "s3cret");
-        std::fs::write(&path, "  \n").expect("write");
-        let err = read_token(&path).expect_err("empty");
-        assert!(err.to_string().contains("is empty"), "{err}");
-        let err = read_token(&dir.path().join("missing")).expect_err("missing");
-        assert!(err.to_string().contains("missing"), "{err}");
-    }
+    Ok(shared::runtime::read_token_file(path, EMPTY_TOKEN_HINT)?)
 }

@@ -39,9 +39,26 @@ pub struct ApiServer {
     pub address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), status_api::startup::StartupError>>,
+    /// The state directory, when the server made its own; removed with the server.
+    _state_dir: Option<TempDir>,
 }
 
 impl ApiServer {
+    /// Starts status-api on a free loopback port over a state directory of its own, scoped to `scope`,
+    /// without a token: the usual arrangement when a test needs only a live status-api.
+    pub async fn for_scope(scope: &TestScope) -> anyhow::Result<Self> {
+        let state_dir = tempfile::tempdir()?;
+        let mut server = Self::start(
+            &state_dir.path().join("state"),
+            &scope.scope(),
+            "127.0.0.1:0",
+            None,
+        )
+        .await?;
+        server._state_dir = Some(state_dir);
+        Ok(server)
+    }
+
     /// Starts status-api on `listen` over `state_dir`, scoped, and waits until it is ready (its snapshot
     /// taken or loaded).
     pub async fn start(
@@ -77,6 +94,7 @@ impl ApiServer {
             address,
             stop: Some(stop),
             task,
+            _state_dir: None,
         };
         let ready = format!("http://{address}/ready");
         wait_until("status-api to be ready", PATIENCE, || async {

@@ -40,14 +40,7 @@ async fn exit_codes_say_in_sync_drift_or_error() -> anyhow::Result<()> {
     init_logs();
     let scope = TestScope::new();
     let name = run_member(&scope, "web").await?;
-    let state_dir = tempfile::tempdir()?;
-    let api = ApiServer::start(
-        &state_dir.path().join("state"),
-        &scope.scope(),
-        "127.0.0.1:0",
-        None,
-    )
-    .await?;
+    let api = ApiServer::for_scope(&scope).await?;
     let url = format!("http://{}", api.address);
 
     // In sync: 0, and one line that says so.

@@ -31,14 +31,7 @@ async fn the_binary_heals_stays_small_and_stops_cleanly_on_sigterm() -> anyhow::
     init_logs();
     let scope = TestScope::new();
     let name = run_member(&scope, "web").await?;
-    let state_dir = tempfile::tempdir()?;
-    let api = ApiServer::start(
-        &state_dir.path().join("state"),
-        &scope.scope(),
-        "127.0.0.1:0",
-        None,
-    )
-    .await?;
+    let api = ApiServer::for_scope(&scope).await?;
 
     let mut child = Command::new(BINARY)
         .args([

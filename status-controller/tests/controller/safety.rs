@@ -357,14 +357,7 @@ async fn losing_the_engine_fails_actions_that_are_retried_when_it_returns() -> a
     init_logs();
     let scope = TestScope::new();
     let name = run_member(&scope, "web").await?;
-    let state_dir = tempfile::tempdir()?;
-    let api = ApiServer::start(
-        &state_dir.path().join("state"),
-        &scope.scope(),
-        "127.0.0.1:0",
-        None,
-    )
-    .await?;
+    let api = ApiServer::for_scope(&scope).await?;
     // status-api sees the real engine; the controller reaches it through a line the test can cut.
     let proxy = test_support::EngineProxy::start().await?;
     let docker_host = proxy.docker_host();
