@@ -9,7 +9,9 @@ use test_support::{
     container_state, docker, ensure_test_images, wait_until, TestScope, BUSYBOX_IMAGE,
 };
 
-use crate::helpers::{engine_events, stays, wait_for_state, Options, Pair, PATIENCE};
+use crate::helpers::{
+    assert_mentions, engine_events, stays, wait_for_state, Options, Pair, PATIENCE,
+};
 
 /// Runs for good the first time (so the snapshot sees it running), then dies 0.3 s after every later start.
 const CRASHES_AFTER_THE_FIRST_RUN: &str =
@@ -88,13 +90,7 @@ async fn a_container_that_keeps_failing_is_quarantined() -> anyhow::Result<()> {
         .controller
         .wait_for_record(&name, "start", "quarantined")
         .await?;
-    assert!(
-        record["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("3 attempts"),
-        "{record}"
-    );
+    assert_mentions(&record, "/detail", "3 attempts");
     let actions = pair.controller.actions().await?;
     assert_eq!(
         actions["quarantined"][0]["container"],

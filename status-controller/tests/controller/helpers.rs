@@ -426,3 +426,14 @@ pub async fn kill_main_process(name: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Asserts that the text at JSON `pointer` (e.g. `/reason`, `/checks/status_api/detail`) in `value` mentions
+/// `needle`; the failure shows the whole value.
+#[track_caller]
+pub fn assert_mentions(value: &serde_json::Value, pointer: &str, needle: &str) {
+    let text = value.pointer(pointer).and_then(serde_json::Value::as_str);
+    assert!(
+        text.is_some_and(|text| text.contains(needle)),
+        "{pointer} should mention {needle:?}: {value}"
+    );
+}

@@ -8,8 +8,8 @@ use test_support::{
 };
 
 use crate::helpers::{
-    init_logs, run_member, started_at, stays, wait_for_restart, wait_for_state, ApiServer,
-    Controller, Options, Pair, PATIENCE,
+    assert_mentions, init_logs, run_member, started_at, stays, wait_for_restart, wait_for_state,
+    ApiServer, Controller, Options, Pair, PATIENCE,
 };
 
 const UNREACHABLE_HOLDS: &str = "dockstate_controller_holds_total{reason=\"api_unreachable\"}";
@@ -50,13 +50,7 @@ async fn it_holds_while_status_api_is_away_and_resumes_when_it_returns() -> anyh
     })
     .await?;
     let ready: serde_json::Value = reqwest::get(controller.url("/ready")).await?.json().await?;
-    assert!(
-        ready["checks"]["status_api"]["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("api_unreachable"),
-        "{ready}"
-    );
+    assert_mentions(&ready, "/checks/status_api/detail", "api_unreachable");
     let holds_before = controller.metric(UNREACHABLE_HOLDS).await?;
     let before = started_at(&name).await?;
     docker(&["stop", &name]).await?;
@@ -368,13 +362,7 @@ async fn losing_the_engine_fails_actions_that_are_retried_when_it_returns() -> a
     let before = started_at(&name).await?;
     docker(&["stop", &name]).await?;
     let failed = controller.wait_for_record(&name, "start", "failed").await?;
-    assert!(
-        failed["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Docker engine"),
-        "{failed}"
-    );
+    assert_mentions(&failed, "/detail", "Docker engine");
     assert!(
         controller
             .metric("dockstate_controller_actions_total{action=\"start\",result=\"failed\"}")
