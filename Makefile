@@ -207,7 +207,8 @@ echo "  API docs        $(API_URL)/docs"; \
 echo "  live status     $(API_URL)/status"; \
 echo "  drift           $(API_URL)/drift"; \
 echo "  actions taken   $(CONTROLLER_URL)/actions"; \
-echo "  the baseline    $(API_URL)/snapshot  ($$members containers, taken $$taken)"; \
+if [ "$$members" -eq 1 ]; then noun=container; else noun=containers; fi; \
+echo "  the baseline    $(API_URL)/snapshot  ($$members $$noun, taken $$taken)"; \
 echo; \
 if [ -z "$(STATUS_API_SCOPE)" ]; then \
     echo "No STATUS_API_SCOPE: the snapshot holds every container that was running on this host when"; \

@@ -22,3 +22,24 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     message
 }
+
+/// `count` and `noun`, in the plural unless there is exactly one: `1 container`, `3 containers`.
+pub fn count_of(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_of;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(count_of(0, "container"), "0 containers");
+        assert_eq!(count_of(1, "container"), "1 container");
+        assert_eq!(count_of(3, "difference"), "3 differences");
+    }
+}

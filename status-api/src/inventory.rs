@@ -161,8 +161,8 @@ impl Inventory {
             Some(snapshot) => Check {
                 ok: true,
                 detail: format!(
-                    "{} containers, taken at {}",
-                    snapshot.containers.len(),
+                    "{}, taken at {}",
+                    shared::count_of(snapshot.containers.len(), "container"),
                     snapshot.taken_at.to_rfc3339()
                 ),
             },

@@ -120,13 +120,13 @@ pub fn table(
         || "the whole host".to_owned(),
         |scope| format!("scope {scope}"),
     );
-    let members = view.snapshot.containers.len();
+    let members = shared::count_of(view.snapshot.containers.len(), "container");
     let taken_at = view.snapshot.taken_at.format("%Y-%m-%d %H:%M:%S UTC");
     let mut text = String::new();
     if actions.is_empty() {
         let _ = writeln!(
             text,
-            "In sync with the snapshot of {taken_at} ({members} containers, {scope}, revision {}).",
+            "In sync with the snapshot of {taken_at} ({members}, {scope}, revision {}).",
             view.observed.revision
         );
         return text;
@@ -209,8 +209,8 @@ pub fn table(
         .count();
     let _ = writeln!(
         text,
-        "\n{drift} {} from the snapshot of {taken_at} ({members} containers, {scope}, revision {}).{}",
-        if drift == 1 { "difference" } else { "differences" },
+        "\n{} from the snapshot of {taken_at} ({members}, {scope}, revision {}).{}",
+        shared::count_of(drift, "difference"),
         view.observed.revision,
         if dry_run {
             " Dry run: nothing was changed."

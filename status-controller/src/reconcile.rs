@@ -261,7 +261,11 @@ impl ControllerState {
         let snapshot = match inner.snapshot {
             Some((taken_at, members)) => Check {
                 ok: true,
-                detail: format!("{members} containers, taken at {}", taken_at.to_rfc3339()),
+                detail: format!(
+                    "{}, taken at {}",
+                    shared::count_of(members, "container"),
+                    taken_at.to_rfc3339()
+                ),
             },
             None => Check {
                 ok: false,

@@ -55,7 +55,7 @@ async fn exit_codes_say_in_sync_drift_or_error() -> anyhow::Result<()> {
     let text = stdout(&output);
     assert!(text.starts_with("In sync with the snapshot"), "{text}");
     assert!(
-        text.contains("(1 containers, scope dockstate.test="),
+        text.contains("(1 container, scope dockstate.test="),
         "{text}"
     );
 
