@@ -1,5 +1,5 @@
-//! The `status-api` binary itself: JSON logs when stdout is not a terminal, and a clean exit on SIGTERM
-//! within five seconds.
+//! The `status-api` binary itself: JSON logs when stdout is not a terminal, a clean exit on SIGTERM
+//! within five seconds, and a refusal to start that names the reason.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -110,5 +110,61 @@ async fn logs_json_and_stops_on_sigterm_within_5_seconds() -> anyhow::Result<()>
         serde_json::from_str::<serde_json::Value>(&line)
             .map_err(|err| anyhow::anyhow!("not JSON ({err}): {line}"))?;
     }
+    Ok(())
+}
+
+/// Runs the binary over a fresh state directory with `args` and returns its exit status and stderr; it is
+/// expected to refuse to start, so it must exit by itself.
+async fn refused_start(args: &[&str]) -> anyhow::Result<(std::process::ExitStatus, String)> {
+    let scope = TestScope::new();
+    let state = tempfile::tempdir()?;
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_status-api"))
+        .args(["--resync-interval", "1h", "--scope", &scope.scope()])
+        .args(args)
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), run).await??;
+    Ok((
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn an_empty_token_file_or_a_busy_port_stops_start_up_with_the_reason() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, "\n")?;
+    let token = token.to_string_lossy().into_owned();
+    let (status, stderr) =
+        refused_start(&["--listen", "127.0.0.1:0", "--token-file", &token]).await?;
+    assert!(!status.success(), "started with an empty token file");
+    assert!(
+        stderr.contains(&format!(
+            "the token file {token} is empty: put a secret in it"
+        )),
+        "{stderr}"
+    );
+
+    let missing = dir.path().join("missing").to_string_lossy().into_owned();
+    let (status, stderr) =
+        refused_start(&["--listen", "127.0.0.1:0", "--token-file", &missing]).await?;
+    assert!(!status.success(), "started without its token file");
+    assert!(
+        stderr.contains(&format!("cannot read the token file {missing}")),
+        "{stderr}"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = busy.local_addr()?.to_string();
+    let (status, stderr) = refused_start(&["--listen", &address]).await?;
+    assert!(!status.success(), "started on a port already in use");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
     Ok(())
 }
