@@ -50,16 +50,22 @@ help:
 
 # --- Run -------------------------------------------------------------------------------------------------------
 
-## Build binaries and images, start the pair detached, wait until both are ready, print the URLs.
+## Build binaries and images, start the pair detached, wait until both are ready, print the URLs. Refuses when
+## the stored snapshot was taken in another scope than STATUS_API_SCOPE; REBASELINE=1 takes a new baseline in
+## STATUS_API_SCOPE instead (what runs then becomes the baseline).
 up: images token
+	@$(check-baseline-scope)
 	$(DC) up -d
+	@$(rebaseline-if-asked)
 	@$(wait-ready)
 	@$(print-urls)
 
 ## Like `up`, with the demo workload (busybox httpd) started first so that it is in the snapshot.
 demo: images demo-image token
+	@$(check-baseline-scope)
 	$(DC) --profile demo up -d demo
 	$(DC) up -d
+	@$(rebaseline-if-asked)
 	@$(wait-ready)
 	@$(print-urls)
 	@demo=$$(docker ps --filter label=com.docker.compose.project=$(COMPOSE_PROJECT_NAME) \
@@ -173,13 +179,51 @@ BENCH_ARGS ?=
 bench: images
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "make bench needs nginx: apt-get install nginx" >&2; exit 1; }
-	$(CARGO) run --release --locked -p dockstate-bench -- --bin-dir $(RELEASE_DIR) $(BENCH_ARGS)
+	$(CARGO) run --release --locked -p bench -- --bin-dir $(RELEASE_DIR) $(BENCH_ARGS)
 
 ## Everything CI does: install what is missing, start Docker if needed, check, lint, validate k8s/, test.
 ci:
 	bash .ci/run
 
 # --- Recipes shared by up and demo ---------------------------------------------------------------------------
+
+# The scope belongs to the baseline: a status-api started with another scope than its stored snapshot's is not
+# ready and serves no drift. Rather than start one, read the snapshot in the state volume (with the image's own
+# `baseline-scope`, read-only, no network) and say what was found and the two ways out.
+STATE_VOLUME = $(COMPOSE_PROJECT_NAME)_state
+REBASELINE ?=
+define check-baseline-scope
+if [ -n "$(REBASELINE)" ] || ! docker volume inspect $(STATE_VOLUME) >/dev/null 2>&1; then exit 0; fi; \
+errors=$$(mktemp); trap 'rm -f "$$errors"' EXIT; \
+stored=$$(docker run --rm --network none -e STATUS_API_SCOPE='$(STATUS_API_SCOPE)' \
+    -v $(STATE_VOLUME):/var/lib/status-api:ro dockstate/status-api:$(DOCKSTATE_TAG) \
+    --state-dir /var/lib/status-api baseline-scope 2>"$$errors"); \
+status=$$?; \
+if [ $$status -eq 2 ]; then \
+    echo "The snapshot in volume $(STATE_VOLUME) was taken in scope: $${stored:-(none: the whole host)}" >&2; \
+    echo "STATUS_API_SCOPE is: $(or $(STATUS_API_SCOPE),(empty: the whole host))" >&2; \
+    echo "status-api would not be ready and the controller would hold. Either" >&2; \
+    echo "  start with the snapshot's scope:   STATUS_API_SCOPE='$$stored' make $@" >&2; \
+    echo "  or take a new baseline in this one: make $@ REBASELINE=1   (POST /snapshot with the token:" >&2; \
+    echo "                                      what runs in '$(or $(STATUS_API_SCOPE),the whole host)' then becomes the baseline)" >&2; \
+    exit 1; \
+elif [ $$status -ne 0 ]; then \
+    echo "cannot read the snapshot in volume $(STATE_VOLUME):" >&2; cat "$$errors" >&2; exit 1; \
+fi
+endef
+
+# REBASELINE=1: once status-api answers, re-baseline it in its scope with the token.
+define rebaseline-if-asked
+if [ -z "$(REBASELINE)" ]; then exit 0; fi; \
+deadline=$$(( $$(date +%s) + $(READY_TIMEOUT) )); \
+until curl -fs -o /dev/null --max-time 2 $(API_URL)/health; do \
+    if [ "$$(date +%s)" -ge "$$deadline" ]; then echo "status-api did not answer; nothing re-baselined" >&2; exit 1; fi; \
+    sleep 1; \
+done; \
+curl -fsS --max-time 30 -o /dev/null -X POST -H "Authorization: Bearer $$(cat $(DOCKSTATE_TOKEN_FILE))" \
+    $(API_URL)/snapshot && \
+echo "re-baselined in scope: $(or $(STATUS_API_SCOPE),the whole host)"
+endef
 
 define wait-ready
 deadline=$$(( $$(date +%s) + $(READY_TIMEOUT) )); \

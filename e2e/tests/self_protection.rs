@@ -3,7 +3,13 @@
 //! nothing: so status-api's container, the controller's container and a workload are all "unexpected". The
 //! controller must stop the workload — proof that it acts — and leave both of its own containers running:
 //! only the code's own-container detection (status-api's `server_container_id`, the controller's own id, both
-//! read from the mount table) stands between them and a stop.
+//! read from `/proc/self/cgroup`, then the mount table) stands between them and a stop.
+//!
+//! The second case runs the controller inside another container's network namespace
+//! (`--network container:X`, as a cri-dockerd pod's containers share their pause container's): there
+//! `/etc/hostname` and `/etc/resolv.conf` are X's, so a detection that trusts those mounts takes X for the
+//! controller's own container, protects X, and stops the controller. X itself is unexpected too; stopping it
+//! would cut the controller's network, so it is protected as the namespace owner of one of the pair.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -14,8 +20,221 @@ use test_support::{
     container_state, docker, ensure_test_images, wait_until, TestScope, BUSYBOX_IMAGE,
 };
 
+const API_IMAGE: &str = "dockstate/status-api:latest";
+const CONTROLLER_IMAGE: &str = "dockstate/status-controller:latest";
+
 async fn get_json(url: &str) -> anyhow::Result<Value> {
     Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
+}
+
+/// Waits for `{base}/ready`; on a time-out the error carries the last lines of `container`'s log.
+async fn wait_ready(what: &str, base: &str, container: &str) -> anyhow::Result<()> {
+    let ready = wait_until(what, Duration::from_secs(30), || async {
+        Ok(reqwest::get(format!("{base}/ready"))
+            .await?
+            .status()
+            .is_success())
+    })
+    .await;
+    if let Err(e) = ready {
+        let logs = docker(&["logs", "--tail", "30", container])
+            .await
+            .unwrap_or_default();
+        let state = container_state(container).await.ok().flatten();
+        return Err(e.context(format!("{container} is {state:?}; its log:\n{logs}")));
+    }
+    Ok(())
+}
+
+/// The group that owns the engine's socket, for `--group-add`.
+async fn socket_gid() -> anyhow::Result<String> {
+    let meta = tokio::fs::metadata("/var/run/docker.sock").await?;
+    Ok(std::os::unix::fs::MetadataExt::gid(&meta).to_string())
+}
+
+/// status-api running in its image on `network`, in the test's scope, over a baseline with no members.
+struct StatusApi {
+    name: String,
+    url: String,
+    /// The state directory, kept for as long as the container runs.
+    _state: tempfile::TempDir,
+}
+
+impl StatusApi {
+    async fn start(scope: &TestScope, network: &str) -> anyhow::Result<Self> {
+        // A baseline with no members, in the container's state directory (owned by the image's user 10001).
+        let state = tempfile::tempdir()?;
+        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o777))?;
+        let snapshot = serde_json::json!({
+            "format": 1,
+            "taken_at": "2026-01-01T00:00:00Z",
+            "scope": scope.scope(),
+            "containers": [],
+        });
+        let file = state.path().join("snapshot.json");
+        std::fs::write(&file, serde_json::to_vec(&snapshot)?)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))?;
+
+        let port = free_port()?;
+        let gid = socket_gid().await?;
+        let scope_env = format!("STATUS_API_SCOPE={}", scope.scope());
+        let state_mount = format!("{}:/var/lib/status-api", state.path().display());
+        let publish = format!("127.0.0.1:{port}:8080");
+        let id = scope
+            .run(
+                "api",
+                API_IMAGE,
+                &[
+                    "--label",
+                    "dockstate.policy=heal",
+                    "--network",
+                    network,
+                    "--group-add",
+                    &gid,
+                    "-v",
+                    "/var/run/docker.sock:/var/run/docker.sock",
+                    "-v",
+                    &state_mount,
+                    "-e",
+                    &scope_env,
+                    "-e",
+                    "STATUS_API_RESYNC_INTERVAL=1h",
+                    "-p",
+                    &publish,
+                ],
+            )
+            .await?;
+        let url = format!("http://127.0.0.1:{port}");
+        wait_ready(
+            "status-api in its container to be ready",
+            &url,
+            &scope.name("api"),
+        )
+        .await?;
+        let status = get_json(&format!("{url}/status")).await?;
+        assert_eq!(
+            status["server_container_id"],
+            id.trim(),
+            "status-api knows its own container"
+        );
+        Ok(Self {
+            name: scope.name("api"),
+            url,
+            _state: state,
+        })
+    }
+}
+
+/// Starts the controller in its image, in the test's scope, with `network_args` deciding its network.
+async fn start_controller(
+    scope: &TestScope,
+    api: &StatusApi,
+    network_args: &[&str],
+) -> anyhow::Result<String> {
+    let gid = socket_gid().await?;
+    let api_url = format!("STATUS_CONTROLLER_API_URL=http://{}:8080", api.name);
+    let args = [
+        &[
+            "--label",
+            "dockstate.policy=heal",
+            "--group-add",
+            &gid,
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "-e",
+            &api_url,
+            "-e",
+            "STATUS_CONTROLLER_INTERVAL=1h",
+        ][..],
+        network_args,
+    ]
+    .concat();
+    scope.run("controller", CONTROLLER_IMAGE, &args).await?;
+    Ok(scope.name("controller"))
+}
+
+/// Starts an unexpected workload and waits until the controller has stopped it: proof that it acts.
+async fn an_unexpected_workload_is_stopped(scope: &TestScope) -> anyhow::Result<()> {
+    let workload = scope.name("workload");
+    scope.run("workload", BUSYBOX_IMAGE, &[]).await?;
+    wait_until(
+        "the unexpected workload to be stopped",
+        Duration::from_secs(20),
+        || async { Ok(container_state(&workload).await?.as_deref() == Some("exited")) },
+    )
+    .await
+    .map_err(|e| e.context(format!("the test's containers: {}", states(scope))))?;
+    Ok(())
+}
+
+/// `name state` of every container in the test's scope, for a failure message.
+fn states(scope: &TestScope) -> String {
+    let filter = format!("label={}", scope.label());
+    std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.State}};",
+        ])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).replace('\n', " "))
+        .unwrap_or_default()
+}
+
+/// The controller's `/actions` records.
+async fn actions(controller: &str) -> anyhow::Result<Vec<Value>> {
+    let body = get_json(&format!("{controller}/actions")).await?;
+    Ok(body["actions"].as_array().cloned().unwrap_or_default())
+}
+
+/// Waits until `/actions` holds a record for each `(container, words in its reason)`: the plan has seen them
+/// and chosen not to act.
+async fn wait_for_reasons(controller: &str, expected: &[(&str, &str)]) -> anyhow::Result<()> {
+    wait_until(
+        "the controller to record why it leaves the pair alone",
+        Duration::from_secs(20),
+        || async {
+            let records = actions(controller).await?;
+            Ok(expected.iter().all(|(name, words)| {
+                records.iter().any(|record| {
+                    record["container"] == *name
+                        && record["reason"]
+                            .as_str()
+                            .is_some_and(|reason| reason.contains(words))
+                })
+            }))
+        },
+    )
+    .await
+    .map_err(|e| e.context(format!("{expected:?}")))?;
+    Ok(())
+}
+
+/// Every container in `names` still runs, and no record shows an action carried out on one of them.
+async fn untouched(controller: &str, names: &[&str]) -> anyhow::Result<()> {
+    for name in names {
+        assert_eq!(
+            container_state(name).await?.as_deref(),
+            Some("running"),
+            "{name} was touched"
+        );
+    }
+    for record in actions(controller).await? {
+        let on_protected = names.iter().any(|name| record["container"] == *name);
+        if on_protected {
+            assert!(
+                !matches!(
+                    record["result"].as_str(),
+                    Some("ok" | "failed" | "noop" | "gone" | "conflict")
+                ),
+                "the controller acted on a protected container: {record}"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test]
@@ -25,128 +244,29 @@ async fn the_controller_never_stops_its_own_containers() -> anyhow::Result<()> {
     let scope = TestScope::new();
     let network = scope.name("net");
     docker(&["network", "create", "--label", &scope.label(), &network]).await?;
+    let api = StatusApi::start(&scope, &network).await?;
 
-    // A baseline with no members, in the container's state directory (owned by the image's user 10001).
-    let state = tempfile::tempdir()?;
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o777))?;
-    let snapshot = serde_json::json!({
-        "format": 1,
-        "taken_at": "2026-01-01T00:00:00Z",
-        "scope": scope.scope(),
-        "containers": [],
-    });
-    std::fs::write(
-        state.path().join("snapshot.json"),
-        serde_json::to_vec(&snapshot)?,
-    )?;
-    std::fs::set_permissions(
-        state.path().join("snapshot.json"),
-        std::fs::Permissions::from_mode(0o666),
-    )?;
-
-    let socket_gid = tokio::fs::metadata("/var/run/docker.sock")
-        .await
-        .map(|meta| std::os::unix::fs::MetadataExt::gid(&meta).to_string())?;
-    let api_port = free_port()?;
     let controller_port = free_port()?;
-    let api_name = scope.name("api");
-    let scope_env = format!("STATUS_API_SCOPE={}", scope.scope());
-    let state_mount = format!("{}:/var/lib/status-api", state.path().display());
-    let api_publish = format!("127.0.0.1:{api_port}:8080");
-    scope
-        .run(
-            "api",
-            "dockstate/status-api:latest",
-            &[
-                "--label",
-                "dockstate.policy=heal",
-                "--network",
-                &network,
-                "--group-add",
-                &socket_gid,
-                "-v",
-                "/var/run/docker.sock:/var/run/docker.sock",
-                "-v",
-                &state_mount,
-                "-e",
-                &scope_env,
-                "-e",
-                "STATUS_API_RESYNC_INTERVAL=1h",
-                "-p",
-                &api_publish,
-            ],
-        )
-        .await?;
-    let api = format!("http://127.0.0.1:{api_port}");
-    wait_until(
-        "status-api in its container to be ready",
-        Duration::from_secs(30),
-        || async {
-            Ok(reqwest::get(format!("{api}/ready"))
-                .await?
-                .status()
-                .is_success())
-        },
-    )
-    .await?;
-    let api_id = docker(&["inspect", "--format", "{{.Id}}", &api_name]).await?;
-    let status = get_json(&format!("{api}/status")).await?;
-    assert_eq!(
-        status["server_container_id"],
-        api_id.as_str(),
-        "status-api knows its own container"
-    );
-
-    let controller_name = scope.name("controller");
-    let api_url = format!("STATUS_CONTROLLER_API_URL=http://{api_name}:8080");
     let controller_publish = format!("127.0.0.1:{controller_port}:8000");
-    scope
-        .run(
-            "controller",
-            "dockstate/status-controller:latest",
-            &[
-                "--label",
-                "dockstate.policy=heal",
-                "--network",
-                &network,
-                "--group-add",
-                &socket_gid,
-                "-v",
-                "/var/run/docker.sock:/var/run/docker.sock",
-                "-e",
-                &api_url,
-                "-e",
-                "STATUS_CONTROLLER_INTERVAL=1h",
-                "-p",
-                &controller_publish,
-            ],
-        )
-        .await?;
+    let controller_name = start_controller(
+        &scope,
+        &api,
+        &["--network", &network, "-p", &controller_publish],
+    )
+    .await?;
     let controller = format!("http://127.0.0.1:{controller_port}");
-    wait_until(
+    wait_ready(
         "the controller in its container to be ready",
-        Duration::from_secs(30),
-        || async {
-            Ok(reqwest::get(format!("{controller}/ready"))
-                .await?
-                .status()
-                .is_success())
-        },
+        &controller,
+        &controller_name,
     )
     .await?;
 
-    let workload = scope.name("workload");
-    scope.run("workload", BUSYBOX_IMAGE, &[]).await?;
-    wait_until(
-        "the unexpected workload to be stopped",
-        Duration::from_secs(20),
-        || async { Ok(container_state(&workload).await?.as_deref() == Some("exited")) },
-    )
-    .await?;
+    an_unexpected_workload_is_stopped(&scope).await?;
 
     // Both of the pair are unexpected too, and in scope, and labelled heal: they must still run, and the
     // controller's record must show it chose not to act on them.
-    let drift = get_json(&format!("{api}/drift")).await?;
+    let drift = get_json(&format!("{}/drift", api.url)).await?;
     let unexpected: Vec<&str> = drift["items"]
         .as_array()
         .into_iter()
@@ -154,29 +274,61 @@ async fn the_controller_never_stops_its_own_containers() -> anyhow::Result<()> {
         .filter(|item| item["kind"] == "unexpected")
         .filter_map(|item| item["name"].as_str())
         .collect();
-    assert!(unexpected.contains(&api_name.as_str()), "{drift}");
+    assert!(unexpected.contains(&api.name.as_str()), "{drift}");
     assert!(unexpected.contains(&controller_name.as_str()), "{drift}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    for name in [&api_name, &controller_name] {
-        assert_eq!(
-            container_state(name).await?.as_deref(),
-            Some("running"),
-            "{name} was touched"
-        );
-    }
-    let actions = get_json(&format!("{controller}/actions")).await?;
-    for record in actions["actions"].as_array().into_iter().flatten() {
-        let on_pair = record["container"] == api_name.as_str()
-            || record["container"] == controller_name.as_str();
-        if on_pair {
-            assert!(
-                !matches!(
-                    record["result"].as_str(),
-                    Some("ok" | "failed" | "noop" | "gone")
-                ),
-                "the controller acted on its own pair: {record}"
-            );
-        }
-    }
-    Ok(())
+    wait_for_reasons(
+        &controller,
+        &[
+            (&api.name, "status-api's own container"),
+            (&controller_name, "status-controller's own container"),
+        ],
+    )
+    .await?;
+    untouched(&controller, &[&api.name, &controller_name]).await
+}
+
+#[tokio::test]
+async fn the_controller_in_another_container_s_network_namespace_knows_itself() -> anyhow::Result<()>
+{
+    build_images().await?;
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let network = scope.name("net");
+    docker(&["network", "create", "--label", &scope.label(), &network]).await?;
+    let api = StatusApi::start(&scope, &network).await?;
+
+    // X: an unexpected busybox on the test network, whose network namespace the controller joins. The
+    // controller's port is published on X, since a container that joins another's network cannot publish.
+    let controller_port = free_port()?;
+    let controller_publish = format!("127.0.0.1:{controller_port}:8000");
+    let netns_owner = scope.name("netns");
+    scope
+        .run(
+            "netns",
+            BUSYBOX_IMAGE,
+            &["--network", &network, "-p", &controller_publish],
+        )
+        .await?;
+    let join = format!("container:{netns_owner}");
+    let controller_name = start_controller(&scope, &api, &["--network", &join]).await?;
+    let controller = format!("http://127.0.0.1:{controller_port}");
+    wait_ready(
+        "the controller in X's network namespace to be ready",
+        &controller,
+        &controller_name,
+    )
+    .await?;
+
+    an_unexpected_workload_is_stopped(&scope).await?;
+
+    wait_for_reasons(
+        &controller,
+        &[
+            (&api.name, "status-api's own container"),
+            (&controller_name, "status-controller's own container"),
+            (&netns_owner, "network namespace"),
+        ],
+    )
+    .await?;
+    untouched(&controller, &[&api.name, &controller_name, &netns_owner]).await
 }

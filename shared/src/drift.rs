@@ -143,6 +143,7 @@ mod tests {
             finished_at: None,
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
             in_snapshot: false,
+            policy: Default::default(),
         }
     }
 

@@ -16,6 +16,8 @@ pub const POLICY_LABEL: &str = "dockstate.policy";
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
 #[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum ContainerState {
     Created,
     Running,
@@ -39,21 +41,7 @@ impl ContainerState {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Restarting => "restarting",
-            Self::Removing => "removing",
-            Self::Exited => "exited",
-            Self::Dead => "dead",
-        }
-    }
-}
-
-impl fmt::Display for ContainerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -78,6 +66,8 @@ impl FromStr for ContainerState {
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
 #[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum Health {
     #[default]
     None,
@@ -88,12 +78,7 @@ pub enum Health {
 
 impl Health {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Starting => "starting",
-            Self::Healthy => "healthy",
-            Self::Unhealthy => "unhealthy",
-        }
+        self.into()
     }
 }
 
@@ -102,6 +87,8 @@ impl Health {
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
 #[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum Policy {
     /// Report drift and heal it (the default).
     #[default]
@@ -113,9 +100,21 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// The policy a container's labels ask for. No label means `heal`. A value dockstate does not understand
-    /// means `observe`: a typo must never give a tool licence to stop things.
+    /// A container's effective policy, from its labels, in this order:
+    ///
+    /// 1. another orchestrator manages it — `ignore`, whatever `dockstate.policy` says, because that
+    ///    orchestrator already keeps it the way it should be and fighting it would stop its work:
+    ///    - a Swarm task or service container: any label starting `com.docker.swarm.`;
+    ///    - a Kubernetes pod on a cri-dockerd node: any label starting `io.kubernetes.`;
+    ///    - a `docker compose run` one-off: `com.docker.compose.oneoff=True`;
+    /// 2. `dockstate.policy`: no label or `heal` → `heal`; `ignore` → `ignore`; `observe`, or any value
+    ///    dockstate does not understand → `observe` (a typo must never give a tool licence to stop things).
+    ///
+    /// Drift, the controller's plan and its re-check before a stop all read the policy here.
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Self {
+        if managed_elsewhere(labels) {
+            return Self::Ignore;
+        }
         match labels.get(POLICY_LABEL).map(|value| value.trim()) {
             None | Some("heal") => Self::Heal,
             Some("ignore") => Self::Ignore,
@@ -124,12 +123,26 @@ impl Policy {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Heal => "heal",
-            Self::Observe => "observe",
-            Self::Ignore => "ignore",
-        }
+        self.into()
     }
+}
+
+/// Label prefixes that mark a container another orchestrator manages: Swarm, and Kubernetes through
+/// cri-dockerd.
+pub const ORCHESTRATOR_LABEL_PREFIXES: [&str; 2] = ["com.docker.swarm.", "io.kubernetes."];
+
+/// The label docker compose puts on the containers of `docker compose run` (value `True`).
+pub const COMPOSE_ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+
+/// Whether another orchestrator manages a container with these labels (see [`Policy::from_labels`]).
+fn managed_elsewhere(labels: &BTreeMap<String, String>) -> bool {
+    labels.keys().any(|key| {
+        ORCHESTRATOR_LABEL_PREFIXES
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+    }) || labels
+        .get(COMPOSE_ONEOFF_LABEL)
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
 }
 
 /// A label selector: `KEY` (the label is present, any value) or `KEY=VALUE` (present with that value).
@@ -195,6 +208,28 @@ impl fmt::Display for LabelSelector {
 /// The scope every view and action is limited to: `None` is the whole host.
 pub type Scope = Option<LabelSelector>;
 
+/// A scope as text, normalised so that two spellings of one scope compare equal: the selector parsed and
+/// written back, `None` for the whole host (no scope, or an empty one). Text that does not parse is kept as
+/// it is, trimmed, so it equals only itself.
+pub fn normalized_scope(text: Option<&str>) -> Option<String> {
+    let text = text?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(
+        text.parse::<LabelSelector>()
+            .map_or_else(|_| text.to_owned(), |selector| selector.to_string()),
+    )
+}
+
+/// A (normalised) scope named for people: `` `team=web` `` or `no scope (the whole host)`.
+pub fn scope_in_words(scope: Option<&str>) -> String {
+    match scope {
+        Some(scope) => format!("`{scope}`"),
+        None => "no scope (the whole host)".to_owned(),
+    }
+}
+
 /// Whether a container with these labels is inside the scope.
 pub fn in_scope(scope: &Scope, labels: &BTreeMap<String, String>) -> bool {
     scope
@@ -232,9 +267,16 @@ pub struct ContainerStatus {
     pub labels: BTreeMap<String, String>,
     /// Whether a container of this name is in the snapshot.
     pub in_snapshot: bool,
+    /// The effective policy, from the labels: `ignore` for containers another orchestrator manages (any
+    /// `com.docker.swarm.*` or `io.kubernetes.*` label, or `com.docker.compose.oneoff=True`), else what
+    /// `dockstate.policy` says (`heal` when absent, `observe` for a value dockstate does not know).
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 impl ContainerStatus {
+    /// The effective policy, computed from the labels (so an answer without the `policy` field is judged
+    /// the same way).
     pub fn policy(&self) -> Policy {
         Policy::from_labels(&self.labels)
     }
@@ -259,6 +301,18 @@ pub struct StatusResponse {
     pub resync_interval_seconds: u64,
     /// The id of the container status-api runs in, when it runs in one. Nothing ever acts on it.
     pub server_container_id: Option<String>,
+    /// Whether the engine answered status-api's last request to it (the `docker` check of `/ready`).
+    #[serde(default)]
+    pub engine_reachable: bool,
+    /// Whether `/ready` would answer 200 at this revision: the engine answers, the snapshot is loaded and
+    /// the event stream is live. With `events_live` and `observed_at` it is all a client needs to judge
+    /// whether this answer may be acted on, without a second request.
+    #[serde(default)]
+    pub ready: bool,
+    /// When not ready, the failing checks in words, as `/ready` states them (`events: event stream not
+    /// connected`); null when ready.
+    #[serde(default)]
+    pub not_ready_reason: Option<String>,
     /// The containers, sorted by name.
     pub containers: Vec<ContainerStatus>,
 }
@@ -340,6 +394,8 @@ pub fn labels_of_config(config: &serde_json::Value) -> BTreeMap<String, String> 
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
 #[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 pub enum DriftKind {
     /// In the snapshot, exists, not running (created, exited or dead).
     Stopped,
@@ -366,20 +422,7 @@ impl DriftKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stopped => "stopped",
-            Self::Paused => "paused",
-            Self::Removed => "removed",
-            Self::Unhealthy => "unhealthy",
-            Self::Unexpected => "unexpected",
-            Self::Changed => "changed",
-        }
-    }
-}
-
-impl fmt::Display for DriftKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -496,6 +539,50 @@ mod tests {
             Policy::from_labels(&labels(&[(POLICY_LABEL, "igonre")])),
             Policy::Observe
         );
+    }
+
+    #[test]
+    fn other_orchestrators_containers_are_ignored_whatever_their_policy_label() {
+        for managed in [
+            labels(&[("com.docker.swarm.task.id", "x")]),
+            labels(&[("com.docker.swarm.service.name", "web")]),
+            labels(&[("io.kubernetes.pod.name", "x")]),
+            labels(&[
+                ("io.kubernetes.container.name", "x"),
+                (POLICY_LABEL, "heal"),
+            ]),
+            labels(&[(COMPOSE_ONEOFF_LABEL, "True")]),
+            labels(&[(COMPOSE_ONEOFF_LABEL, "true"), (POLICY_LABEL, "observe")]),
+        ] {
+            assert_eq!(Policy::from_labels(&managed), Policy::Ignore, "{managed:?}");
+        }
+        for own in [
+            labels(&[(COMPOSE_ONEOFF_LABEL, "False")]),
+            labels(&[("com.docker.compose.service", "web")]),
+            labels(&[("com.docker.swarmish", "x")]),
+            labels(&[("io.kubernetesish", "x")]),
+        ] {
+            assert_eq!(Policy::from_labels(&own), Policy::Heal, "{own:?}");
+        }
+    }
+
+    #[test]
+    fn scopes_compare_normalised_and_empty_is_the_whole_host() {
+        assert_eq!(normalized_scope(None), None);
+        assert_eq!(normalized_scope(Some("")), None);
+        assert_eq!(normalized_scope(Some("  ")), None);
+        assert_eq!(
+            normalized_scope(Some(" team=web ")).as_deref(),
+            Some("team=web")
+        );
+        assert_eq!(normalized_scope(Some("app")).as_deref(), Some("app"));
+        assert_ne!(
+            normalized_scope(Some("app")),
+            normalized_scope(Some("app="))
+        );
+        assert_eq!(normalized_scope(Some("=x")).as_deref(), Some("=x"));
+        assert_eq!(scope_in_words(Some("team=web")), "`team=web`");
+        assert!(scope_in_words(None).contains("whole host"));
     }
 
     #[test]

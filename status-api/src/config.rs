@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use shared::runtime::{parse_duration, parse_log_format, parse_scope, LogFormat, ScopeArg};
+use shared::runtime::flags::{parse_duration, parse_scope, ScopeArg};
+use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
 
 /// status-api: watches a Docker engine and serves its live status, its baseline snapshot and the drift
@@ -52,7 +53,15 @@ pub enum Command {
     /// Probe this server's /health on the --listen port and exit 0 if it answers 2xx, else 1. For the
     /// image's HEALTHCHECK: the image is FROM scratch and has no curl.
     Healthcheck,
+    /// Print the scope the stored snapshot (in --state-dir) was taken in — an empty line for the whole host,
+    /// nothing at all when there is no snapshot — and exit 0; when it differs from --scope
+    /// (STATUS_API_SCOPE), say so on stderr and exit 2. Reads the file only: for `make up`, which runs it
+    /// in the image over the state volume before it starts the pair.
+    BaselineScope,
 }
+
+/// The exit status of `baseline-scope` when the stored snapshot was taken in another scope than --scope.
+pub const SCOPE_DIFFERS: u8 = 2;
 
 impl Settings {
     /// The scope, `None` for the whole host.
@@ -116,6 +125,20 @@ mod tests {
         let err = Settings::try_parse_from(["status-api", "--listen", "nowhere"])
             .expect_err("bad address");
         assert!(err.to_string().contains("nowhere"), "{err}");
+    }
+
+    #[test]
+    fn baseline_scope_is_a_subcommand_that_reads_state_dir_and_scope() {
+        let settings = Settings::parse_from([
+            "status-api",
+            "--state-dir",
+            "/var/lib/status-api",
+            "--scope",
+            "team=a",
+            "baseline-scope",
+        ]);
+        assert!(matches!(settings.command, Some(Command::BaselineScope)));
+        assert_eq!(settings.state_dir(), PathBuf::from("/var/lib/status-api"));
     }
 
     #[test]

@@ -1,13 +1,19 @@
-//! Read-only access to the Docker engine. [`DockerReader`] can list, inspect, stream events, ping and read the
-//! version — nothing else: status-api's promise never to change the host is in this type, not in a comment.
+//! Read-only access to the Docker engine. [`EngineReader`] is everything status-api may ask of an engine —
+//! list, inspect and stream events, nothing else — so its promise never to change the host is in a type, not
+//! in a comment; [`DockerReader`] is the real one, and the watch loop's unit tests use a fake.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage, HealthStatusEnum};
-use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use chrono::{DateTime, Utc};
-use futures::Stream;
-use shared::{ContainerSpec, ContainerState, ContainerStatus, Health, Scope};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use shared::{ContainerSpec, ContainerState, ContainerStatus, Health, Policy, Scope};
+
+#[cfg(test)]
+pub(crate) mod fake;
 
 /// The container events that can change what `/status` shows. Everything else — above all the `exec_*`
 /// events every healthcheck run produces — is noise, filtered out by the engine before it reaches us.
@@ -30,28 +36,36 @@ pub const WATCHED_EVENTS: &[&str] = &[
 /// How long one request to the engine may take to answer (an event stream only has to start).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// What went wrong talking to the engine. "No such container" is not an error here: inspect answers `None`.
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    #[error("cannot set up a Docker client (check DOCKER_HOST)")]
-    ConnectFailed(#[source] bollard::errors::Error),
-    #[error("the Docker engine did not answer the version negotiation")]
-    NegotiateFailed(#[source] bollard::errors::Error),
-    #[error("listing containers failed")]
-    ListFailed(#[source] bollard::errors::Error),
-    #[error("inspecting container {id} failed")]
-    InspectFailed {
-        id: String,
-        #[source]
-        source: bollard::errors::Error,
-    },
-    #[error("the engine's event stream failed")]
-    EventsFailed(#[source] bollard::errors::Error),
-    #[error("the Docker engine did not answer a ping")]
-    PingFailed(#[source] bollard::errors::Error),
-}
+pub use shared::runtime::engine::{EngineError, Result};
 
-pub type Result<T, E = DockerError> = std::result::Result<T, E>;
+/// What status-api reads from an engine. Object-safe (boxed futures), so the watch loop and the baseline
+/// keeper hold an `Arc<dyn EngineReader>` and need no type parameter; a boxed future per call costs nothing
+/// next to an HTTP round trip to the engine.
+pub trait EngineReader: std::fmt::Debug + Send + Sync {
+    /// Agrees on an API version with the engine. Called after every reconnect.
+    fn negotiate(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Containers in scope; `all` includes the ones that are not running.
+    fn list<'a>(
+        &'a self,
+        scope: &'a Scope,
+        all: bool,
+    ) -> BoxFuture<'a, Result<Vec<ContainerSummary>>>;
+
+    /// One container, or `None` when the engine has no such container (404).
+    fn inspect<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ContainerInspectResponse>>>;
+
+    /// The engine's container events in scope from `since` (seconds since the epoch, fractional allowed),
+    /// limited to [`WATCHED_EVENTS`]. The stream ends or yields an error when the connection is lost.
+    fn events(
+        &self,
+        scope: &Scope,
+        since: Option<String>,
+    ) -> BoxStream<'static, Result<EventMessage>>;
+}
 
 /// A Docker handle that can only read. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -64,81 +78,48 @@ impl DockerReader {
     /// first call. Requests that get no answer within [`REQUEST_TIMEOUT`] fail, so a hung engine shows as
     /// not ready instead of freezing the view.
     pub fn connect(host: Option<&str>) -> Result<Self> {
-        let docker = shared::runtime::docker_client(host, REQUEST_TIMEOUT)
-            .map_err(DockerError::ConnectFailed)?;
+        let docker = shared::runtime::engine::docker_client(host, REQUEST_TIMEOUT)?;
         Ok(Self { docker })
     }
+}
 
-    /// Agrees on an API version with the engine: never pinned, so old engines (1.41) and new ones (which
-    /// refuse anything below 1.44) both work. Call after every reconnect; it only ever lowers the version.
-    pub async fn negotiate(&self) -> Result<()> {
-        self.docker
-            .clone()
-            .negotiate_version()
-            .await
-            .map(|_| ())
-            .map_err(DockerError::NegotiateFailed)
+impl EngineReader for DockerReader {
+    /// See [`shared::runtime::engine::negotiate`]: never pinned, only ever lowered.
+    fn negotiate(&self) -> BoxFuture<'_, Result<()>> {
+        shared::runtime::engine::negotiate(&self.docker).boxed()
     }
 
-    pub async fn ping(&self) -> Result<()> {
-        self.docker
-            .ping()
-            .await
-            .map(|_| ())
-            .map_err(DockerError::PingFailed)
-    }
-
-    /// The engine's version string and the API version agreed on.
-    pub async fn version(&self) -> Result<(String, String)> {
-        let version = self
-            .docker
-            .version()
-            .await
-            .map_err(DockerError::PingFailed)?;
-        Ok((
-            version.version.unwrap_or_default(),
-            self.docker.client_version().to_string(),
-        ))
-    }
-
-    /// Containers in scope; `all` includes the ones that are not running.
-    pub async fn list(&self, scope: &Scope, all: bool) -> Result<Vec<ContainerSummary>> {
+    fn list<'a>(
+        &'a self,
+        scope: &'a Scope,
+        all: bool,
+    ) -> BoxFuture<'a, Result<Vec<ContainerSummary>>> {
         let options = ListContainersOptions {
             all,
             filters: scope_filter(scope),
             ..Default::default()
         };
-        self.docker
-            .list_containers(Some(options))
-            .await
-            .map_err(DockerError::ListFailed)
-    }
-
-    /// One container, or `None` when the engine has no such container (404).
-    pub async fn inspect(&self, id: &str) -> Result<Option<ContainerInspectResponse>> {
-        match self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(found) => Ok(Some(found)),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(source) => Err(DockerError::InspectFailed {
-                id: id.to_owned(),
-                source,
-            }),
+        async move {
+            self.docker
+                .list_containers(Some(options))
+                .await
+                .map_err(|err| EngineError::from_call("listing", "containers", err))
         }
+        .boxed()
     }
 
-    /// The engine's container events in scope from `since` (seconds since the epoch, fractional allowed),
-    /// limited to [`WATCHED_EVENTS`].
-    pub fn events(
+    fn inspect<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ContainerInspectResponse>>> {
+        shared::runtime::engine::inspect(&self.docker, id, id).boxed()
+    }
+
+    fn events(
         &self,
         scope: &Scope,
         since: Option<String>,
-    ) -> impl Stream<Item = Result<EventMessage, bollard::errors::Error>> + Send + 'static {
+    ) -> BoxStream<'static, Result<EventMessage>> {
         let mut filters = scope_filter(scope).unwrap_or_default();
         filters.insert("type".to_owned(), vec!["container".to_owned()]);
         filters.insert(
@@ -153,7 +134,12 @@ impl DockerReader {
             until: None,
             filters: Some(filters),
         };
-        self.docker.events(Some(options))
+        self.docker
+            .events(Some(options))
+            .map(|event| {
+                event.map_err(|err| EngineError::from_call("following", "the event stream", err))
+            })
+            .boxed()
     }
 }
 
@@ -193,6 +179,7 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         _ if finished_at.is_none() => None,
         _ => state.and_then(|state| state.exit_code),
     };
+    let labels = labels(config.and_then(|config| config.labels.as_ref()));
     Some(ContainerStatus {
         id,
         name: inspect
@@ -212,7 +199,8 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         created_at: engine_time(inspect.created.as_deref()),
         started_at,
         finished_at,
-        labels: labels(config.and_then(|config| config.labels.as_ref())),
+        policy: Policy::from_labels(&labels),
+        labels,
         in_snapshot: false,
     })
 }
@@ -304,6 +292,27 @@ mod tests {
         assert!(
             spec.config.to_string().contains("hunter2"),
             "the spec keeps the environment"
+        );
+    }
+
+    #[test]
+    fn the_status_carries_the_effective_policy() {
+        let inspect = |labels: serde_json::Value| -> ContainerInspectResponse {
+            serde_json::from_value(serde_json::json!({
+                "Id": "c".repeat(64), "Name": "/job", "State": {"Status": "running"},
+                "Config": {"Image": "busybox:latest", "Labels": labels},
+            }))
+            .expect("valid inspect")
+        };
+        let policy = |labels| status_from_inspect(&inspect(labels)).map(|status| status.policy);
+        assert_eq!(policy(serde_json::json!({})), Some(Policy::Heal));
+        assert_eq!(
+            policy(serde_json::json!({"dockstate.policy": "observe"})),
+            Some(Policy::Observe)
+        );
+        assert_eq!(
+            policy(serde_json::json!({"com.docker.compose.oneoff": "True"})),
+            Some(Policy::Ignore)
         );
     }
 

@@ -1,14 +1,21 @@
 //! status-api: watches one Docker engine through its event stream, keeps a baseline snapshot on disk, and
 //! serves live status, the snapshot, the drift between them, health, readiness, metrics and OpenAPI docs.
 //! It never changes the host: its only Docker handle, [`docker::DockerReader`], cannot.
+//!
+//! The baseline has one owner, [`baseline::BaselineKeeper`], which publishes it on a channel; the live view
+//! has one writer, [`inventory::Inventory`] (the watch loop), and readers clone a [`store::Store`] that hands
+//! out an immutable [`view::View`] per revision.
 
 pub mod api;
+pub mod baseline;
 pub mod config;
 pub mod docker;
 pub mod inventory;
 pub mod metrics;
 pub mod snapshot;
 pub mod startup;
+pub mod store;
+pub mod view;
 
 pub use config::Settings;
 pub use startup::Application;

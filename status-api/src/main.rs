@@ -2,8 +2,12 @@
 
 use anyhow::Context;
 use clap::Parser;
-use shared::runtime::{init_telemetry, limit_malloc_arenas, probe_health, shutdown_signal};
-use status_api::config::Command;
+use shared::runtime::http::probe_health;
+use shared::runtime::process::limit_malloc_arenas;
+use shared::runtime::shutdown::shutdown_signal;
+use shared::runtime::telemetry::init_telemetry;
+use status_api::config::{Command, SCOPE_DIFFERS};
+use status_api::startup::{stored_scope, StoredScope};
 use status_api::{Application, Settings};
 
 fn main() -> anyhow::Result<()> {
@@ -16,7 +20,31 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Some(Command::BaselineScope) = settings.command {
+        std::process::exit(baseline_scope(&settings));
+    }
     serve(settings)
+}
+
+/// `status-api baseline-scope`: the stored snapshot's scope on stdout, the mismatch (if any) on stderr.
+fn baseline_scope(settings: &Settings) -> i32 {
+    match stored_scope(settings) {
+        Ok(StoredScope::NoSnapshot) => 0,
+        Ok(StoredScope::Taken { scope, mismatch }) => {
+            println!("{}", scope.unwrap_or_default());
+            match mismatch {
+                Some(mismatch) => {
+                    eprintln!("{mismatch}");
+                    i32::from(SCOPE_DIFFERS)
+                }
+                None => 0,
+            }
+        }
+        Err(err) => {
+            eprintln!("{}", shared::error_chain(&err));
+            1
+        }
+    }
 }
 
 #[tokio::main]

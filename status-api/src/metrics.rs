@@ -1,5 +1,5 @@
 //! Prometheus metrics (SPEC "Metrics"): HTTP requests by route and status, and gauges of the live view that
-//! are computed from the current [`View`](crate::inventory::View) at scrape time, so they can never drift
+//! are computed from the current [`View`](crate::view::View) at scrape time, so they can never drift
 //! from what `/status` and `/drift` say.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use prometheus::{
 };
 use shared::DriftKind;
 
-use crate::inventory::Inventory;
+use crate::store::Store;
 
 /// The metric families status-api exports. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -99,8 +99,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric, with the gauges read from the current view.
-    pub fn render(&self, inventory: &Inventory) -> String {
-        let view = inventory.view();
+    pub fn render(&self, store: &Store) -> String {
+        let view = store.view();
         for (state, count) in view.count_by_state() {
             self.containers
                 .with_label_values(&[state.as_str()])
@@ -112,7 +112,7 @@ impl Metrics {
                 .with_label_values(&[kind.as_str()])
                 .set(gauge(count));
         }
-        let seen = inventory.events_seen();
+        let seen = store.events_seen();
         self.events.inc_by(seen.saturating_sub(self.events.get()));
         self.revision
             .set(i64::try_from(view.revision).unwrap_or(i64::MAX));

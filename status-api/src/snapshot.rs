@@ -1,20 +1,17 @@
-//! The baseline: the containers that ran when the snapshot was taken, with everything needed to recreate
-//! them, kept in `<state-dir>/snapshot.json` (mode 0600, replaced atomically). A file that cannot be read is
+//! The snapshot file: the containers that ran when the baseline was taken, with everything needed to recreate
+//! them, kept in `<state-dir>/snapshot.json` (mode 0600, replaced atomically). Only the format and the file
+//! live here; the `baseline` module owns the baseline in force. A file that cannot be read is
 //! reported and left exactly as it is: losing an operator's baseline silently is the worst thing we could do.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use shared::{ContainerSpec, Scope, SnapshotSummary};
-
-use crate::docker::{spec_from_inspect, DockerError, DockerReader};
-use crate::inventory::Inventory;
+use shared::runtime::engine::EngineError;
+use shared::{ContainerSpec, SnapshotSummary};
 
 /// The version of the file format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -33,7 +30,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// What `GET /snapshot` shows: names, ids, images, labels.
+    /// What `GET /snapshot` shows: names, ids, images, labels. Parses every member's labels: call it once
+    /// per baseline (the `Baseline` in force keeps the result).
     pub fn summary(&self) -> SnapshotSummary {
         SnapshotSummary {
             taken_at: self.taken_at,
@@ -80,7 +78,7 @@ pub enum SnapshotError {
         source: std::io::Error,
     },
     #[error("taking the snapshot failed: the Docker engine did not answer")]
-    Docker(#[from] DockerError),
+    Docker(#[from] EngineError),
 }
 
 /// `<state-dir>/snapshot.json`.
@@ -172,76 +170,6 @@ impl SnapshotFile {
             let _ = fs::remove_file(&temporary);
         }
         result.map_err(write_failed)
-    }
-}
-
-/// Records the running containers in scope, inspecting each for its full configuration.
-#[tracing::instrument(skip_all)]
-pub async fn take(docker: &DockerReader, scope: &Scope) -> Result<Snapshot, SnapshotError> {
-    let running = docker.list(scope, false).await?;
-    let ids: Vec<String> = running
-        .into_iter()
-        .filter_map(|summary| summary.id)
-        .collect();
-    let inspected: Vec<_> = futures::stream::iter(ids)
-        .map(|id| async move { docker.inspect(&id).await })
-        .buffer_unordered(8)
-        .try_collect()
-        .await?;
-    let mut containers: Vec<ContainerSpec> = inspected
-        .iter()
-        .flatten()
-        .filter_map(spec_from_inspect)
-        .collect();
-    containers.sort_by(|a, b| a.name.cmp(&b.name));
-    tracing::info!(containers = containers.len(), "snapshot taken");
-    Ok(Snapshot {
-        format: FORMAT,
-        taken_at: Utc::now(),
-        scope: scope.as_ref().map(ToString::to_string),
-        containers,
-    })
-}
-
-/// Takes and keeps the baseline: one re-baseline at a time, the file written before the view changes.
-#[derive(Debug)]
-pub struct Baseline {
-    file: SnapshotFile,
-    docker: DockerReader,
-    inventory: Inventory,
-    lock: tokio::sync::Mutex<()>,
-}
-
-impl Baseline {
-    pub fn new(file: SnapshotFile, docker: DockerReader, inventory: Inventory) -> Self {
-        Self {
-            file,
-            docker,
-            inventory,
-            lock: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// Re-baselines to what runs now: takes a snapshot, writes it, then shows it.
-    pub async fn retake(&self) -> Result<Arc<Snapshot>, SnapshotError> {
-        let _one_at_a_time = self.lock.lock().await;
-        self.take_and_keep().await
-    }
-
-    /// Takes the first snapshot unless one exists (loaded from disk, or taken meanwhile by a re-baseline).
-    pub async fn take_if_missing(&self) -> Result<Arc<Snapshot>, SnapshotError> {
-        let _one_at_a_time = self.lock.lock().await;
-        match self.inventory.snapshot() {
-            Some(existing) => Ok(existing),
-            None => self.take_and_keep().await,
-        }
-    }
-
-    async fn take_and_keep(&self) -> Result<Arc<Snapshot>, SnapshotError> {
-        let snapshot = take(&self.docker, self.inventory.scope()).await?;
-        self.file.save(&snapshot)?;
-        tracing::info!(path = %self.file.path().display(), containers = snapshot.containers.len(), "baseline written");
-        Ok(self.inventory.set_snapshot(snapshot))
     }
 }
 

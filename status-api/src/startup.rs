@@ -13,12 +13,17 @@ use poem::listener::TcpAcceptor;
 use shared::backoff::Backoff;
 use tokio::sync::watch;
 
+use shared::error_chain;
+
 use crate::api::{app, ApiState};
+use crate::baseline::BaselineKeeper;
 use crate::config::Settings;
-use crate::docker::{DockerError, DockerReader};
-use crate::inventory::{error_chain, Inventory};
+use crate::docker::{DockerReader, EngineReader};
+use crate::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::snapshot::{Baseline, SnapshotError, SnapshotFile};
+use crate::snapshot::{SnapshotError, SnapshotFile};
+use crate::store::{Store, Writer};
+use crate::view::scope_mismatch;
 
 /// How long in-flight requests get to finish after the shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
@@ -27,27 +32,16 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 const EMPTY_TOKEN_HINT: &str =
     "put a secret in it, e.g. the output of `head -c 32 /dev/urandom | base64`";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    #[error(transparent)]
-    Token(#[from] shared::runtime::TokenFileError),
-    #[error(transparent)]
-    Bind(#[from] shared::runtime::BindError),
-    #[error("the HTTP server failed")]
-    ServeFailed(#[source] std::io::Error),
-}
+/// Why status-api could not start: the shared shape, plus what only status-api checks (its state directory
+/// and snapshot file).
+pub type StartupError = shared::runtime::startup::StartupError<SnapshotError>;
 
 /// A bound, not yet running, status-api.
 pub struct Application {
     acceptor: TcpAcceptor,
     address: SocketAddr,
-    docker: DockerReader,
     inventory: Inventory,
-    baseline: Arc<Baseline>,
+    keeper: Arc<BaselineKeeper>,
     token: Option<Arc<str>>,
 }
 
@@ -63,35 +57,39 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let token = settings.token_file.as_deref().map(read_token).transpose()?;
         let file = SnapshotFile::new(&settings.state_dir());
-        file.prepare()?;
-        let loaded = file.load()?;
+        file.prepare().map_err(StartupError::Program)?;
+        let loaded = file.load().map_err(StartupError::Program)?;
         let scope = settings.scope();
         if let Some(snapshot) = &loaded {
-            let configured = scope.as_ref().map(ToString::to_string);
-            if snapshot.scope != configured {
-                tracing::warn!(
-                    snapshot_scope = ?snapshot.scope,
-                    scope = ?configured,
-                    "the snapshot was taken in another scope; drift only considers containers in the current scope"
-                );
-            }
             tracing::info!(path = %file.path().display(), containers = snapshot.containers.len(), "snapshot loaded");
         }
 
-        let docker = DockerReader::connect(settings.docker_host.as_deref())?;
-        let inventory = Inventory::new(scope, settings.resync_interval);
-        if let Some(snapshot) = loaded {
-            inventory.set_snapshot(snapshot);
+        let docker: Arc<dyn EngineReader> =
+            Arc::new(DockerReader::connect(settings.docker_host.as_deref())?);
+        let keeper = Arc::new(BaselineKeeper::new(
+            file,
+            docker.clone(),
+            scope.clone(),
+            loaded,
+        ));
+        if let Some(mismatch) = scope_mismatch(keeper.current().as_deref(), &scope) {
+            tracing::error!(
+                snapshot_scope = keeper
+                    .current()
+                    .and_then(|b| b.scope().map(ToOwned::to_owned)),
+                scope = scope.as_ref().map(ToString::to_string),
+                "not ready: {mismatch}"
+            );
         }
-        let baseline = Arc::new(Baseline::new(file, docker.clone(), inventory.clone()));
+        let writer = Writer::new(scope, settings.resync_interval, keeper.subscribe());
+        let inventory = Inventory::new(writer, docker);
 
-        let (acceptor, address) = shared::runtime::bind_http(settings.listen).await?;
+        let (acceptor, address) = shared::runtime::http::bind_http(settings.listen).await?;
         Ok(Self {
             acceptor,
             address,
-            docker,
             inventory,
-            baseline,
+            keeper,
             token,
         })
     }
@@ -108,20 +106,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let watcher = tokio::spawn(
-            self.inventory
-                .clone()
-                .watch(self.docker.clone(), stop_rx.clone()),
-        );
+        let store = self.inventory.store();
+        let watcher = tokio::spawn(self.inventory.watch(stop_rx.clone()));
         let first_snapshot = tokio::spawn(take_first_snapshot(
-            self.baseline.clone(),
-            self.inventory.clone(),
+            self.keeper.clone(),
+            store.clone(),
             stop_rx.clone(),
         ));
 
         let state = ApiState {
-            inventory: self.inventory,
-            baseline: self.baseline,
+            store,
+            keeper: self.keeper,
             metrics: Metrics::new(),
             token: self.token,
             shutdown: stop_rx,
@@ -143,18 +138,18 @@ impl Application {
 
 /// Waits for the engine, then takes the first snapshot if none was loaded; retries with backoff.
 async fn take_first_snapshot(
-    baseline: Arc<Baseline>,
-    inventory: Inventory,
+    keeper: Arc<BaselineKeeper>,
+    store: Store,
     mut stop: watch::Receiver<bool>,
 ) {
-    if inventory.snapshot().is_some() {
+    if keeper.current().is_some() {
         return;
     }
-    let mut revisions = inventory.subscribe();
+    let mut revisions = store.subscribe();
     let mut backoff = Backoff::default();
     loop {
-        if inventory.docker_ok() {
-            match baseline.take_if_missing().await {
+        if store.engine_reachable() {
+            match keeper.take_if_missing().await {
                 Ok(_) => return,
                 Err(err) => {
                     let delay = backoff.fail(Instant::now(), rand::random::<f64>());
@@ -173,6 +168,35 @@ async fn take_first_snapshot(
     }
 }
 
+/// What `status-api baseline-scope` found in the state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredScope {
+    /// No snapshot yet: the first one will be taken in whatever scope status-api starts with.
+    NoSnapshot,
+    /// A snapshot taken in `scope` (normalised; `None` for the whole host), and, when that is not the
+    /// configured scope, the sentence `/ready` would give.
+    Taken {
+        scope: Option<String>,
+        mismatch: Option<String>,
+    },
+}
+
+/// Reads the snapshot stored under `--state-dir` (and nothing else: no engine, no port, no write) and compares
+/// its scope with `--scope`.
+pub fn stored_scope(settings: &Settings) -> Result<StoredScope, SnapshotError> {
+    let Some(snapshot) = SnapshotFile::new(&settings.state_dir()).load()? else {
+        return Ok(StoredScope::NoSnapshot);
+    };
+    let baseline = crate::baseline::Baseline::new(snapshot);
+    Ok(StoredScope::Taken {
+        scope: baseline.scope().map(ToOwned::to_owned),
+        mismatch: scope_mismatch(Some(&baseline), &settings.scope()),
+    })
+}
+
 fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
-    Ok(shared::runtime::read_token_file(path, EMPTY_TOKEN_HINT)?)
+    Ok(shared::runtime::token::read_token_file(
+        path,
+        EMPTY_TOKEN_HINT,
+    )?)
 }

@@ -168,3 +168,73 @@ async fn an_empty_token_file_or_a_busy_port_stops_start_up_with_the_reason() -> 
     );
     Ok(())
 }
+
+/// Runs `status-api baseline-scope` over `state_dir` with `STATUS_API_SCOPE` set to `scope` (unset when
+/// `None`): its exit code, stdout and stderr.
+async fn baseline_scope(
+    state_dir: &std::path::Path,
+    scope: Option<&str>,
+) -> anyhow::Result<(Option<i32>, String, String)> {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_status-api"));
+    command
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("baseline-scope")
+        .env_remove("STATUS_API_SCOPE")
+        .kill_on_drop(true);
+    if let Some(scope) = scope {
+        command.env("STATUS_API_SCOPE", scope);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(10), command.output()).await??;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn baseline_scope_prints_the_stored_scope_and_fails_when_the_configured_one_differs(
+) -> anyhow::Result<()> {
+    let state = tempfile::tempdir()?;
+    let (code, out, _) = baseline_scope(state.path(), None).await?;
+    assert_eq!((code, out.as_str()), (Some(0), ""), "no snapshot: nothing");
+
+    let snapshot = |scope: serde_json::Value| {
+        serde_json::json!({"format": 1, "taken_at": "2026-11-22T10:00:00Z", "scope": scope, "containers": []})
+            .to_string()
+    };
+    let file = state.path().join("snapshot.json");
+    std::fs::write(&file, snapshot(serde_json::json!("team=web")))?;
+    let (code, out, err) = baseline_scope(state.path(), Some("team=web")).await?;
+    assert_eq!((code, out.as_str()), (Some(0), "team=web\n"), "{err}");
+
+    for other in [None, Some(""), Some("team=db")] {
+        let (code, out, err) = baseline_scope(state.path(), other).await?;
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(2), "team=web\n"),
+            "{other:?}: {err}"
+        );
+        for part in ["`team=web`", "STATUS_API_SCOPE", "POST /snapshot"] {
+            assert!(err.contains(part), "{other:?}, `{part}`: {err}");
+        }
+    }
+
+    std::fs::write(&file, snapshot(serde_json::Value::Null))?;
+    let (code, out, _) = baseline_scope(state.path(), None).await?;
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "\n"),
+        "the whole host: an empty line"
+    );
+    let (code, _, err) = baseline_scope(state.path(), Some("team=web")).await?;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("whole host"), "{err}");
+
+    std::fs::write(&file, "{not json")?;
+    let (code, _, err) = baseline_scope(state.path(), None).await?;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("snapshot.json"), "{err}");
+    Ok(())
+}

@@ -5,6 +5,10 @@
 //! Every attempt counts, whatever its outcome: a start that succeeded but whose container died again at once
 //! failed as surely as one the engine refused. The first attempt is never delayed, so a container that
 //! dies once is back within the time of one start call.
+//!
+//! A quarantine follows the container, not only its name: it ends early when a container with another id
+//! stands under the name (recreated by someone, and not by this controller), or when the container has run
+//! for longer than the backoff's quiet period (`reset_after`). See [`HealGuard::observe`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -54,8 +58,28 @@ pub struct Quarantine {
     pub attempts: u32,
 }
 
+/// Why a quarantine ended before its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuarantineEnd {
+    /// Another container stands under the name now.
+    NewContainer,
+    /// The container has run this long, past the backoff's quiet period.
+    RanFor(Duration),
+}
+
+impl std::fmt::Display for QuarantineEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NewContainer => f.write_str("new container id"),
+            Self::RanFor(ran) => write!(f, "ran for {} s", ran.as_secs()),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Track {
+    /// The id of the container the attempts were made on (after a recreate, the new one).
+    id: String,
     backoff: Backoff,
     last_attempt: Instant,
     not_before: Instant,
@@ -114,23 +138,64 @@ impl HealGuard {
         Gate::Go
     }
 
-    /// Records an attempt on `container` at `now`; `jitter` in `[0, 1)` spreads its delay. Returns how long
-    /// the next attempt has to wait.
-    pub fn record_attempt(&mut self, container: &str, now: Instant, jitter: f64) -> Duration {
+    /// Records an attempt on `container` (whose id is `id`) at `now`; `jitter` in `[0, 1)` spreads its
+    /// delay. Returns how long the next attempt has to wait.
+    pub fn record_attempt(
+        &mut self,
+        container: &str,
+        id: &str,
+        now: Instant,
+        jitter: f64,
+    ) -> Duration {
         let policy = self.limits.backoff;
         let track = self
             .tracks
             .entry(container.to_owned())
             .or_insert_with(|| Track {
+                id: String::new(),
                 backoff: Backoff::new(policy),
                 last_attempt: now,
                 not_before: now,
                 quarantined_until: None,
             });
         let delay = track.backoff.fail(now, jitter);
+        id.clone_into(&mut track.id);
         track.last_attempt = now;
         track.not_before = now + delay;
         delay
+    }
+
+    /// The controller itself gave `container` the id `id` (a recreate): it is still the container the
+    /// attempts were made on.
+    pub fn adopt_id(&mut self, container: &str, id: &str) {
+        if let Some(track) = self.tracks.get_mut(container) {
+            id.clone_into(&mut track.id);
+        }
+    }
+
+    /// What the engine shows of `container` now: its `id`, and how long it has been running (`None` when it
+    /// is not). Ends its quarantine, and forgets its attempts, when it is not the container that kept failing
+    /// any more: another id stands under the name, or it has run past the backoff's quiet period. Answers
+    /// why, when it ended one.
+    pub fn observe(
+        &mut self,
+        container: &str,
+        id: &str,
+        running_for: Option<Duration>,
+        now: Instant,
+    ) -> Option<QuarantineEnd> {
+        let track = self.tracks.get(container)?;
+        track.quarantined_until.filter(|until| now < *until)?;
+        let end = if track.id != id {
+            QuarantineEnd::NewContainer
+        } else {
+            match running_for {
+                Some(ran) if ran >= self.limits.backoff.reset_after => QuarantineEnd::RanFor(ran),
+                _ => return None,
+            }
+        };
+        self.tracks.remove(container);
+        Some(end)
     }
 
     /// Attempts on `container` since its count last started over.
@@ -202,7 +267,7 @@ mod tests {
         let delays: Vec<u128> = (0..8)
             .map(|i| {
                 let now = start + Duration::from_secs(i);
-                guard.record_attempt("web", now, SLOW).as_millis()
+                guard.record_attempt("web", "web-id", now, SLOW).as_millis()
             })
             .collect();
         assert_eq!(
@@ -215,7 +280,7 @@ mod tests {
     fn the_gate_stays_shut_until_the_delay_has_passed() {
         let mut guard = guard();
         let now = Instant::now();
-        let delay = guard.record_attempt("web", now, SLOW);
+        let delay = guard.record_attempt("web", "web-id", now, SLOW);
         assert_eq!(
             guard.check("web", now + delay - ms(1)),
             Gate::Wait { until: now + delay }
@@ -237,7 +302,7 @@ mod tests {
             match guard.check("loop", now) {
                 Gate::Go => {
                     attempts_in_first_minute += 1;
-                    guard.record_attempt("loop", now, 0.5);
+                    guard.record_attempt("loop", "loop-id", now, 0.5);
                     now += ms(550);
                 }
                 Gate::Wait { until } => now = until,
@@ -256,12 +321,12 @@ mod tests {
         let mut guard = guard();
         let start = Instant::now();
         for i in 0..5 {
-            guard.record_attempt("web", start + Duration::from_secs(i * 40), 0.0);
+            guard.record_attempt("web", "web-id", start + Duration::from_secs(i * 40), 0.0);
         }
         assert_eq!(guard.attempts("web"), 5);
         let later = start + Duration::from_secs(4 * 40 + 120);
         assert_eq!(guard.check("web", later), Gate::Go);
-        assert_eq!(guard.record_attempt("web", later, 0.0), ms(400));
+        assert_eq!(guard.record_attempt("web", "web-id", later, 0.0), ms(400));
         assert_eq!(guard.attempts("web"), 1);
     }
 
@@ -276,7 +341,7 @@ mod tests {
         let mut now = Instant::now();
         for _ in 0..3 {
             assert_eq!(guard.check("web", now), Gate::Go);
-            now += guard.record_attempt("web", now, 0.0);
+            now += guard.record_attempt("web", "web-id", now, 0.0);
         }
         let until = now + Duration::from_secs(600);
         assert_eq!(
@@ -307,8 +372,82 @@ mod tests {
         // Served: it may be tried again, from a fresh count.
         assert_eq!(guard.check("web", until), Gate::Go);
         assert!(guard.quarantined(until).is_empty());
-        assert_eq!(guard.record_attempt("web", until, 0.0), ms(400));
+        assert_eq!(guard.record_attempt("web", "web-id", until, 0.0), ms(400));
         assert_eq!(guard.attempts("web"), 1);
+    }
+
+    /// A guard whose `web` (id `web-id`) was just quarantined after three attempts; answers the moment.
+    fn quarantined_web(guard: &mut HealGuard) -> Instant {
+        let mut now = Instant::now();
+        for _ in 0..3 {
+            now += guard.record_attempt("web", "web-id", now, 0.0);
+        }
+        assert!(matches!(
+            guard.check("web", now),
+            Gate::Quarantined { entered: true, .. }
+        ));
+        now
+    }
+
+    fn tight() -> HealGuard {
+        HealGuard::new(HealLimits {
+            quarantine_after: 3,
+            quarantine_for: Duration::from_secs(600),
+            ..HealLimits::default()
+        })
+    }
+
+    #[test]
+    fn a_new_container_under_the_name_ends_the_quarantine() {
+        let mut guard = tight();
+        let now = quarantined_web(&mut guard);
+        assert_eq!(guard.observe("web", "web-id", None, now + ms(10)), None);
+        assert_eq!(
+            guard.observe("web", "other-id", None, now + ms(20)),
+            Some(QuarantineEnd::NewContainer)
+        );
+        assert!(guard.quarantined(now + ms(20)).is_empty());
+        assert_eq!(guard.check("web", now + ms(20)), Gate::Go, "at once");
+        assert_eq!(guard.attempts("web"), 0, "a fresh count");
+        assert_eq!(QuarantineEnd::NewContainer.to_string(), "new container id");
+    }
+
+    #[test]
+    fn a_run_past_the_quiet_period_ends_the_quarantine() {
+        let mut guard = tight();
+        let now = quarantined_web(&mut guard);
+        let reset_after = guard.limits().backoff.reset_after;
+        assert_eq!(
+            guard.observe("web", "web-id", Some(reset_after - ms(1)), now),
+            None,
+            "not long enough yet"
+        );
+        assert_eq!(
+            guard.observe("web", "web-id", Some(reset_after), now),
+            Some(QuarantineEnd::RanFor(reset_after))
+        );
+        assert_eq!(guard.check("web", now), Gate::Go);
+        assert_eq!(
+            QuarantineEnd::RanFor(Duration::from_secs(120)).to_string(),
+            "ran for 120 s"
+        );
+    }
+
+    #[test]
+    fn a_recreate_by_the_controller_keeps_the_quarantine_s_container() {
+        let mut guard = tight();
+        let mut now = Instant::now();
+        now += guard.record_attempt("web", "snapshot-id", now, 0.0);
+        guard.adopt_id("web", "recreated-id");
+        for _ in 0..2 {
+            now += guard.record_attempt("web", "recreated-id", now, 0.0);
+        }
+        assert!(matches!(guard.check("web", now), Gate::Quarantined { .. }));
+        assert_eq!(guard.observe("web", "recreated-id", None, now), None);
+        assert_eq!(
+            guard.observe("unknown", "x", Some(Duration::MAX), now),
+            None
+        );
     }
 
     #[test]
@@ -319,8 +458,8 @@ mod tests {
         };
         let mut guard = HealGuard::new(limits);
         let start = Instant::now();
-        guard.record_attempt("web", start, 0.0);
-        guard.record_attempt("web", start + ms(500), 0.0);
+        guard.record_attempt("web", "web-id", start, 0.0);
+        guard.record_attempt("web", "web-id", start + ms(500), 0.0);
         assert_eq!(
             guard.check("web", start + Duration::from_secs(200)),
             Gate::Go
@@ -331,8 +470,8 @@ mod tests {
     fn quiet_containers_are_forgotten() {
         let mut guard = guard();
         let start = Instant::now();
-        guard.record_attempt("old", start, 0.0);
-        guard.record_attempt("new", start + Duration::from_secs(100), 0.0);
+        guard.record_attempt("old", "old-id", start, 0.0);
+        guard.record_attempt("new", "new-id", start + Duration::from_secs(100), 0.0);
         guard.forget_quiet(start + Duration::from_secs(130));
         assert_eq!(guard.attempts("old"), 0);
         assert_eq!(guard.attempts("new"), 1);
@@ -343,7 +482,7 @@ mod tests {
         let mut low = guard();
         let mut high = guard();
         let now = Instant::now();
-        assert_eq!(low.record_attempt("a", now, 0.0), ms(400));
-        assert!(high.record_attempt("a", now, SLOW) > ms(790));
+        assert_eq!(low.record_attempt("a", "a-id", now, 0.0), ms(400));
+        assert!(high.record_attempt("a", "a-id", now, SLOW) > ms(790));
     }
 }

@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 use reqwest::Url;
-use shared::runtime::{parse_duration, parse_log_format, LogFormat};
+use shared::runtime::flags::{parse_duration, parse_scope, parse_switch, ScopeArg};
+use shared::runtime::telemetry::{parse_log_format, LogFormat};
+use shared::Scope;
 
-use crate::backoff::HealLimits;
+pub use crate::model::Unexpected;
 
 /// The shortest `--interval` accepted: the long poll already reacts within milliseconds, the interval is only
 /// the safety net, and a shorter one would just load status-api.
@@ -64,6 +66,11 @@ pub struct Settings {
     #[arg(long, env = "STATUS_CONTROLLER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
+    /// The scope this controller expects status-api to watch: KEY or KEY=VALUE. When set and status-api
+    /// reports another scope, the controller holds. Empty or unset: whatever status-api watches.
+    #[arg(long, env = "STATUS_CONTROLLER_SCOPE", value_parser = parse_scope)]
+    pub scope: Option<ScopeArg>,
+
     /// One pass: print the plan as a table (and apply it unless --dry-run), then exit 0 in sync, 2 when drift
     /// was found, 1 on error.
     #[arg(long)]
@@ -76,10 +83,6 @@ pub struct Settings {
     /// The Docker engine: unix:///path/to/docker.sock or tcp://host:port. Default: the local socket.
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
-
-    /// Crash-loop backoff and quarantine. Not a flag: the defaults are the product; tests tighten them.
-    #[arg(skip)]
-    pub limits: HealLimits,
 }
 
 /// Subcommands; without one, status-controller runs its loop (or one pass with `--once`).
@@ -90,40 +93,10 @@ pub enum Command {
     Healthcheck,
 }
 
-/// What to do with a running container that is not in the snapshot (policy `heal`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Unexpected {
-    /// Stop it (gracefully, with its own stop timeout); it stays on the host.
-    Stop,
-    /// Stop it, then remove it (its volumes are kept).
-    Remove,
-    /// Report it, never touch it.
-    Ignore,
-}
-
-impl Unexpected {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stop => "stop",
-            Self::Remove => "remove",
-            Self::Ignore => "ignore",
-        }
-    }
-}
-
 impl Settings {
-    /// Settings for a controller under test: port 0 on loopback, the given status-api, and an interval of an
-    /// hour, so that a test passes only if the long poll (not the timer) drove the controller.
-    pub fn for_test(api_url: &str) -> Self {
-        Self::parse_from([
-            "status-controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-url",
-            api_url,
-            "--interval",
-            "1h",
-        ])
+    /// `--scope`: the scope status-api must report, `None` to accept whatever it watches.
+    pub fn scope(&self) -> Scope {
+        self.scope.clone().and_then(|ScopeArg(scope)| scope)
     }
 
     pub fn log_format(&self) -> LogFormat {
@@ -161,16 +134,6 @@ pub fn parse_api_url(value: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Parses an on/off switch from the environment: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, and empty
-/// for off (what an unset variable in a compose file gives).
-pub fn parse_switch(value: &str) -> Result<bool, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "" | "false" | "0" | "no" | "off" => Ok(false),
-        "true" | "1" | "yes" | "on" => Ok(true),
-        _ => Err(format!("`{value}` is not on or off: use true or false")),
-    }
-}
-
 /// Parses `--interval`: a duration of at least [`MIN_INTERVAL`].
 pub fn parse_interval(value: &str) -> Result<Duration, String> {
     let interval = parse_duration(value)?;
@@ -201,8 +164,20 @@ mod tests {
         assert!(!settings.dry_run);
         assert!(!settings.once);
         assert!(settings.token_file.is_none());
-        assert_eq!(settings.limits, HealLimits::default());
+        assert_eq!(settings.scope(), None);
         assert_eq!(settings.command, None);
+    }
+
+    #[test]
+    fn scope_parses_and_empty_means_unset() {
+        let settings = parse(&["--scope", "team=web"]).expect("valid");
+        assert_eq!(
+            settings.scope().map(|scope| scope.to_string()).as_deref(),
+            Some("team=web")
+        );
+        assert_eq!(parse(&["--scope", ""]).expect("valid").scope(), None);
+        let err = parse(&["--scope", "=web"]).expect_err("no key").to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
     }
 
     #[test]
@@ -262,30 +237,14 @@ mod tests {
     }
 
     #[test]
-    fn switches_read_the_usual_spellings() {
-        for off in ["", "false", "0", "no", "off", "FALSE"] {
-            assert_eq!(parse_switch(off), Ok(false), "{off:?}");
-        }
-        for on in ["true", "1", "yes", "on", "True"] {
-            assert_eq!(parse_switch(on), Ok(true), "{on:?}");
-        }
-        assert!(parse_switch("maybe")
-            .expect_err("junk")
-            .contains("true or false"));
-    }
-
-    #[test]
     fn the_interval_can_be_long() {
         let settings = parse(&["--interval", "1h"]).expect("an hour is fine");
         assert_eq!(settings.interval, Duration::from_secs(3600));
-        assert_eq!(
-            Settings::for_test("http://127.0.0.1:1").interval,
-            Duration::from_secs(3600)
-        );
     }
 
     #[test]
     fn unexpected_values_have_names() {
+        use clap::ValueEnum;
         for value in Unexpected::value_variants() {
             let name = value.as_str();
             assert_eq!(Unexpected::from_str(name, false), Ok(*value));

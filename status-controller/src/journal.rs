@@ -3,72 +3,16 @@
 //! for a minute.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::DriftKind;
 
-use crate::plan::ActionKind;
+use crate::model::{ActionKind, ActionResult};
 
 /// How many records the journal keeps.
 pub const CAPACITY: usize = 256;
-
-/// How an action went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionResult {
-    /// Done.
-    Ok,
-    /// Nothing to do after all: already started (304), already stopped, no longer paused.
-    Noop,
-    /// The container no longer exists (404): the next change decides.
-    Gone,
-    /// Refused by the re-check right before acting (out of scope, policy changed, the pair's own, recovered,
-    /// name taken), or shutting down.
-    Skipped,
-    /// The engine or status-api refused or failed; `detail` says why. Retried with backoff.
-    Failed,
-    /// `--dry-run`: planned, not carried out.
-    DryRun,
-    /// Drift reported, nothing done (policy observe, changed, no token, `--unexpected ignore`).
-    Reported,
-    /// Failed too often: left alone until the quarantine ends.
-    Quarantined,
-}
-
-impl ActionResult {
-    pub const ALL: [ActionResult; 8] = [
-        Self::Ok,
-        Self::Noop,
-        Self::Gone,
-        Self::Skipped,
-        Self::Failed,
-        Self::DryRun,
-        Self::Reported,
-        Self::Quarantined,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Noop => "noop",
-            Self::Gone => "gone",
-            Self::Skipped => "skipped",
-            Self::Failed => "failed",
-            Self::DryRun => "dry_run",
-            Self::Reported => "reported",
-            Self::Quarantined => "quarantined",
-        }
-    }
-}
-
-impl fmt::Display for ActionResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One line of `GET /actions`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -161,7 +105,7 @@ mod tests {
         assert_eq!(json["drift"], "stopped");
         assert_eq!(json["result"], "ok");
         assert_eq!(json["duration_seconds"], 0.25);
-        for result in ActionResult::ALL {
+        for result in <ActionResult as strum::VariantArray>::VARIANTS {
             assert_eq!(
                 serde_json::to_value(result).expect("serialises"),
                 result.as_str()

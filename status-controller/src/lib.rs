@@ -1,22 +1,35 @@
 //! status-controller: heals drift between a Docker host and the snapshot status-api keeps.
 //!
-//! It long-polls status-api ([`status_client`]), checks that the view is complete and fresh
-//! ([`reconcile`]), decides what to do with a pure function ([`plan`]), and carries the decisions out
-//! through the only Docker handle in dockstate that can change the host ([`execute`]), gated per container by
-//! a crash-loop backoff and quarantine ([`backoff`]). Its own HTTP server ([`api`]) serves health,
-//! readiness, metrics and the recent actions; [`once`] is the one-pass mode for cron and CI.
+//! In layers, each importing only from the ones above it:
+//! - vocabulary: [`model`] (actions, outcomes, holds, the `--unexpected` policy);
+//! - pure rules: [`plan`] (what to do), [`freshness`] (whether status-api's answer may be acted on),
+//!   [`backoff`] (crash-loop backoff and quarantine), [`recheck`] (is a destructive action still right),
+//!   [`recreate`] (a removed container's create request), [`clock`];
+//! - I/O: [`status_client`] (status-api, behind `StatusSource`), [`docker`] (the only Docker handle in
+//!   dockstate that can change the host, behind `EngineWriter`);
+//! - runtime: [`executor`] (actions as bounded tasks), [`journal`], [`metrics`], [`state`] (what the server
+//!   reads), [`config`];
+//! - the loop: [`reconcile`];
+//! - edges: [`server`] (the controller's own HTTP server), [`startup`] (the one way the parts are built, and
+//!   the running application), [`once`] (one pass for cron and CI, over the parts `main` built).
 
-pub mod api;
 pub mod backoff;
+pub mod clock;
 pub mod config;
-pub mod execute;
+pub mod docker;
+pub mod executor;
+pub mod freshness;
 pub mod journal;
 pub mod metrics;
+pub mod model;
 pub mod once;
 pub mod plan;
+pub mod recheck;
 pub mod reconcile;
 pub mod recreate;
+pub mod server;
 pub mod startup;
+pub mod state;
 pub mod status_client;
 
 pub use config::Settings;

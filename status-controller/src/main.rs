@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use shared::runtime::{init_telemetry, probe_health, shutdown_signal};
+use shared::runtime::http::probe_health;
+use shared::runtime::shutdown::shutdown_signal;
+use shared::runtime::telemetry::init_telemetry;
 use status_controller::config::Command;
 use status_controller::once::{describe, run_once};
+use status_controller::startup::Components;
 use status_controller::{Application, Settings};
 
 fn main() -> ExitCode {
-    shared::runtime::limit_malloc_arenas();
+    shared::runtime::process::limit_malloc_arenas();
     let settings = match Settings::try_parse() {
         Ok(settings) => settings,
         Err(err) => {
@@ -44,7 +47,22 @@ async fn run(settings: Settings) -> ExitCode {
     if settings.once {
         // The table goes to stdout; logs go to stderr so they never mix with it.
         init_telemetry(settings.log_format(), "warn", std::io::stderr);
-        return match run_once(&settings, &mut std::io::stdout()).await {
+        let components = match Components::build(&settings) {
+            Ok(components) => components,
+            Err(err) => {
+                eprintln!("status-controller: {}", describe(&err.into()));
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut stdout = std::io::stdout();
+        let once = run_once(
+            &settings,
+            &components.client,
+            &components.executor,
+            &components.plan,
+            &mut stdout,
+        );
+        return match once.await {
             Ok(outcome) => outcome.exit_code(),
             Err(err) => {
                 eprintln!("status-controller: {}", describe(&err));

@@ -8,8 +8,9 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::journal::ActionResult;
-use crate::plan::ActionKind;
+use strum::VariantArray;
+
+use crate::model::{ActionKind, ActionResult, HoldReason};
 
 /// The metric families status-controller exports. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -25,23 +26,13 @@ pub struct Metrics {
     ready: IntGauge,
 }
 
-/// Why a pass held back: the `reason` label of `dockstate_controller_holds_total`.
-pub const HOLD_REASONS: [&str; 6] = [
-    "api_unreachable",
-    "api_not_ready",
-    "events_down",
-    "stale",
-    "no_snapshot",
-    "bad_answer",
-];
-
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let actions = IntCounterVec::new(
             Opts::new(
                 "dockstate_controller_actions_total",
-                "Actions decided, by action and result (ok, noop, gone, skipped, failed, dry_run, reported, quarantined).",
+                "Actions decided, by action and result (ok, noop, gone, conflict, skipped, failed, dry_run, reported, quarantined, quarantine_ended).",
             ),
             &["action", "result"],
         )
@@ -117,8 +108,8 @@ impl Metrics {
                 .expect("each metric is registered once");
         }
         // Every series exists from the start, so a dashboard shows 0, not "no data".
-        for reason in HOLD_REASONS {
-            holds.with_label_values(&[reason]);
+        for reason in HoldReason::VARIANTS {
+            holds.with_label_values(&[reason.as_str()]);
         }
         Self {
             registry,
@@ -150,9 +141,8 @@ impl Metrics {
         self.last_pass.set(ended_at_unix);
     }
 
-    /// `reason` is one of [`HOLD_REASONS`].
-    pub fn count_hold(&self, reason: &str) {
-        self.holds.with_label_values(&[reason]).inc();
+    pub fn count_hold(&self, reason: HoldReason) {
+        self.holds.with_label_values(&[reason.as_str()]).inc();
     }
 
     pub fn observe_heal(&self, since_drift_seen: Duration) {
@@ -194,7 +184,7 @@ mod tests {
         metrics.count_action(ActionKind::Start, ActionResult::Ok);
         metrics.observe_action(ActionKind::Start, Duration::from_millis(230));
         metrics.observe_pass(Duration::from_micros(300), 1_800_000_000.0);
-        metrics.count_hold("stale");
+        metrics.count_hold(HoldReason::Stale);
         metrics.observe_heal(Duration::from_millis(260));
         metrics.set_quarantined(1);
         let text = metrics.render();

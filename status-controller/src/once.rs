@@ -8,15 +8,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
+use shared::runtime::startup::StartupError;
+
+use crate::config::Settings;
+use crate::docker::EngineWriter;
 use crate::error_chain;
-use crate::execute::{DockerWriter, Executor};
-use crate::journal::{ActionRecord, ActionResult, Journal};
-use crate::metrics::Metrics;
-use crate::plan::{has_drift, plan, Action, ActionKind};
-use crate::reconcile::{complete_view, Hold, View};
-use crate::startup::{plan_settings, read_token, StartupError};
-use crate::status_client::StatusClient;
-use crate::Settings;
+use crate::executor::Executor;
+use crate::freshness::{complete_view, FreshView};
+use crate::journal::ActionRecord;
+use crate::model::{Action, ActionKind, ActionResult, Hold};
+use crate::plan::{has_drift, plan, PlanSettings};
+use crate::status_client::StatusSource;
 
 /// What one pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,32 +52,38 @@ pub enum OnceError {
     Output(#[from] std::io::Error),
 }
 
-/// Runs one pass, writing the table to `out`.
-pub async fn run_once(settings: &Settings, out: &mut dyn Write) -> Result<OnceOutcome, OnceError> {
-    let token = settings.token_file.as_deref().map(read_token).transpose()?;
-    let client = StatusClient::new(settings.api_url.clone(), token);
+/// Runs one pass with the parts start-up built (`client`, `executor`, `plan_settings`), writing the table
+/// to `out`.
+pub async fn run_once<S: StatusSource, W: EngineWriter>(
+    settings: &Settings,
+    client: &S,
+    executor: &Executor<W, S>,
+    plan_settings: &PlanSettings,
+    out: &mut dyn Write,
+) -> Result<OnceOutcome, OnceError> {
     let status = client
         .status(None, Duration::ZERO)
         .await
         .map_err(|err| OnceError::Held(Hold::from(&err)))?;
-    let view = complete_view(&client, status, None, true)
-        .await
-        .map_err(OnceError::Held)?;
-    let plan_settings = plan_settings(settings, client.has_token());
-    let actions = plan(&view.snapshot.containers, &view.observed, &plan_settings);
+    let read_snapshot = || async { client.snapshot().await.map_err(|err| Hold::from(&err)) };
+    let view = complete_view(
+        status,
+        &settings.scope(),
+        None,
+        true,
+        Utc::now(),
+        read_snapshot,
+    )
+    .await
+    .map_err(OnceError::Held)?;
+    let actions = plan(&view.snapshot.containers, &view.observed, plan_settings);
 
     if settings.dry_run || !actions.iter().any(|action| action.kind.changes_host()) {
         out.write_all(table(&actions, None, &view, settings.dry_run).as_bytes())?;
         return Ok(outcome(&actions));
     }
 
-    let executor = Executor::new(
-        DockerWriter::connect(settings.docker_host.as_deref()).map_err(StartupError::from)?,
-        client,
-        Journal::new(),
-        Metrics::new(),
-    );
-    let context = Arc::new(view.context(plan_settings.own_container_id.as_deref()));
+    let context = Arc::new(view.context(plan_settings.own_ids()));
     let now = Instant::now();
     let tasks: Vec<_> = actions
         .iter()
@@ -113,7 +122,7 @@ fn outcome(actions: &[Action]) -> OnceOutcome {
 pub fn table(
     actions: &[Action],
     records: Option<&[ActionRecord]>,
-    view: &View,
+    view: &FreshView,
     dry_run: bool,
 ) -> String {
     let scope = view.observed.scope.as_ref().map_or_else(
@@ -242,10 +251,10 @@ mod tests {
     use shared::{ContainerState, DriftKind, Policy, SnapshotSummary};
 
     use super::*;
-    use crate::plan::Observed;
+    use crate::model::Observed;
 
-    fn view(members: usize) -> View {
-        View {
+    fn view(members: usize) -> FreshView {
+        FreshView {
             snapshot: Arc::new(SnapshotSummary {
                 taken_at: Utc
                     .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
@@ -267,6 +276,8 @@ mod tests {
                 server_container_id: None,
                 containers: vec![],
             },
+            observed_at: Utc::now(),
+            resync_interval_seconds: 30,
         }
     }
 

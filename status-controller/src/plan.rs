@@ -4,121 +4,9 @@
 //! controller and the API can never disagree about what is out of place; this module only decides what to do
 //! about each difference.
 
-use std::fmt;
+use shared::{drift, ContainerState, DriftItem, DriftKind, Policy, SnapshotMember};
 
-use serde::Serialize;
-use shared::{
-    drift, ContainerState, ContainerStatus, DriftItem, DriftKind, LabelSelector, Policy, Scope,
-    SelectorError, SnapshotMember, StatusResponse,
-};
-
-use crate::config::Unexpected;
-
-/// What the controller does about one container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    /// `docker start`: a snapshotted container is stopped.
-    Start,
-    /// `docker unpause`: a snapshotted container is paused.
-    Unpause,
-    /// `docker restart`: a snapshotted container runs but its healthcheck fails.
-    Restart,
-    /// Create the container again from its snapshot spec, then start it: it was removed.
-    Recreate,
-    /// `docker stop`: a container that is not in the snapshot runs (`--unexpected stop`).
-    Stop,
-    /// `docker stop` then `docker rm`: a container that is not in the snapshot runs (`--unexpected remove`).
-    Remove,
-    /// Nothing on the host: the drift is reported (policy `observe`, `changed`, no token, …).
-    Report,
-    /// Nothing yet: the engine is already moving the container (restarting, being removed).
-    Wait,
-}
-
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "start",
-            Self::Unpause => "unpause",
-            Self::Restart => "restart",
-            Self::Recreate => "recreate",
-            Self::Stop => "stop",
-            Self::Remove => "remove",
-            Self::Report => "report",
-            Self::Wait => "wait",
-        }
-    }
-
-    /// Whether carrying it out changes the host.
-    pub fn changes_host(self) -> bool {
-        !matches!(self, Self::Report | Self::Wait)
-    }
-
-    /// Whether it brings a snapshotted container back (as opposed to clearing an unexpected one away).
-    pub fn heals(self) -> bool {
-        matches!(
-            self,
-            Self::Start | Self::Unpause | Self::Restart | Self::Recreate
-        )
-    }
-}
-
-impl fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One decision: a container, what to do with it, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Action {
-    /// The container's name: its identity.
-    pub container: String,
-    /// Its id now; for a removed container, the id it had in the snapshot.
-    pub id: String,
-    pub kind: ActionKind,
-    /// The difference this answers; `None` for [`ActionKind::Wait`].
-    pub drift: Option<DriftKind>,
-    /// The policy its labels ask for.
-    pub policy: Policy,
-    /// Its state now; `None` when it no longer exists.
-    pub state: Option<ContainerState>,
-    /// A sentence for people.
-    pub reason: String,
-}
-
-/// What status-api showed at one revision, with its scope parsed: everything [`plan`] looks at besides the
-/// snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
-    pub revision: u64,
-    /// The scope status-api reports. Nothing outside it is ever acted on.
-    pub scope: Scope,
-    /// The container status-api runs in, if it runs in one: never touched.
-    pub server_container_id: Option<String>,
-    /// Every container in scope, in every state.
-    pub containers: Vec<ContainerStatus>,
-}
-
-impl TryFrom<StatusResponse> for Observed {
-    type Error = SelectorError;
-
-    fn try_from(status: StatusResponse) -> Result<Self, Self::Error> {
-        let scope = status
-            .scope
-            .as_deref()
-            .filter(|scope| !scope.is_empty())
-            .map(str::parse::<LabelSelector>)
-            .transpose()?;
-        Ok(Self {
-            revision: status.revision,
-            scope,
-            server_container_id: status.server_container_id,
-            containers: status.containers,
-        })
-    }
-}
+use crate::model::{Action, ActionKind, Observed, Unexpected};
 
 /// The controller's own choices that shape a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +17,20 @@ pub struct PlanSettings {
     pub can_recreate: bool,
     /// The container this controller runs in, if it runs in one: never touched.
     pub own_container_id: Option<String>,
+    /// The container whose network namespace the controller's joined (`--network container:X`, a
+    /// cri-dockerd pod's pause container): stopping it would cut the controller off, so it is never touched
+    /// either, though it is not one of the pair.
+    pub own_network_owner: Option<String>,
+}
+
+impl PlanSettings {
+    /// The ids this controller protects for itself: its container and the owner of its network namespace.
+    pub fn own_ids(&self) -> impl Iterator<Item = &str> {
+        self.own_container_id
+            .as_deref()
+            .into_iter()
+            .chain(self.own_network_owner.as_deref())
+    }
 }
 
 /// Decides what to do about every difference between `snapshot` and `observed`, sorted by container name.
@@ -204,10 +106,12 @@ fn heal(kind: DriftKind, detail: &str, settings: &PlanSettings) -> (ActionKind, 
     }
 }
 
-/// Whose container `id` is, when it is one of the pair's own.
+/// Whose container `id` is, when it is one of the pair's own or the owner of the controller's network.
 fn protection(id: &str, observed: &Observed, settings: &PlanSettings) -> Option<&'static str> {
     if settings.own_container_id.as_deref() == Some(id) {
         Some("it is status-controller's own container")
+    } else if settings.own_network_owner.as_deref() == Some(id) {
+        Some("it owns the network namespace status-controller's container joined")
     } else if observed.server_container_id.as_deref() == Some(id) {
         Some("it is status-api's own container")
     } else {
@@ -262,7 +166,7 @@ pub fn has_drift(actions: &[Action]) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use shared::{Health, POLICY_LABEL};
+    use shared::{ContainerStatus, Health, POLICY_LABEL};
 
     use super::*;
 
@@ -300,6 +204,7 @@ mod tests {
             finished_at: None,
             labels: labels(None),
             in_snapshot: false,
+            policy: Default::default(),
         }
     }
 
@@ -324,6 +229,7 @@ mod tests {
             unexpected: Unexpected::Stop,
             can_recreate: true,
             own_container_id: None,
+            own_network_owner: None,
         }
     }
 
@@ -525,6 +431,30 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_of_the_controller_s_network_namespace_is_never_touched() {
+        // `--network container:X`: X is unexpected and labelled heal, but stopping it would cut the
+        // controller's network.
+        let mut owner = container("x", ContainerState::Running);
+        owner.id = "c".repeat(64);
+        let settings = PlanSettings {
+            own_container_id: Some("b".repeat(64)),
+            own_network_owner: Some("c".repeat(64)),
+            ..settings()
+        };
+        let actions = plan(&[], &observed(vec![owner]), &settings);
+        assert_eq!(kinds(&actions), vec![("x", ActionKind::Report)]);
+        assert!(
+            actions[0].reason.contains("network namespace"),
+            "{}",
+            actions[0].reason
+        );
+        assert_eq!(
+            settings.own_ids().collect::<Vec<_>>(),
+            ["b".repeat(64), "c".repeat(64)]
+        );
+    }
+
+    #[test]
     fn nothing_outside_the_scope_is_planned() {
         let mut outsider = container("x", ContainerState::Running);
         outsider.labels.clear();
@@ -567,36 +497,5 @@ mod tests {
             ]
         );
         assert_eq!(plan(&snapshot, &seen, &settings()), first);
-    }
-
-    #[test]
-    fn the_observed_scope_comes_from_status_api() {
-        let status = StatusResponse {
-            revision: 3,
-            observed_at: chrono::Utc::now(),
-            snapshot_taken_at: None,
-            scope: Some("team=a".into()),
-            events_live: true,
-            resync_interval_seconds: 30,
-            server_container_id: Some("f".repeat(64)),
-            containers: vec![],
-        };
-        let observed = Observed::try_from(status.clone()).expect("valid scope");
-        assert_eq!(
-            observed.scope.map(|s| s.to_string()).as_deref(),
-            Some("team=a")
-        );
-        assert_eq!(observed.server_container_id, Some("f".repeat(64)));
-        let whole_host = Observed::try_from(StatusResponse {
-            scope: None,
-            ..status.clone()
-        })
-        .expect("no scope");
-        assert_eq!(whole_host.scope, None);
-        assert!(Observed::try_from(StatusResponse {
-            scope: Some("=broken".into()),
-            ..status
-        })
-        .is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Start-up and shutdown. [`Application::build`] checks what can be checked before running (the token file,
 //! the Docker client settings) and binds the port, so tests and `main` learn the real address first;
 //! [`Application::run_until_stopped`] then runs the reconcile loop and the HTTP server until the shutdown
-//! future resolves, finishes the action in hand, starts no new one, and returns within 10 s.
+//! future resolves, finishes the action in hand, starts no new one, and returns within 10 s. [`Components`]
+//! is the one way the parts are built, for the loop and for `--once` alike.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,43 +11,92 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::TcpAcceptor;
+use shared::runtime::own_container::OwnContainer;
 use tokio::sync::watch;
 
-use crate::api::{app, ApiState};
+use crate::backoff::HealLimits;
+use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::execute::{DockerError, DockerWriter, Executor};
+use crate::docker::{DockerWriter, EngineWriter};
+use crate::executor::Executor;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::plan::PlanSettings;
-use crate::reconcile::{ControllerState, LoopSettings, Reconciler};
+use crate::reconcile::{LoopSettings, Reconciler, Wiring};
+use crate::server::{app, ServerState};
+use crate::state::ControllerState;
 use crate::status_client::StatusClient;
 
 /// How long HTTP requests in flight get after the shutdown signal.
 pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why status-controller could not start: the shared shape; it checks nothing of its own beyond it.
+pub type StartupError = shared::runtime::startup::StartupError;
+
 /// What an empty `--token-file` is told to hold.
 const EMPTY_TOKEN_HINT: &str =
     "put status-api's token in it (the same file status-api's --token-file reads)";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    #[error(transparent)]
-    Token(#[from] shared::runtime::TokenFileError),
-    #[error(transparent)]
-    Bind(#[from] shared::runtime::BindError),
-    #[error("the HTTP server failed")]
-    ServeFailed(#[source] std::io::Error),
+/// The controller's parts, not yet running: built one way, from the settings, for the loop
+/// ([`Application`]) and for `--once` (which `main` hands them to).
+#[derive(Debug, Clone)]
+pub struct Components {
+    pub client: StatusClient,
+    pub docker: DockerWriter,
+    pub executor: Executor<DockerWriter, StatusClient>,
+    pub journal: Journal,
+    pub metrics: Metrics,
+    pub plan: PlanSettings,
+}
+
+impl Components {
+    /// Reads the token file (if any) and sets up the clients; makes no request yet.
+    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let token = settings.token_file.as_deref().map(read_token).transpose()?;
+        let client = StatusClient::new(settings.api_url.clone(), token);
+        let docker = DockerWriter::connect(settings.docker_host.as_deref())?;
+        let journal = Journal::new();
+        let metrics = Metrics::new();
+        let executor = Executor::new(
+            docker.clone(),
+            client.clone(),
+            journal.clone(),
+            metrics.clone(),
+        );
+        let own = OwnContainer::detect();
+        OwnContainer::log(own.as_ref());
+        let plan = PlanSettings {
+            unexpected: settings.unexpected,
+            can_recreate: client.has_token(),
+            own_container_id: own.as_ref().map(|own| own.id.clone()),
+            own_network_owner: own.and_then(|own| own.network_owner),
+        };
+        Ok(Self {
+            client,
+            docker,
+            executor,
+            journal,
+            metrics,
+            plan,
+        })
+    }
+}
+
+/// The bearer token in `path`, trimmed; an empty file is an error, not "no token".
+pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
+    Ok(shared::runtime::token::read_token_file(
+        path,
+        EMPTY_TOKEN_HINT,
+    )?)
 }
 
 /// A bound, not yet running, status-controller.
 pub struct Application {
     acceptor: TcpAcceptor,
     address: SocketAddr,
-    reconciler: Reconciler,
+    reconciler: Reconciler<StatusClient, Executor<DockerWriter, StatusClient>, SystemClock>,
     docker: DockerWriter,
-    api: ApiState,
+    server: ServerState,
 }
 
 impl std::fmt::Debug for Application {
@@ -58,48 +108,53 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
+    /// Builds with the product's crash-loop backoff and quarantine ([`HealLimits::default`]).
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let token = settings.token_file.as_deref().map(read_token).transpose()?;
-        if token.is_none() {
+        Self::build_with_limits(settings, HealLimits::default()).await
+    }
+
+    /// Builds with other crash-loop limits than the product's: they are no flag, because the defaults are
+    /// the product, but a test or an embedding program may tighten them.
+    pub async fn build_with_limits(
+        settings: &Settings,
+        limits: HealLimits,
+    ) -> Result<Self, StartupError> {
+        let components = Components::build(settings)?;
+        if !components.client.has_token() {
             tracing::info!("no --token-file: removed containers will be reported, not recreated");
         }
-        let client = StatusClient::new(settings.api_url.clone(), token);
-        let docker = DockerWriter::connect(settings.docker_host.as_deref())?;
-        let journal = Journal::new();
-        let metrics = Metrics::new();
         let state = ControllerState::new();
-        let executor = Executor::new(
-            docker.clone(),
-            client.clone(),
-            journal.clone(),
-            metrics.clone(),
-        );
+        let server = ServerState {
+            state: state.clone(),
+            journal: components.journal.clone(),
+            metrics: components.metrics.clone(),
+        };
         let loop_settings = LoopSettings {
+            scope: settings.scope(),
             interval: settings.interval,
             dry_run: settings.dry_run,
-            plan: plan_settings(settings, client.has_token()),
-            limits: settings.limits,
+            plan: components.plan,
+            limits,
         };
         let reconciler = Reconciler::new(
-            client,
-            executor,
-            state.clone(),
-            metrics.clone(),
-            journal.clone(),
+            Wiring {
+                source: components.client,
+                executor: components.executor,
+                state,
+                metrics: components.metrics,
+                journal: components.journal,
+                clock: SystemClock,
+            },
             loop_settings,
         );
 
-        let (acceptor, address) = shared::runtime::bind_http(settings.listen).await?;
+        let (acceptor, address) = shared::runtime::http::bind_http(settings.listen).await?;
         Ok(Self {
             acceptor,
             address,
             reconciler,
-            docker,
-            api: ApiState {
-                state,
-                journal,
-                metrics,
-            },
+            docker: components.docker,
+            server,
         })
     }
 
@@ -125,7 +180,7 @@ impl Application {
 
         let mut server_stop = stop_rx;
         let server = poem::Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
-            app(self.api),
+            app(self.server),
             async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             },
@@ -152,18 +207,4 @@ impl Application {
             Err(join) => Err(StartupError::ServeFailed(std::io::Error::other(join))),
         }
     }
-}
-
-/// The plan settings `settings` ask for, given whether a token was read.
-pub fn plan_settings(settings: &Settings, has_token: bool) -> PlanSettings {
-    PlanSettings {
-        unexpected: settings.unexpected,
-        can_recreate: has_token,
-        own_container_id: shared::runtime::own_container_id(),
-    }
-}
-
-/// The bearer token in `path`, trimmed; an empty file is an error, not "no token".
-pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
-    Ok(shared::runtime::read_token_file(path, EMPTY_TOKEN_HINT)?)
 }

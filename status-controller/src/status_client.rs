@@ -1,7 +1,8 @@
-//! The HTTP client of status-api: the long poll of `/status`, `/ready`, `/snapshot` and the recreation specs.
-//! Every error names the step that failed, so a hold can say why, and "status-api is down" is never confused
-//! with "status-api answered no".
+//! The HTTP client of status-api: the long poll of `/status`, `/snapshot` and the recreation specs, behind
+//! [`StatusSource`] so the loop can be tested against a fake. Every error names the step that failed, so a
+//! hold can say why, and "status-api is down" is never confused with "status-api answered no".
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 use shared::{ContainerSpec, ErrorBody, SnapshotSummary, StatusResponse};
 
-/// How long a long poll asks status-api to wait for a change.
-pub const LONG_POLL_WAIT: Duration = Duration::from_secs(30);
+use crate::model::{Hold, HoldReason};
+
 /// How long any other request may take, and the margin a long poll gets beyond its wait.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -23,8 +24,6 @@ pub enum StatusError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("status-api is not ready: {detail}")]
-    NotReady { detail: String },
     #[error("status-api has no snapshot yet (it takes one as soon as Docker answers)")]
     NoSnapshot,
     #[error("the snapshot has no container named {0}")]
@@ -44,6 +43,34 @@ pub enum StatusError {
 }
 
 pub type Result<T, E = StatusError> = std::result::Result<T, E>;
+
+impl From<&StatusError> for Hold {
+    fn from(err: &StatusError) -> Self {
+        let reason = match err {
+            StatusError::ApiUnreachable { .. } => HoldReason::ApiUnreachable,
+            StatusError::NoSnapshot => HoldReason::NoSnapshot,
+            StatusError::NotInSnapshot(_)
+            | StatusError::Refused { .. }
+            | StatusError::BadAnswer { .. } => HoldReason::BadAnswer,
+        };
+        Self::new(reason, shared::error_chain(err))
+    }
+}
+
+/// What the controller asks status-api. Cheap to clone: the loop keeps a long poll in flight on a clone.
+pub trait StatusSource: Clone + Send + Sync + 'static {
+    /// `GET /status?all=true`, as a long poll when `since` is given: answered at once if the revision is not
+    /// `since`, else at the next change or after `wait`.
+    fn status(
+        &self,
+        since: Option<u64>,
+        wait: Duration,
+    ) -> impl Future<Output = Result<StatusResponse>> + Send;
+    /// `GET /snapshot`: the baseline.
+    fn snapshot(&self) -> impl Future<Output = Result<SnapshotSummary>> + Send;
+    /// `GET /snapshot/containers/{name}/spec`: what is needed to recreate `name`.
+    fn spec(&self, name: &str) -> impl Future<Output = Result<ContainerSpec>> + Send;
+}
 
 /// A status-api client. Cheap to clone; clones share one connection pool.
 #[derive(Debug, Clone)]
@@ -68,79 +95,6 @@ impl StatusClient {
 
     pub fn has_token(&self) -> bool {
         self.token.is_some()
-    }
-
-    pub fn base(&self) -> &Url {
-        &self.base
-    }
-
-    /// `GET /status?all=true`, as a long poll when `since` is given: status-api answers at once if its
-    /// revision is not `since`, else at the next change or after `wait`.
-    pub async fn status(&self, since: Option<u64>, wait: Duration) -> Result<StatusResponse> {
-        let mut url = self.url(&["status"]);
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("all", "true");
-            if let Some(since) = since {
-                query.append_pair("since", &since.to_string());
-                query.append_pair("wait", &wait.as_secs().to_string());
-            }
-        }
-        let timeout = match since {
-            Some(_) => wait + REQUEST_TIMEOUT,
-            None => REQUEST_TIMEOUT,
-        };
-        let response = self.send(self.http.get(url), timeout).await?;
-        match response.status() {
-            StatusCode::OK => read_json(response, "GET /status").await,
-            _ => Err(refused(response, "GET /status").await),
-        }
-    }
-
-    /// `GET /ready`: `Ok` when status-api is ready, [`StatusError::NotReady`] with its failing checks if not.
-    pub async fn ready(&self) -> Result<()> {
-        let response = self
-            .send(self.http.get(self.url(&["ready"])), REQUEST_TIMEOUT)
-            .await?;
-        match response.status() {
-            StatusCode::OK => Ok(()),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                let body: serde_json::Value = response.json().await.unwrap_or_default();
-                Err(StatusError::NotReady {
-                    detail: failing_checks(&body),
-                })
-            }
-            _ => Err(refused(response, "GET /ready").await),
-        }
-    }
-
-    /// `GET /snapshot`: the baseline, or [`StatusError::NoSnapshot`] before status-api has one.
-    pub async fn snapshot(&self) -> Result<SnapshotSummary> {
-        let response = self
-            .send(self.http.get(self.url(&["snapshot"])), REQUEST_TIMEOUT)
-            .await?;
-        match response.status() {
-            StatusCode::OK => read_json(response, "GET /snapshot").await,
-            StatusCode::SERVICE_UNAVAILABLE => Err(StatusError::NoSnapshot),
-            _ => Err(refused(response, "GET /snapshot").await),
-        }
-    }
-
-    /// `GET /snapshot/containers/{name}/spec` with the bearer token: what is needed to recreate `name`.
-    pub async fn spec(&self, name: &str) -> Result<ContainerSpec> {
-        let mut request = self
-            .http
-            .get(self.url(&["snapshot", "containers", name, "spec"]));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = self.send(request, REQUEST_TIMEOUT).await?;
-        match response.status() {
-            StatusCode::OK => read_json(response, "GET /snapshot/containers/{name}/spec").await,
-            StatusCode::NOT_FOUND => Err(StatusError::NotInSnapshot(name.to_owned())),
-            StatusCode::SERVICE_UNAVAILABLE => Err(StatusError::NoSnapshot),
-            _ => Err(refused(response, "GET /snapshot/containers/{name}/spec").await),
-        }
     }
 
     fn url(&self, segments: &[&str]) -> Url {
@@ -168,6 +122,60 @@ impl StatusClient {
     }
 }
 
+impl StatusSource for StatusClient {
+    /// `GET /status?all=true`, as a long poll when `since` is given: status-api answers at once if its
+    /// revision is not `since`, else at the next change or after `wait`.
+    async fn status(&self, since: Option<u64>, wait: Duration) -> Result<StatusResponse> {
+        let mut url = self.url(&["status"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("all", "true");
+            if let Some(since) = since {
+                query.append_pair("since", &since.to_string());
+                query.append_pair("wait", &wait.as_secs().to_string());
+            }
+        }
+        let timeout = match since {
+            Some(_) => wait + REQUEST_TIMEOUT,
+            None => REQUEST_TIMEOUT,
+        };
+        let response = self.send(self.http.get(url), timeout).await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, "GET /status").await,
+            _ => Err(refused(response, "GET /status").await),
+        }
+    }
+
+    /// `GET /snapshot`: the baseline, or [`StatusError::NoSnapshot`] before status-api has one.
+    async fn snapshot(&self) -> Result<SnapshotSummary> {
+        let response = self
+            .send(self.http.get(self.url(&["snapshot"])), REQUEST_TIMEOUT)
+            .await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, "GET /snapshot").await,
+            StatusCode::SERVICE_UNAVAILABLE => Err(StatusError::NoSnapshot),
+            _ => Err(refused(response, "GET /snapshot").await),
+        }
+    }
+
+    /// `GET /snapshot/containers/{name}/spec` with the bearer token: what is needed to recreate `name`.
+    async fn spec(&self, name: &str) -> Result<ContainerSpec> {
+        let mut request = self
+            .http
+            .get(self.url(&["snapshot", "containers", name, "spec"]));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = self.send(request, REQUEST_TIMEOUT).await?;
+        match response.status() {
+            StatusCode::OK => read_json(response, "GET /snapshot/containers/{name}/spec").await,
+            StatusCode::NOT_FOUND => Err(StatusError::NotInSnapshot(name.to_owned())),
+            StatusCode::SERVICE_UNAVAILABLE => Err(StatusError::NoSnapshot),
+            _ => Err(refused(response, "GET /snapshot/containers/{name}/spec").await),
+        }
+    }
+}
+
 async fn read_json<T: DeserializeOwned>(
     response: reqwest::Response,
     what: &'static str,
@@ -192,32 +200,6 @@ async fn refused(response: reqwest::Response, what: &'static str) -> StatusError
     }
 }
 
-/// `"events: event stream not connected; docker: …"` from a `/ready` body, naming only the checks that fail.
-fn failing_checks(body: &serde_json::Value) -> String {
-    let failing: Vec<String> = body
-        .get("checks")
-        .and_then(serde_json::Value::as_object)
-        .map(|checks| {
-            checks
-                .iter()
-                .filter(|(_, check)| check.get("status").and_then(|s| s.as_str()) != Some("UP"))
-                .map(|(name, check)| {
-                    let detail = check
-                        .get("detail")
-                        .and_then(|d| d.as_str())
-                        .unwrap_or("down");
-                    format!("{name}: {detail}")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if failing.is_empty() {
-        "it answered 503 without saying which check fails".to_owned()
-    } else {
-        failing.join("; ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,15 +219,5 @@ mod tests {
         );
         let root = StatusClient::new(Url::parse("http://api:8080/").expect("url"), None);
         assert_eq!(root.url(&["ready"]).as_str(), "http://api:8080/ready");
-    }
-
-    #[test]
-    fn a_not_ready_answer_names_the_failing_checks() {
-        let body = serde_json::json!({"status": "NOT_READY", "checks": {
-            "docker": {"status": "UP", "detail": "the engine answers"},
-            "events": {"status": "DOWN", "detail": "event stream not connected"},
-        }});
-        assert_eq!(failing_checks(&body), "events: event stream not connected");
-        assert!(failing_checks(&serde_json::json!({})).contains("503"));
     }
 }

@@ -27,12 +27,16 @@
 
 mod cli;
 mod images;
+mod private_engine;
 mod proxy;
 mod scope;
+mod status_api;
 mod wait;
 
 pub use cli::{container_health, container_state, docker, inspect_json, main_pid};
 pub use images::{ensure_test_images, BUSYBOX_IMAGE, HEALTH_IMAGE};
+pub use private_engine::PrivateEngine;
 pub use proxy::EngineProxy;
 pub use scope::{TestScope, TEST_LABEL_KEY};
+pub use status_api::{StatusApiOptions, StatusApiServer};
 pub use wait::wait_until;

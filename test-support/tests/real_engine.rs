@@ -238,3 +238,65 @@ async fn building_concurrently_is_safe() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The private engine starts on its own bridge and range, takes images from the shared engine, lives through
+/// `kill -9` and a restart with its containers still known, answers nothing while frozen, and leaves no bridge,
+/// mount or process behind.
+#[tokio::test]
+async fn a_private_engine_can_be_killed_frozen_and_cleaned_up() -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let mut engine = test_support::PrivateEngine::start().await?;
+    engine.load_image(BUSYBOX_IMAGE).await?;
+    engine
+        .docker(&["run", "-d", "--name", "member", BUSYBOX_IMAGE])
+        .await?;
+    let address = engine
+        .docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "member"])
+        .await?;
+    assert!(
+        ["192.0.2.", "198.51.100.", "203.0.113."]
+            .iter()
+            .any(|range| address.starts_with(range)),
+        "a documentation range of its own, got {address:?}"
+    );
+    let pid = engine.pid().expect("running");
+    let cmdline_of = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).map(|cmd| cmd.replace('\0', " "))
+    };
+    assert!(cmdline_of(pid)?.contains("--exec-root"), "our dockerd");
+
+    engine.kill().await?;
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    engine.restart().await?;
+    let after = engine
+        .docker(&["ps", "-a", "--format", "{{.Names}}"])
+        .await?;
+    assert_eq!(
+        after, "member",
+        "the container survives the engine's restart"
+    );
+
+    engine.freeze()?;
+    let frozen = tokio::time::timeout(
+        Duration::from_secs(2),
+        engine.docker(&["version", "--format", "{{.Server.Version}}"]),
+    )
+    .await;
+    assert!(frozen.is_err(), "a frozen engine answers nothing");
+    engine.thaw()?;
+    engine.docker(&["version"]).await?;
+
+    let host = engine.host();
+    drop(engine);
+    let socket = host.trim_start_matches("unix://");
+    assert!(
+        !std::path::Path::new(socket).exists(),
+        "its directory is gone"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    assert!(
+        !mounts.contains("/tmp/dockstate-engine-"),
+        "no mount is left"
+    );
+    Ok(())
+}

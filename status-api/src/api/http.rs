@@ -1,15 +1,19 @@
 //! The HTTP edge around the operations: every error becomes `{error, message}` JSON with a message that says
-//! what to fix, and every answer is counted in the metrics under its route template.
+//! what to fix, every answer is counted in the metrics under its route template, and every request runs in
+//! a `request` span (method, route, status, duration) that ends with one log line.
 
 use std::time::Instant;
 
 use poem::http::StatusCode;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::error::{ParseParamError, ParsePathError};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::metrics::Metrics;
 
-/// Wraps the whole application: JSON errors inside, metrics outside, so metrics count the final status.
+/// Wraps the whole application: JSON errors inside, metrics and the request's log line outside, so both
+/// see the final status.
 pub async fn around<E: Endpoint>(
     endpoint: std::sync::Arc<E>,
     request: Request,
@@ -19,20 +23,41 @@ pub async fn around<E: Endpoint>(
     let method = request.method().to_string();
     let route = route_of(request.uri().path());
     let path = request.uri().path().to_owned();
-    let response = match endpoint.call(request).await {
-        Ok(response) => response.into_response(),
-        Err(err) => error_response(&err, &method, &path),
-    };
-    metrics.observe_request(
-        &method,
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
         route,
-        response.status().as_u16(),
-        started.elapsed(),
+        status = Empty,
+        duration_ms = Empty
     );
+    let response = async {
+        match endpoint.call(request).await {
+            Ok(response) => response.into_response(),
+            Err(err) => error_response(&err, &method, &path),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    metrics.observe_request(&method, route, status, elapsed);
+    span.record("status", status);
+    span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+    let _entered = span.enter();
+    if is_probe(route) {
+        tracing::debug!("request answered");
+    } else {
+        tracing::info!("request answered");
+    }
     Ok(response)
 }
 
-pub use shared::runtime::error_json;
+/// Routes that probes and scrapers call every few seconds: logged at debug, so they do not flood the logs.
+fn is_probe(route: &str) -> bool {
+    matches!(route, "/health" | "/ready" | "/metrics")
+}
+
+pub use shared::runtime::http::error_json;
 
 fn error_response(err: &poem::Error, method: &str, path: &str) -> Response {
     if let Some(param) = err.downcast_ref::<ParseParamError>() {
@@ -54,7 +79,7 @@ fn error_response(err: &poem::Error, method: &str, path: &str) -> Response {
             format!("path segment `{}` is invalid: {}", param.name, param.reason),
         );
     }
-    shared::runtime::router_error(
+    shared::runtime::http::router_error(
         err,
         method,
         path,

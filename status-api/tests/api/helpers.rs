@@ -4,14 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::Value;
-use status_api::{Application, Settings};
-use tempfile::TempDir;
-use test_support::{wait_until, TestScope};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use status_api::Settings;
+use test_support::{wait_until, StatusApiOptions, StatusApiServer, TestScope};
 
 pub const TOKEN: &str = "s3cret-token-for-tests";
 
@@ -26,101 +22,36 @@ pub struct Options {
     pub docker_host: Option<String>,
 }
 
-/// A running status-api.
+/// A running status-api: the shared [`StatusApiServer`] with a client and request helpers.
 #[derive(Debug)]
 pub struct TestApi {
     pub base: String,
     pub client: reqwest::Client,
     pub state_dir: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
-    /// Keeps temporary directories alive as long as the server.
-    _dirs: Vec<TempDir>,
+    server: StatusApiServer,
 }
 
 pub fn settings(scope: &TestScope, state_dir: &Path, token_file: Option<&Path>) -> Settings {
-    settings_with(scope, state_dir, token_file, None)
-}
-
-pub fn settings_with(
-    scope: &TestScope,
-    state_dir: &Path,
-    token_file: Option<&Path>,
-    docker_host: Option<&str>,
-) -> Settings {
-    let state_dir = state_dir.to_string_lossy().into_owned();
-    let scope = scope.scope();
-    let mut args = vec![
-        "status-api",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        &state_dir,
-        "--scope",
-        &scope,
-        "--resync-interval",
-        "1h",
-    ];
-    let token_file = token_file.map(|path| path.to_string_lossy().into_owned());
-    if let Some(path) = &token_file {
-        args.extend(["--token-file", path]);
-    }
-    if let Some(host) = docker_host {
-        args.extend(["--docker-host", host]);
-    }
-    Settings::parse_from(args)
+    StatusApiOptions::scoped(scope.scope())
+        .settings(state_dir, token_file)
+        .expect("valid test settings")
 }
 
 /// Starts status-api scoped to `scope` and waits until it is ready.
 pub async fn spawn_api(scope: &TestScope, options: Options) -> anyhow::Result<TestApi> {
-    let mut dirs = Vec::new();
-    let state_dir = match options.state_dir {
-        Some(dir) => dir,
-        None => {
-            let dir = tempfile::tempdir()?;
-            let path = dir.path().join("state");
-            dirs.push(dir);
-            path
-        }
-    };
-    let token_file = if options.token {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("token");
-        std::fs::write(&path, format!("{TOKEN}\n"))?;
-        dirs.push(dir);
-        Some(path)
-    } else {
-        None
-    };
-    let settings = settings_with(
-        scope,
-        &state_dir,
-        token_file.as_deref(),
-        options.docker_host.as_deref(),
-    );
-    let application = Application::build(&settings)
-        .await
-        .context("status-api builds")?;
-    let base = format!("http://{}", application.address());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        application
-            .run_until_stopped(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .map_err(anyhow::Error::from)
-    });
-    let api = TestApi {
-        base,
+    let server = StatusApiServer::start(StatusApiOptions {
+        state_dir: options.state_dir,
+        token: options.token.then(|| TOKEN.to_owned()),
+        docker_host: options.docker_host,
+        ..StatusApiOptions::scoped(scope.scope())
+    })
+    .await?;
+    Ok(TestApi {
+        base: server.base(),
         client: reqwest::Client::new(),
-        state_dir,
-        stop: Some(stop),
-        server: Some(server),
-        _dirs: dirs,
-    };
-    api.wait_ready().await?;
-    Ok(api)
+        state_dir: server.state_dir.clone(),
+        server,
+    })
 }
 
 impl TestApi {
@@ -178,24 +109,8 @@ impl TestApi {
     }
 
     /// Stops the server as SIGTERM would, and waits for it to finish.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            tokio::time::timeout(Duration::from_secs(5), server)
-                .await
-                .context("status-api stops within 5 s")???;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TestApi {
-    fn drop(&mut self) {
-        if let Some(server) = &self.server {
-            server.abort();
-        }
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop_within(Duration::from_secs(5)).await
     }
 }
 

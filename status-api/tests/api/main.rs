@@ -10,5 +10,6 @@ mod engine_loss;
 mod errors;
 mod live_status;
 mod long_poll;
+mod scope;
 mod secrets;
 mod snapshot;

@@ -128,3 +128,76 @@ async fn a_container_that_keeps_failing_is_quarantined() -> anyhow::Result<()> {
     assert_eq!(starts, 0);
     pair.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_ends_when_a_new_container_takes_the_name() -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let (name, _) = run_crash_looper(&scope).await?;
+    let limits = HealLimits {
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            reset_after: Duration::from_secs(60),
+        },
+        quarantine_after: 3,
+        quarantine_for: Duration::from_secs(3600),
+    };
+    let pair = Pair::start(
+        &scope,
+        Options {
+            limits: Some(limits),
+            ..Options::default()
+        },
+    )
+    .await?;
+    docker(&["kill", &name]).await?;
+    pair.controller
+        .wait_for_record(&name, "start", "quarantined")
+        .await?;
+    wait_for_state(&name, "exited").await?;
+
+    // Someone fixes it: the broken container goes, a healthy one takes its name.
+    docker(&["rm", "-f", &name]).await?;
+    let fixed = scope.run("looper", BUSYBOX_IMAGE, &[]).await?;
+    wait_for_state(&name, "running").await?;
+    let record = pair
+        .controller
+        .wait_for_record(&name, "start", "quarantine_ended")
+        .await?;
+    assert_eq!(record["detail"], "ended: new container id", "{record}");
+    assert_eq!(record["container_id"], fixed.as_str(), "{record}");
+    let actions = pair.controller.actions().await?;
+    assert_eq!(actions["quarantined"], serde_json::json!([]), "{actions}");
+
+    // It stops: healed at once, as any member would be.
+    let from = SystemTime::now();
+    docker(&["stop", &name]).await?;
+    wait_for_state(&name, "running").await?;
+    let events = engine_events(&fixed, from, SystemTime::now()).await?;
+    let at = |wanted: &str| {
+        events
+            .iter()
+            .find(|(action, _)| action == wanted)
+            .map(|(_, nanos)| *nanos)
+    };
+    let (died, started) = (at("die"), at("start"));
+    eprintln!("events after the stop: {events:?}");
+    let took = Duration::from_nanos(
+        u64::try_from(started.unwrap_or(0).saturating_sub(died.unwrap_or(0))).unwrap_or(u64::MAX),
+    );
+    assert!(died.is_some() && started.is_some(), "{events:?}");
+    assert!(took < Duration::from_secs(2), "die → start took {took:?}");
+    pair.controller
+        .wait_for_record(&name, "start", "ok")
+        .await?;
+    wait_until("the quarantine gauge back at 0", PATIENCE, || async {
+        Ok(pair
+            .controller
+            .metric("dockstate_controller_quarantined")
+            .await?
+            == 0.0)
+    })
+    .await?;
+    pair.stop().await
+}

@@ -8,10 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use shared::runtime::{init_telemetry, LogFormat};
+use shared::runtime::telemetry::{init_telemetry, LogFormat};
 use status_controller::backoff::HealLimits;
 use tempfile::TempDir;
-use test_support::{container_state, docker, inspect_json, wait_until, TestScope};
+use test_support::{
+    container_state, docker, inspect_json, wait_until, StatusApiOptions, StatusApiServer, TestScope,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -33,87 +35,24 @@ pub fn init_logs() {
     });
 }
 
-/// A status-api running in this process.
-#[derive(Debug)]
-pub struct ApiServer {
-    pub address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), status_api::startup::StartupError>>,
-    /// The state directory, when the server made its own; removed with the server.
-    _state_dir: Option<TempDir>,
+/// status-api, started the way every test in the workspace starts it: over a state directory of its own,
+/// scoped to `scope`, without a token — the usual arrangement when a test needs only a live status-api.
+pub async fn api_for_scope(scope: &TestScope) -> anyhow::Result<StatusApiServer> {
+    StatusApiServer::start(StatusApiOptions::scoped(scope.scope())).await
 }
 
-impl ApiServer {
-    /// Starts status-api on a free loopback port over a state directory of its own, scoped to `scope`,
-    /// without a token: the usual arrangement when a test needs only a live status-api.
-    pub async fn for_scope(scope: &TestScope) -> anyhow::Result<Self> {
-        let state_dir = tempfile::tempdir()?;
-        let mut server = Self::start(
-            &state_dir.path().join("state"),
-            &scope.scope(),
-            "127.0.0.1:0",
-            None,
-        )
-        .await?;
-        server._state_dir = Some(state_dir);
-        Ok(server)
-    }
-
-    /// Starts status-api on `listen` over `state_dir`, scoped, and waits until it is ready (its snapshot
-    /// taken or loaded).
-    pub async fn start(
-        state_dir: &Path,
-        scope: &str,
-        listen: &str,
-        token_file: Option<&Path>,
-    ) -> anyhow::Result<Self> {
-        let state_dir = state_dir.to_string_lossy();
-        let mut args = vec![
-            "status-api",
-            "--listen",
-            listen,
-            "--state-dir",
-            &state_dir,
-            "--scope",
-            scope,
-            "--resync-interval",
-            "1h",
-        ];
-        let token_file = token_file.map(|path| path.to_string_lossy().into_owned());
-        if let Some(token_file) = &token_file {
-            args.extend(["--token-file", token_file]);
-        }
-        let settings = status_api::Settings::try_parse_from(args)?;
-        let app = status_api::Application::build(&settings).await?;
-        let address = app.address();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        let server = Self {
-            address,
-            stop: Some(stop),
-            task,
-            _state_dir: None,
-        };
-        let ready = format!("http://{address}/ready");
-        wait_until("status-api to be ready", PATIENCE, || async {
-            Ok(reqwest::get(&ready).await?.status().is_success())
-        })
-        .await?;
-        Ok(server)
-    }
-
-    /// Stops it and waits until it has.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .context("status-api did not stop within 10 s")???;
-        Ok(())
-    }
+/// status-api on `listen` over `state_dir` (kept between restarts), scoped to `scope`.
+pub async fn api_at(
+    state_dir: &Path,
+    scope: &TestScope,
+    listen: &str,
+) -> anyhow::Result<StatusApiServer> {
+    StatusApiServer::start(StatusApiOptions {
+        listen: listen.to_owned(),
+        state_dir: Some(state_dir.to_owned()),
+        ..StatusApiOptions::scoped(scope.scope())
+    })
+    .await
 }
 
 /// A status-controller running in this process.
@@ -143,11 +82,12 @@ impl Controller {
             "1h",
         ];
         args.extend_from_slice(extra);
-        let mut settings = status_controller::Settings::try_parse_from(args)?;
-        if let Some(limits) = limits {
-            settings.limits = limits;
-        }
-        let app = status_controller::Application::build(&settings).await?;
+        let settings = status_controller::Settings::try_parse_from(args)?;
+        let app = status_controller::Application::build_with_limits(
+            &settings,
+            limits.unwrap_or_default(),
+        )
+        .await?;
         let address = app.address();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async move {
@@ -264,7 +204,7 @@ pub struct Options {
 /// status-api and status-controller over one scope, both ready.
 #[derive(Debug)]
 pub struct Pair {
-    pub api: Option<ApiServer>,
+    pub api: Option<StatusApiServer>,
     pub controller: Controller,
     /// Holds the snapshot and the token; removed when the pair is dropped.
     state_dir: TempDir,
@@ -284,12 +224,11 @@ impl Pair {
         } else {
             None
         };
-        let api = ApiServer::start(
-            &state_dir.path().join("state"),
-            &scope.scope(),
-            "127.0.0.1:0",
-            token_file.as_deref(),
-        )
+        let api = StatusApiServer::start(StatusApiOptions {
+            state_dir: Some(state_dir.path().join("state")),
+            token_file: token_file.clone(),
+            ..StatusApiOptions::scoped(scope.scope())
+        })
         .await?;
         let mut flags: Vec<String> = options.flags.iter().map(|flag| flag.to_string()).collect();
         if let Some(token_file) = &token_file {
@@ -408,7 +347,8 @@ pub async fn engine_events(
     out.lines()
         .filter(|line| !line.is_empty())
         .map(|line| {
-            let (action, nanos) = line.split_once(' ').context("action and time")?;
+            // An action may hold spaces itself (`exec_start: /bin/busybox test …`): the time is last.
+            let (action, nanos) = line.rsplit_once(' ').context("action and time")?;
             Ok((action.to_owned(), nanos.parse()?))
         })
         .collect()

@@ -3,9 +3,12 @@
 //! `--interval 1h`: every heal seen here was driven by the long poll, never by a timer.
 
 mod backoff;
+mod fake_api;
 mod heal;
 mod helpers;
+mod journal;
 mod once;
 mod process;
 mod safety;
+mod scope;
 mod strangers;

@@ -6,7 +6,7 @@ use std::process::Output;
 use test_support::{container_state, docker, ensure_test_images, wait_until, TestScope};
 use tokio::process::Command;
 
-use crate::helpers::{init_logs, run_member, ApiServer, PATIENCE};
+use crate::helpers::{api_for_scope, init_logs, run_member, PATIENCE};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_status-controller");
 
@@ -40,7 +40,7 @@ async fn exit_codes_say_in_sync_drift_or_error() -> anyhow::Result<()> {
     init_logs();
     let scope = TestScope::new();
     let name = run_member(&scope, "web").await?;
-    let api = ApiServer::for_scope(&scope).await?;
+    let api = api_for_scope(&scope).await?;
     let url = format!("http://{}", api.address);
 
     // In sync: 0, and one line that says so.

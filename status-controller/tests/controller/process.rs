@@ -11,7 +11,9 @@ use test_support::{
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::helpers::{init_logs, run_member, started_at, wait_for_restart, ApiServer, PATIENCE};
+use crate::helpers::{
+    api_for_scope, init_logs, run_member, started_at, wait_for_restart, PATIENCE,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_status-controller");
 
@@ -31,7 +33,7 @@ async fn the_binary_heals_stays_small_and_stops_cleanly_on_sigterm() -> anyhow::
     init_logs();
     let scope = TestScope::new();
     let name = run_member(&scope, "web").await?;
-    let api = ApiServer::for_scope(&scope).await?;
+    let api = api_for_scope(&scope).await?;
 
     let mut child = Command::new(BINARY)
         .args([

@@ -1,30 +1,33 @@
 //! The controller's own HTTP server: `/health` (the loop is making progress, not merely the process alive),
 //! `/ready` (a complete, fresh view to act on), `/metrics` and `/actions` (what it did recently, newest
-//! first). Every error is `{"error", "message"}` JSON.
+//! first). Every error is `{"error", "message"}` JSON; every request runs in a span of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use poem::http::{Method, StatusCode};
 use poem::web::{Data, Json};
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use serde::Serialize;
-use shared::runtime::error_json;
+use shared::runtime::http::error_json;
+
+use tracing::Instrument;
 
 use crate::journal::{ActionRecord, Journal, CAPACITY};
 use crate::metrics::Metrics;
-use crate::reconcile::{Check, ControllerState, QuarantineView, STALL_AFTER};
+use crate::state::{ControllerState, QuarantineView, ReadinessCheck, STALL_AFTER};
 
 /// What the handlers share. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ApiState {
+pub struct ServerState {
     pub state: ControllerState,
     pub journal: Journal,
     pub metrics: Metrics,
 }
 
 /// The whole server: the four endpoints and the JSON-error edge.
-pub fn app(state: ApiState) -> impl Endpoint {
+pub fn app(state: ServerState) -> impl Endpoint {
     Route::new()
         .at("/health", get(health))
         .at("/ready", get(ready))
@@ -32,6 +35,45 @@ pub fn app(state: ApiState) -> impl Endpoint {
         .at("/actions", get(actions))
         .data(state)
         .around(json_errors)
+        .around(trace_requests)
+}
+
+/// The routes this server knows, so a span's `route` never carries an arbitrary path.
+const ROUTES: [&str; 4] = ["/health", "/ready", "/metrics", "/actions"];
+
+/// A span per request (method, route, status, duration), closed with one event: at info when the answer is
+/// not a success, at debug otherwise, so probes do not flood the logs.
+async fn trace_requests<E: Endpoint>(endpoint: Arc<E>, request: Request) -> poem::Result<Response> {
+    let path = request.uri().path();
+    let route = ROUTES
+        .iter()
+        .find(|route| **route == path)
+        .copied()
+        .unwrap_or("(unknown)");
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    async move {
+        let response = endpoint.call(request).await?.into_response();
+        let status = response.status().as_u16();
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let span = tracing::Span::current();
+        span.record("status", status);
+        span.record("duration_ms", duration_ms);
+        if response.status().is_success() {
+            tracing::debug!(status, duration_ms, "request served");
+        } else {
+            tracing::info!(status, duration_ms, "request served");
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
 }
 
 #[derive(Debug, Serialize)]
@@ -46,7 +88,7 @@ struct HealthBody {
 /// 200 while the reconcile loop makes progress; 503 when it has not moved for three long polls, which only
 /// a stuck loop explains (a down status-api still moves it: every retry is progress).
 #[handler]
-fn health(Data(api): Data<&ApiState>) -> Response {
+fn health(Data(api): Data<&ServerState>) -> Response {
     let since = api.state.since_progress();
     let up = since <= STALL_AFTER;
     let body = HealthBody {
@@ -88,13 +130,13 @@ struct CheckBody {
 /// 200 when the controller may act: it has the snapshot, and status-api's latest view was reachable,
 /// ready, live and fresh. Else 503, and `checks` says why.
 #[handler]
-fn ready(Data(api): Data<&ApiState>) -> Response {
+fn ready(Data(api): Data<&ServerState>) -> Response {
     let (ready, checks) = api.state.readiness();
     let body = ReadyBody {
         status: if ready { "READY" } else { "NOT_READY" },
         checks: checks
             .into_iter()
-            .map(|(name, Check { ok, detail })| {
+            .map(|(name, ReadinessCheck { ok, detail })| {
                 let status = if ok { "UP" } else { "DOWN" };
                 (name, CheckBody { status, detail })
             })
@@ -109,7 +151,7 @@ fn ready(Data(api): Data<&ApiState>) -> Response {
 }
 
 #[handler]
-fn metrics(Data(api): Data<&ApiState>) -> Response {
+fn metrics(Data(api): Data<&ServerState>) -> Response {
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(api.metrics.render())
@@ -126,7 +168,7 @@ struct ActionsBody {
 /// The recent actions, newest first (`?limit=N`, 1 to 256, default all that are kept), and the containers in
 /// quarantine.
 #[handler]
-fn actions(request: &Request, Data(api): Data<&ApiState>) -> Response {
+fn actions(request: &Request, Data(api): Data<&ServerState>) -> Response {
     let limit = match limit_param(request.uri().query()) {
         Ok(limit) => limit,
         Err(message) => return error_json(StatusCode::BAD_REQUEST, "bad_request", message),
@@ -167,7 +209,7 @@ async fn json_errors<E: Endpoint>(endpoint: Arc<E>, request: Request) -> poem::R
 }
 
 fn error_response(err: &poem::Error, method: &Method, path: &str) -> Response {
-    shared::runtime::router_error(
+    shared::runtime::http::router_error(
         err,
         method.as_str(),
         path,
@@ -183,7 +225,7 @@ mod tests {
     use super::*;
 
     fn client() -> TestClient<impl Endpoint> {
-        TestClient::new(app(ApiState {
+        TestClient::new(app(ServerState {
             state: ControllerState::new(),
             journal: Journal::new(),
             metrics: Metrics::new(),
@@ -205,7 +247,7 @@ mod tests {
             .checked_sub(STALL_AFTER + std::time::Duration::from_secs(1))
             .expect("the clock is past it");
         state.set_last_progress(stalled_since);
-        let client = TestClient::new(app(ApiState {
+        let client = TestClient::new(app(ServerState {
             state,
             journal: Journal::new(),
             metrics: Metrics::new(),

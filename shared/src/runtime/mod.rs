@@ -1,0 +1,22 @@
+//! Process plumbing both binaries share, one concept per module. Behind the `runtime` feature so the types
+//! above stay free of it.
+//!
+//! - [`telemetry`]: log set-up (`--log-format`, `RUST_LOG`).
+//! - [`shutdown`]: the one future for Ctrl-C and SIGTERM.
+//! - [`flags`]: parsers for the flags both programs take (durations, scopes, switches).
+//! - [`token`]: reading the bearer-token file.
+//! - [`engine`]: connecting to the Docker engine, and the one error type for what an engine call did.
+//! - [`http`]: binding the port, the `{error, message}` answers, the `healthcheck` probe.
+//! - [`own_container`]: which container this process runs in, so nothing ever acts on it.
+//! - [`startup`]: the one shape of a start-up failure.
+//! - [`process`]: process-wide tunables set first thing in `main`.
+
+pub mod engine;
+pub mod flags;
+pub mod http;
+pub mod own_container;
+pub mod process;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+pub mod token;

@@ -1,0 +1,287 @@
+//! The baseline in force, and its one owner. [`BaselineKeeper`] takes, writes and publishes it; everyone
+//! else holds a [`BaselineReceiver`] and reads an immutable [`Baseline`] from it. What readers derive from a
+//! baseline (the summary `GET /snapshot` shows, its JSON, the member names) is computed once, when it is
+//! published, not on every request or view.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bollard::models::ContainerInspectResponse;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use shared::{ContainerSpec, Scope, SnapshotMember, SnapshotSummary};
+use tokio::sync::watch;
+
+use crate::docker::{spec_from_inspect, EngineReader};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotFile, FORMAT};
+
+/// How many inspects taking a snapshot runs at once.
+const INSPECT_CONCURRENCY: usize = 8;
+
+/// Where readers see the baseline in force: `None` until the first one is loaded or taken.
+pub type BaselineReceiver = watch::Receiver<Option<Arc<Baseline>>>;
+
+/// A snapshot in force, with what every reader derives from it. Immutable: a re-baseline publishes a new one.
+#[derive(Debug)]
+pub struct Baseline {
+    snapshot: Snapshot,
+    summary: SnapshotSummary,
+    /// `summary` as JSON: `GET /snapshot` is a reference-count increment.
+    summary_json: Bytes,
+    members: HashSet<String>,
+    /// The scope it was taken in, normalised ([`shared::normalized_scope`]); `None` for the whole host.
+    scope: Option<String>,
+}
+
+impl Baseline {
+    pub fn new(snapshot: Snapshot) -> Self {
+        let summary = snapshot.summary();
+        let summary_json = Bytes::from(
+            serde_json::to_vec(&summary).expect("a snapshot summary always serialises to JSON"),
+        );
+        let members = snapshot
+            .containers
+            .iter()
+            .map(|spec| spec.name.clone())
+            .collect();
+        Self {
+            scope: shared::normalized_scope(snapshot.scope.as_deref()),
+            snapshot,
+            summary,
+            summary_json,
+            members,
+        }
+    }
+
+    /// The scope it was taken in, normalised; `None` for the whole host.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    pub fn taken_at(&self) -> DateTime<Utc> {
+        self.snapshot.taken_at
+    }
+
+    /// How many containers it records.
+    pub fn len(&self) -> usize {
+        self.snapshot.containers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.containers.is_empty()
+    }
+
+    /// The members as `GET /snapshot` and the drift computation see them: no environment.
+    pub fn members(&self) -> &[SnapshotMember] {
+        &self.summary.containers
+    }
+
+    /// The JSON of the [`SnapshotSummary`].
+    pub fn summary_json(&self) -> Bytes {
+        self.summary_json.clone()
+    }
+
+    /// Whether a container of that name is a member.
+    pub fn contains(&self, name: &str) -> bool {
+        self.members.contains(name)
+    }
+
+    /// A member's recreation spec (with its environment: serve it only with the token).
+    pub fn spec(&self, name: &str) -> Option<&ContainerSpec> {
+        self.snapshot.spec(name)
+    }
+}
+
+/// The one owner of the baseline: loads it at start, takes the first one, re-baselines on request — one at
+/// a time, the file written before the new baseline is published.
+#[derive(Debug)]
+pub struct BaselineKeeper {
+    file: SnapshotFile,
+    engine: Arc<dyn EngineReader>,
+    scope: Scope,
+    current: watch::Sender<Option<Arc<Baseline>>>,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl BaselineKeeper {
+    /// A keeper of the snapshot `loaded` from `file` (`None` on a first start).
+    pub fn new(
+        file: SnapshotFile,
+        engine: Arc<dyn EngineReader>,
+        scope: Scope,
+        loaded: Option<Snapshot>,
+    ) -> Self {
+        Self {
+            file,
+            engine,
+            scope,
+            current: watch::Sender::new(loaded.map(|snapshot| Arc::new(Baseline::new(snapshot)))),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A receiver that always holds the baseline in force and is told of every new one.
+    pub fn subscribe(&self) -> BaselineReceiver {
+        self.current.subscribe()
+    }
+
+    /// The baseline in force.
+    pub fn current(&self) -> Option<Arc<Baseline>> {
+        self.current.borrow().clone()
+    }
+
+    /// Re-baselines to what runs now: takes a snapshot, writes it, then publishes it.
+    pub async fn retake(&self) -> Result<Arc<Baseline>, SnapshotError> {
+        let _one_at_a_time = self.one_at_a_time.lock().await;
+        self.take_and_keep().await
+    }
+
+    /// Takes the first snapshot unless one exists (loaded from disk, or taken meanwhile by a re-baseline).
+    pub async fn take_if_missing(&self) -> Result<Arc<Baseline>, SnapshotError> {
+        let _one_at_a_time = self.one_at_a_time.lock().await;
+        match self.current() {
+            Some(existing) => Ok(existing),
+            None => self.take_and_keep().await,
+        }
+    }
+
+    async fn take_and_keep(&self) -> Result<Arc<Baseline>, SnapshotError> {
+        let snapshot = take(self.engine.as_ref(), &self.scope).await?;
+        self.file.save(&snapshot)?;
+        tracing::info!(path = %self.file.path().display(), containers = snapshot.containers.len(), "baseline written");
+        let baseline = Arc::new(Baseline::new(snapshot));
+        self.current.send_replace(Some(baseline.clone()));
+        Ok(baseline)
+    }
+}
+
+/// Records the running containers in scope, inspecting each for its full configuration.
+#[tracing::instrument(skip_all)]
+async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, SnapshotError> {
+    let running = engine.list(scope, false).await?;
+    let ids: Vec<String> = running
+        .into_iter()
+        .filter_map(|summary| summary.id)
+        .collect();
+    let inspected: Vec<_> = futures::stream::iter(ids)
+        .map(|id| async move { engine.inspect(&id).await })
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let (temporary, kept): (Vec<_>, Vec<_>) = inspected
+        .iter()
+        .flatten()
+        .partition(|inspect| removes_itself(inspect));
+    for inspect in temporary {
+        tracing::info!(
+            container = inspect
+                .name
+                .as_deref()
+                .unwrap_or_default()
+                .trim_start_matches('/'),
+            "not recorded: started with --rm, so it is meant to go away"
+        );
+    }
+    let mut containers: Vec<ContainerSpec> =
+        kept.into_iter().filter_map(spec_from_inspect).collect();
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    tracing::info!(containers = containers.len(), "snapshot taken");
+    Ok(Snapshot {
+        format: FORMAT,
+        taken_at: Utc::now(),
+        scope: scope.as_ref().map(ToString::to_string),
+        containers,
+    })
+}
+
+/// Whether the container was started with `--rm` (`HostConfig.AutoRemove`): a one-shot the engine removes when
+/// it exits. It never becomes a member, or it would be re-run (as a persistent container) forever.
+fn removes_itself(inspect: &ContainerInspectResponse) -> bool {
+    inspect
+        .host_config
+        .as_ref()
+        .and_then(|host| host.auto_remove)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::fake::FakeEngine;
+
+    fn keeper(engine: &FakeEngine, dir: &std::path::Path) -> BaselineKeeper {
+        BaselineKeeper::new(
+            SnapshotFile::new(dir),
+            Arc::new(engine.clone()),
+            Some("team=a".parse().expect("selector")),
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_retake_records_the_running_containers_in_scope_writes_them_and_publishes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        engine.put("b1", "web", "running", &[("team", "a")]);
+        engine.put("b2", "batch", "exited", &[("team", "a")]);
+        engine.put("b3", "other", "running", &[("team", "b")]);
+        let keeper = keeper(&engine, dir.path());
+        let mut readers = keeper.subscribe();
+        assert!(readers.borrow_and_update().is_none());
+
+        let baseline = keeper.take_if_missing().await.expect("taken");
+
+        assert!(readers.has_changed().expect("open"), "readers are told");
+        let names: Vec<&str> = baseline.members().iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, vec!["web"]);
+        assert!(baseline.contains("web") && !baseline.contains("batch"));
+        let summary: SnapshotSummary =
+            serde_json::from_slice(&baseline.summary_json()).expect("the summary's JSON");
+        assert_eq!(summary.scope.as_deref(), Some("team=a"));
+        assert_eq!(summary.containers.len(), 1);
+        let on_disk = SnapshotFile::new(dir.path()).load().expect("loads");
+        assert_eq!(on_disk.map(|s| s.containers.len()), Some(1));
+    }
+
+    #[tokio::test]
+    async fn containers_started_with_rm_are_never_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        engine.put("b1", "web", "running", &[("team", "a")]);
+        engine.put("b2", "backup-job", "running", &[("team", "a")]);
+        engine.set_auto_remove("b2");
+        let keeper = keeper(&engine, dir.path());
+
+        let first = keeper.take_if_missing().await.expect("taken");
+        let again = keeper.retake().await.expect("retaken");
+
+        for baseline in [first, again] {
+            assert!(baseline.contains("web"));
+            assert!(
+                !baseline.contains("backup-job"),
+                "a --rm container is never a member"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn take_if_missing_keeps_a_loaded_baseline_and_a_failed_retake_keeps_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        engine.put("b1", "web", "running", &[("team", "a")]);
+        let keeper = keeper(&engine, dir.path());
+        let first = keeper.take_if_missing().await.expect("taken");
+        engine.put("b2", "api", "running", &[("team", "a")]);
+
+        let again = keeper.take_if_missing().await.expect("kept");
+        assert!(Arc::ptr_eq(&first, &again), "no second snapshot");
+
+        engine.set_unreachable(true);
+        let err = keeper.retake().await.expect_err("the engine is gone");
+        assert!(matches!(err, SnapshotError::Docker(_)), "{err}");
+        assert!(keeper
+            .current()
+            .is_some_and(|now| Arc::ptr_eq(&now, &first)));
+    }
+}

@@ -1,0 +1,205 @@
+//! An in-memory engine for unit tests: containers the test puts in, an event stream the test feeds, and a
+//! switch that makes it unreachable. Counts its re-lists, so a test can prove a reconnect re-listed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerInspectResponse, ContainerSummary, EventActor, EventMessage};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use shared::{in_scope, Scope};
+use tokio::sync::mpsc;
+
+use super::{EngineError, EngineReader, Result};
+
+/// A cheap-to-clone handle; clones share one engine.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FakeEngine {
+    inner: Arc<Mutex<Engine>>,
+}
+
+#[derive(Debug, Default)]
+struct Engine {
+    /// By id.
+    containers: BTreeMap<String, ContainerInspectResponse>,
+    unreachable: bool,
+    /// Feeds the event stream handed out last; a new `events` call replaces it.
+    events: Option<mpsc::UnboundedSender<Result<EventMessage>>>,
+    lists: usize,
+    inspects: usize,
+}
+
+impl FakeEngine {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.inner.lock().expect("fake engine lock")
+    }
+
+    /// Creates or replaces a container. `state` is the engine's word (`running`, `exited`, `paused`…).
+    pub(crate) fn put(&self, id: &str, name: &str, state: &str, labels: &[(&str, &str)]) {
+        let labels: HashMap<&str, &str> = labels.iter().copied().collect();
+        let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": id,
+            "Name": format!("/{name}"),
+            "Image": "sha256:0",
+            "State": {"Status": state, "StartedAt": "2026-11-22T10:00:00Z"},
+            "Config": {"Image": "busybox:latest", "Labels": labels},
+            "HostConfig": {},
+        }))
+        .expect("a valid inspect answer");
+        self.engine().containers.insert(id.to_owned(), inspect);
+    }
+
+    /// Marks a container as started with `--rm` (`HostConfig.AutoRemove`).
+    pub(crate) fn set_auto_remove(&self, id: &str) {
+        if let Some(inspect) = self.engine().containers.get_mut(id) {
+            inspect
+                .host_config
+                .get_or_insert_with(Default::default)
+                .auto_remove = Some(true);
+        }
+    }
+
+    pub(crate) fn remove(&self, id: &str) {
+        self.engine().containers.remove(id);
+    }
+
+    /// Makes every call fail as if the socket were gone (or work again).
+    pub(crate) fn set_unreachable(&self, unreachable: bool) {
+        self.engine().unreachable = unreachable;
+    }
+
+    /// Sends an event on the current stream. `false` when no stream is open.
+    pub(crate) fn emit(&self, action: &str, id: &str) -> bool {
+        let event = EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(EventActor {
+                id: Some(id.to_owned()),
+                attributes: None,
+            }),
+            ..EventMessage::default()
+        };
+        self.send(Ok(event))
+    }
+
+    /// Breaks the current event stream with an error.
+    pub(crate) fn break_stream(&self) -> bool {
+        self.send(Err(unreachable("following", "the event stream")))
+    }
+
+    fn send(&self, item: Result<EventMessage>) -> bool {
+        self.engine()
+            .events
+            .as_ref()
+            .is_some_and(|events| events.send(item).is_ok())
+    }
+
+    /// Whether an event stream is open (handed out and not yet dropped by the reader).
+    pub(crate) fn streaming(&self) -> bool {
+        self.engine()
+            .events
+            .as_ref()
+            .is_some_and(|events| !events.is_closed())
+    }
+
+    pub(crate) fn lists(&self) -> usize {
+        self.engine().lists
+    }
+
+    pub(crate) fn inspects(&self) -> usize {
+        self.engine().inspects
+    }
+}
+
+fn unreachable(op: &'static str, target: &str) -> EngineError {
+    EngineError::from_call(op, target, BollardError::RequestTimeoutError)
+}
+
+impl EngineReader for FakeEngine {
+    fn negotiate(&self) -> BoxFuture<'_, Result<()>> {
+        let result = if self.engine().unreachable {
+            Err(unreachable("negotiating", "the API version"))
+        } else {
+            Ok(())
+        };
+        async move { result }.boxed()
+    }
+
+    fn list<'a>(
+        &'a self,
+        scope: &'a Scope,
+        all: bool,
+    ) -> BoxFuture<'a, Result<Vec<ContainerSummary>>> {
+        let mut engine = self.engine();
+        engine.lists += 1;
+        let result = if engine.unreachable {
+            Err(unreachable("listing", "containers"))
+        } else {
+            Ok(engine
+                .containers
+                .values()
+                .filter(|inspect| {
+                    let labels: BTreeMap<String, String> = inspect
+                        .config
+                        .as_ref()
+                        .and_then(|config| config.labels.clone())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    in_scope(scope, &labels)
+                })
+                .filter(|inspect| {
+                    all || inspect
+                        .state
+                        .as_ref()
+                        .and_then(|state| state.status)
+                        .is_some_and(|status| status.to_string() == "running")
+                })
+                .map(|inspect| ContainerSummary {
+                    id: inspect.id.clone(),
+                    ..ContainerSummary::default()
+                })
+                .collect())
+        };
+        async move { result }.boxed()
+    }
+
+    fn inspect<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ContainerInspectResponse>>> {
+        let mut engine = self.engine();
+        engine.inspects += 1;
+        let result = if engine.unreachable {
+            Err(unreachable("inspect", id))
+        } else {
+            Ok(engine.containers.get(id).cloned())
+        };
+        async move { result }.boxed()
+    }
+
+    fn events(
+        &self,
+        _scope: &Scope,
+        _since: Option<String>,
+    ) -> BoxStream<'static, Result<EventMessage>> {
+        let mut engine = self.engine();
+        if engine.unreachable {
+            return futures::stream::once(async {
+                Err(unreachable("following", "the event stream"))
+            })
+            .boxed();
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        engine.events = Some(sender);
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        })
+        .boxed()
+    }
+}

@@ -1,0 +1,297 @@
+//! The live view's state, split as kube-runtime's reflector splits it: one [`Writer`], owned by the watch loop,
+//! applies what the engine says; [`Store`], cheap to clone, is what handlers and metrics read. Every change —
+//! a container, the event stream, the engine's reachability, the baseline in force — is a new revision, and
+//! requests read an immutable [`View`] of one revision. Nothing here calls the engine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use shared::{ContainerStatus, Scope};
+use tokio::sync::watch;
+
+use crate::baseline::{Baseline, BaselineReceiver};
+use crate::view::{ReadinessCheck, View, ViewParts};
+
+/// The read side. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// The write side: only the watch loop holds it. Not `Clone`, so there is one.
+#[derive(Debug)]
+pub struct Writer {
+    store: Store,
+}
+
+#[derive(Debug)]
+struct Inner {
+    scope: Scope,
+    /// The container status-api runs in, if any.
+    own_container_id: Option<String>,
+    resync_interval: Duration,
+    /// The baseline in force, as its keeper publishes it.
+    baselines: BaselineReceiver,
+    state: RwLock<State>,
+    /// The newest revision, for long polls to wait on.
+    revision: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// By id.
+    containers: HashMap<String, ContainerStatus>,
+    /// The baseline the current revision is compared with.
+    baseline: Option<Arc<Baseline>>,
+    revision: u64,
+    observed_at: Option<DateTime<Utc>>,
+    events_live: bool,
+    engine: ReadinessCheck,
+    events_seen: u64,
+    /// The view of the current revision, built on first request.
+    view: Option<Arc<View>>,
+}
+
+impl Writer {
+    /// An empty store in `scope` (nothing listed, the engine not contacted yet) that follows `baselines`.
+    pub fn new(scope: Scope, resync_interval: Duration, baselines: BaselineReceiver) -> Self {
+        let baseline = baselines.borrow().clone();
+        let state = State {
+            containers: HashMap::new(),
+            baseline,
+            revision: 0,
+            observed_at: None,
+            events_live: false,
+            engine: ReadinessCheck::down("not contacted yet"),
+            events_seen: 0,
+            view: None,
+        };
+        let own = shared::runtime::own_container::OwnContainer::detect();
+        shared::runtime::own_container::OwnContainer::log(own.as_ref());
+        Self {
+            store: Store {
+                inner: Arc::new(Inner {
+                    scope,
+                    own_container_id: own.map(|own| own.id),
+                    resync_interval,
+                    baselines,
+                    state: RwLock::new(state),
+                    revision: watch::Sender::new(0),
+                }),
+            },
+        }
+    }
+
+    /// A reader of what this writer writes.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.store.inner.scope
+    }
+
+    pub fn resync_interval(&self) -> Duration {
+        self.store.inner.resync_interval
+    }
+
+    /// Replaces every container with the result of a full re-list, which also proves the engine answers.
+    /// The view is rebuilt (its `observed_at` moves) but the revision only rises if something changed.
+    pub fn replace_all(&self, containers: HashMap<String, ContainerStatus>) {
+        let mut state = self.store.write();
+        let mut changed = set_engine(&mut state, ReadinessCheck::up("the engine answers"));
+        state.observed_at = Some(Utc::now());
+        state.view = None;
+        if state.containers != containers {
+            state.containers = containers;
+            changed = true;
+        }
+        self.store.commit(&mut state, changed);
+    }
+
+    /// One container after an event: its new status, or `None` when it is gone or left the scope.
+    pub fn apply(&self, id: String, status: Option<ContainerStatus>) {
+        let mut state = self.store.write();
+        let changed = match status {
+            Some(status) => {
+                state.containers.get(&id) != Some(&status) && {
+                    state.containers.insert(id, status);
+                    true
+                }
+            }
+            None => state.containers.remove(&id).is_some(),
+        };
+        self.store.commit(&mut state, changed);
+    }
+
+    /// Counts one event received from the engine (for `dockstate_docker_events_total`).
+    pub fn count_event(&self) {
+        self.store.write().events_seen += 1;
+    }
+
+    pub fn set_events_live(&self, live: bool) {
+        let mut state = self.store.write();
+        let changed = state.events_live != live;
+        state.events_live = live;
+        self.store.commit(&mut state, changed);
+    }
+
+    /// A call to the engine failed: the `docker` check is down with `reason`.
+    pub fn engine_failed(&self, reason: String) {
+        let mut state = self.store.write();
+        let changed = set_engine(&mut state, ReadinessCheck::down(reason));
+        self.store.commit(&mut state, changed);
+    }
+
+    /// The connection is lost: the engine check is down and the view is not live, in one revision.
+    pub fn disconnected(&self, reason: String) {
+        let mut state = self.store.write();
+        let mut changed = set_engine(&mut state, ReadinessCheck::down(reason));
+        changed |= std::mem::replace(&mut state.events_live, false);
+        self.store.commit(&mut state, changed);
+    }
+}
+
+/// Sets the `docker` check; whether readiness changed.
+fn set_engine(state: &mut State, check: ReadinessCheck) -> bool {
+    let changed = state.engine != check;
+    state.engine = check;
+    changed
+}
+
+impl Store {
+    pub fn scope(&self) -> &Scope {
+        &self.inner.scope
+    }
+
+    /// A receiver that sees every new revision. A new baseline is seen here once a reader of the store
+    /// ([`Store::revision`], [`Store::view`]) has noticed it; [`Store::wait_past`] does both.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.revision.subscribe()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.in_step().revision
+    }
+
+    /// Whether the engine answered the last call made to it.
+    pub fn engine_reachable(&self) -> bool {
+        self.read().engine.ok
+    }
+
+    /// How many engine events have been received.
+    pub fn events_seen(&self) -> u64 {
+        self.read().events_seen
+    }
+
+    /// The view of the current revision.
+    pub fn view(&self) -> Arc<View> {
+        if let Some(view) = self.in_step().view.clone() {
+            return view;
+        }
+        let mut state = self.write();
+        self.adopt_baseline(&mut state);
+        if let Some(view) = state.view.clone() {
+            return view;
+        }
+        let view = Arc::new(View::new(ViewParts {
+            revision: state.revision,
+            observed_at: state.observed_at.unwrap_or_else(Utc::now),
+            events_live: state.events_live,
+            scope: &self.inner.scope,
+            resync_interval: self.inner.resync_interval,
+            own_container_id: self.inner.own_container_id.as_deref(),
+            baseline: state.baseline.clone(),
+            engine: state.engine.clone(),
+            containers: &state.containers,
+        }));
+        state.view = Some(view.clone());
+        view
+    }
+
+    /// Returns once the revision is no longer `since`: at once if it already is not (also when `since` is
+    /// ahead, from before a restart), else at the next change, a new baseline included.
+    pub async fn wait_past(&self, since: u64) {
+        let mut revisions = self.subscribe();
+        let mut baselines = self.inner.baselines.clone();
+        baselines.borrow_and_update();
+        loop {
+            revisions.borrow_and_update();
+            if self.revision() != since {
+                return;
+            }
+            let new_baseline = async {
+                if baselines.changed().await.is_err() {
+                    // The keeper is gone: no baseline will come; wait for the containers alone.
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                changed = revisions.changed() => if changed.is_err() { return },
+                () = new_baseline => {}
+            }
+        }
+    }
+
+    /// The state, with the baseline its keeper publishes adopted: a new baseline is a new revision.
+    fn in_step(&self) -> RwLockReadGuard<'_, State> {
+        let state = self.read();
+        if same(&state.baseline, &self.inner.baselines.borrow()) {
+            return state;
+        }
+        drop(state);
+        let mut state = self.write();
+        self.adopt_baseline(&mut state);
+        drop(state);
+        self.read()
+    }
+
+    fn adopt_baseline(&self, state: &mut State) {
+        self.commit(state, false);
+    }
+
+    /// Ends a write: a change, or a baseline published meanwhile, is a new revision (one, for both).
+    fn commit(&self, state: &mut State, changed: bool) {
+        let current = self.inner.baselines.borrow().clone();
+        let adopted = !same(&state.baseline, &current);
+        if adopted {
+            state.baseline = current;
+        }
+        if changed || adopted {
+            self.bump(state);
+        }
+    }
+
+    /// A new revision: drop the cached view and wake every long poll.
+    fn bump(&self, state: &mut State) {
+        state.revision += 1;
+        state.view = None;
+        self.inner.revision.send_replace(state.revision);
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated in a way that matters more than
+        // stopping to serve would: keep serving.
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn same(a: &Option<Arc<Baseline>>, b: &Option<Arc<Baseline>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,318 @@
+//! [`View`]: everything a request needs, frozen at one revision — the containers, the baseline they are
+//! compared with, and the readiness that `/ready` and `/status` both report. Drift and the serialised
+//! `/status` bodies are computed once per revision, on first use, and shared by every request that follows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use shared::{drift, ContainerState, ContainerStatus, DriftItem, Scope};
+
+use crate::baseline::Baseline;
+
+/// One readiness check: whether it passes, and a sentence on why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadinessCheck {
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl ReadinessCheck {
+    pub fn up(detail: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn down(detail: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The readiness checks of one revision — `docker` (the engine answers), `snapshot` (a baseline is in force),
+/// `events` (the event stream is live), `scope` (the baseline was taken in the configured scope) — and what
+/// they add up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub checks: BTreeMap<&'static str, ReadinessCheck>,
+    /// Every check passes.
+    pub ready: bool,
+    /// The failing checks in words (`events: event stream not connected; snapshot: …`); `None` when ready.
+    pub reason: Option<String>,
+}
+
+impl Readiness {
+    pub fn new(
+        engine: ReadinessCheck,
+        baseline: Option<&Baseline>,
+        scope: &Scope,
+        events_live: bool,
+    ) -> Self {
+        let snapshot = match baseline {
+            Some(baseline) => ReadinessCheck::up(format!(
+                "{}, taken at {}",
+                shared::count_of(baseline.len(), "container"),
+                baseline.taken_at().to_rfc3339()
+            )),
+            None => ReadinessCheck::down("no snapshot yet: it is taken as soon as Docker answers"),
+        };
+        let events = if events_live {
+            ReadinessCheck::up("event stream connected")
+        } else {
+            ReadinessCheck::down("event stream not connected")
+        };
+        let configured = configured_scope(scope);
+        let scope = match (scope_mismatch(baseline, scope), baseline) {
+            (Some(mismatch), _) => ReadinessCheck::down(mismatch),
+            (None, Some(_)) => ReadinessCheck::up(format!(
+                "{}, the snapshot's",
+                shared::scope_in_words(configured.as_deref())
+            )),
+            (None, None) => ReadinessCheck::up(format!(
+                "{}; the first snapshot is taken in it",
+                shared::scope_in_words(configured.as_deref())
+            )),
+        };
+        let checks = BTreeMap::from([
+            ("docker", engine),
+            ("snapshot", snapshot),
+            ("events", events),
+            ("scope", scope),
+        ]);
+        let failing: Vec<String> = checks
+            .iter()
+            .filter(|(_, check)| !check.ok)
+            .map(|(name, check)| format!("{name}: {}", check.detail))
+            .collect();
+        Self {
+            ready: failing.is_empty(),
+            reason: (!failing.is_empty()).then(|| failing.join("; ")),
+            checks,
+        }
+    }
+
+    /// Whether the engine answered the last request (the `docker` check).
+    pub fn engine_reachable(&self) -> bool {
+        self.checks.get("docker").is_some_and(|check| check.ok)
+    }
+}
+
+/// The configured scope, normalised as a baseline's is.
+fn configured_scope(scope: &Scope) -> Option<String> {
+    shared::normalized_scope(scope.as_ref().map(ToString::to_string).as_deref())
+}
+
+/// When the baseline was taken in another scope than the configured one, what that means and the two ways
+/// out; `None` when they agree or there is no baseline yet (the first one is taken in the configured scope).
+/// The scope is part of the baseline: drift against a snapshot of another scope would call every container
+/// of the new scope unexpected, and the controller would stop them.
+pub fn scope_mismatch(baseline: Option<&Baseline>, scope: &Scope) -> Option<String> {
+    let baseline = baseline?;
+    let configured = configured_scope(scope);
+    if baseline.scope() == configured.as_deref() {
+        return None;
+    }
+    let snapshot_scope = baseline.scope();
+    let start_with = match snapshot_scope {
+        Some(scope) => format!("--scope '{scope}' or STATUS_API_SCOPE='{scope}'"),
+        None => "no --scope and STATUS_API_SCOPE empty".to_owned(),
+    };
+    let configured = shared::scope_in_words(configured.as_deref());
+    Some(format!(
+        "status-api runs with {configured} but its snapshot was taken in {}, so it serves no drift. Either \
+         start status-api with the snapshot's scope ({start_with}), or re-baseline in {configured} with POST \
+         /snapshot (bearer token): what runs then becomes the baseline",
+        shared::scope_in_words(snapshot_scope),
+    ))
+}
+
+/// Everything a request needs, frozen at one revision.
+#[derive(Debug)]
+pub struct View {
+    pub revision: u64,
+    pub observed_at: DateTime<Utc>,
+    pub events_live: bool,
+    pub scope: Scope,
+    pub resync_interval: Duration,
+    pub own_container_id: Option<String>,
+    /// The baseline this revision is compared with.
+    pub baseline: Option<Arc<Baseline>>,
+    pub readiness: Readiness,
+    /// Every container in scope, sorted by name, with `in_snapshot` set.
+    pub containers: Vec<ContainerStatus>,
+    drift: OnceLock<Vec<DriftItem>>,
+    running_body: OnceLock<Bytes>,
+    all_body: OnceLock<Bytes>,
+}
+
+/// What the store knows at one revision, from which a [`View`] is built.
+#[derive(Debug)]
+pub struct ViewParts<'a> {
+    pub revision: u64,
+    pub observed_at: DateTime<Utc>,
+    pub events_live: bool,
+    pub scope: &'a Scope,
+    pub resync_interval: Duration,
+    pub own_container_id: Option<&'a str>,
+    pub baseline: Option<Arc<Baseline>>,
+    pub engine: ReadinessCheck,
+    pub containers: &'a HashMap<String, ContainerStatus>,
+}
+
+impl View {
+    pub fn new(parts: ViewParts<'_>) -> Self {
+        let baseline = parts.baseline;
+        let mut containers: Vec<ContainerStatus> = parts
+            .containers
+            .values()
+            .map(|container| ContainerStatus {
+                in_snapshot: baseline
+                    .as_ref()
+                    .is_some_and(|baseline| baseline.contains(&container.name)),
+                ..container.clone()
+            })
+            .collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        Self {
+            revision: parts.revision,
+            observed_at: parts.observed_at,
+            events_live: parts.events_live,
+            scope: parts.scope.clone(),
+            resync_interval: parts.resync_interval,
+            own_container_id: parts.own_container_id.map(ToOwned::to_owned),
+            readiness: Readiness::new(
+                parts.engine,
+                baseline.as_deref(),
+                parts.scope,
+                parts.events_live,
+            ),
+            baseline,
+            containers,
+            drift: OnceLock::new(),
+            running_body: OnceLock::new(),
+            all_body: OnceLock::new(),
+        }
+    }
+
+    /// The drift of this revision: empty until a snapshot exists, and while the snapshot was taken in another
+    /// scope ([`View::scope_mismatch`]).
+    pub fn drift(&self) -> &[DriftItem] {
+        self.drift.get_or_init(|| match &self.baseline {
+            Some(_) if self.scope_mismatch().is_some() => Vec::new(),
+            Some(baseline) => drift(baseline.members(), &self.containers, &self.scope),
+            None => Vec::new(),
+        })
+    }
+
+    /// Why the baseline cannot be compared with this view, when it was taken in another scope.
+    pub fn scope_mismatch(&self) -> Option<&str> {
+        self.readiness
+            .checks
+            .get("scope")
+            .filter(|check| !check.ok)
+            .map(|check| check.detail.as_str())
+    }
+
+    /// The cached body of `/status` (running only) or `/status?all=true`.
+    pub fn cached_body(&self, all: bool, render: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        let cell = if all {
+            &self.all_body
+        } else {
+            &self.running_body
+        };
+        cell.get_or_init(|| render(self)).clone()
+    }
+
+    pub fn count_by_state(&self) -> BTreeMap<ContainerState, usize> {
+        let mut counts: BTreeMap<ContainerState, usize> = ContainerState::ALL
+            .into_iter()
+            .map(|state| (state, 0))
+            .collect();
+        for container in &self.containers {
+            *counts.entry(container.state).or_default() += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_names_every_failing_check_and_is_none_when_ready() {
+        let cold = Readiness::new(
+            ReadinessCheck::down("not contacted yet"),
+            None,
+            &None,
+            false,
+        );
+        assert!(!cold.ready);
+        assert!(!cold.engine_reachable());
+        assert_eq!(
+            cold.reason.as_deref(),
+            Some(
+                "docker: not contacted yet; events: event stream not connected; snapshot: no snapshot \
+                 yet: it is taken as soon as Docker answers"
+            )
+        );
+        let live = Readiness::new(ReadinessCheck::up("the engine answers"), None, &None, true);
+        assert_eq!(
+            live.reason.as_deref(),
+            Some("snapshot: no snapshot yet: it is taken as soon as Docker answers")
+        );
+        assert!(live.engine_reachable());
+    }
+
+    fn baseline_in(scope: Option<&str>) -> Baseline {
+        Baseline::new(crate::snapshot::Snapshot {
+            format: crate::snapshot::FORMAT,
+            taken_at: Utc::now(),
+            scope: scope.map(ToOwned::to_owned),
+            containers: vec![],
+        })
+    }
+
+    #[test]
+    fn a_snapshot_of_another_scope_is_not_ready_and_names_both_scopes_and_the_ways_out() {
+        let engine = || ReadinessCheck::up("the engine answers");
+        let web: Scope = Some("team=web".parse().expect("selector"));
+        let same = Readiness::new(engine(), Some(&baseline_in(Some("team=web"))), &web, true);
+        assert!(same.ready, "{:?}", same.reason);
+        assert!(same.checks["scope"].ok);
+
+        for (snapshot, configured, names) in [
+            (Some("team=web"), None, ["`team=web`", "whole host"]),
+            (
+                Some("team=web"),
+                Some("team=db"),
+                ["`team=web`", "`team=db`"],
+            ),
+            (None, Some("team=web"), ["whole host", "`team=web`"]),
+        ] {
+            let configured: Scope = configured.map(|scope| scope.parse().expect("selector"));
+            let readiness =
+                Readiness::new(engine(), Some(&baseline_in(snapshot)), &configured, true);
+            assert!(!readiness.ready);
+            let reason = readiness.reason.expect("a reason");
+            assert!(reason.starts_with("scope: "), "{reason}");
+            for part in names
+                .into_iter()
+                .chain(["POST /snapshot", "STATUS_API_SCOPE"])
+            {
+                assert!(reason.contains(part), "{part}: {reason}");
+            }
+        }
+        // Spelled differently, the same scope: normalised before they are compared.
+        let padded = Readiness::new(engine(), Some(&baseline_in(Some(" team=web"))), &web, true);
+        assert!(padded.ready, "{:?}", padded.reason);
+        let whole_host = Readiness::new(engine(), Some(&baseline_in(Some(""))), &None, true);
+        assert!(whole_host.ready, "{:?}", whole_host.reason);
+    }
+}

@@ -1,0 +1,28 @@
+//! The loop's clock: monotonic time for backoff and wake-ups, wall time for freshness and `/actions`. The
+//! real one follows tokio's clock, so tests that pause tokio's time also pause the loop's.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+/// Where the loop reads the time.
+pub trait Clock: Send + Sync + 'static {
+    /// Monotonic now, for backoff and wake-ups.
+    fn now(&self) -> Instant;
+    /// Wall-clock now, to compare with status-api's `observed_at`.
+    fn utc(&self) -> DateTime<Utc>;
+}
+
+/// tokio's monotonic clock (paused in tests with `tokio::time::pause()`) and the system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn utc(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

@@ -1,0 +1,512 @@
+//! The reconcile loop. It keeps one long poll of status-api in flight, so a change is acted on within
+//! milliseconds; runs a full pass every `--interval` even when nothing changed; and acts only on a complete,
+//! fresh view ([`freshness`](crate::freshness)). Anything less is a hold: counted with its reason, shown by
+//! `/ready`, and retried with a jittered, capped backoff.
+//!
+//! Each pass plans from scratch ([`plan`]) and hands the actions that change the host to the executor
+//! (an [`ActionRunner`]),
+//! gated per container by the [`HealGuard`]. When an action ends or a backoff runs out, the loop plans again
+//! from the newest view it holds, without dropping the long poll in flight. Reports (and everything under
+//! `--dry-run`) are recorded once per appearance, not once per pass.
+//!
+//! A pass never plans for a container from a view that predates what was just done to it: once an action
+//! that changed a container ends, the container is left out of the plan until status-api shows a revision
+//! newer than the newest the loop held when it learned of the end.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::backoff::{Backoff, BackoffPolicy};
+use shared::{ContainerState, DriftKind, SnapshotSummary, StatusResponse};
+use tokio::sync::watch;
+
+use crate::backoff::{Gate, HealGuard, HealLimits, QuarantineEnd};
+use crate::clock::Clock;
+use crate::freshness::{complete_view, FreshView};
+use crate::journal::{ActionRecord, Journal};
+use crate::metrics::Metrics;
+use crate::model::{
+    Action, ActionContext, ActionKind, ActionResult, ActionRunner, Hold, LONG_POLL_WAIT,
+};
+use crate::plan::{plan, PlanSettings};
+use crate::state::{ControllerState, QuarantineView};
+use crate::status_client::{StatusError, StatusSource};
+
+#[cfg(test)]
+mod tests;
+
+/// How long the actions in hand get to finish after the shutdown signal. With the HTTP server's drain this
+/// keeps the whole shutdown under 10 s.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Retrying status-api while holding: 200 ms, doubling, at most 5 s, so healing resumes within seconds of
+/// status-api coming back, and a status-api that is down gets one request every few seconds.
+pub const API_BACKOFF: BackoffPolicy = BackoffPolicy {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(5),
+    reset_after: Duration::from_secs(60),
+};
+
+/// What the loop needs besides its collaborators.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// `--scope`: status-api must report this scope, or the loop holds.
+    pub scope: shared::Scope,
+    pub interval: Duration,
+    pub dry_run: bool,
+    pub plan: PlanSettings,
+    pub limits: HealLimits,
+}
+
+/// The loop's collaborators: where it reads, what it writes through, and what it reports to.
+#[derive(Debug, Clone)]
+pub struct Wiring<S, R, C> {
+    pub source: S,
+    /// Carries the actions out (the executor).
+    pub executor: R,
+    pub state: ControllerState,
+    pub metrics: Metrics,
+    pub journal: Journal,
+    pub clock: C,
+}
+
+/// The long poll in flight, kept across wake-ups.
+type Poll = Pin<Box<dyn Future<Output = Result<StatusResponse, StatusError>> + Send>>;
+
+/// The loop's own memory between passes. Nothing here is shared: the loop is its only user.
+#[derive(Debug)]
+pub struct Reconciler<S, R, C> {
+    wiring: Wiring<S, R, C>,
+    settings: LoopSettings,
+    guard: HealGuard,
+    /// The snapshot last read, kept through holds so it is re-read only when status-api re-baselines.
+    snapshot: Option<Arc<SnapshotSummary>>,
+    /// The newest fresh view; `None` while holding.
+    latest: Option<FreshView>,
+    /// What was last recorded for containers whose actions are not carried out (reports, dry run,
+    /// quarantine), so each is recorded once per appearance.
+    announced: HashMap<String, (ActionKind, Option<DriftKind>, ActionResult)>,
+    /// When each drift was first seen, for the heal-time metric.
+    first_seen: HashMap<(String, ActionKind), Instant>,
+    /// The earliest moment a held-back action may go ahead.
+    next_wake: Option<Instant>,
+    /// Containers an action just changed, with the revision status-api must pass before they are planned
+    /// for again: a view at or below it may not show what the action did.
+    settling: HashMap<String, u64>,
+}
+
+/// What woke the loop.
+enum Wakeup {
+    /// The long poll answered: a change, or its wait ran out.
+    Answer(Result<StatusResponse, StatusError>),
+    /// `--interval` passed: a full pass, status and snapshot re-read.
+    Interval,
+    /// A held-back action may go ahead, or an action ended: plan again from the newest view held.
+    Replan,
+}
+
+/// A fresh view, and why the loop looked.
+struct Observation {
+    view: FreshView,
+    /// The revision differs from the last one seen.
+    changed: bool,
+    /// A full pass: the snapshot was re-read.
+    full: bool,
+    /// Not the long poll's answer: plan even if nothing changed.
+    forced: bool,
+}
+
+impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
+    pub fn new(wiring: Wiring<S, R, C>, settings: LoopSettings) -> Self {
+        Self {
+            guard: HealGuard::new(settings.limits),
+            wiring,
+            settings,
+            snapshot: None,
+            latest: None,
+            announced: HashMap::new(),
+            first_seen: HashMap::new(),
+            next_wake: None,
+            settling: HashMap::new(),
+        }
+    }
+
+    /// Runs until `stop` turns true, then finishes the actions in hand (up to [`DRAIN_TIMEOUT`]) and starts
+    /// no new one.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut api_backoff = Backoff::new(API_BACKOFF);
+        let mut since: Option<u64> = None;
+        let period = self.settings.interval;
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let finished = self.wiring.executor.finished();
+        let mut poll: Option<Poll> = None;
+
+        loop {
+            let long_poll = poll.get_or_insert_with(|| self.long_poll(since));
+            let wake = self.next_wake;
+            let wakeup = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => break,
+                _ = interval.tick() => Wakeup::Interval,
+                () = sleep_until(wake) => Wakeup::Replan,
+                () = finished.notified() => Wakeup::Replan,
+                answer = long_poll.as_mut() => Wakeup::Answer(answer),
+            };
+            if matches!(wakeup, Wakeup::Answer(_)) {
+                poll = None;
+            }
+            let started = self.wiring.clock.now();
+            let was_holding = self.wiring.state.holding();
+            // A hung status-api must not hold up a shutdown: what follows races the stop signal too.
+            let observed = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => break,
+                observed = self.observe(wakeup, since) => observed,
+            };
+            match observed {
+                Ok(None) => {}
+                Ok(Some(Observation {
+                    view,
+                    changed,
+                    full,
+                    forced,
+                })) => {
+                    since = Some(view.observed.revision);
+                    api_backoff.reset();
+                    if self
+                        .wiring
+                        .state
+                        .fresh(&view.snapshot, view.observed.revision)
+                    {
+                        tracing::info!(
+                            revision = view.observed.revision,
+                            "status-api's view is fresh again: acting"
+                        );
+                    }
+                    self.wiring.metrics.set_ready(true);
+                    self.snapshot = Some(view.snapshot.clone());
+                    if changed || forced || full || was_holding {
+                        self.pass(&view, started);
+                    }
+                    self.latest = Some(view);
+                }
+                Err(hold) => {
+                    self.hold(hold);
+                    since = None;
+                    // Ask again at once after the pause, not at the end of a long poll on an old revision.
+                    poll = None;
+                    if !self.pause(&mut api_backoff, &mut stop).await {
+                        break;
+                    }
+                }
+            }
+        }
+
+        if !self.wiring.executor.drain(DRAIN_TIMEOUT).await {
+            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "actions still under way at shutdown were abandoned");
+        }
+        tracing::info!("reconcile loop stopped");
+    }
+
+    /// A request for the next change after `since` (at once when there is no `since`), owning what it needs,
+    /// so it can stay in flight while the loop does other things.
+    fn long_poll(&self, since: Option<u64>) -> Poll {
+        let source = self.wiring.source.clone();
+        Box::pin(async move { source.status(since, LONG_POLL_WAIT).await })
+    }
+
+    /// Turns a wake-up into a complete, fresh view, or the reason to hold; `None` when there is nothing to
+    /// look at (a replan while holding).
+    async fn observe(
+        &self,
+        wakeup: Wakeup,
+        since: Option<u64>,
+    ) -> Result<Option<Observation>, Hold> {
+        let (answer, full) = match wakeup {
+            Wakeup::Answer(answer) => (answer, since.is_none()),
+            Wakeup::Interval => (self.wiring.source.status(None, Duration::ZERO).await, true),
+            Wakeup::Replan => {
+                let Some(view) = self.latest.clone() else {
+                    return Ok(None);
+                };
+                view.still_fresh(self.wiring.clock.utc())?;
+                return Ok(Some(Observation {
+                    view,
+                    changed: false,
+                    full: false,
+                    forced: true,
+                }));
+            }
+        };
+        let status = answer.map_err(|err| Hold::from(&err))?;
+        let changed = since != Some(status.revision);
+        let view = complete_view(
+            status,
+            &self.settings.scope,
+            self.snapshot.clone(),
+            full,
+            self.wiring.clock.utc(),
+            || read_snapshot(&self.wiring.source),
+        )
+        .await?;
+        Ok(Some(Observation {
+            view,
+            changed,
+            full,
+            forced: full,
+        }))
+    }
+
+    /// Plans from `view` and dispatches what may go ahead now.
+    fn pass(&mut self, view: &FreshView, started: Instant) {
+        let now = self.wiring.clock.now();
+        let actions = plan(
+            &view.snapshot.containers,
+            &view.observed,
+            &self.settings.plan,
+        );
+        let span = tracing::info_span!(
+            "reconcile",
+            revision = view.observed.revision,
+            actions = actions.len()
+        );
+        let _entered = span.enter();
+        let context = Arc::new(view.context(self.settings.plan.own_ids()));
+        tracing::debug!("pass");
+        let revision = view.observed.revision;
+        self.take_ended(revision);
+        self.settling.retain(|_, settle| revision <= *settle);
+        self.end_quarantines(view, now);
+        self.dispatch(actions, &context, now, revision);
+        self.guard.forget_quiet(now);
+        self.publish_quarantines(now);
+        let ended_at = self.wiring.clock.utc();
+        let unix = ended_at.timestamp_micros() as f64 / 1e6;
+        let took = self.wiring.clock.now().saturating_duration_since(started);
+        self.wiring.metrics.observe_pass(took, unix);
+    }
+
+    /// Learns which actions ended: a container an action changed waits for a revision newer than `revision`;
+    /// a container the controller recreated keeps its attempts under its new id.
+    fn take_ended(&mut self, revision: u64) {
+        for ended in self.wiring.executor.take_ended() {
+            if let Some(id) = &ended.new_id {
+                self.guard.adopt_id(&ended.container, id);
+            }
+            if ended.changed_the_host() {
+                self.settling.insert(ended.container, revision);
+            }
+        }
+    }
+
+    /// Ends the quarantine of every container that is no longer the one that kept failing, and says so in
+    /// the journal.
+    fn end_quarantines(&mut self, view: &FreshView, now: Instant) {
+        let utc_now = self.wiring.clock.utc();
+        for container in &view.observed.containers {
+            let running_for = container
+                .started_at
+                .filter(|_| container.state == ContainerState::Running)
+                .map(|started| (utc_now - started).to_std().unwrap_or_default());
+            let Some(end) = self
+                .guard
+                .observe(&container.name, &container.id, running_for, now)
+            else {
+                continue;
+            };
+            self.quarantine_ended(&container.name, &container.id, &end);
+        }
+    }
+
+    fn quarantine_ended(&mut self, container: &str, id: &str, end: &QuarantineEnd) {
+        // The quarantine was announced with the action it held back.
+        let (action, drift) = match self.announced.remove(container) {
+            Some((kind, drift, ActionResult::Quarantined)) => (kind, drift),
+            _ => (ActionKind::Start, None),
+        };
+        let result = ActionResult::QuarantineEnded;
+        self.wiring.metrics.count_action(action, result);
+        let detail = format!("ended: {end}");
+        tracing::info!(container, action = %action, result = %result, detail, "quarantine ended");
+        self.wiring.journal.push(ActionRecord {
+            time: self.wiring.clock.utc(),
+            container: container.to_owned(),
+            container_id: id.to_owned(),
+            action,
+            drift,
+            reason: "it is not the container that kept failing any more".into(),
+            result,
+            detail: Some(detail),
+            duration_seconds: 0.0,
+        });
+    }
+
+    fn dispatch(
+        &mut self,
+        actions: Vec<Action>,
+        context: &Arc<ActionContext>,
+        now: Instant,
+        revision: u64,
+    ) {
+        let keys: HashSet<(String, ActionKind)> = actions
+            .iter()
+            .map(|action| (action.container.clone(), action.kind))
+            .collect();
+        self.first_seen.retain(|key, _| keys.contains(key));
+        let mut announced_now = HashSet::new();
+        let mut next_wake: Option<Instant> = None;
+
+        for action in actions {
+            let seen_at = *self
+                .first_seen
+                .entry((action.container.clone(), action.kind))
+                .or_insert(now);
+            if action.kind == ActionKind::Wait {
+                continue;
+            }
+            if !action.kind.changes_host() {
+                self.announce(&action, ActionResult::Reported, None);
+                announced_now.insert(action.container);
+                continue;
+            }
+            if self.settings.dry_run {
+                self.announce(
+                    &action,
+                    ActionResult::DryRun,
+                    Some("dry run: not carried out".into()),
+                );
+                announced_now.insert(action.container);
+                continue;
+            }
+            if self.wiring.executor.is_busy(&action.container) {
+                continue;
+            }
+            if self
+                .settling
+                .get(&action.container)
+                .is_some_and(|settle| revision <= *settle)
+            {
+                tracing::debug!(container = %action.container, action = %action.kind, revision, "waiting for a view that shows the last action");
+                continue;
+            }
+            match self.guard.check(&action.container, now) {
+                Gate::Go => {}
+                Gate::Wait { until } => {
+                    tracing::debug!(container = %action.container, action = %action.kind, wait = ?(until - now), "backing off");
+                    next_wake = earliest(next_wake, until);
+                    continue;
+                }
+                Gate::Quarantined { until, .. } => {
+                    let attempts = self.guard.attempts(&action.container);
+                    let detail = format!(
+                        "{attempts} attempts without {}s of quiet: left alone for {}s; restart status-controller to retry sooner",
+                        self.guard.limits().backoff.reset_after.as_secs(),
+                        (until - now).as_secs()
+                    );
+                    self.announce(&action, ActionResult::Quarantined, Some(detail));
+                    announced_now.insert(action.container);
+                    next_wake = earliest(next_wake, until);
+                    continue;
+                }
+            }
+            self.guard
+                .record_attempt(&action.container, &action.id, now, rand::random::<f64>());
+            self.wiring
+                .executor
+                .dispatch(action, context.clone(), seen_at);
+        }
+
+        self.announced
+            .retain(|container, _| announced_now.contains(container));
+        self.next_wake = next_wake;
+    }
+
+    /// Records an action that is not carried out, once per appearance.
+    fn announce(&mut self, action: &Action, result: ActionResult, detail: Option<String>) {
+        let key = (action.kind, action.drift, result);
+        if self.announced.get(&action.container) == Some(&key) {
+            return;
+        }
+        self.announced.insert(action.container.clone(), key);
+        self.wiring.metrics.count_action(action.kind, result);
+        tracing::info!(
+            container = %action.container, action = %action.kind, result = %result,
+            reason = %action.reason, detail = detail.as_deref().unwrap_or(""), "not acting"
+        );
+        self.wiring.journal.push(ActionRecord {
+            time: self.wiring.clock.utc(),
+            container: action.container.clone(),
+            container_id: action.id.clone(),
+            action: action.kind,
+            drift: action.drift,
+            reason: action.reason.clone(),
+            result,
+            detail,
+            duration_seconds: 0.0,
+        });
+    }
+
+    fn hold(&mut self, hold: Hold) {
+        self.latest = None;
+        self.wiring.metrics.count_hold(hold.reason);
+        self.wiring.metrics.set_ready(false);
+        let detail = hold.detail.clone();
+        let reason = hold.reason.as_str();
+        if self.wiring.state.hold(hold) {
+            tracing::warn!(
+                reason,
+                detail,
+                "holding: no action until status-api's view is complete and fresh"
+            );
+        } else {
+            tracing::debug!(reason, detail, "still holding");
+        }
+    }
+
+    fn publish_quarantines(&self, now: Instant) {
+        let utc_now = self.wiring.clock.utc();
+        let quarantined: Vec<QuarantineView> = self
+            .guard
+            .quarantined(now)
+            .into_iter()
+            .map(|quarantine| QuarantineView {
+                container: quarantine.container,
+                until: utc_now
+                    + chrono::Duration::from_std(quarantine.until - now).unwrap_or_default(),
+                attempts: quarantine.attempts,
+            })
+            .collect();
+        self.wiring.metrics.set_quarantined(quarantined.len());
+        self.wiring.state.set_quarantined(quarantined);
+    }
+
+    /// Waits out the next backoff step; false when `stop` came first.
+    async fn pause(&self, backoff: &mut Backoff, stop: &mut watch::Receiver<bool>) -> bool {
+        let delay = backoff.fail(self.wiring.clock.now(), rand::random::<f64>());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            _ = stop.wait_for(|stop| *stop) => false,
+        }
+    }
+}
+
+/// `GET /snapshot`, or why the loop holds without it.
+async fn read_snapshot(source: &impl StatusSource) -> Result<SnapshotSummary, Hold> {
+    source.snapshot().await.map_err(|err| Hold::from(&err))
+}
+
+fn earliest(current: Option<Instant>, candidate: Instant) -> Option<Instant> {
+    Some(current.map_or(candidate, |current| current.min(candidate)))
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wake for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}

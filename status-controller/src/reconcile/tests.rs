@@ -1,0 +1,652 @@
+//! The loop against fakes of status-api and the engine, under tokio's paused clock: holds, backoff, staleness,
+//! action completion and its spans, in milliseconds.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use bollard::models::{ContainerInspectResponse, EndpointSettings};
+use chrono::Utc;
+use shared::runtime::engine::EngineError;
+use shared::{ContainerSpec, ContainerState, ContainerStatus, Health, SnapshotMember};
+use tokio::task::JoinHandle;
+
+use crate::docker::EngineWriter;
+use crate::executor::Executor;
+
+use super::*;
+use crate::clock::SystemClock;
+use crate::docker::{Applied, DockerError, Result as DockerResult};
+use crate::model::{HoldReason, Unexpected};
+use crate::recreate::Recreation;
+use crate::status_client::Result as StatusResult;
+
+/// A status-api whose answers the test sets. It remembers every `/status` request, and counts long polls
+/// dropped before they answered.
+#[derive(Debug, Clone)]
+struct FakeSource {
+    inner: Arc<SourceInner>,
+}
+
+#[derive(Debug)]
+struct SourceInner {
+    status: Mutex<StatusResponse>,
+    snapshot: SnapshotSummary,
+    revision: watch::Sender<u64>,
+    asked: Mutex<Vec<Option<u64>>>,
+    abandoned: AtomicUsize,
+}
+
+/// Counts a request as abandoned when it is dropped before it answered.
+struct Probe {
+    inner: Arc<SourceInner>,
+    answered: bool,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.inner.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl FakeSource {
+    fn new(status: StatusResponse) -> Self {
+        let snapshot = SnapshotSummary {
+            taken_at: status.snapshot_taken_at.expect("a snapshot"),
+            scope: None,
+            containers: vec![SnapshotMember {
+                name: "web".into(),
+                id: "web-id".into(),
+                image: "busybox".into(),
+                labels: Default::default(),
+            }],
+        };
+        Self {
+            inner: Arc::new(SourceInner {
+                revision: watch::Sender::new(status.revision),
+                status: Mutex::new(status),
+                snapshot,
+                asked: Mutex::new(Vec::new()),
+                abandoned: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Changes the answer; every change is a new revision, as with the real status-api.
+    fn update(&self, change: impl FnOnce(&mut StatusResponse)) {
+        let mut status = self.inner.status.lock().expect("not poisoned");
+        change(&mut status);
+        status.revision += 1;
+        self.inner.revision.send_replace(status.revision);
+    }
+
+    fn asked(&self) -> Vec<Option<u64>> {
+        self.inner.asked.lock().expect("not poisoned").clone()
+    }
+
+    fn abandoned(&self) -> usize {
+        self.inner.abandoned.load(Ordering::SeqCst)
+    }
+}
+
+impl StatusSource for FakeSource {
+    async fn status(&self, since: Option<u64>, wait: Duration) -> StatusResult<StatusResponse> {
+        self.inner.asked.lock().expect("not poisoned").push(since);
+        let mut probe = Probe {
+            inner: self.inner.clone(),
+            answered: false,
+        };
+        if let Some(since) = since {
+            let mut revision = self.inner.revision.subscribe();
+            tokio::select! {
+                _ = revision.wait_for(|revision| *revision != since) => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        probe.answered = true;
+        Ok(self.inner.status.lock().expect("not poisoned").clone())
+    }
+
+    async fn snapshot(&self) -> StatusResult<SnapshotSummary> {
+        Ok(self.inner.snapshot.clone())
+    }
+
+    async fn spec(&self, name: &str) -> StatusResult<ContainerSpec> {
+        Err(StatusError::NotInSnapshot(name.to_owned()))
+    }
+}
+
+/// One call to the engine: what, on which container, and when.
+type Call = (&'static str, String, tokio::time::Instant);
+
+/// An engine that does what it is told at once (a start takes `start_takes`) and remembers each call. Every
+/// container is `exited` unless `states` says otherwise, and stays so after a start: it dies at once.
+#[derive(Debug, Clone, Default)]
+struct FakeWriter {
+    calls: Arc<Mutex<Vec<Call>>>,
+    start_takes: Duration,
+    /// The engine refuses every start (409).
+    start_fails: bool,
+    /// The state each container is in, by name, as `docker inspect` spells it; `exited` when absent.
+    states: Arc<Mutex<HashMap<String, &'static str>>>,
+    /// A status-api that sees every start (and the death that follows it) as a new revision.
+    seen_by: Option<FakeSource>,
+}
+
+impl FakeWriter {
+    fn record(&self, op: &'static str, name: &str) {
+        self.calls.lock().expect("not poisoned").push((
+            op,
+            name.to_owned(),
+            tokio::time::Instant::now(),
+        ));
+    }
+
+    /// When each start happened.
+    fn starts(&self) -> Vec<tokio::time::Instant> {
+        let calls = self.calls.lock().expect("not poisoned");
+        calls
+            .iter()
+            .filter(|(op, _, _)| *op == "start")
+            .map(|(_, _, at)| *at)
+            .collect()
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.lock().expect("not poisoned").len()
+    }
+
+    fn set_state(&self, name: &str, state: &'static str) {
+        self.states
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_owned(), state);
+    }
+}
+
+impl EngineWriter for FakeWriter {
+    async fn negotiate(&self) -> DockerResult<()> {
+        Ok(())
+    }
+    async fn inspect(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> DockerResult<Option<ContainerInspectResponse>> {
+        self.record("inspect", name);
+        let state = self
+            .states
+            .lock()
+            .expect("not poisoned")
+            .get(name)
+            .copied()
+            .unwrap_or("exited");
+        let inspect = serde_json::from_value(serde_json::json!({
+            "Id": id, "Name": format!("/{name}"), "State": {"Status": state}, "Config": {"Labels": {}},
+        }))
+        .expect("a valid inspect answer");
+        Ok(Some(inspect))
+    }
+    async fn start(&self, name: &str, _id: &str) -> DockerResult<Applied> {
+        self.record("start", name);
+        tokio::time::sleep(self.start_takes).await;
+        if self.start_fails {
+            return Err(DockerError::Engine(EngineError::Conflict {
+                op: "start",
+                target: name.to_owned(),
+                message: "the engine is busy with it".into(),
+            }));
+        }
+        if let Some(source) = &self.seen_by {
+            source.update(|status| status.observed_at = Utc::now());
+        }
+        Ok(Applied::Done)
+    }
+    async fn unpause(&self, name: &str, _id: &str) -> DockerResult<Applied> {
+        self.record("unpause", name);
+        Ok(Applied::Done)
+    }
+    async fn restart(&self, name: &str, _id: &str, _grace: Duration) -> DockerResult<Applied> {
+        self.record("restart", name);
+        Ok(Applied::Done)
+    }
+    async fn stop(&self, name: &str, _id: &str, _grace: Duration) -> DockerResult<Applied> {
+        self.record("stop", name);
+        Ok(Applied::Done)
+    }
+    async fn remove(&self, name: &str, _id: &str) -> DockerResult<Applied> {
+        self.record("remove", name);
+        Ok(Applied::Done)
+    }
+    async fn discard(&self, name: &str, _id: &str) {
+        self.record("discard", name);
+    }
+    async fn create(&self, recreation: &Recreation) -> DockerResult<String> {
+        self.record("create", &recreation.name);
+        Ok("new".into())
+    }
+    async fn connect_network(
+        &self,
+        name: &str,
+        _id: &str,
+        _network: &str,
+        _endpoint: EndpointSettings,
+    ) -> DockerResult<()> {
+        self.record("connect", name);
+        Ok(())
+    }
+}
+
+/// status-api's answer at revision 1: `web`, a snapshot member, has stopped; status-api is ready and live.
+fn stopped_web() -> StatusResponse {
+    StatusResponse {
+        revision: 1,
+        observed_at: Utc::now(),
+        snapshot_taken_at: Some(Utc::now()),
+        scope: None,
+        events_live: true,
+        resync_interval_seconds: 30,
+        server_container_id: None,
+        engine_reachable: true,
+        ready: true,
+        not_ready_reason: None,
+        containers: vec![ContainerStatus {
+            id: "web-id".into(),
+            name: "web".into(),
+            image: "busybox".into(),
+            image_id: "sha256:0".into(),
+            state: ContainerState::Exited,
+            health: Health::None,
+            exit_code: Some(137),
+            restart_count: 0,
+            created_at: None,
+            started_at: None,
+            finished_at: None,
+            labels: Default::default(),
+            in_snapshot: true,
+            policy: Default::default(),
+        }],
+    }
+}
+
+/// A loop running over the fakes.
+struct Running {
+    state: ControllerState,
+    journal: Journal,
+    metrics: Metrics,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn start(source: &FakeSource, writer: &FakeWriter, limits: HealLimits) -> Self {
+        let journal = Journal::new();
+        let metrics = Metrics::new();
+        let state = ControllerState::new();
+        let executor = Executor::new(
+            writer.clone(),
+            source.clone(),
+            journal.clone(),
+            metrics.clone(),
+        );
+        let reconciler = Reconciler::new(
+            Wiring {
+                source: source.clone(),
+                executor,
+                state: state.clone(),
+                metrics: metrics.clone(),
+                journal: journal.clone(),
+                clock: SystemClock,
+            },
+            LoopSettings {
+                scope: None,
+                interval: Duration::from_secs(3600),
+                dry_run: false,
+                plan: PlanSettings {
+                    unexpected: Unexpected::Stop,
+                    can_recreate: false,
+                    own_container_id: None,
+                    own_network_owner: None,
+                },
+                limits,
+            },
+        );
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(reconciler.run(stopped));
+        Self {
+            state,
+            journal,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    /// What `/ready` would say about status-api's view.
+    fn view_check(&self) -> String {
+        self.state.readiness().1["status_api"].detail.clone()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("the loop ends cleanly");
+    }
+}
+
+/// Waits (in paused time) until `condition` holds; fails after a simulated minute.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..6000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen within a minute");
+}
+
+#[tokio::test(start_paused = true)]
+async fn it_holds_while_status_api_is_not_ready_or_not_live_and_acts_once_it_is() {
+    let source = FakeSource::new(StatusResponse {
+        ready: false,
+        engine_reachable: false,
+        not_ready_reason: Some("docker: the engine does not answer".into()),
+        ..stopped_web()
+    });
+    let writer = FakeWriter::default();
+    let running = Running::start(&source, &writer, HealLimits::default());
+
+    eventually("an api_not_ready hold", || {
+        running.view_check().contains("api_not_ready")
+    })
+    .await;
+    assert!(
+        running
+            .view_check()
+            .contains("docker: the engine does not answer"),
+        "{}",
+        running.view_check()
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        writer.calls(),
+        0,
+        "nothing is done while status-api is not ready"
+    );
+
+    source.update(|status| {
+        status.ready = true;
+        status.engine_reachable = true;
+        status.not_ready_reason = None;
+        status.events_live = false;
+    });
+    eventually("an events_down hold", || {
+        running.view_check().contains("events_down")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        writer.calls(),
+        0,
+        "nothing is done while the view is not live"
+    );
+    assert!(!running.state.readiness().0);
+
+    source.update(|status| status.events_live = true);
+    eventually("web to be started", || writer.starts().len() == 1).await;
+    assert!(running.state.readiness().0, "{}", running.view_check());
+    let metrics = running.metrics.render();
+    assert!(
+        metrics.contains("dockstate_controller_holds_total{reason=\"api_not_ready\"}"),
+        "{metrics}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_view_is_never_acted_on() {
+    let source = FakeSource::new(StatusResponse {
+        observed_at: Utc::now() - chrono::Duration::hours(3),
+        ..stopped_web()
+    });
+    let writer = FakeWriter::default();
+    let running = Running::start(&source, &writer, HealLimits::default());
+
+    eventually("a stale hold", || running.view_check().contains("stale")).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(writer.calls(), 0);
+    assert!(!running.state.readiness().0);
+    assert!(running.journal.recent(10).is_empty());
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_that_keeps_needing_a_start_waits_out_the_backoff() {
+    // The engine starts it every time, and status-api sees it die again at once: a crash loop.
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter {
+        seen_by: Some(source.clone()),
+        ..FakeWriter::default()
+    };
+    let limits = HealLimits {
+        backoff: BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+            reset_after: Duration::from_secs(120),
+        },
+        ..HealLimits::default()
+    };
+    let running = Running::start(&source, &writer, limits);
+
+    eventually("three starts", || writer.starts().len() >= 3).await;
+    let starts = writer.starts();
+    let (first, second) = (starts[1] - starts[0], starts[2] - starts[1]);
+    // Jittered over the upper half: the first wait is in [0.5 s, 1 s), the second, doubled, in [1 s, 2 s).
+    assert!(
+        first >= Duration::from_millis(500) && first < Duration::from_secs(1),
+        "{first:?}"
+    );
+    assert!(
+        second >= Duration::from_secs(1) && second < Duration::from_secs(2),
+        "{second:?}"
+    );
+    assert_eq!(source.abandoned(), 0, "no long poll was dropped");
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_action_is_noticed_without_dropping_the_long_poll() {
+    // The engine refuses, after 2 s: the start changed nothing, so the end of it is reason enough to try
+    // again, with no new view needed.
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter {
+        start_takes: Duration::from_secs(2),
+        start_fails: true,
+        ..FakeWriter::default()
+    };
+    let running = Running::start(&source, &writer, HealLimits::default());
+    let began = tokio::time::Instant::now();
+
+    eventually("the first start", || writer.starts().len() == 1).await;
+    // A change while web's start is under way: the pass skips it (busy) and sets no timer for it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    source.update(|status| status.observed_at = Utc::now());
+
+    // Only the end of the first start can bring the second, long before the long poll's 30 s run out.
+    eventually("the second start", || writer.starts().len() == 2).await;
+    let second = writer.starts()[1] - began;
+    assert!(
+        second >= Duration::from_secs(2) && second < Duration::from_millis(2100),
+        "{second:?}"
+    );
+    assert_eq!(
+        running.journal.recent(10).len(),
+        1,
+        "the first start is recorded"
+    );
+    assert_eq!(
+        source.asked(),
+        vec![None, Some(1), Some(2)],
+        "one long poll per revision, none re-issued when an action ended"
+    );
+    assert_eq!(source.abandoned(), 0, "no long poll was dropped");
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_just_started_is_not_planned_again_until_a_newer_view() {
+    // status-api's view still shows web stopped when its start ends (no new revision yet).
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter {
+        start_takes: Duration::from_secs(1),
+        ..FakeWriter::default()
+    };
+    let running = Running::start(&source, &writer, HealLimits::default());
+
+    eventually("the first start", || writer.starts().len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        writer.starts().len(),
+        1,
+        "no second start planned from the view that predates the first"
+    );
+    let records = running.journal.recent(10);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].result, ActionResult::Ok);
+
+    // A newer view that still shows it stopped (it died again): now it is planned again.
+    source.update(|status| status.observed_at = Utc::now());
+    eventually("the second start", || writer.starts().len() == 2).await;
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_of_a_container_that_already_runs_is_a_noop_not_a_heal() {
+    // status-api's view lags: the engine already runs web.
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter::default();
+    writer.set_state("web", "running");
+    let running = Running::start(&source, &writer, HealLimits::default());
+
+    eventually("a record", || !running.journal.recent(1).is_empty()).await;
+    let record = running.journal.recent(1).remove(0);
+    assert_eq!(record.result, ActionResult::Noop, "{record:?}");
+    assert_eq!(record.detail.as_deref(), Some("already running"));
+    assert!(
+        writer.starts().is_empty(),
+        "the engine was not asked to start it"
+    );
+    let metrics = running.metrics.render();
+    assert!(
+        metrics.contains("dockstate_controller_heal_seconds_count 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dockstate_controller_actions_total{action=\"start\",result=\"noop\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("dockstate_controller_actions_total{action=\"start\",result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    running.stop().await;
+}
+
+/// A log sink the test can read.
+#[derive(Debug, Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_action_logs_inside_its_own_span_and_its_pass() {
+    let buffer = Buffer::default();
+    let sink = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_span_list(true)
+        .with_writer(move || sink.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // Callsite interest is cached process-wide. With exactly one scoped subscriber registered, tracing-core
+    // computes a new callsite's interest from the default of whichever thread hits it first — for another
+    // test's thread, no subscriber, so "never", and this test would now and then see no line at all. A second
+    // registered dispatcher makes it ask every registered one; then the cache is rebuilt with both in place.
+    let _second = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+    let _default = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter::default();
+    let running = Running::start(&source, &writer, HealLimits::default());
+
+    eventually("the start to be recorded", || {
+        !running.journal.recent(1).is_empty()
+    })
+    .await;
+    running.stop().await;
+
+    let text = String::from_utf8(buffer.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    let done: serde_json::Value = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .find(|line: &serde_json::Value| line["fields"]["message"] == "action done")
+        .unwrap_or_else(|| panic!("no `action done` line in:\n{text}"));
+    let spans = done["spans"].as_array().expect("a span list");
+    let named = |name: &str| {
+        spans
+            .iter()
+            .find(|span| span["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} span in {done}"))
+    };
+    let pass = named("reconcile");
+    assert_eq!(pass["revision"], 1, "{done}");
+    assert_eq!(pass["actions"], 1, "{done}");
+    let action = named("action");
+    assert_eq!(action["container"], "web", "{done}");
+    assert_eq!(action["action"], "start", "{done}");
+    assert_eq!(action["drift"], "stopped", "{done}");
+    assert_eq!(action["result"], "ok", "{done}");
+}
+
+#[test]
+fn hold_reasons_are_the_metric_labels() {
+    use strum::VariantArray;
+    let labels: Vec<&str> = HoldReason::VARIANTS
+        .iter()
+        .map(|reason| reason.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "api_unreachable",
+            "api_not_ready",
+            "events_down",
+            "stale",
+            "no_snapshot",
+            "bad_answer",
+            "scope_mismatch"
+        ]
+    );
+    let metrics = Metrics::new().render();
+    for label in labels {
+        assert!(
+            metrics.contains(&format!(
+                "dockstate_controller_holds_total{{reason=\"{label}\"}} 0"
+            )),
+            "{label}"
+        );
+    }
+}
