@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use reqwest::Url;
+use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
 use shared::runtime::flags::{parse_duration, parse_scope, parse_switch, ScopeArg};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
@@ -38,6 +39,16 @@ pub struct Settings {
     /// Address to serve /health, /ready, /metrics and /actions on (port 0 picks a free port).
     #[arg(long, env = "STATUS_CONTROLLER_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
+
+    /// Open HTTP connections at most; at the cap the longest-idle one is closed to admit the next, so an
+    /// idle flood cannot lock probes out. Lowered to fit the open-file limit when that is smaller.
+    #[arg(
+        long,
+        env = "STATUS_CONTROLLER_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = parse_max_connections
+    )]
+    pub max_connections: usize,
 
     /// A full pass this often even when nothing changed (changes are acted on at once through the long poll).
     #[arg(long, env = "STATUS_CONTROLLER_INTERVAL", default_value = "30s", value_parser = parse_interval)]
