@@ -36,7 +36,9 @@ async fn start(scope: &TestScope, state: &std::path::Path) -> anyhow::Result<(Ch
         while let Some(line) = lines.next_line().await? {
             let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if log["message"] == "status-api listening" {
-                return Ok::<_, anyhow::Error>(log["address"].as_str().unwrap_or_default().parse()?);
+                return Ok::<_, anyhow::Error>(
+                    log["address"].as_str().unwrap_or_default().parse()?,
+                );
             }
         }
         anyhow::bail!("status-api exited before it listened")
@@ -44,9 +46,11 @@ async fn start(scope: &TestScope, state: &std::path::Path) -> anyhow::Result<(Ch
     .await??;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let ready = format!("http://{address}/ready");
-    wait_until("status-api to be ready", Duration::from_secs(20), || async {
-        Ok(reqwest::get(&ready).await?.status().is_success())
-    })
+    wait_until(
+        "status-api to be ready",
+        Duration::from_secs(20),
+        || async { Ok(reqwest::get(&ready).await?.status().is_success()) },
+    )
     .await?;
     Ok((child, address))
 }
@@ -129,7 +133,10 @@ async fn an_idle_flood_neither_locks_out_probes_nor_grows_memory() -> anyhow::Re
     let second = flood(address, FLOOD).await?;
     for path in ["/health", "/ready"] {
         let (status, took) = probe(address, path).await?;
-        eprintln!("{path} answered {status} in {took:?} with {} flood connections opened", 2 * FLOOD);
+        eprintln!(
+            "{path} answered {status} in {took:?} with {} flood connections opened",
+            2 * FLOOD
+        );
         assert_eq!(status, 200, "{path} during the second wave");
     }
     let rss_second = memory_kib(pid, "VmRSS")?;
@@ -159,7 +166,8 @@ async fn slow_headers_are_cut_off_and_made_up_methods_add_no_series() -> anyhow:
 
     // Slowloris: half a request, then nothing. The server must hang up once the header deadline passes.
     let mut slow = TcpStream::connect(address).await?;
-    slow.write_all(b"GET /status HTTP/1.1\r\nHost: slow\r\n").await?;
+    slow.write_all(b"GET /status HTTP/1.1\r\nHost: slow\r\n")
+        .await?;
     let opened = Instant::now();
     let slowloris = tokio::spawn(async move {
         let mut buf = [0u8; 512];
@@ -194,7 +202,10 @@ async fn slow_headers_are_cut_off_and_made_up_methods_add_no_series() -> anyhow:
             .send()
             .await?
             .status();
-        assert!(status.is_client_error(), "a made-up method answered {status}");
+        assert!(
+            status.is_client_error(),
+            "a made-up method answered {status}"
+        );
     }
     let text = reqwest::get(&metrics_url).await?.text().await?;
     let after = series(&text);
