@@ -288,6 +288,8 @@ pub fn raise_fd_limit() -> Option<u64> {
                 }
             }
         }
+        // `rlim_t` is u64 on Linux, not on every unix.
+        #[allow(clippy::useless_conversion)]
         Some(u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX))
     }
     #[cfg(not(unix))]
