@@ -177,6 +177,7 @@ mod tests {
         assert!(settings.token_file.is_none());
         assert_eq!(settings.scope(), None);
         assert_eq!(settings.command, None);
+        assert_eq!(settings.max_connections, 1024);
     }
 
     #[test]
@@ -215,6 +216,8 @@ mod tests {
             "--once",
             "--log-format",
             "json",
+            "--max-connections",
+            "64",
         ])
         .expect("valid flags");
         assert_eq!(settings.api_url.as_str(), "http://status-api:8080/prefix/");
@@ -227,11 +230,12 @@ mod tests {
             Some(std::path::Path::new("/run/secrets/token"))
         );
         assert_eq!(settings.log_format(), LogFormat::Json);
+        assert_eq!(settings.max_connections, 64);
     }
 
     #[test]
     fn bad_values_are_refused_with_a_hint() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 9] = [
             (&["--api-url", "status-api:8080"], "http://"),
             (&["--api-url", "https://status-api:8443"], "plain http"),
             (&["--api-url", "http://status-api:8080/?x=1"], "base URL"),
@@ -240,6 +244,7 @@ mod tests {
             (&["--unexpected", "kill"], "stop, remove, ignore"),
             (&["--listen", "nowhere"], "nowhere"),
             (&["--log-format", "xml"], "pretty"),
+            (&["--max-connections", "none"], "1 to 1000000"),
         ];
         for (args, hint) in cases {
             let err = parse(args).expect_err(&args.join(" ")).to_string();
