@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
 use shared::runtime::flags::{parse_duration, parse_scope, ScopeArg};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
@@ -20,6 +21,16 @@ pub struct Settings {
     /// Address to serve HTTP on (port 0 picks a free port).
     #[arg(long, env = "STATUS_API_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+
+    /// Open HTTP connections at most; at the cap the longest-idle one is closed to admit the next, so an
+    /// idle flood cannot lock probes out. Lowered to fit the open-file limit when that is smaller.
+    #[arg(
+        long,
+        env = "STATUS_API_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = parse_max_connections
+    )]
+    pub max_connections: usize,
 
     /// Directory holding snapshot.json. Default: $XDG_STATE_HOME/status-api, else
     /// ~/.local/state/status-api (/var/lib/status-api in the container image).
@@ -113,6 +124,7 @@ mod tests {
         assert_eq!(settings.resync_interval, Duration::from_secs(30));
         assert_eq!(settings.scope(), None);
         assert!(settings.token_file.is_none());
+        assert_eq!(settings.max_connections, 1024);
     }
 
     #[test]
@@ -125,6 +137,9 @@ mod tests {
         let err = Settings::try_parse_from(["status-api", "--listen", "nowhere"])
             .expect_err("bad address");
         assert!(err.to_string().contains("nowhere"), "{err}");
+        let err = Settings::try_parse_from(["status-api", "--max-connections", "0"])
+            .expect_err("no connections");
+        assert!(err.to_string().contains("1 to 1000000"), "{err}");
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use poem::listener::TcpAcceptor;
 use shared::backoff::Backoff;
+use shared::runtime::connections::ConnectionLimits;
+use shared::runtime::http::HttpAcceptor;
 use tokio::sync::watch;
 
 use shared::error_chain;
@@ -38,7 +39,7 @@ pub type StartupError = shared::runtime::startup::StartupError<SnapshotError>;
 
 /// A bound, not yet running, status-api.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    acceptor: HttpAcceptor,
     address: SocketAddr,
     inventory: Inventory,
     keeper: Arc<BaselineKeeper>,
@@ -84,7 +85,11 @@ impl Application {
         let writer = Writer::new(scope, settings.resync_interval, keeper.subscribe());
         let inventory = Inventory::new(writer, docker);
 
-        let (acceptor, address) = shared::runtime::http::bind_http(settings.listen).await?;
+        let (acceptor, address) = shared::runtime::http::bind_http(
+            settings.listen,
+            ConnectionLimits::new(settings.max_connections),
+        )
+        .await?;
         Ok(Self {
             acceptor,
             address,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use reqwest::Url;
+use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
 use shared::runtime::flags::{parse_duration, parse_scope, parse_switch, ScopeArg};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
@@ -38,6 +39,16 @@ pub struct Settings {
     /// Address to serve /health, /ready, /metrics and /actions on (port 0 picks a free port).
     #[arg(long, env = "STATUS_CONTROLLER_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
+
+    /// Open HTTP connections at most; at the cap the longest-idle one is closed to admit the next, so an
+    /// idle flood cannot lock probes out. Lowered to fit the open-file limit when that is smaller.
+    #[arg(
+        long,
+        env = "STATUS_CONTROLLER_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = parse_max_connections
+    )]
+    pub max_connections: usize,
 
     /// A full pass this often even when nothing changed (changes are acted on at once through the long poll).
     #[arg(long, env = "STATUS_CONTROLLER_INTERVAL", default_value = "30s", value_parser = parse_interval)]
@@ -166,6 +177,7 @@ mod tests {
         assert!(settings.token_file.is_none());
         assert_eq!(settings.scope(), None);
         assert_eq!(settings.command, None);
+        assert_eq!(settings.max_connections, 1024);
     }
 
     #[test]
@@ -204,6 +216,8 @@ mod tests {
             "--once",
             "--log-format",
             "json",
+            "--max-connections",
+            "64",
         ])
         .expect("valid flags");
         assert_eq!(settings.api_url.as_str(), "http://status-api:8080/prefix/");
@@ -216,11 +230,12 @@ mod tests {
             Some(std::path::Path::new("/run/secrets/token"))
         );
         assert_eq!(settings.log_format(), LogFormat::Json);
+        assert_eq!(settings.max_connections, 64);
     }
 
     #[test]
     fn bad_values_are_refused_with_a_hint() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 9] = [
             (&["--api-url", "status-api:8080"], "http://"),
             (&["--api-url", "https://status-api:8443"], "plain http"),
             (&["--api-url", "http://status-api:8080/?x=1"], "base URL"),
@@ -229,6 +244,7 @@ mod tests {
             (&["--unexpected", "kill"], "stop, remove, ignore"),
             (&["--listen", "nowhere"], "nowhere"),
             (&["--log-format", "xml"], "pretty"),
+            (&["--max-connections", "none"], "1 to 1000000"),
         ];
         for (args, hint) in cases {
             let err = parse(args).expect_err(&args.join(" ")).to_string();

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::TcpAcceptor;
+use shared::runtime::connections::ConnectionLimits;
+use shared::runtime::http::HttpAcceptor;
 use shared::runtime::own_container::OwnContainer;
 use tokio::sync::watch;
 
@@ -92,7 +93,7 @@ pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
 
 /// A bound, not yet running, status-controller.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    acceptor: HttpAcceptor,
     address: SocketAddr,
     reconciler: Reconciler<StatusClient, Executor<DockerWriter, StatusClient>, SystemClock>,
     docker: DockerWriter,
@@ -148,7 +149,11 @@ impl Application {
             loop_settings,
         );
 
-        let (acceptor, address) = shared::runtime::http::bind_http(settings.listen).await?;
+        let (acceptor, address) = shared::runtime::http::bind_http(
+            settings.listen,
+            ConnectionLimits::new(settings.max_connections),
+        )
+        .await?;
         Ok(Self {
             acceptor,
             address,

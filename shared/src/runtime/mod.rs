@@ -6,11 +6,13 @@
 //! - [`flags`]: parsers for the flags both programs take (durations, scopes, switches).
 //! - [`token`]: reading the bearer-token file.
 //! - [`engine`]: connecting to the Docker engine, and the one error type for what an engine call did.
-//! - [`http`]: binding the port, the `{error, message}` answers, the `healthcheck` probe.
+//! - [`http`]: binding the port, the `{error, message}` answers, the `method` label, the `healthcheck` probe.
+//! - [`connections`]: the connection cap, header and idle deadlines, and accept back-off both servers sit behind.
 //! - [`own_container`]: which container this process runs in, so nothing ever acts on it.
 //! - [`startup`]: the one shape of a start-up failure.
 //! - [`process`]: process-wide tunables set first thing in `main`.
 
+pub mod connections;
 pub mod engine;
 pub mod flags;
 pub mod http;

@@ -20,7 +20,7 @@ pub async fn around<E: Endpoint>(
     metrics: Metrics,
 ) -> poem::Result<Response> {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let route = route_of(request.uri().path());
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!(
@@ -33,14 +33,14 @@ pub async fn around<E: Endpoint>(
     let response = async {
         match endpoint.call(request).await {
             Ok(response) => response.into_response(),
-            Err(err) => error_response(&err, &method, &path),
+            Err(err) => error_response(&err, method.as_str(), &path),
         }
     }
     .instrument(span.clone())
     .await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    metrics.observe_request(&method, route, status, elapsed);
+    metrics.observe_request(method_label(&method), route, status, elapsed);
     span.record("status", status);
     span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
     let _entered = span.enter();
@@ -58,6 +58,7 @@ fn is_probe(route: &str) -> bool {
 }
 
 pub use shared::runtime::http::error_json;
+use shared::runtime::http::method_label;
 
 fn error_response(err: &poem::Error, method: &str, path: &str) -> Response {
     if let Some(param) = err.downcast_ref::<ParseParamError>() {
