@@ -409,10 +409,11 @@ async fn slow_restarts_never_delay_a_start() -> anyhow::Result<()> {
         still_restarting > 0,
         "the restarts were over before the heal: the test proved nothing"
     );
-    // Alone this is about 0.7 s. The bound allows for a loaded machine: in the full suite on two cores,
-    // Docker's own `--restart always` measures 0.6–1 s die → start. Before restarts had a lane of their own,
-    // the start waited for a 30 s restart to end.
-    assert!(took < Duration::from_secs(2), "die → start took {took:?}");
+    // Alone this is about 0.7 s; on a machine loaded far past its cores it has taken 2.7 s. What is proven
+    // is that the start did not queue behind the restarts: each of them takes 30 s (the stop timeout), and
+    // before restarts had a lane of their own the start waited for one to end. So the bound is a third of
+    // that, not a latency target (the heal latency is benchmarked: docs/benchmarks.md).
+    assert!(took < Duration::from_secs(10), "die → start took {took:?}");
     pair.controller
         .wait_for_record(&name, "start", "ok")
         .await?;
