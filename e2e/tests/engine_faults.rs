@@ -402,6 +402,11 @@ impl Fixture {
                 );
             }
         }
+        eprintln!(
+            "{} journal records; their ok starts, member by member, are the engine's start events: {:?}",
+            records.len(),
+            journal_counts
+        );
         journal
             .into_iter()
             .map(|(name, records)| (name.to_owned(), records.len()))
