@@ -41,8 +41,9 @@ const QUIET: Duration = Duration::from_secs(3);
 /// The token both programs read, so that a removed member could be recreated.
 const TOKEN: &str = "fault-suite-token-0123456789";
 
-/// How long the engine stays frozen: `FAULT_FREEZE_SECONDS`, 15 s by default — longer than the controller's
-/// and status-api's HTTP and engine timeouts, so that whatever gives up during a freeze has given up.
+/// How long the engine stays frozen: `FAULT_FREEZE_SECONDS`, 15 s by default — longer than status-api's
+/// engine request time-out (10 s) and the controller's status-api one (5 s), so that whatever gives up during
+/// a freeze has given up before the engine answers again.
 fn freeze() -> anyhow::Result<Duration> {
     match std::env::var("FAULT_FREEZE_SECONDS") {
         Ok(seconds) => Ok(Duration::from_secs(seconds.parse().with_context(|| {
