@@ -42,7 +42,7 @@ URL_HOST = $(if $(filter 0.0.0.0,$(DOCKSTATE_BIND_ADDRESS)),localhost,$(DOCKSTAT
 API_URL = http://$(URL_HOST):$(STATUS_API_PORT)
 CONTROLLER_URL = http://$(URL_HOST):$(STATUS_CONTROLLER_PORT)
 
-.PHONY: help up down demo test logs plan clean images demo-image static token fmt lint ci bench
+.PHONY: help up down demo test faults logs plan clean images demo-image static token fmt lint ci bench
 
 ## List the targets.
 help:
@@ -164,6 +164,17 @@ $(DOCKSTATE_TOKEN_FILE):
 ## Every test, including those against the real Docker engine and the compose end-to-end test.
 test:
 	$(CARGO) test --workspace --all-targets --no-fail-fast
+
+## The fault suite with bigger counts than `make test` gives it: engine kill -9 + restart and SIGSTOP on a
+## private engine, FAULT_KILLS kill -9s of status-api during POST /snapshot, a churn over FAULT_CHURN
+## containers for FAULT_CHURN_SECONDS. See docs/testing.md.
+FAULT_KILLS ?= 180
+FAULT_CHURN ?= 1000
+FAULT_CHURN_SECONDS ?= 120
+faults:
+	FAULT_KILLS=$(FAULT_KILLS) FAULT_CHURN=$(FAULT_CHURN) FAULT_CHURN_SECONDS=$(FAULT_CHURN_SECONDS) \
+	    $(CARGO) test --no-fail-fast -p status-api --test faults -p e2e --test engine_faults --test churn \
+	    -- --nocapture
 
 ## Format the whole workspace in place.
 fmt:

@@ -68,6 +68,35 @@ pub async fn build_images() -> anyhow::Result<()> {
         .map(|_| ())
 }
 
+static STATIC_BUILT: OnceCell<PathBuf> = OnceCell::const_new();
+
+/// `make static` once per test process: both programs as they ship (the statically linked release build the
+/// images hold), without building the images. Returns the directory that holds `status-api` and
+/// `status-controller`, the Makefile's `$(RELEASE_DIR)`.
+pub async fn static_binaries() -> anyhow::Result<PathBuf> {
+    STATIC_BUILT
+        .get_or_try_init(|| async {
+            let output = make_command(&[], "static").output().await?;
+            checked("make static", output)?;
+            let rustc = Command::new("rustc").arg("-vV").output().await?;
+            let host = String::from_utf8_lossy(&rustc.stdout)
+                .lines()
+                .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+                .context("`rustc -vV` names no host triple")?;
+            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+            let dir = workspace_root().join(target_dir).join(host).join("release");
+            for program in ["status-api", "status-controller"] {
+                if !dir.join(program).is_file() {
+                    bail!("`make static` left no {program} in {}", dir.display());
+                }
+            }
+            Ok(dir)
+        })
+        .await
+        .cloned()
+}
+
 /// `make <target>` in the workspace root, with `env` on top of this process's environment and without the
 /// variables of any `make` this test runs under (so it starts a make of its own, not a sub-make).
 fn make_command(env: &[(String, String)], target: &str) -> Command {

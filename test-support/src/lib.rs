@@ -28,6 +28,7 @@
 mod cli;
 mod images;
 mod private_engine;
+mod program;
 mod proxy;
 mod scope;
 mod status_api;
@@ -36,6 +37,7 @@ mod wait;
 pub use cli::{container_health, container_state, docker, inspect_json, main_pid};
 pub use images::{ensure_test_images, BUSYBOX_IMAGE, HEALTH_IMAGE};
 pub use private_engine::PrivateEngine;
+pub use program::Program;
 pub use proxy::EngineProxy;
 pub use scope::{TestScope, TEST_LABEL_KEY};
 pub use status_api::{StatusApiOptions, StatusApiServer};
