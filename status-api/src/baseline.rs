@@ -146,7 +146,27 @@ impl BaselineKeeper {
         }
     }
 
+    /// Loads the snapshot file and publishes what it holds: for a status-api that waited for the state
+    /// directory's lock, and now reads what its predecessor left. Nothing is published when there is no file
+    /// (the first snapshot is then taken).
+    pub async fn load(&self) -> Result<(), SnapshotError> {
+        let _one_at_a_time = self.one_at_a_time.lock().await;
+        if let Some(snapshot) = self.file.load()? {
+            tracing::info!(path = %self.file.path().display(), containers = snapshot.containers.len(), "snapshot loaded");
+            self.current
+                .send_replace(Some(Arc::new(Baseline::new(snapshot))));
+        }
+        Ok(())
+    }
+
+    /// The snapshot file it keeps.
+    pub fn file(&self) -> &SnapshotFile {
+        &self.file
+    }
+
     async fn take_and_keep(&self) -> Result<Arc<Baseline>, SnapshotError> {
+        // Refused before the engine is asked: a read-only or locked state directory would waste the work.
+        self.file.writable()?;
         let snapshot = take(self.engine.as_ref(), &self.scope).await?;
         self.file.save(&snapshot)?;
         tracing::info!(path = %self.file.path().display(), containers = snapshot.containers.len(), "baseline written");
@@ -210,9 +230,15 @@ mod tests {
     use super::*;
     use crate::docker::fake::FakeEngine;
 
+    fn file_in(dir: &std::path::Path) -> SnapshotFile {
+        let state = crate::state_dir::StateDir::prepare(dir).expect("a trusted state dir");
+        state.try_lock().expect("locks");
+        SnapshotFile::new(Arc::new(state))
+    }
+
     fn keeper(engine: &FakeEngine, dir: &std::path::Path) -> BaselineKeeper {
         BaselineKeeper::new(
-            SnapshotFile::new(dir),
+            file_in(dir),
             Arc::new(engine.clone()),
             Some("team=a".parse().expect("selector")),
             None,
@@ -240,7 +266,7 @@ mod tests {
             serde_json::from_slice(&baseline.summary_json()).expect("the summary's JSON");
         assert_eq!(summary.scope.as_deref(), Some("team=a"));
         assert_eq!(summary.containers.len(), 1);
-        let on_disk = SnapshotFile::new(dir.path()).load().expect("loads");
+        let on_disk = keeper.file().load().expect("loads");
         assert_eq!(on_disk.map(|s| s.containers.len()), Some(1));
     }
 

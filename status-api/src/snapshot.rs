@@ -4,16 +4,19 @@
 //! reported and left exactly as it is: losing an operator's baseline silently is the worst thing we could do.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::runtime::engine::EngineError;
 use shared::{ContainerSpec, SnapshotSummary};
 
-/// The version of the file format this build writes and reads.
+use crate::state_dir::{effective_uid, trust, StateDir, StateDirError};
+
+/// The version of the file format this build writes, and the newest it reads.
 pub const FORMAT: u32 = 1;
 const FILE_NAME: &str = "snapshot.json";
 
@@ -27,6 +30,13 @@ pub struct Snapshot {
     pub scope: Option<String>,
     /// Sorted by name.
     pub containers: Vec<ContainerSpec>,
+}
+
+/// What is read first: a newer format may have changed everything else, and must be told apart from a
+/// damaged file.
+#[derive(Deserialize)]
+struct Header {
+    format: u32,
 }
 
 impl Snapshot {
@@ -57,6 +67,11 @@ pub enum SnapshotError {
         source: std::io::Error,
     },
     #[error(
+        "the snapshot file {path} is a symbolic link: status-api reads only a regular file it owns. Replace \
+         the link with the file it points to (cp --remove-destination \"$(readlink -f {path})\" {path})"
+    )]
+    Symlink { path: PathBuf },
+    #[error(
         "the snapshot file {path} is not a valid dockstate snapshot ({source}). It has been left as it is. \
          To recover, restore it from a backup; or, to take a new baseline of what runs now, move it aside \
          (mv {path} {path}.bad) and start status-api again"
@@ -67,16 +82,18 @@ pub enum SnapshotError {
         source: serde_json::Error,
     },
     #[error(
-        "the snapshot file {path} has format {found}, this status-api reads format {FORMAT}. Run a newer \
-         status-api, or move the file aside to take a new baseline"
+        "the snapshot file {path} was written by a newer dockstate (format {found}, this build reads up to \
+         {FORMAT}). It has been left as it is: run a status-api at least as new as the one that wrote it"
+    )]
+    Newer { path: PathBuf, found: u32 },
+    #[error(
+        "the snapshot file {path} has format {found}, which no dockstate writes (this build reads 1 to \
+         {FORMAT}). It has been left as it is: restore it from a backup, or move it aside (mv {path} \
+         {path}.bad) to take a new baseline"
     )]
     UnknownFormat { path: PathBuf, found: u32 },
-    #[error("cannot write the snapshot to {path}: {source}. Check that --state-dir is writable")]
-    WriteFailed {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
     #[error("taking the snapshot failed: the Docker engine did not answer")]
     Docker(#[from] EngineError),
 }
@@ -84,15 +101,15 @@ pub enum SnapshotError {
 /// `<state-dir>/snapshot.json`.
 #[derive(Debug, Clone)]
 pub struct SnapshotFile {
-    dir: PathBuf,
+    dir: Arc<StateDir>,
     path: PathBuf,
 }
 
 impl SnapshotFile {
-    pub fn new(state_dir: &Path) -> Self {
+    pub fn new(dir: Arc<StateDir>) -> Self {
         Self {
-            dir: state_dir.to_path_buf(),
-            path: state_dir.join(FILE_NAME),
+            path: dir.path().join(FILE_NAME),
+            dir,
         }
     }
 
@@ -100,82 +117,77 @@ impl SnapshotFile {
         &self.path
     }
 
-    /// Creates the state directory (mode 0700) if needed and proves it is writable, so a bad `--state-dir`
-    /// stops start-up instead of failing the first snapshot minutes later.
-    pub fn prepare(&self) -> Result<(), SnapshotError> {
-        let write_failed = |source| SnapshotError::WriteFailed {
-            path: self.dir.clone(),
-            source,
-        };
-        if !self.dir.exists() {
-            fs::create_dir_all(&self.dir).map_err(write_failed)?;
-            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-                .map_err(write_failed)?;
-        }
-        let probe = self.dir.join(".write-probe");
-        fs::write(&probe, b"").map_err(write_failed)?;
-        fs::remove_file(&probe).map_err(write_failed)
+    /// The directory it lives in.
+    pub fn dir(&self) -> &Arc<StateDir> {
+        &self.dir
     }
 
-    /// The stored snapshot; `None` when there is none yet (first start).
+    /// The stored snapshot; `None` when there is none yet (first start). Reads only: never needs write
+    /// access. The file must be a regular file (not a link) owned by us or root and writable by nobody else.
     pub fn load(&self) -> Result<Option<Snapshot>, SnapshotError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(SnapshotError::ReadFailed {
-                    path: self.path.clone(),
-                    source,
-                })
-            }
-        };
-        let snapshot: Snapshot =
-            serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Corrupt {
-                path: self.path.clone(),
-                source,
-            })?;
-        if snapshot.format != FORMAT {
-            return Err(SnapshotError::UnknownFormat {
-                path: self.path.clone(),
-                found: snapshot.format,
-            });
-        }
-        Ok(Some(snapshot))
-    }
-
-    /// Replaces the file atomically: a temporary file (0600) is written and fsynced, renamed over the old
-    /// one, and the directory fsynced, so a crash leaves either the old snapshot or the new one, never half.
-    pub fn save(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
-        let write_failed = |source| SnapshotError::WriteFailed {
+        let read_failed = |source| SnapshotError::ReadFailed {
             path: self.path.clone(),
             source,
         };
-        let body = serde_json::to_vec_pretty(snapshot).map_err(|err| write_failed(err.into()))?;
-        let temporary = self
-            .dir
-            .join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            fs::rename(&temporary, &self.path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temporary);
+        let mut file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+        {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(SnapshotError::Symlink {
+                    path: self.path.clone(),
+                })
+            }
+            Err(source) => return Err(read_failed(source)),
+        };
+        // The checks are made on the file that was opened, so it cannot be swapped in between.
+        let meta = file.metadata().map_err(read_failed)?;
+        trust(&self.path, meta.uid(), meta.mode(), effective_uid())?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(read_failed)?;
+        let corrupt = |source| SnapshotError::Corrupt {
+            path: self.path.clone(),
+            source,
+        };
+        let header: Header = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        if header.format > FORMAT {
+            return Err(SnapshotError::Newer {
+                path: self.path.clone(),
+                found: header.format,
+            });
         }
-        result.map_err(write_failed)
+        if header.format != FORMAT {
+            return Err(SnapshotError::UnknownFormat {
+                path: self.path.clone(),
+                found: header.format,
+            });
+        }
+        Ok(Some(serde_json::from_slice(&bytes).map_err(corrupt)?))
+    }
+
+    /// Whether a snapshot could be written now; the error says why not (read-only, or another status-api
+    /// holds the lock).
+    pub fn writable(&self) -> Result<(), SnapshotError> {
+        Ok(self.dir.writable()?)
+    }
+
+    /// Replaces the file atomically ([`StateDir::replace`]): a crash leaves the old snapshot or the new one.
+    pub fn save(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
+        let body =
+            serde_json::to_vec_pretty(snapshot).expect("a snapshot always serialises to JSON");
+        Ok(self.dir.replace(FILE_NAME, &body)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+    use crate::state_dir::Access;
 
     fn sample() -> Snapshot {
         Snapshot {
@@ -194,11 +206,20 @@ mod tests {
         }
     }
 
+    /// A snapshot file in `dir`, its directory locked by us.
+    fn file_in(dir: &Path) -> SnapshotFile {
+        let state = StateDir::prepare(dir).expect("a trusted state dir");
+        assert!(matches!(
+            state.try_lock().expect("locks"),
+            Access::Held { .. }
+        ));
+        SnapshotFile::new(Arc::new(state))
+    }
+
     #[test]
     fn saves_with_mode_0600_and_loads_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = SnapshotFile::new(&dir.path().join("state"));
-        file.prepare().expect("prepare");
+        let file = file_in(&dir.path().join("state"));
         assert_eq!(file.load().expect("loads"), None);
         let snapshot = sample();
         file.save(&snapshot).expect("saves");
@@ -209,17 +230,21 @@ mod tests {
             & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(file.load().expect("loads"), Some(snapshot));
-        let leftovers: Vec<_> = fs::read_dir(dir.path().join("state"))
+        let mut leftovers: Vec<_> = fs::read_dir(dir.path().join("state"))
             .expect("lists")
             .map(|entry| entry.expect("entry").file_name())
             .collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from(FILE_NAME)]);
+        leftovers.sort();
+        assert_eq!(
+            leftovers,
+            vec![std::ffi::OsString::from(".lock"), FILE_NAME.into()]
+        );
     }
 
     #[test]
     fn a_corrupt_file_is_reported_and_left_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = SnapshotFile::new(dir.path());
+        let file = file_in(dir.path());
         fs::write(file.path(), b"{\"format\": 1, \"taken_at\": ").expect("writes");
         let err = file.load().expect_err("corrupt");
         let message = err.to_string();
@@ -235,16 +260,61 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_format_is_reported_as_newer_with_the_version_found_never_as_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file_in(dir.path());
+        // A newer format may have changed every other field: only `format` is read before refusing.
+        let newer = br#"{"format": 7, "written_by": "dockstate 9", "baseline": {}}"#;
+        fs::write(file.path(), newer).expect("writes");
+        let err = file.load().expect_err("newer");
+        assert!(
+            matches!(err, SnapshotError::Newer { found: 7, .. }),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("written by a newer dockstate (format 7, this build reads up to 1)"),
+            "{message}"
+        );
+        assert!(!message.contains("not a valid"), "{message}");
+        assert_eq!(fs::read(file.path()).expect("still there"), newer);
+    }
+
+    #[test]
     fn an_unknown_format_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = SnapshotFile::new(dir.path());
+        let file = file_in(dir.path());
         let mut snapshot = sample();
-        snapshot.format = 99;
+        snapshot.format = 0;
         fs::write(file.path(), serde_json::to_vec(&snapshot).expect("json")).expect("writes");
         assert!(matches!(
             file.load(),
-            Err(SnapshotError::UnknownFormat { found: 99, .. })
+            Err(SnapshotError::UnknownFormat { found: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_linked_or_group_writable_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file_in(dir.path());
+        file.save(&sample()).expect("saves");
+        fs::set_permissions(file.path(), fs::Permissions::from_mode(0o660)).expect("chmod");
+        let message = file.load().expect_err("group-writable").to_string();
+        assert!(
+            message.contains("writable by its group (mode 0660)"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("chmod go-w {}", file.path().display())),
+            "{message}"
+        );
+
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::rename(file.path(), &elsewhere).expect("moves");
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::symlink(&elsewhere, file.path()).expect("links");
+        let err = file.load().expect_err("a link");
+        assert!(matches!(err, SnapshotError::Symlink { .. }), "{err}");
     }
 
     #[test]

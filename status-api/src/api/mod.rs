@@ -143,7 +143,11 @@ mod tests {
         let scope: shared::Scope = Some("team=a".parse().expect("selector"));
         let engine = FakeEngine::new();
         let keeper = Arc::new(BaselineKeeper::new(
-            SnapshotFile::new(dir.path()),
+            {
+                let state = crate::state_dir::StateDir::prepare(dir.path()).expect("state dir");
+                state.try_lock().expect("locks");
+                SnapshotFile::new(Arc::new(state))
+            },
             Arc::new(engine.clone()),
             scope.clone(),
             None,
