@@ -129,6 +129,8 @@ impl StatusApiProcess {
 }
 
 /// Runs the binary with `launch` expecting it to refuse to start: its exit status and stderr.
+// Only the api tests expect refusals; `faults.rs` includes this module too.
+#[allow(dead_code)]
 pub async fn refused(launch: Launch<'_>) -> anyhow::Result<(std::process::ExitStatus, String)> {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_status-api"));
     command
