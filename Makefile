@@ -42,7 +42,7 @@ URL_HOST = $(if $(filter 0.0.0.0,$(DOCKSTATE_BIND_ADDRESS)),localhost,$(DOCKSTAT
 API_URL = http://$(URL_HOST):$(STATUS_API_PORT)
 CONTROLLER_URL = http://$(URL_HOST):$(STATUS_CONTROLLER_PORT)
 
-.PHONY: help up down demo test logs plan clean images demo-image static token fmt lint ci bench
+.PHONY: help up down demo test fault-kills logs plan clean images demo-image static token fmt lint ci bench
 
 ## List the targets.
 help:
@@ -164,6 +164,11 @@ $(DOCKSTATE_TOKEN_FILE):
 ## Every test, including those against the real Docker engine and the compose end-to-end test.
 test:
 	$(CARGO) test --workspace --all-targets --no-fail-fast
+
+## The kill -9 fault test with more kills than `make test` runs (50): FAULT_KILLS=500 by default.
+FAULT_KILLS ?= 500
+fault-kills:
+	FAULT_KILLS=$(FAULT_KILLS) $(CARGO) test -p status-api --test faults -- --nocapture
 
 ## Format the whole workspace in place.
 fmt:
