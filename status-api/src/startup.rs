@@ -17,12 +17,11 @@ use tokio::sync::watch;
 use shared::error_chain;
 
 use crate::api::{app, ApiState};
-use crate::baseline::BaselineKeeper;
+use crate::baseline::{BaselineKeeper, SnapshotError, SnapshotFile};
 use crate::config::Settings;
 use crate::docker::{DockerReader, EngineReader};
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::state_dir::{Access, StateDir, StateDirError};
 use crate::store::{Store, Writer};
 use crate::view::scope_mismatch;

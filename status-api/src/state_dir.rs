@@ -114,6 +114,20 @@ pub enum StateDirError {
         source: std::io::Error,
     },
     #[error(
+        "cannot read {path}: {source}. Fix its permissions, or point --state-dir at the directory that holds \
+         it"
+    )]
+    ReadFailed {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is a symbolic link: status-api reads only a regular file it owns. Replace the link with the \
+         file it points to (cp --remove-destination \"$(readlink -f {path})\" {path})"
+    )]
+    Symlink { path: PathBuf },
+    #[error(
         "cannot write {path}: {source}. Check the free space and the permissions of --state-dir"
     )]
     WriteFailed {
@@ -299,6 +313,41 @@ impl StateDir {
         }
     }
 
+    /// The content of `name`; `None` when there is no such file. Reads only: never needs write access. The
+    /// file must be a regular file (not a link), owned by us or root and writable by nobody else, checked on
+    /// the file that was opened so it cannot be swapped in between.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateDirError> {
+        let path = self.path.join(name);
+        let failed = |source| StateDirError::ReadFailed {
+            path: path.clone(),
+            source,
+        };
+        let mut file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(StateDirError::Symlink { path })
+            }
+            Err(source) => return Err(failed(source)),
+        };
+        let meta = file.metadata().map_err(failed)?;
+        if !meta.is_file() {
+            return Err(StateDirError::Untrusted {
+                path: path.clone(),
+                problem: "not a regular file".into(),
+                fix: format!("move it aside (mv {0} {0}.bad)", path.display()),
+            });
+        }
+        trust(&path, meta.uid(), meta.mode(), self.uid)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(failed)?;
+        Ok(Some(bytes))
+    }
+
     /// Replaces `name` with `body`, atomically: a temporary file with a random name is created exclusively
     /// (never through a symbolic link), mode 0600, written and fsynced, renamed over `name`, and the
     /// directory fsynced — a crash at any point leaves the old file or the new one, never half.
@@ -374,7 +423,7 @@ fn is_temporary(name: &[u8]) -> bool {
 
 /// Checks that a file or directory status-api reads its baseline from is owned by `uid` (or root, who can
 /// write anything anyway) and writable by neither its group nor others; the error names what to run.
-pub fn trust(path: &Path, owner: u32, mode: u32, uid: u32) -> Result<(), StateDirError> {
+fn trust(path: &Path, owner: u32, mode: u32, uid: u32) -> Result<(), StateDirError> {
     if owner != uid && owner != 0 {
         return Err(StateDirError::Untrusted {
             path: path.to_path_buf(),
@@ -399,7 +448,7 @@ pub fn trust(path: &Path, owner: u32, mode: u32, uid: u32) -> Result<(), StateDi
 }
 
 /// The effective uid status-api runs as.
-pub fn effective_uid() -> u32 {
+fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     #[allow(unsafe_code)]
     unsafe {
@@ -522,6 +571,39 @@ mod tests {
         assert_eq!(
             names,
             vec![std::ffi::OsString::from(".lock"), "snapshot.json".into()]
+        );
+    }
+
+    #[test]
+    fn a_linked_or_group_writable_file_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::prepare(dir.path()).expect("trusted");
+        assert_eq!(state.read("snapshot.json").expect("reads"), None);
+        let file = dir.path().join("snapshot.json");
+        fs::write(&file, b"{}").expect("writes");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o660)).expect("chmod");
+        let message = state
+            .read("snapshot.json")
+            .expect_err("group-writable")
+            .to_string();
+        assert!(
+            message.contains("writable by its group (mode 0660)"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("chmod go-w {}", file.display())),
+            "{message}"
+        );
+
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::rename(&file, &elsewhere).expect("moves");
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::symlink(&elsewhere, &file).expect("links");
+        let err = state.read("snapshot.json").expect_err("a link");
+        assert!(matches!(err, StateDirError::Symlink { .. }), "{err}");
+        assert_eq!(
+            state.read("elsewhere.json").expect("reads"),
+            Some(b"{}".to_vec())
         );
     }
 

@@ -120,9 +120,9 @@ mod tests {
     use shared::{DriftResponse, StatusResponse};
 
     use super::*;
+    use crate::baseline::SnapshotFile;
     use crate::docker::fake::FakeEngine;
     use crate::inventory::Inventory;
-    use crate::snapshot::SnapshotFile;
     use crate::store::Writer;
 
     /// What a handler test holds besides the app: the engine the server would read, and the two owners.

@@ -14,7 +14,7 @@ use super::answers::{
 use super::auth::{authorize, Denied, TokenAuth};
 use super::payload::JsonBytes;
 use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS};
-use crate::snapshot::SnapshotError;
+use crate::baseline::SnapshotError;
 use crate::state_dir::StateDirError;
 
 /// The operations, over the state they share.
