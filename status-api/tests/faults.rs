@@ -168,6 +168,8 @@ async fn kill_9_during_post_snapshot_leaves_the_old_or_the_new_file_and_no_tempo
         "{kills} kills (a POST takes {one_post:?}): old file kept {kept_old}, new file {got_new}, \
          a temporary file left by the kill {left_temporaries}"
     );
+    // Ready means serving, SIGTERM handler installed.
+    last.wait_ready().await?;
     let exit = last.terminate().await?;
     assert!(exit.success(), "{exit}");
     Ok(())

@@ -319,6 +319,9 @@ async fn temporary_files_a_crash_left_are_removed_at_start() -> anyhow::Result<(
         snapshot["taken_at"], "2026-01-01T00:00:00Z",
         "the snapshot was loaded: {snapshot}"
     );
+    // Ready means serving, SIGTERM handler installed: a SIGTERM right after the address is logged can still
+    // find the default action.
+    api.wait_ready().await?;
     let exit = api.terminate().await?;
     assert!(exit.success(), "{exit}");
     Ok(())
