@@ -62,9 +62,11 @@ def main(path):
         spec = ds["spec"]
         rolling = spec.get("updateStrategy", {})
         check(rolling.get("type") == "RollingUpdate", "the DaemonSet does not use RollingUpdate")
+        # Two status-api on one node's state directory: the second waits for the lock, not ready, and a surge
+        # that waits for readiness would stall the rollout. One pod per node at a time.
         check(
-            rolling.get("rollingUpdate") == {"maxSurge": 1, "maxUnavailable": 0},
-            f"the rollout may leave a node unwatched: {rolling.get('rollingUpdate')}",
+            rolling.get("rollingUpdate") == {"maxSurge": 0, "maxUnavailable": 1},
+            f"the rollout may run two pods on one state directory: {rolling.get('rollingUpdate')}",
         )
         selector = spec["selector"]["matchLabels"]
         template_labels = spec["template"]["metadata"]["labels"]
@@ -90,6 +92,17 @@ def main(path):
         host_paths = {v["hostPath"]["path"] for v in volumes.values() if "hostPath" in v}
         check("/var/run/docker.sock" in host_paths, "the engine's socket is not mounted from the host")
         check(len(host_paths) >= 2, "the state is not on a host path")
+        state_volumes = [
+            v for v in volumes.values() if "hostPath" in v and v["hostPath"]["path"] != "/var/run/docker.sock"
+        ]
+        for volume in state_volumes:
+            # DirectoryOrCreate makes a root-owned 0755 directory: not writable by 10001, so status-api has no
+            # baseline and none can be taken. The directory is prepared per node, owned by 10001, mode 0700.
+            check(
+                volume["hostPath"].get("type") == "Directory",
+                f"the state hostPath {volume['hostPath']['path']} is not of type Directory "
+                f"(a directory the kubelet creates belongs to root)",
+            )
         for volume in volumes.values():
             if "secret" in volume:
                 name = volume["secret"]["secretName"]

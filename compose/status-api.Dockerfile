@@ -2,8 +2,10 @@
 # the engine here may have no buildx and no registry). `make images` fills the build context:
 #   status-api          the static binary
 #   etc/passwd, etc/group   the numeric user 10001 (dockstate), so tools that resolve names show one
-#   state/              an empty directory, copied with --chown so the state dir belongs to 10001 and a named
-#                       volume mounted there starts out owned by it too
+#   state/              an empty directory, copied with --chown so the state dir belongs to 10001 (mode 0755)
+#                       and a named volume mounted there starts out owned by it too. status-api refuses a
+#                       state dir another user owns or its group or others can write (docs/safety.md): this
+#                       one passes; a bind mount in its place must too (chown 10001, chmod 0700)
 FROM scratch
 
 ARG VERSION=dev

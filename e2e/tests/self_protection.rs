@@ -11,7 +11,7 @@
 //! controller's own container, protects X, and stops the controller. X itself is unexpected too; stopping it
 //! would cut the controller's network, so it is protected as the namespace owner of one of the pair.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
 use e2e::{build_images, free_port};
@@ -22,6 +22,8 @@ use test_support::{
 
 const API_IMAGE: &str = "dockstate/status-api:latest";
 const CONTROLLER_IMAGE: &str = "dockstate/status-controller:latest";
+/// The numeric user the images run as.
+const IMAGE_USER: u32 = 10001;
 
 async fn get_json(url: &str) -> anyhow::Result<Value> {
     Ok(reqwest::get(url).await?.error_for_status()?.json().await?)
@@ -62,9 +64,11 @@ struct StatusApi {
 
 impl StatusApi {
     async fn start(scope: &TestScope, network: &str) -> anyhow::Result<Self> {
-        // A baseline with no members, in the container's state directory (owned by the image's user 10001).
+        // A baseline with no members, in a state directory status-api trusts: owned by the user it runs as,
+        // writable by nobody else (0700, the file 0600). As root the test gives both to the image's user
+        // 10001; otherwise the container runs as the test's own user, who owns them already.
         let state = tempfile::tempdir()?;
-        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o777))?;
+        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700))?;
         let snapshot = serde_json::json!({
             "format": 1,
             "taken_at": "2026-01-01T00:00:00Z",
@@ -73,7 +77,16 @@ impl StatusApi {
         });
         let file = state.path().join("snapshot.json");
         std::fs::write(&file, serde_json::to_vec(&snapshot)?)?;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        let owner = std::fs::metadata(state.path())?.uid();
+        let user = if owner == 0 {
+            for path in [state.path(), file.as_path()] {
+                std::os::unix::fs::chown(path, Some(IMAGE_USER), Some(IMAGE_USER))?;
+            }
+            format!("{IMAGE_USER}:{IMAGE_USER}")
+        } else {
+            format!("{owner}:{}", std::fs::metadata(state.path())?.gid())
+        };
 
         let port = free_port()?;
         let gid = socket_gid().await?;
@@ -87,6 +100,8 @@ impl StatusApi {
                 &[
                     "--label",
                     "dockstate.policy=heal",
+                    "--user",
+                    &user,
                     "--network",
                     network,
                     "--group-add",

@@ -1,26 +1,82 @@
 //! The baseline in force, and its one owner. [`BaselineKeeper`] takes, writes and publishes it; everyone
-//! else holds a [`BaselineReceiver`] and reads an immutable [`Baseline`] from it. What readers derive from a
+//! else holds a [`BaselineReceiver`] and reads an immutable [`Baseline`] from it. [`SnapshotFile`] joins the
+//! format (`snapshot`) and the directory it lives in (`state_dir`). What readers derive from a
 //! baseline (the summary `GET /snapshot` shows, its JSON, the member names) is computed once, when it is
 //! published, not on every request or view.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bollard::models::ContainerInspectResponse;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use shared::runtime::engine::EngineError;
 use shared::{ContainerSpec, Scope, SnapshotMember, SnapshotSummary};
 use tokio::sync::watch;
 
 use crate::docker::{spec_from_inspect, EngineReader};
-use crate::snapshot::{Snapshot, SnapshotError, SnapshotFile, FORMAT};
+use crate::snapshot::{FormatError, Snapshot, FILE_NAME, FORMAT};
+use crate::state_dir::{StateDir, StateDirError};
 
 /// How many inspects taking a snapshot runs at once.
 const INSPECT_CONCURRENCY: usize = 8;
 
 /// Where readers see the baseline in force: `None` until the first one is loaded or taken.
 pub type BaselineReceiver = watch::Receiver<Option<Arc<Baseline>>>;
+
+/// Why the snapshot could not be loaded, taken or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file's content: corrupt, or a format this build does not read.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// The state directory: untrusted, unreadable, read-only, locked by another status-api, or a failed write.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    #[error("taking the snapshot failed: the Docker engine did not answer")]
+    Docker(#[from] EngineError),
+}
+
+/// `<state-dir>/snapshot.json`.
+#[derive(Debug, Clone)]
+pub struct SnapshotFile {
+    dir: Arc<StateDir>,
+    path: PathBuf,
+}
+
+impl SnapshotFile {
+    pub fn new(dir: Arc<StateDir>) -> Self {
+        Self {
+            path: dir.path().join(FILE_NAME),
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored snapshot; `None` when there is none yet (first start). Never needs write access.
+    pub fn load(&self) -> Result<Option<Snapshot>, SnapshotError> {
+        match self.dir.read(FILE_NAME)? {
+            Some(bytes) => Ok(Some(Snapshot::from_json(&self.path, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a snapshot could be written now; the error says why not (read-only, or another status-api
+    /// holds the lock).
+    pub fn writable(&self) -> Result<(), SnapshotError> {
+        Ok(self.dir.writable()?)
+    }
+
+    /// Replaces the file atomically ([`StateDir::replace`]): a crash leaves the old snapshot or the new one.
+    pub fn save(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
+        Ok(self.dir.replace(FILE_NAME, &snapshot.to_json())?)
+    }
+}
 
 /// A snapshot in force, with what every reader derives from it. Immutable: a re-baseline publishes a new one.
 #[derive(Debug)]
@@ -146,7 +202,27 @@ impl BaselineKeeper {
         }
     }
 
+    /// Loads the snapshot file and publishes what it holds: for a status-api that waited for the state
+    /// directory's lock, and now reads what its predecessor left. Nothing is published when there is no file
+    /// (the first snapshot is then taken).
+    pub async fn load(&self) -> Result<(), SnapshotError> {
+        let _one_at_a_time = self.one_at_a_time.lock().await;
+        if let Some(snapshot) = self.file.load()? {
+            tracing::info!(path = %self.file.path().display(), containers = snapshot.containers.len(), "snapshot loaded");
+            self.current
+                .send_replace(Some(Arc::new(Baseline::new(snapshot))));
+        }
+        Ok(())
+    }
+
+    /// The snapshot file it keeps.
+    pub fn file(&self) -> &SnapshotFile {
+        &self.file
+    }
+
     async fn take_and_keep(&self) -> Result<Arc<Baseline>, SnapshotError> {
+        // Refused before the engine is asked: a read-only or locked state directory would waste the work.
+        self.file.writable()?;
         let snapshot = take(self.engine.as_ref(), &self.scope).await?;
         self.file.save(&snapshot)?;
         tracing::info!(path = %self.file.path().display(), containers = snapshot.containers.len(), "baseline written");
@@ -210,13 +286,67 @@ mod tests {
     use super::*;
     use crate::docker::fake::FakeEngine;
 
+    fn file_in(dir: &std::path::Path) -> SnapshotFile {
+        let state = crate::state_dir::StateDir::prepare(dir).expect("a trusted state dir");
+        state.try_lock().expect("locks");
+        SnapshotFile::new(Arc::new(state))
+    }
+
     fn keeper(engine: &FakeEngine, dir: &std::path::Path) -> BaselineKeeper {
         BaselineKeeper::new(
-            SnapshotFile::new(dir),
+            file_in(dir),
             Arc::new(engine.clone()),
             Some("team=a".parse().expect("selector")),
             None,
         )
+    }
+
+    #[test]
+    fn a_snapshot_file_saves_with_mode_0600_and_loads_back() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file_in(&dir.path().join("state"));
+        assert_eq!(file.load().expect("loads"), None);
+        let snapshot = Snapshot {
+            format: FORMAT,
+            taken_at: Utc::now(),
+            scope: Some("team=a".into()),
+            containers: Vec::new(),
+        };
+        file.save(&snapshot).expect("saves");
+        let mode = std::fs::metadata(file.path())
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(file.load().expect("loads"), Some(snapshot));
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("state"))
+            .expect("lists")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from(".lock"), FILE_NAME.into()]
+        );
+    }
+
+    #[test]
+    fn a_corrupt_or_newer_file_is_reported_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = file_in(dir.path());
+        for content in [&b"{\"format\": 1, \"taken_at\": "[..], br#"{"format": 2}"#] {
+            std::fs::write(file.path(), content).expect("writes");
+            let err = file.load().expect_err("unusable");
+            assert!(matches!(err, SnapshotError::Format(_)), "{err}");
+            assert!(
+                err.to_string().contains(&file.path().display().to_string()),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(file.path()).expect("still there"), content);
+        }
     }
 
     #[tokio::test]
@@ -240,7 +370,7 @@ mod tests {
             serde_json::from_slice(&baseline.summary_json()).expect("the summary's JSON");
         assert_eq!(summary.scope.as_deref(), Some("team=a"));
         assert_eq!(summary.containers.len(), 1);
-        let on_disk = SnapshotFile::new(dir.path()).load().expect("loads");
+        let on_disk = keeper.file().load().expect("loads");
         assert_eq!(on_disk.map(|s| s.containers.len()), Some(1));
     }
 

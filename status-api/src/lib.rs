@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod snapshot;
 pub mod startup;
+pub mod state_dir;
 pub mod store;
 pub mod view;
 

@@ -1,12 +1,13 @@
 //! Start-up and shutdown. [`Application::build`] checks everything that can be checked before serving
 //! (the state directory, the snapshot file, the token) and binds the port, so tests and `main` both learn
 //! the real address before anything runs; [`Application::run_until_stopped`] then serves until the
-//! shutdown future resolves, and drains within five seconds.
+//! shutdown future resolves, and drains within five seconds. A status-api whose state directory is locked by
+//! another one serves too, not ready, and takes the baseline over when the lock is let go.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shared::backoff::Backoff;
@@ -17,12 +18,12 @@ use tokio::sync::watch;
 use shared::error_chain;
 
 use crate::api::{app, ApiState};
-use crate::baseline::BaselineKeeper;
+use crate::baseline::{BaselineKeeper, SnapshotError, SnapshotFile};
 use crate::config::Settings;
 use crate::docker::{DockerReader, EngineReader};
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::snapshot::{SnapshotError, SnapshotFile};
+use crate::state_dir::{Access, StateDir, StateDirError};
 use crate::store::{Store, Writer};
 use crate::view::scope_mismatch;
 
@@ -43,6 +44,7 @@ pub struct Application {
     address: SocketAddr,
     inventory: Inventory,
     keeper: Arc<BaselineKeeper>,
+    state_dir: Arc<StateDir>,
     token: Option<Arc<str>>,
 }
 
@@ -57,10 +59,31 @@ impl std::fmt::Debug for Application {
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let token = settings.token_file.as_deref().map(read_token).transpose()?;
-        let file = SnapshotFile::new(&settings.state_dir());
-        file.prepare().map_err(StartupError::Program)?;
-        let loaded = file.load().map_err(StartupError::Program)?;
+        let program = |err: SnapshotError| StartupError::Program(err);
+        let state_dir =
+            Arc::new(StateDir::prepare(&settings.state_dir()).map_err(|err| program(err.into()))?);
+        let access = state_dir.try_lock().map_err(|err| program(err.into()))?;
+        let file = SnapshotFile::new(state_dir.clone());
+        // Read even when another status-api holds the lock: a file this build cannot use stops start-up now,
+        // not at the takeover.
+        let loaded = file.load().map_err(program)?;
         let scope = settings.scope();
+        let loaded = match access {
+            Access::ReadOnly { uid, .. } if loaded.is_none() => {
+                return Err(program(
+                    StateDirError::ReadOnlyAndEmpty {
+                        path: state_dir.path().to_path_buf(),
+                        uid,
+                    }
+                    .into(),
+                ))
+            }
+            Access::ReadOnly { .. } | Access::Held { .. } => loaded,
+            Access::Locked { lock, holder } => {
+                tracing::warn!(lock = %lock.display(), holder, "another status-api holds the state directory: waiting, not ready, until it exits");
+                None
+            }
+        };
         if let Some(snapshot) = &loaded {
             tracing::info!(path = %file.path().display(), containers = snapshot.containers.len(), "snapshot loaded");
         }
@@ -83,6 +106,7 @@ impl Application {
             );
         }
         let writer = Writer::new(scope, settings.resync_interval, keeper.subscribe());
+        writer.follow_state_dir(state_dir.subscribe());
         let inventory = Inventory::new(writer, docker);
 
         let (acceptor, address) = shared::runtime::http::bind_http(
@@ -95,6 +119,7 @@ impl Application {
             address,
             inventory,
             keeper,
+            state_dir,
             token,
         })
     }
@@ -113,10 +138,14 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let store = self.inventory.store();
         let watcher = tokio::spawn(self.inventory.watch(stop_rx.clone()));
-        let first_snapshot = tokio::spawn(take_first_snapshot(
+        // Set when the state directory, taken over from another status-api, cannot be used: serving stops.
+        let fatal = Arc::new(Mutex::new(None));
+        let first_snapshot = tokio::spawn(keep_state(
+            self.state_dir.clone(),
             self.keeper.clone(),
             store.clone(),
             stop_rx.clone(),
+            (stop_tx.clone(), fatal.clone()),
         ));
 
         let state = ApiState {
@@ -124,11 +153,15 @@ impl Application {
             keeper: self.keeper,
             metrics: Metrics::new(),
             token: self.token,
-            shutdown: stop_rx,
+            shutdown: stop_rx.clone(),
         };
         tracing::info!(address = %self.address, "status-api listening");
+        let mut stopping = stop_rx.clone();
         let signal = async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
             let _ = stop_tx.send(true);
         };
         let served = poem::Server::new_with_acceptor(self.acceptor)
@@ -136,9 +169,44 @@ impl Application {
             .await;
         watcher.abort();
         first_snapshot.abort();
+        // Let a waiting status-api take over now, not when the last request handle goes away.
+        self.state_dir.release();
         tracing::info!("status-api stopped");
+        if let Some(err) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(StartupError::Program(err));
+        }
         served.map_err(StartupError::ServeFailed)
     }
+}
+
+/// The state directory's side of serving: when another status-api holds the lock, wait for it, then load what
+/// it left; then take the first snapshot if there is none. A file that cannot be used after a takeover stops
+/// the server with the reason, as it would have stopped start-up.
+async fn keep_state(
+    state_dir: Arc<StateDir>,
+    keeper: Arc<BaselineKeeper>,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+    (stop_tx, fatal): (watch::Sender<bool>, Arc<Mutex<Option<SnapshotError>>>),
+) {
+    if matches!(state_dir.access(), Access::Locked { .. }) {
+        let taken_over = async {
+            state_dir.wait_for_lock().await?;
+            tracing::info!(path = %state_dir.path().display(), "the other status-api let go of the state directory: taking over");
+            keeper.load().await
+        };
+        let outcome = tokio::select! {
+            outcome = taken_over => outcome,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        if let Err(err) = outcome {
+            tracing::error!(error = %error_chain(&err), "cannot take the state directory over: stopping");
+            *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+            let _ = stop_tx.send(true);
+            return;
+        }
+    }
+    take_first_snapshot(keeper, store, stop).await;
 }
 
 /// Waits for the engine, then takes the first snapshot if none was loaded; retries with backoff.
@@ -189,7 +257,12 @@ pub enum StoredScope {
 /// Reads the snapshot stored under `--state-dir` (and nothing else: no engine, no port, no write) and compares
 /// its scope with `--scope`.
 pub fn stored_scope(settings: &Settings) -> Result<StoredScope, SnapshotError> {
-    let Some(snapshot) = SnapshotFile::new(&settings.state_dir()).load()? else {
+    let state_dir = settings.state_dir();
+    if !state_dir.exists() {
+        return Ok(StoredScope::NoSnapshot);
+    }
+    let state_dir = Arc::new(StateDir::existing(&state_dir)?);
+    let Some(snapshot) = SnapshotFile::new(state_dir).load()? else {
         return Ok(StoredScope::NoSnapshot);
     };
     let baseline = crate::baseline::Baseline::new(snapshot);

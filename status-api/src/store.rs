@@ -1,10 +1,11 @@
 //! The live view's state, split as kube-runtime's reflector splits it: one [`Writer`], owned by the watch loop,
 //! applies what the engine says; [`Store`], cheap to clone, is what handlers and metrics read. Every change —
-//! a container, the event stream, the engine's reachability, the baseline in force — is a new revision, and
+//! a container, the event stream, the engine's reachability, the baseline in force, what we may do in the state
+//! directory — is a new revision, and
 //! requests read an immutable [`View`] of one revision. Nothing here calls the engine.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use shared::{ContainerStatus, Scope};
 use tokio::sync::watch;
 
 use crate::baseline::{Baseline, BaselineReceiver};
+use crate::state_dir::Access;
 use crate::view::{ReadinessCheck, View, ViewParts};
 
 /// The read side. Cheap to clone.
@@ -34,6 +36,8 @@ struct Inner {
     resync_interval: Duration,
     /// The baseline in force, as its keeper publishes it.
     baselines: BaselineReceiver,
+    /// What this status-api may do in its state directory, once start-up says ([`Writer::follow_state_dir`]).
+    state_dir: OnceLock<watch::Receiver<Access>>,
     state: RwLock<State>,
     /// The newest revision, for long polls to wait on.
     revision: watch::Sender<u64>,
@@ -45,6 +49,8 @@ struct State {
     containers: HashMap<String, ContainerStatus>,
     /// The baseline the current revision is compared with.
     baseline: Option<Arc<Baseline>>,
+    /// The state directory's access the current revision reports.
+    state_dir: Option<Access>,
     revision: u64,
     observed_at: Option<DateTime<Utc>>,
     events_live: bool,
@@ -61,6 +67,7 @@ impl Writer {
         let state = State {
             containers: HashMap::new(),
             baseline,
+            state_dir: None,
             revision: 0,
             observed_at: None,
             events_live: false,
@@ -77,11 +84,20 @@ impl Writer {
                     own_container_id: own.map(|own| own.id),
                     resync_interval,
                     baselines,
+                    state_dir: OnceLock::new(),
                     state: RwLock::new(state),
                     revision: watch::Sender::new(0),
                 }),
             },
         }
+    }
+
+    /// Reports what `access` says of the state directory (the `state_dir` readiness check); a change is a
+    /// new revision. Set once, at start-up; later calls are ignored.
+    pub fn follow_state_dir(&self, access: watch::Receiver<Access>) {
+        let _ = self.store.inner.state_dir.set(access);
+        let mut state = self.store.write();
+        self.store.commit(&mut state, false);
     }
 
     /// A reader of what this writer writes.
@@ -205,6 +221,10 @@ impl Store {
             own_container_id: self.inner.own_container_id.as_deref(),
             baseline: state.baseline.clone(),
             engine: state.engine.clone(),
+            state_dir: state.state_dir.as_ref().map(|access| {
+                let (ok, detail) = access.check();
+                ReadinessCheck { ok, detail }
+            }),
             containers: &state.containers,
         }));
         state.view = Some(view.clone());
@@ -217,6 +237,10 @@ impl Store {
         let mut revisions = self.subscribe();
         let mut baselines = self.inner.baselines.clone();
         baselines.borrow_and_update();
+        let mut access = self.inner.state_dir.get().cloned();
+        if let Some(access) = &mut access {
+            access.borrow_and_update();
+        }
         loop {
             revisions.borrow_and_update();
             if self.revision() != since {
@@ -228,17 +252,30 @@ impl Store {
                     std::future::pending::<()>().await;
                 }
             };
+            let new_access = async {
+                let followed = match &mut access {
+                    Some(access) => access.changed().await.is_ok(),
+                    None => false,
+                };
+                if !followed {
+                    // Nobody follows the state directory, or its owner is gone: nothing will change there.
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 changed = revisions.changed() => if changed.is_err() { return },
                 () = new_baseline => {}
+                () = new_access => {}
             }
         }
     }
 
-    /// The state, with the baseline its keeper publishes adopted: a new baseline is a new revision.
+    /// The state, with the baseline its keeper publishes and the state directory's access adopted: a change of
+    /// either is a new revision.
     fn in_step(&self) -> RwLockReadGuard<'_, State> {
         let state = self.read();
-        if same(&state.baseline, &self.inner.baselines.borrow()) {
+        if same(&state.baseline, &self.inner.baselines.borrow()) && state.state_dir == self.access()
+        {
             return state;
         }
         drop(state);
@@ -252,12 +289,26 @@ impl Store {
         self.commit(state, false);
     }
 
-    /// Ends a write: a change, or a baseline published meanwhile, is a new revision (one, for both).
+    /// What the state directory's owner says now; `None` when nobody follows it (unit tests of the store).
+    fn access(&self) -> Option<Access> {
+        self.inner
+            .state_dir
+            .get()
+            .map(|access| access.borrow().clone())
+    }
+
+    /// Ends a write: a change, or a baseline or state directory access published meanwhile, is a new revision
+    /// (one, for all).
     fn commit(&self, state: &mut State, changed: bool) {
         let current = self.inner.baselines.borrow().clone();
-        let adopted = !same(&state.baseline, &current);
+        let mut adopted = !same(&state.baseline, &current);
         if adopted {
             state.baseline = current;
+        }
+        let access = self.access();
+        if state.state_dir != access {
+            state.state_dir = access;
+            adopted = true;
         }
         if changed || adopted {
             self.bump(state);

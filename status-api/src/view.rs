@@ -97,6 +97,23 @@ impl Readiness {
         }
     }
 
+    /// With one more check, `name`, when there is one.
+    pub fn with_check(mut self, name: &'static str, check: Option<ReadinessCheck>) -> Self {
+        let Some(check) = check else {
+            return self;
+        };
+        self.checks.insert(name, check);
+        let failing: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|(_, check)| !check.ok)
+            .map(|(name, check)| format!("{name}: {}", check.detail))
+            .collect();
+        self.ready = failing.is_empty();
+        self.reason = (!failing.is_empty()).then(|| failing.join("; "));
+        self
+    }
+
     /// Whether the engine answered the last request (the `docker` check).
     pub fn engine_reachable(&self) -> bool {
         self.checks.get("docker").is_some_and(|check| check.ok)
@@ -162,6 +179,8 @@ pub struct ViewParts<'a> {
     pub own_container_id: Option<&'a str>,
     pub baseline: Option<Arc<Baseline>>,
     pub engine: ReadinessCheck,
+    /// The `state_dir` check, when start-up follows the state directory.
+    pub state_dir: Option<ReadinessCheck>,
     pub containers: &'a HashMap<String, ContainerStatus>,
 }
 
@@ -191,7 +210,8 @@ impl View {
                 baseline.as_deref(),
                 parts.scope,
                 parts.events_live,
-            ),
+            )
+            .with_check("state_dir", parts.state_dir),
             baseline,
             containers,
             drift: OnceLock::new(),

@@ -37,7 +37,8 @@ pub(super) struct ReadyBody {
     /// `READY` or `NOT_READY`.
     pub(super) status: String,
     /// `docker` (the engine answers), `snapshot` (the baseline is loaded), `events` (the event stream is live),
-    /// `scope` (the baseline was taken in status-api's scope).
+    /// `scope` (the baseline was taken in status-api's scope), `state_dir` (no other status-api holds the
+    /// state directory's lock; names the lock and the pid holding it when one does).
     pub(super) checks: BTreeMap<String, CheckBody>,
 }
 
@@ -95,7 +96,9 @@ pub(super) enum RebaselineAnswer {
     /// The snapshot could not be written to the state directory.
     #[oai(status = 500)]
     WriteFailed(Json<ErrorBody>),
-    /// The Docker engine did not answer; nothing changed.
+    /// Nothing changed: the Docker engine did not answer (`docker_unavailable`), the state directory is
+    /// read-only for status-api (`state_read_only`), or another status-api holds its lock (`state_locked`).
+    /// The message says which and how to fix it.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
 }

@@ -120,9 +120,9 @@ mod tests {
     use shared::{DriftResponse, StatusResponse};
 
     use super::*;
+    use crate::baseline::SnapshotFile;
     use crate::docker::fake::FakeEngine;
     use crate::inventory::Inventory;
-    use crate::snapshot::SnapshotFile;
     use crate::store::Writer;
 
     /// What a handler test holds besides the app: the engine the server would read, and the two owners.
@@ -143,7 +143,11 @@ mod tests {
         let scope: shared::Scope = Some("team=a".parse().expect("selector"));
         let engine = FakeEngine::new();
         let keeper = Arc::new(BaselineKeeper::new(
-            SnapshotFile::new(dir.path()),
+            {
+                let state = crate::state_dir::StateDir::prepare(dir.path()).expect("state dir");
+                state.try_lock().expect("locks");
+                SnapshotFile::new(Arc::new(state))
+            },
             Arc::new(engine.clone()),
             scope.clone(),
             None,

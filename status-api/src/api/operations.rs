@@ -14,7 +14,8 @@ use super::answers::{
 use super::auth::{authorize, Denied, TokenAuth};
 use super::payload::JsonBytes;
 use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS};
-use crate::snapshot::SnapshotError;
+use crate::baseline::SnapshotError;
+use crate::state_dir::StateDirError;
 
 /// The operations, over the state they share.
 #[derive(Debug)]
@@ -172,7 +173,8 @@ impl StatusApi {
     /// Replaces the snapshot with the containers running now (in scope), writes it to disk, then serves it.
     /// The new baseline is taken in status-api's scope, so this also ends a scope mismatch. Containers
     /// started with `--rm` are never recorded. Needs `Authorization: Bearer <token>` with the token from
-    /// `--token-file`.
+    /// `--token-file`. Refused with 503 when the state directory is read-only for status-api
+    /// (`state_read_only`) or another status-api holds its lock (`state_locked`).
     #[oai(
         path = "/snapshot",
         method = "post",
@@ -189,6 +191,21 @@ impl StatusApi {
         match self.0.keeper.retake().await {
             Ok(baseline) => {
                 RebaselineAnswer::Created(JsonBytes::from_bytes(baseline.summary_json()))
+            }
+            Err(err @ SnapshotError::StateDir(StateDirError::ReadOnly { .. })) => {
+                RebaselineAnswer::Unavailable(error(
+                    "state_read_only",
+                    format!(
+                        "{}; the previous snapshot is still in force",
+                        error_chain(&err)
+                    ),
+                ))
+            }
+            Err(err @ SnapshotError::StateDir(StateDirError::Locked { .. })) => {
+                RebaselineAnswer::Unavailable(error(
+                    "state_locked",
+                    format!("{}; nothing was written", error_chain(&err)),
+                ))
             }
             Err(err @ SnapshotError::Docker(_)) => RebaselineAnswer::Unavailable(error(
                 "docker_unavailable",
@@ -288,9 +305,9 @@ impl StatusApi {
 
     /// Readiness
     ///
-    /// 200 when Docker answers, the snapshot is loaded, the event stream is live and the snapshot was taken in
-    /// status-api's scope; else 503, and `checks` says what is missing (`docker`, `snapshot`, `events`,
-    /// `scope`). `GET /status` carries the same verdict (`ready`, `not_ready_reason`) at the same
+    /// 200 when Docker answers, the snapshot is loaded, the event stream is live, the snapshot was taken in
+    /// status-api's scope and no other status-api holds the state directory; else 503, and `checks` says what
+    /// is missing (`docker`, `snapshot`, `events`, `scope`, `state_dir`). `GET /status` carries the same verdict (`ready`, `not_ready_reason`) at the same
     /// revision.
     #[oai(
         path = "/ready",

@@ -3,6 +3,7 @@
 //! arrives through the event stream.
 
 mod helpers;
+mod process;
 
 mod auth;
 mod docs_and_metrics;
@@ -13,3 +14,4 @@ mod long_poll;
 mod scope;
 mod secrets;
 mod snapshot;
+mod state_dir;
