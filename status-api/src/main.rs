@@ -50,9 +50,11 @@ fn baseline_scope(settings: &Settings) -> i32 {
 #[tokio::main]
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     init_telemetry(settings.log_format(), "info", std::io::stdout);
+    // Listening for SIGTERM from here on: one sent while it starts is a clean shutdown, not a kill.
+    let shutdown = shutdown_signal();
     let application = Application::build(&settings)
         .await
         .context("status-api could not start")?;
-    application.run_until_stopped(shutdown_signal()).await?;
+    application.run_until_stopped(shutdown).await?;
     Ok(())
 }

@@ -83,9 +83,11 @@ async fn run(settings: Settings) -> ExitCode {
 }
 
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    // Listening for SIGTERM from here on: one sent while it starts is a clean shutdown, not a kill.
+    let shutdown = shutdown_signal();
     let application = Application::build(settings)
         .await
         .context("status-controller could not start")?;
-    application.run_until_stopped(shutdown_signal()).await?;
+    application.run_until_stopped(shutdown).await?;
     Ok(())
 }
