@@ -42,6 +42,7 @@ pub struct Application {
     address: SocketAddr,
     inventory: Inventory,
     keeper: Arc<BaselineKeeper>,
+    metrics: Metrics,
     token: Option<Arc<str>>,
 }
 
@@ -82,7 +83,8 @@ impl Application {
             );
         }
         let writer = Writer::new(scope, settings.resync_interval, keeper.subscribe());
-        let inventory = Inventory::new(writer, docker);
+        let metrics = Metrics::new();
+        let inventory = Inventory::new(writer, docker).reporting_to(&metrics);
 
         let (acceptor, address) = shared::runtime::http::bind_http(settings.listen).await?;
         Ok(Self {
@@ -90,6 +92,7 @@ impl Application {
             address,
             inventory,
             keeper,
+            metrics,
             token,
         })
     }
@@ -117,7 +120,7 @@ impl Application {
         let state = ApiState {
             store,
             keeper: self.keeper,
-            metrics: Metrics::new(),
+            metrics: self.metrics,
             token: self.token,
             shutdown: stop_rx,
         };
