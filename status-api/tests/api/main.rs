@@ -13,3 +13,4 @@ mod long_poll;
 mod scope;
 mod secrets;
 mod snapshot;
+mod view_progress;
