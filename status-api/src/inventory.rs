@@ -150,6 +150,8 @@ impl Inventory {
                     self.replace_all(listed, std::mem::take(&mut touched))?;
                 }
                 _ = resync.tick() => if relist.is_none() {
+                    // An inspect already out may answer after the re-list, with older news than it read.
+                    touched.extend(applier.pending_ids().cloned());
                     relist = Some(self.read_all().boxed());
                 },
                 answered = &mut ping => {

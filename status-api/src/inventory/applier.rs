@@ -100,6 +100,11 @@ impl Applier {
         }
     }
 
+    /// The containers with events not yet applied (queued or in flight).
+    pub fn pending_ids(&self) -> impl Iterator<Item = &String> {
+        self.pending.keys()
+    }
+
     /// Events received and not yet applied.
     pub fn backlog(&self) -> usize {
         self.backlog
