@@ -109,11 +109,20 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
         .text()
         .await
         .unwrap_or_default();
-    let lag_count = metrics.lines().find_map(|line| {
-        line.strip_prefix("dockstate_event_lag_seconds_count ")?
-            .parse::<f64>()
-            .ok()
-    });
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+    };
+    // status-api's own view of the same thing (engine event → applied, before any answer is sent): a
+    // cross-check that the figures above are the server's and not the observer's.
+    let lag_count = sample("dockstate_event_lag_seconds_count ");
+    let own_share = |le: &str| {
+        let within = sample(&format!(
+            "dockstate_event_lag_seconds_bucket{{le=\"{le}\"}} "
+        ))?;
+        Some((within / lag_count? * 1000.0).round() / 10.0)
+    };
     drop(api);
     drop(recorder);
     Ok(json!({
@@ -124,7 +133,11 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
         "watched_events_per_second": (watched as f64 / ((to - from) as f64 / 1e9) * 10.0).round() / 10.0,
         "event_to_status": stats::summary(&latencies),
         "unseen": unseen,
-        "status_api_lag_observations": lag_count,
+        "status_api_lag": {
+            "observations": lag_count,
+            "percent_within_250ms": own_share("0.25"),
+            "percent_within_1s": own_share("1"),
+        },
         "ready_ms": ready.as_millis() as u64,
     }))
 }

@@ -88,7 +88,13 @@ fn parse_args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    for binary in ["status-api", "status-controller"] {
+    // The churn runs status-api alone.
+    let needed: &[&str] = if args.only.as_deref() == Some("churn") {
+        &["status-api"]
+    } else {
+        &["status-api", "status-controller"]
+    };
+    for binary in needed {
         let path = args.bin_dir.join(binary);
         anyhow::ensure!(
             path.exists(),

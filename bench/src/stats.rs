@@ -67,7 +67,8 @@ fn churn(churn: &Value, out: &mut String) {
     out.push_str(&format!(
         "\nchurn: {} containers, {} start/stop per second for {}s ({} watched events/s)\n\n\
          | engine event → /status (ms) | n | p50 | p99 | max | never seen |\n|---|---|---|---|---|---|\n\
-         | start, die | {} | {} | {} | {} | {} |\n",
+         | start, die | {} | {} | {} | {} | {} |\n\n\
+         status-api's own dockstate_event_lag_seconds: {} events, {}% applied within 250 ms, {}% within 1 s\n",
         churn["containers"],
         num(&churn["rate"]),
         churn["seconds"],
@@ -77,6 +78,9 @@ fn churn(churn: &Value, out: &mut String) {
         num(&latency["p99_ms"]),
         num(&latency["max_ms"]),
         churn["unseen"],
+        churn["status_api_lag"]["observations"],
+        num(&churn["status_api_lag"]["percent_within_250ms"]),
+        num(&churn["status_api_lag"]["percent_within_1s"]),
     ));
 }
 
