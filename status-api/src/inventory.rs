@@ -110,6 +110,8 @@ impl Inventory {
         // Events are asked for from a moment before the re-list, so nothing that happens while it runs is
         // missed; replaying a few is harmless, as every event leads to a fresh inspect.
         let since = unix_seconds(SystemTime::now() - Duration::from_secs(1));
+        // Events dated before the re-list began are replays it already reflects: applied, but no lag.
+        let relisted_at = Utc::now();
         self.resync().await?;
         let mut events = self.engine.events(self.writer.scope(), Some(since));
         self.writer.set_events_live(true);
@@ -133,7 +135,7 @@ impl Inventory {
                         if backoff.failures() > 0 {
                             backoff.reset();
                         }
-                        if let Some(id) = self.receive(&mut applier, event) {
+                        if let Some(id) = self.receive(&mut applier, event, relisted_at) {
                             if relist.is_some() {
                                 touched.insert(id);
                             }
@@ -259,10 +261,17 @@ impl Inventory {
             .collect())
     }
 
-    /// Hands one event to the applier; the container's id when it is one that can change the view.
-    fn receive(&self, applier: &mut Applier, event: EventMessage) -> Option<String> {
+    /// Hands one event to the applier; the container's id when it is one that can change the view. An event
+    /// dated before `relisted_at` is a replay that the re-list already reflects: it is applied (harmless) but
+    /// neither counts towards the lag nor is observed in the histogram.
+    fn receive(
+        &self,
+        applier: &mut Applier,
+        event: EventMessage,
+        relisted_at: DateTime<Utc>,
+    ) -> Option<String> {
         self.writer.count_event();
-        let time = event_time(&event);
+        let time = event_time(&event).filter(|time| *time >= relisted_at);
         let id = event.actor.and_then(|actor| actor.id)?;
         let action = event.action.unwrap_or_default();
         // Every healthcheck run is an `exec_*` event; the engine filters them out, and so do we.
@@ -583,13 +592,14 @@ mod tests {
 
         engine.close_gate();
         engine.put("b2", "api", "running", &[("team", "a")]);
-        let three_seconds_ago = Utc::now() - chrono::Duration::seconds(3);
-        let nanos = three_seconds_ago.timestamp_nanos_opt().expect("in range");
-        settle(async { assert!(engine.emit_at("start", "b2", nanos)) }).await;
+        let now = Utc::now().timestamp_nanos_opt().expect("in range");
+        settle(async { assert!(engine.emit_at("start", "b2", now)) }).await;
+        // The lag is measured on the wall clock, which paused time does not hold back.
+        std::thread::sleep(Duration::from_millis(300));
         let behind = store.view();
         assert_eq!(behind.event_backlog, 1);
         assert!(
-            behind.event_lag >= Duration::from_secs(3),
+            behind.event_lag >= Duration::from_millis(300),
             "{:?}",
             behind.event_lag
         );
@@ -606,13 +616,23 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("dockstate_event_lag_seconds_bucket{le=\"2\"} 0"),
+            text.contains("dockstate_event_lag_seconds_bucket{le=\"0.25\"} 0"),
             "{text}"
         );
         assert!(
-            text.contains("dockstate_event_lag_seconds_bucket{le=\"5\"} 1"),
+            text.contains("dockstate_event_lag_seconds_bucket{le=\"+Inf\"} 1"),
             "{text}"
         );
+
+        // A replay of what happened before the re-list that opened this stream is applied, but it is not
+        // lag: the re-list already showed it.
+        let an_hour_ago = now - 3_600_000_000_000;
+        engine.put("b2", "api", "exited", &[("team", "a")]);
+        settle(async { assert!(engine.emit_at("die", "b2", an_hour_ago)) }).await;
+        assert_eq!(state_of(&store, "b2"), Some(ContainerState::Exited));
+        assert!(metrics
+            .render(&store)
+            .contains("dockstate_event_lag_seconds_count 1"));
     }
 
     #[tokio::test(start_paused = true)]
