@@ -128,6 +128,8 @@ impl Inventory {
         > = None;
         let mut touched: HashSet<String> = HashSet::new();
         let mut ping = self.ping_after(PING_INTERVAL);
+        // Logged when it changes, not on every ping.
+        let mut answering = true;
         loop {
             tokio::select! {
                 event = events.next() => match event {
@@ -162,11 +164,16 @@ impl Inventory {
                             if backoff.failures() > 0 {
                                 backoff.reset();
                             }
+                            if !std::mem::replace(&mut answering, true) {
+                                tracing::info!("the Docker engine answers again");
+                            }
                             self.writer.engine_answered();
                             PING_INTERVAL
                         }
                         Err(reason) => {
-                            tracing::warn!(%reason, "the Docker engine does not answer");
+                            if std::mem::replace(&mut answering, false) {
+                                tracing::warn!(%reason, "the Docker engine does not answer; /ready is 503 until it does");
+                            }
                             self.writer.engine_failed(reason);
                             PING_RETRY
                         }
