@@ -28,6 +28,18 @@ const RUNNING: usize = 50;
 /// A container is not touched again this soon, so each operation is a separate change to see.
 const REST: Duration = Duration::from_secs(2);
 
+/// Operations in flight at most: an engine slower than the rate skips ticks instead of piling up calls
+/// until they time out. The skipped ticks are reported: the rate achieved is what was measured.
+const MAX_OPERATIONS_IN_FLIGHT: usize = 64;
+
+/// What the churn did.
+#[derive(Debug, Default)]
+struct Driven {
+    operations: usize,
+    failed: usize,
+    skipped_ticks: usize,
+}
+
 /// How the churn runs (`--containers`, `--rate`, `--churn-seconds`).
 #[derive(Debug, Clone, Copy)]
 pub struct Churn {
@@ -92,7 +104,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
     let observer = tokio::spawn(observe(api.base.clone(), seen.clone()));
     let from = now_nanos();
 
-    let operations = drive(docker, &ids, running, churn).await?;
+    let driven = drive(docker, &ids, running, churn).await?;
     // Let the last changes reach the view before judging.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let to = now_nanos();
@@ -129,7 +141,9 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
         "containers": churn.containers,
         "rate": churn.rate,
         "seconds": churn.seconds,
-        "operations": operations,
+        "operations": driven.operations,
+        "failed_operations": driven.failed,
+        "skipped_ticks": driven.skipped_ticks,
         "watched_events_per_second": (watched as f64 / ((to - from) as f64 / 1e9) * 10.0).round() / 10.0,
         "event_to_status": stats::summary(&latencies),
         "unseen": unseen,
@@ -143,13 +157,13 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
 }
 
 /// Starts and stops random containers at `churn.rate` for `churn.seconds`, keeping about [`RUNNING`]
-/// running; answers how many operations it made.
+/// running. A failed operation is counted, not fatal: its events (if any) are measured like the others.
 async fn drive(
     docker: &Docker,
     ids: &[String],
     running: usize,
     churn: Churn,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Driven> {
     let mut up: Vec<usize> = (0..running).collect();
     let mut down: Vec<usize> = (running..ids.len()).collect();
     let mut rested: HashMap<usize, Instant> = HashMap::new();
@@ -158,9 +172,22 @@ async fn drive(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let until = Instant::now() + Duration::from_secs(churn.seconds);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut operations = 0;
+    let mut driven = Driven::default();
+    let settle = |done: Result<anyhow::Result<()>, tokio::task::JoinError>, driven: &mut Driven| {
+        if let Err(err) = done.map_err(anyhow::Error::from).and_then(|result| result) {
+            eprintln!("   churn operation failed: {err:#}");
+            driven.failed += 1;
+        }
+    };
     while Instant::now() < until {
         tick.tick().await;
+        while let Some(done) = tasks.try_join_next() {
+            settle(done, &mut driven);
+        }
+        if tasks.len() >= MAX_OPERATIONS_IN_FLIGHT {
+            driven.skipped_ticks += 1;
+            continue;
+        }
         let start = up.len() < RUNNING.min(ids.len()) || up.is_empty();
         let pool = if start { &mut down } else { &mut up };
         let Some(slot) = pick(pool, &mut random, &rested) else {
@@ -191,15 +218,12 @@ async fn drive(
                     .with_context(|| format!("stop {id}"))
             });
         }
-        operations += 1;
-        while let Some(done) = tasks.try_join_next() {
-            done??;
-        }
+        driven.operations += 1;
     }
     while let Some(done) = tasks.join_next().await {
-        done??;
+        settle(done, &mut driven);
     }
-    Ok(operations)
+    Ok(driven)
 }
 
 /// A random member of `pool` that has rested for [`REST`]; a few tries, then none this tick.

@@ -65,13 +65,16 @@ pub fn table(results: &Value) -> String {
 fn churn(churn: &Value, out: &mut String) {
     let latency = &churn["event_to_status"];
     out.push_str(&format!(
-        "\nchurn: {} containers, {} start/stop per second for {}s ({} watched events/s)\n\n\
+        "\nchurn: {} containers, {} start/stop per second for {}s ({} operations, {} failed, {} ticks skipped; {} watched events/s)\n\n\
          | engine event → /status (ms) | n | p50 | p99 | max | never seen |\n|---|---|---|---|---|---|\n\
          | start, die | {} | {} | {} | {} | {} |\n\n\
          status-api's own dockstate_event_lag_seconds: {} events, {}% applied within 250 ms, {}% within 1 s\n",
         churn["containers"],
         num(&churn["rate"]),
         churn["seconds"],
+        churn["operations"],
+        churn["failed_operations"],
+        churn["skipped_ticks"],
         num(&churn["watched_events_per_second"]),
         latency["n"],
         num(&latency["p50_ms"]),
