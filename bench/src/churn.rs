@@ -4,7 +4,7 @@
 //!
 //! "Shows it" is judged by the engine's own times, so coalesced events and repeated operations on one
 //! container are matched correctly: a `start` is visible once `/status` carries a `started_at` later than the
-//! container's previous event, a `die` once it carries such a `finished_at`.
+//! container's previous `die`, a `die` once it carries a `finished_at` later than its previous `start`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -101,7 +101,14 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
 
     let recorder = Recorder::start(docker, &label).await?;
     let seen: Arc<Mutex<HashMap<String, Vec<Seen>>>> = Arc::default();
-    let observer = tokio::spawn(observe(api.base.clone(), seen.clone()));
+    let observer = tokio::spawn({
+        let (base, seen) = (api.base.clone(), seen.clone());
+        async move {
+            if let Err(err) = observe(base, seen).await {
+                eprintln!("   the /status observer stopped: {err:#}");
+            }
+        }
+    });
     let from = now_nanos();
 
     let driven = drive(docker, &ids, running, churn).await?;
@@ -116,6 +123,17 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
         .filter(|event| ["start", "kill", "die", "stop"].contains(&event.action.as_str()))
         .count();
     let (latencies, unseen) = match_events(&events, &seen.lock().expect("not poisoned"), from);
+    let answers: usize = seen
+        .lock()
+        .map(|seen| seen.values().map(Vec::len).sum())
+        .unwrap_or(0);
+    eprintln!(
+        "   {} events recorded, {} container changes observed in /status, unseen by action: {:?}",
+        events.len(),
+        answers,
+        unseen
+    );
+    let unseen = unseen.values().sum::<usize>();
     let metrics = reqwest::get(format!("{}/metrics", api.base))
         .await?
         .text()
@@ -283,21 +301,22 @@ fn match_events(
     events: &[Event],
     seen: &HashMap<String, Vec<Seen>>,
     from: i64,
-) -> (Vec<Duration>, usize) {
+) -> (Vec<Duration>, HashMap<String, usize>) {
     let mut previous: HashMap<&str, i64> = HashMap::new();
     let mut latencies = Vec::new();
-    let mut unseen = 0;
+    let mut unseen: HashMap<String, usize> = HashMap::new();
     for event in events {
+        // Only starts and dies bound each other: a stop's second `kill` (SIGKILL after SIGTERM) can come
+        // after the process already exited, so its time is later than the `FinishedAt` of the `die`.
+        if !["start", "die"].contains(&event.action.as_str()) {
+            continue;
+        }
         let before = *previous.get(event.id.as_str()).unwrap_or(&from);
         previous.insert(&event.id, event.time_nanos);
         let shows = |s: &Seen| match event.action.as_str() {
             "start" => s.started_at.is_some_and(|t| t > before),
-            "die" => s.finished_at.is_some_and(|t| t > before),
-            _ => false,
+            _ => s.finished_at.is_some_and(|t| t > before),
         };
-        if !["start", "die"].contains(&event.action.as_str()) {
-            continue;
-        }
         match seen
             .get(&event.id)
             .and_then(|history| history.iter().find(|s| shows(s)))
@@ -305,7 +324,7 @@ fn match_events(
             Some(s) => latencies.push(Duration::from_nanos(
                 u64::try_from(s.at_nanos - event.time_nanos).unwrap_or(0),
             )),
-            None => unseen += 1,
+            None => *unseen.entry(event.action.clone()).or_default() += 1,
         }
     }
     (latencies, unseen)
@@ -347,6 +366,8 @@ mod tests {
         let events = [
             event("a", "start", 1_000),
             event("a", "kill", 2_000),
+            // SIGKILL after the process already exited at 2_090.
+            event("a", "kill", 2_095),
             event("a", "die", 2_100),
             event("a", "stop", 2_200),
         ];
@@ -375,10 +396,13 @@ mod tests {
             latencies,
             [Duration::from_nanos(300), Duration::from_nanos(500)]
         );
-        assert_eq!(unseen, 0);
+        assert!(unseen.is_empty());
 
         let (_, unseen) = match_events(&events, &HashMap::new(), 100);
-        assert_eq!(unseen, 2);
+        assert_eq!(
+            unseen,
+            HashMap::from([("start".into(), 1), ("die".into(), 1)])
+        );
     }
 
     #[test]
