@@ -138,6 +138,20 @@ impl Recorder {
         Ok(Self { events, task })
     }
 
+    /// Every event recorded with an engine time in `[from, to)`, in the order the engine sent them.
+    pub fn events_between(&self, from: i64, to: i64) -> Vec<Event> {
+        self.events
+            .lock()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter(|event| (from..to).contains(&event.time_nanos))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The first event after `after_nanos` that matches, waiting up to `timeout` for it.
     pub async fn wait_for(
         &self,

@@ -4,8 +4,10 @@
 //! end even on failure): heal latency against `--restart always`, unexpected → stopped and removed →
 //! recreated latencies, the engine's own floors, `/status` throughput and latency at 10/100/1,000 containers
 //! beside the engine's list call and nginx serving the same bytes, resident memory, time to ready, image
-//! sizes. Prints one table and writes JSON.
+//! sizes, and whether the view keeps up under churn (engine event → `/status`). Prints one table and writes
+//! JSON. `--only heal|serve|churn` runs one part.
 
+mod churn;
 mod engine;
 mod heal;
 mod procs;
@@ -25,6 +27,9 @@ struct Args {
     bin_dir: PathBuf,
     out: PathBuf,
     wrk_seconds: u32,
+    /// Run only this part (`heal`, `serve` or `churn`); all of them when `None`.
+    only: Option<String>,
+    churn: churn::Churn,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -34,6 +39,12 @@ fn parse_args() -> anyhow::Result<Args> {
         bin_dir: PathBuf::from("target/release"),
         out: PathBuf::from("target/bench/results.json"),
         wrk_seconds: 5,
+        only: None,
+        churn: churn::Churn {
+            containers: 1000,
+            rate: 35.0,
+            seconds: 30,
+        },
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -54,8 +65,20 @@ fn parse_args() -> anyhow::Result<Args> {
             "--bin-dir" => args.bin_dir = PathBuf::from(value()?),
             "--out" => args.out = PathBuf::from(value()?),
             "--wrk-seconds" => args.wrk_seconds = value()?.parse().context("--wrk-seconds takes a whole number")?,
+            "--only" => {
+                let part = value()?;
+                anyhow::ensure!(
+                    ["heal", "serve", "churn"].contains(&part.as_str()),
+                    "--only takes heal, serve or churn, not {part}"
+                );
+                args.only = Some(part);
+            }
+            "--containers" => args.churn.containers = value()?.parse().context("--containers takes a whole number")?,
+            "--rate" => args.churn.rate = value()?.parse().context("--rate takes start/stop operations per second, e.g. 35")?,
+            "--churn-seconds" => args.churn.seconds = value()?.parse().context("--churn-seconds takes a whole number")?,
             other => anyhow::bail!(
-                "unknown argument {other}: use --trials N, --sizes 10,100,1000, --bin-dir DIR, --out FILE, --wrk-seconds N"
+                "unknown argument {other}: use --trials N, --sizes 10,100,1000, --bin-dir DIR, --out FILE, --wrk-seconds N, \
+                 --only heal|serve|churn, --containers N, --rate R, --churn-seconds S"
             ),
         }
     }
@@ -65,7 +88,13 @@ fn parse_args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    for binary in ["status-api", "status-controller"] {
+    // The churn runs status-api alone.
+    let needed: &[&str] = if args.only.as_deref() == Some("churn") {
+        &["status-api"]
+    } else {
+        &["status-api", "status-controller"]
+    };
+    for binary in needed {
         let path = args.bin_dir.join(binary);
         anyhow::ensure!(
             path.exists(),
@@ -77,10 +106,25 @@ async fn main() -> anyhow::Result<()> {
     let docker = engine::connect().await?;
     let started = chrono::Utc::now();
 
-    eprintln!("== heal latency ({} trials each)", args.trials);
-    let heal = heal::run(&docker, &args.bin_dir, args.trials).await?;
-    eprintln!("== /status at {:?} containers", args.sizes);
-    let serve = serve::run(&docker, &args.bin_dir, &args.sizes, args.wrk_seconds).await?;
+    let runs = |part: &str| args.only.as_deref().is_none_or(|only| only == part);
+    let mut heal = serde_json::Value::Null;
+    let mut serve = serde_json::Value::Null;
+    let mut churn = serde_json::Value::Null;
+    if runs("heal") {
+        eprintln!("== heal latency ({} trials each)", args.trials);
+        heal = heal::run(&docker, &args.bin_dir, args.trials).await?;
+    }
+    if runs("serve") {
+        eprintln!("== /status at {:?} containers", args.sizes);
+        serve = serve::run(&docker, &args.bin_dir, &args.sizes, args.wrk_seconds).await?;
+    }
+    if runs("churn") {
+        eprintln!(
+            "== churn: {} containers, {}/s for {}s",
+            args.churn.containers, args.churn.rate, args.churn.seconds
+        );
+        churn = churn::run(&docker, &args.bin_dir, args.churn).await?;
+    }
     let images = image_sizes().await;
 
     let machine = json!({
@@ -93,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
         "command": "make bench",
         "heal": heal,
         "serve": serve,
+        "churn": churn,
         "images": images,
     });
     println!("{}", stats::table(&results));

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// p50, p95, max (and the count) of some durations, in milliseconds.
+/// p50, p95, p99, max (and the count) of some durations, in milliseconds.
 pub fn summary(samples: &[Duration]) -> Value {
     let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
@@ -19,6 +19,7 @@ pub fn summary(samples: &[Duration]) -> Value {
         "n": ms.len(),
         "p50_ms": round(pick(0.50)),
         "p95_ms": round(pick(0.95)),
+        "p99_ms": round(pick(0.99)),
         "max_ms": round(ms.last().copied().unwrap_or(f64::NAN)),
     })
 }
@@ -45,13 +46,49 @@ fn mib(bytes: &Value) -> String {
 /// The Markdown table the README carries.
 pub fn table(results: &Value) -> String {
     let mut out = String::new();
-    let heal = &results["heal"];
     out.push_str(&format!(
         "dockstate benchmark — {} — {} cores, Docker {}\n\n",
         results["date"].as_str().unwrap_or_default(),
         results["machine"]["cores"],
         results["machine"]["engine"].as_str().unwrap_or_default()
     ));
+    if !results["heal"].is_null() || !results["serve"].is_null() {
+        heal_and_serve(results, &mut out);
+    }
+    if !results["churn"].is_null() {
+        churn(&results["churn"], &mut out);
+    }
+    out
+}
+
+/// The view under churn: engine event → visible in a `/status` long poll.
+fn churn(churn: &Value, out: &mut String) {
+    let latency = &churn["event_to_status"];
+    out.push_str(&format!(
+        "\nchurn: {} containers, {} start/stop per second for {}s ({} operations, {} failed, {} ticks skipped; {} watched events/s)\n\n\
+         | engine event → /status (ms) | n | p50 | p99 | max | never seen |\n|---|---|---|---|---|---|\n\
+         | start, die | {} | {} | {} | {} | {} |\n\n\
+         status-api's own dockstate_event_lag_seconds: {} events, {}% applied within 250 ms, {}% within 1 s\n",
+        churn["containers"],
+        num(&churn["rate"]),
+        churn["seconds"],
+        churn["operations"],
+        churn["failed_operations"],
+        churn["skipped_ticks"],
+        num(&churn["watched_events_per_second"]),
+        latency["n"],
+        num(&latency["p50_ms"]),
+        num(&latency["p99_ms"]),
+        num(&latency["max_ms"]),
+        churn["unseen"],
+        churn["status_api_lag"]["observations"],
+        num(&churn["status_api_lag"]["percent_within_250ms"]),
+        num(&churn["status_api_lag"]["percent_within_1s"]),
+    ));
+}
+
+fn heal_and_serve(results: &Value, out: &mut String) {
+    let heal = &results["heal"];
     out.push_str("| latency (ms) | n | p50 | p95 | max |\n|---|---|---|---|---|\n");
     for (label, key) in [
         ("kill -9 → running: dockstate", "dockstate"),
@@ -106,7 +143,6 @@ pub fn table(results: &Value) -> String {
     for (image, size) in results["images"].as_object().into_iter().flatten() {
         out.push_str(&format!("image {image}: {}\n", mib(size)));
     }
-    out
 }
 
 #[cfg(test)]

@@ -282,8 +282,8 @@ impl ContainerStatus {
     }
 }
 
-/// The answer of `GET /status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer of `GET /status`. Not `Eq`: the event lag is a float.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
 pub struct StatusResponse {
     /// Rises by at least one on every change status-api sees. Pass it back as `since` to long-poll.
@@ -313,6 +313,14 @@ pub struct StatusResponse {
     /// connected`); null when ready.
     #[serde(default)]
     pub not_ready_reason: Option<String>,
+    /// Engine events status-api has received but not yet applied to this view. A client should not act on
+    /// a view with a long backlog: what it shows is behind the engine.
+    #[serde(default)]
+    pub event_backlog: u64,
+    /// How far behind the engine this view is, in seconds: the age (engine event time → when this revision
+    /// was served) of the oldest event received but not yet applied; 0 when the backlog is empty.
+    #[serde(default)]
+    pub event_lag_seconds: f64,
     /// The containers, sorted by name.
     pub containers: Vec<ContainerStatus>,
 }

@@ -1,5 +1,5 @@
 //! Read-only access to the Docker engine. [`EngineReader`] is everything status-api may ask of an engine —
-//! list, inspect and stream events, nothing else — so its promise never to change the host is in a type, not
+//! ping, list, inspect and stream events, nothing else — so its promise never to change the host is in a type, not
 //! in a comment; [`DockerReader`] is the real one, and the watch loop's unit tests use a fake.
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +45,10 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
     /// Agrees on an API version with the engine. Called after every reconnect.
     fn negotiate(&self) -> BoxFuture<'_, Result<()>>;
 
+    /// Asks the engine whether it answers (`GET /_ping`): the cheapest call there is, made every few seconds
+    /// so that a hung engine shows as not ready within seconds, not at the next re-list.
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+
     /// Containers in scope; `all` includes the ones that are not running.
     fn list<'a>(
         &'a self,
@@ -87,6 +91,17 @@ impl EngineReader for DockerReader {
     /// See [`shared::runtime::engine::negotiate`]: never pinned, only ever lowered.
     fn negotiate(&self) -> BoxFuture<'_, Result<()>> {
         shared::runtime::engine::negotiate(&self.docker).boxed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            self.docker
+                .ping()
+                .await
+                .map(drop)
+                .map_err(|err| EngineError::from_call("pinging", "the engine", err))
+        }
+        .boxed()
     }
 
     fn list<'a>(

@@ -1,38 +1,75 @@
 //! Keeps the store current: a full re-list on start, after every reconnect and every `--resync-interval` as a
-//! safety net, and the engine's event stream in between. It is the only holder of the store's [`Writer`];
-//! it reads the engine through [`EngineReader`], so its unit tests run against a fake under paused time.
+//! safety net, and the engine's event stream in between. Events are applied concurrently with a bound, in
+//! order per container, several waiting for one container answered by one inspect ([`applier`]); re-lists
+//! run beside them, so neither holds the other up. A ping every [`PING_INTERVAL`] notices an engine that
+//! stopped answering although its connections stay open. The inventory is the only holder of the store's
+//! [`Writer`]; it reads the engine through [`EngineReader`], so its unit tests run against a fake under
+//! paused time.
 
-use std::collections::HashMap;
+mod applier;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::models::EventMessage;
-use futures::{StreamExt, TryStreamExt};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use prometheus::Histogram;
 use shared::backoff::Backoff;
 use shared::{error_chain, in_scope, ContainerStatus};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::docker::{status_from_inspect, EngineError, EngineReader};
+use crate::metrics::Metrics;
 use crate::store::{Store, Writer};
+use applier::{Applier, Batch};
 
 /// How many inspects a full re-list runs at once.
 const INSPECT_CONCURRENCY: usize = 16;
 
-/// A connection that has stayed up this long proves the trouble is over: the backoff starts again from
-/// its first step.
-const QUIET_PERIOD: Duration = Duration::from_secs(60);
+/// How often the engine is pinged while it answers.
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long a ping may take: the engine answers `/_ping` in microseconds unless it is hung or drowning.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often the engine is pinged while it does not answer, so the view is ready again soon after it does.
+const PING_RETRY: Duration = Duration::from_millis(250);
 
 /// The watch loop: the engine on one side, the store's writer on the other.
 #[derive(Debug)]
 pub struct Inventory {
     writer: Writer,
     engine: Arc<dyn EngineReader>,
+    /// `dockstate_event_lag_seconds`; unregistered until [`Inventory::reporting_to`].
+    event_lag: Histogram,
 }
+
+/// An inspect for a batch of events: the container, its batch, and what the engine said.
+type Applied = (String, Batch, Result<Option<ContainerStatus>, EngineError>);
 
 impl Inventory {
     pub fn new(writer: Writer, engine: Arc<dyn EngineReader>) -> Self {
-        Self { writer, engine }
+        let event_lag = Histogram::with_opts(prometheus::HistogramOpts::new(
+            "dockstate_event_lag_seconds",
+            "unregistered",
+        ))
+        .expect("valid metric");
+        Self {
+            writer,
+            engine,
+            event_lag,
+        }
+    }
+
+    /// Observes the lag of every applied event into `metrics`' `dockstate_event_lag_seconds`.
+    pub fn reporting_to(mut self, metrics: &Metrics) -> Self {
+        self.event_lag = metrics.event_lag();
+        self
     }
 
     /// A reader of the store this inventory keeps current.
@@ -49,6 +86,8 @@ impl Inventory {
                 outcome = self.follow(&mut backoff) => outcome,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
+            // The events in hand died with the connection; the re-list on reconnect covers them.
+            self.writer.event_progress(0, None);
             let reason = match outcome {
                 Ok(()) => "the engine closed the event stream".to_owned(),
                 Err(err) => error_chain(&err),
@@ -63,39 +102,133 @@ impl Inventory {
         }
     }
 
-    /// One connection's life: returns when the stream ends or anything fails.
+    /// One connection's life: returns when the stream ends or anything fails. The backoff starts again from
+    /// its first step once the new stream delivers an event or the engine answers a ping on it: the trouble
+    /// is over, and the next failure is a new one.
     async fn follow(&self, backoff: &mut Backoff) -> Result<(), EngineError> {
         self.engine.negotiate().await?;
         // Events are asked for from a moment before the re-list, so nothing that happens while it runs is
         // missed; replaying a few is harmless, as every event leads to a fresh inspect.
         let since = unix_seconds(SystemTime::now() - Duration::from_secs(1));
+        // Events dated before the re-list began are replays it already reflects: applied, but no lag.
+        let relisted_at = Utc::now();
         self.resync().await?;
         let mut events = self.engine.events(self.writer.scope(), Some(since));
         self.writer.set_events_live(true);
         let interval = self.writer.resync_interval();
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let connected = tokio::time::Instant::now();
+
+        let mut applier = Applier::default();
+        let mut inspects: FuturesUnordered<BoxFuture<'_, Applied>> = FuturesUnordered::new();
+        // A periodic re-list in progress, and the containers that had events while it ran: for those the
+        // events are newer than what it read.
+        let mut relist: Option<
+            BoxFuture<'_, Result<HashMap<String, ContainerStatus>, EngineError>>,
+        > = None;
+        let mut touched: HashSet<String> = HashSet::new();
+        let mut ping = self.ping_after(PING_INTERVAL);
+        // Logged when it changes, not on every ping.
+        let mut answering = true;
         loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(event)) => self.apply_event(event).await?,
+                    Some(Ok(event)) => {
+                        if backoff.failures() > 0 {
+                            backoff.reset();
+                        }
+                        if let Some(id) = self.receive(&mut applier, event, relisted_at) {
+                            if relist.is_some() {
+                                touched.insert(id);
+                            }
+                        }
+                    }
                     Some(Err(err)) => return Err(err),
                     None => return Ok(()),
                 },
-                _ = resync.tick() => self.resync().await?,
+                Some((id, batch, result)) = inspects.next(), if !inspects.is_empty() => {
+                    self.apply(&mut applier, id, &batch, result?);
+                }
+                listed = async { relist.as_mut().expect("guarded").await }, if relist.is_some() => {
+                    relist = None;
+                    self.replace_all(listed, std::mem::take(&mut touched))?;
+                }
+                _ = resync.tick() => if relist.is_none() {
+                    // An inspect already out may answer after the re-list, with older news than it read.
+                    touched.extend(applier.pending_ids().cloned());
+                    relist = Some(self.read_all().boxed());
+                },
+                answered = &mut ping => {
+                    let next = match answered {
+                        Ok(()) => {
+                            if backoff.failures() > 0 {
+                                backoff.reset();
+                            }
+                            if !std::mem::replace(&mut answering, true) {
+                                tracing::info!("the Docker engine answers again");
+                            }
+                            self.writer.engine_answered();
+                            PING_INTERVAL
+                        }
+                        Err(reason) => {
+                            if std::mem::replace(&mut answering, false) {
+                                tracing::warn!(%reason, "the Docker engine does not answer; /ready is 503 until it does");
+                            }
+                            self.writer.engine_failed(reason);
+                            PING_RETRY
+                        }
+                    };
+                    ping = self.ping_after(next);
+                }
             }
-            if connected.elapsed() > QUIET_PERIOD && backoff.failures() > 0 {
-                backoff.reset();
+            while let Some((id, batch)) = applier.next_job() {
+                inspects.push(self.inspect(id, batch).boxed());
+            }
+            self.writer
+                .event_progress(applier.backlog(), applier.oldest());
+        }
+    }
+
+    /// Pings the engine after `delay`: `Err` with the reason, in words, when it does not answer in time.
+    fn ping_after(&self, delay: Duration) -> BoxFuture<'static, Result<(), String>> {
+        let engine = self.engine.clone();
+        async move {
+            tokio::time::sleep(delay).await;
+            match tokio::time::timeout(PING_TIMEOUT, engine.ping()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(error_chain(&err)),
+                Err(_) => Err(format!(
+                    "the Docker engine did not answer a ping within {}s: it is stopped, hung or overloaded \
+                     (check `docker info` and dockerd's logs)",
+                    PING_TIMEOUT.as_secs()
+                )),
             }
         }
+        .boxed()
     }
 
     /// Re-reads every container in scope and replaces the view with what the engine says.
     #[tracing::instrument(skip_all, fields(containers = tracing::field::Empty))]
     pub async fn resync(&self) -> Result<(), EngineError> {
-        match self.read_all().await {
-            Ok(containers) => {
+        let listed = self.read_all().await;
+        self.replace_all(listed, HashSet::new())
+    }
+
+    /// Replaces the view with a re-list's result, except for the containers in `touched`: events about them
+    /// came while the re-list ran, so what the view holds (or their inspect still in flight) is newer.
+    fn replace_all(
+        &self,
+        listed: Result<HashMap<String, ContainerStatus>, EngineError>,
+        touched: HashSet<String>,
+    ) -> Result<(), EngineError> {
+        match listed {
+            Ok(mut containers) => {
+                for id in touched {
+                    match self.writer.store().container(&id) {
+                        Some(current) => containers.insert(id, current),
+                        None => containers.remove(&id),
+                    };
+                }
                 tracing::Span::current().record("containers", containers.len());
                 self.writer.replace_all(containers);
                 Ok(())
@@ -135,35 +268,76 @@ impl Inventory {
             .collect())
     }
 
-    /// Brings one container up to date after an event about it.
-    async fn apply_event(&self, event: EventMessage) -> Result<(), EngineError> {
+    /// Hands one event to the applier; the container's id when it is one that can change the view. An event
+    /// dated before `relisted_at` is a replay that the re-list already reflects: it is applied (harmless) but
+    /// neither counts towards the lag nor is observed in the histogram.
+    fn receive(
+        &self,
+        applier: &mut Applier,
+        event: EventMessage,
+        relisted_at: DateTime<Utc>,
+    ) -> Option<String> {
         self.writer.count_event();
-        let Some(id) = event.actor.and_then(|actor| actor.id) else {
-            return Ok(());
-        };
+        let time = event_time(&event).filter(|time| *time >= relisted_at);
+        let id = event.actor.and_then(|actor| actor.id)?;
         let action = event.action.unwrap_or_default();
         // Every healthcheck run is an `exec_*` event; the engine filters them out, and so do we.
         if action.starts_with("exec_") {
-            return Ok(());
+            return None;
         }
-        let span = tracing::info_span!("engine_event", container = %id, action = %action);
-        async move {
-            tracing::debug!("engine event");
-            let current = if action == "destroy" {
-                None
-            } else {
-                self.engine
-                    .inspect(&id)
-                    .await?
-                    .as_ref()
-                    .and_then(status_from_inspect)
-                    .filter(|status| in_scope(self.writer.scope(), &status.labels))
-            };
-            self.writer.apply(id, current);
-            Ok(())
+        tracing::debug!(container = %id, action = %action, "engine event");
+        applier.receive(&id, time, action == "destroy");
+        Some(id)
+    }
+
+    /// Reads one container's current state for a batch of its events.
+    async fn inspect(&self, id: String, batch: Batch) -> Applied {
+        let span =
+            tracing::info_span!("engine_events", container = %id, events = batch.times.len());
+        let result = async {
+            if batch.destroyed {
+                return Ok(None);
+            }
+            Ok(self
+                .engine
+                .inspect(&id)
+                .await?
+                .as_ref()
+                .and_then(status_from_inspect)
+                .filter(|status| in_scope(self.writer.scope(), &status.labels)))
         }
         .instrument(span)
-        .await
+        .await;
+        (id, batch, result)
+    }
+
+    /// Applies one container's new state and records how long its events waited.
+    fn apply(
+        &self,
+        applier: &mut Applier,
+        id: String,
+        batch: &Batch,
+        status: Option<ContainerStatus>,
+    ) {
+        applier.finish(&id);
+        // The backlog first, so a long poll woken by the new revision reads both at once.
+        self.writer
+            .event_progress(applier.backlog(), applier.oldest());
+        self.writer.apply(id, status);
+        let now = Utc::now();
+        for time in batch.times.iter().flatten() {
+            self.event_lag
+                .observe((now - *time).to_std().unwrap_or_default().as_secs_f64());
+        }
+    }
+}
+
+/// The engine's time of an event, to the nanosecond when it says.
+fn event_time(event: &EventMessage) -> Option<DateTime<Utc>> {
+    match (event.time_nano, event.time) {
+        (Some(nanos), _) => Some(DateTime::from_timestamp_nanos(nanos)),
+        (None, Some(seconds)) => DateTime::from_timestamp(seconds, 0),
+        (None, None) => None,
     }
 }
 
@@ -196,16 +370,23 @@ mod tests {
 
     /// A watch loop over a fake engine scoped to `team=a`, already running.
     fn start(engine: &FakeEngine) -> (Store, watch::Sender<bool>) {
+        let (store, stop, _) = start_reporting(engine);
+        (store, stop)
+    }
+
+    /// [`start`], with the metrics it reports the event lag to.
+    fn start_reporting(engine: &FakeEngine) -> (Store, watch::Sender<bool>, Metrics) {
         let writer = Writer::new(
             Some("team=a".parse().expect("selector")),
             Duration::from_secs(30),
             no_baseline(),
         );
-        let inventory = Inventory::new(writer, Arc::new(engine.clone()));
+        let metrics = Metrics::new();
+        let inventory = Inventory::new(writer, Arc::new(engine.clone())).reporting_to(&metrics);
         let store = inventory.store();
         let (stop, shutdown) = watch::channel(false);
         tokio::spawn(inventory.watch(shutdown));
-        (store, stop)
+        (store, stop, metrics)
     }
 
     /// Polls `condition` every 10 ms of (paused) time, for at most 10 s of it.
@@ -342,6 +523,182 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(31)).await;
 
         assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Running));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_containers_events_are_applied_in_order_and_those_that_wait_are_coalesced() {
+        let engine = FakeEngine::new();
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        let inspects = engine.inspects();
+
+        engine.close_gate();
+        engine.put("b2", "api", "running", &[("team", "a")]);
+        settle(async { assert!(engine.emit("start", "b2")) }).await;
+        assert_eq!(engine.in_flight(), 1);
+        // While that inspect is out, the container stops, starts and dies again.
+        engine.put("b2", "api", "exited", &[("team", "a")]);
+        for action in ["die", "start", "die"] {
+            settle(async { assert!(engine.emit(action, "b2")) }).await;
+        }
+        assert_eq!(engine.in_flight(), 1, "one inspect per container at a time");
+        assert_eq!(store.view().event_backlog, 4);
+
+        engine.open_gate();
+        eventually("the backlog to drain", || store.view().event_backlog == 0).await;
+        assert_eq!(
+            engine.inspects() - inspects,
+            2,
+            "the three events that waited were answered by one inspect"
+        );
+        assert_eq!(state_of(&store, "b2"), Some(ContainerState::Exited));
+        assert_eq!(store.events_seen(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_sixteen_inspects_run_at_once_and_the_backlog_counts_the_rest() {
+        let engine = FakeEngine::new();
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+
+        engine.close_gate();
+        let ids: Vec<String> = (0..40).map(|n| format!("c{n:02}")).collect();
+        for id in &ids {
+            engine.put(id, id, "running", &[("team", "a")]);
+            assert!(engine.emit("start", id));
+        }
+        eventually("the bound to be reached", || {
+            engine.in_flight() == applier::MAX_IN_FLIGHT
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(engine.in_flight(), applier::MAX_IN_FLIGHT);
+        let behind = store.view();
+        assert_eq!(behind.event_backlog, 40);
+        assert_eq!(behind.containers.len(), 0);
+
+        engine.open_gate();
+        eventually("every event to be applied", || {
+            store.view().containers.len() == 40
+        })
+        .await;
+        assert_eq!(engine.max_in_flight(), applier::MAX_IN_FLIGHT);
+        assert_eq!(store.view().event_backlog, 0);
+        assert_eq!(store.view().event_lag, Duration::ZERO);
+        // First come, first served: the first sixteen answered before any other was asked.
+        let mut first = engine.inspected()[..applier::MAX_IN_FLIGHT].to_vec();
+        first.sort();
+        assert_eq!(first, ids[..applier::MAX_IN_FLIGHT]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lag_is_the_age_of_the_oldest_waiting_event_and_is_observed_when_applied() {
+        let engine = FakeEngine::new();
+        let (store, _stop, metrics) = start_reporting(&engine);
+        live(&engine, &store).await;
+
+        engine.close_gate();
+        engine.put("b2", "api", "running", &[("team", "a")]);
+        let now = Utc::now().timestamp_nanos_opt().expect("in range");
+        settle(async { assert!(engine.emit_at("start", "b2", now)) }).await;
+        // The lag is measured on the wall clock, which paused time does not hold back.
+        std::thread::sleep(Duration::from_millis(300));
+        let behind = store.view();
+        assert_eq!(behind.event_backlog, 1);
+        assert!(
+            behind.event_lag >= Duration::from_millis(300),
+            "{:?}",
+            behind.event_lag
+        );
+
+        engine.open_gate();
+        eventually("the event to be applied", || {
+            store.view().event_backlog == 0
+        })
+        .await;
+        assert_eq!(store.view().event_lag, Duration::ZERO);
+        let text = metrics.render(&store);
+        assert!(
+            text.contains("dockstate_event_lag_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_event_lag_seconds_bucket{le=\"0.25\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_event_lag_seconds_bucket{le=\"+Inf\"} 1"),
+            "{text}"
+        );
+
+        // A replay of what happened before the re-list that opened this stream is applied, but it is not
+        // lag: the re-list already showed it.
+        let an_hour_ago = now - 3_600_000_000_000;
+        engine.put("b2", "api", "exited", &[("team", "a")]);
+        settle(async { assert!(engine.emit_at("die", "b2", an_hour_ago)) }).await;
+        assert_eq!(state_of(&store, "b2"), Some(ContainerState::Exited));
+        assert!(metrics
+            .render(&store)
+            .contains("dockstate_event_lag_seconds_count 1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_engine_is_not_ready_within_seconds_and_ready_again_once_it_answers() {
+        let engine = FakeEngine::new();
+        engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(engine.pings() >= 2, "pinged every {PING_INTERVAL:?}");
+        assert!(store.view().readiness.engine_reachable());
+
+        engine.set_frozen(true);
+        let frozen = tokio::time::Instant::now();
+        eventually("the engine check to fail", || {
+            !store.view().readiness.engine_reachable()
+        })
+        .await;
+        assert!(frozen.elapsed() <= PING_INTERVAL + PING_TIMEOUT + Duration::from_millis(50));
+        let reason = store.view().readiness.reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains("did not answer a ping within 1s"),
+            "{reason}"
+        );
+        assert!(store.view().events_live, "the stream itself is still open");
+
+        engine.set_frozen(false);
+        let thawed = tokio::time::Instant::now();
+        eventually("the engine check to pass", || {
+            store.view().readiness.engine_reachable()
+        })
+        .await;
+        assert!(
+            thawed.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            thawed.elapsed()
+        );
+        assert!(store.view().readiness.ready || store.view().baseline.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reconnect_backoff_starts_over_once_a_new_stream_delivers() {
+        let engine = FakeEngine::new();
+        engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        // Without the reset, the fifth reconnect would wait 6.4 s or more (800 ms doubling).
+        for round in 0..5 {
+            assert!(engine.break_stream());
+            let broke = tokio::time::Instant::now();
+            eventually("the view to go not live", || !store.view().events_live).await;
+            live(&engine, &store).await;
+            let took = broke.elapsed();
+            assert!(
+                took < Duration::from_millis(1_500),
+                "round {round}: {took:?}"
+            );
+            settle(async { assert!(engine.emit("start", RUNNING_ID)) }).await;
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use shared::DriftKind;
 
@@ -22,6 +22,7 @@ pub struct Metrics {
     drift: IntGaugeVec,
     events: IntCounter,
     revision: IntGauge,
+    event_lag: Histogram,
 }
 
 impl Metrics {
@@ -64,6 +65,19 @@ impl Metrics {
         let revision = IntGauge::new("dockstate_revision", "The revision of the live view.")
             .expect("valid metric");
 
+        // Observed by the inventory as each event is applied, not computed at scrape time: a histogram
+        // needs every event, and the view only keeps the newest state.
+        let event_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "dockstate_event_lag_seconds",
+                "Time from an engine event (the engine's own timestamp) to its effect applied to the view.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+            ]),
+        )
+        .expect("valid metric");
+
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -71,6 +85,7 @@ impl Metrics {
             Box::new(drift.clone()),
             Box::new(events.clone()),
             Box::new(revision.clone()),
+            Box::new(event_lag.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry
@@ -85,7 +100,13 @@ impl Metrics {
             drift,
             events,
             revision,
+            event_lag,
         }
+    }
+
+    /// The `dockstate_event_lag_seconds` histogram, for the inventory to observe applied events into.
+    pub fn event_lag(&self) -> Histogram {
+        self.event_lag.clone()
     }
 
     /// Counts one answered request. `route` is the route template, never the raw path.

@@ -45,6 +45,7 @@ pub struct Application {
     inventory: Inventory,
     keeper: Arc<BaselineKeeper>,
     state_dir: Arc<StateDir>,
+    metrics: Metrics,
     token: Option<Arc<str>>,
 }
 
@@ -107,7 +108,8 @@ impl Application {
         }
         let writer = Writer::new(scope, settings.resync_interval, keeper.subscribe());
         writer.follow_state_dir(state_dir.subscribe());
-        let inventory = Inventory::new(writer, docker);
+        let metrics = Metrics::new();
+        let inventory = Inventory::new(writer, docker).reporting_to(&metrics);
 
         let (acceptor, address) = shared::runtime::http::bind_http(
             settings.listen,
@@ -120,6 +122,7 @@ impl Application {
             inventory,
             keeper,
             state_dir,
+            metrics,
             token,
         })
     }
@@ -151,7 +154,7 @@ impl Application {
         let state = ApiState {
             store,
             keeper: self.keeper,
-            metrics: Metrics::new(),
+            metrics: self.metrics,
             token: self.token,
             shutdown: stop_rx.clone(),
         };

@@ -56,6 +56,10 @@ struct State {
     events_live: bool,
     engine: ReadinessCheck,
     events_seen: u64,
+    /// Events received and not yet applied, and the engine time of the oldest of them (`/status`'s
+    /// `event_backlog` and `event_lag_seconds`).
+    event_backlog: usize,
+    oldest_pending_event: Option<DateTime<Utc>>,
     /// The view of the current revision, built on first request.
     view: Option<Arc<View>>,
 }
@@ -73,6 +77,8 @@ impl Writer {
             events_live: false,
             engine: ReadinessCheck::down("not contacted yet"),
             events_seen: 0,
+            event_backlog: 0,
+            oldest_pending_event: None,
             view: None,
         };
         let own = shared::runtime::own_container::OwnContainer::detect();
@@ -147,6 +153,24 @@ impl Writer {
         self.store.write().events_seen += 1;
     }
 
+    /// How many events wait to be applied, and the engine time of the oldest. Not a new revision (no
+    /// container changed), but the next request sees it, as it sees a new `observed_at`.
+    pub fn event_progress(&self, backlog: usize, oldest: Option<DateTime<Utc>>) {
+        let mut state = self.store.write();
+        if (state.event_backlog, state.oldest_pending_event) != (backlog, oldest) {
+            state.event_backlog = backlog;
+            state.oldest_pending_event = oldest;
+            state.view = None;
+        }
+    }
+
+    /// The engine answered (a ping): the `docker` check is up.
+    pub fn engine_answered(&self) {
+        let mut state = self.store.write();
+        let changed = set_engine(&mut state, ReadinessCheck::up("the engine answers"));
+        self.store.commit(&mut state, changed);
+    }
+
     pub fn set_events_live(&self, live: bool) {
         let mut state = self.store.write();
         let changed = state.events_live != live;
@@ -197,6 +221,11 @@ impl Store {
         self.read().engine.ok
     }
 
+    /// One container as the store holds it (before the baseline marks `in_snapshot`).
+    pub fn container(&self, id: &str) -> Option<ContainerStatus> {
+        self.read().containers.get(id).cloned()
+    }
+
     /// How many engine events have been received.
     pub fn events_seen(&self) -> u64 {
         self.read().events_seen
@@ -225,6 +254,8 @@ impl Store {
                 let (ok, detail) = access.check();
                 ReadinessCheck { ok, detail }
             }),
+            event_backlog: state.event_backlog,
+            oldest_pending_event: state.oldest_pending_event,
             containers: &state.containers,
         }));
         state.view = Some(view.clone());

@@ -161,6 +161,11 @@ pub struct View {
     /// The baseline this revision is compared with.
     pub baseline: Option<Arc<Baseline>>,
     pub readiness: Readiness,
+    /// Events received from the engine and not yet applied.
+    pub event_backlog: usize,
+    /// How far behind the engine this view is: the age of the oldest event not yet applied when the view
+    /// was built (zero when none waits). Views are rebuilt whenever the backlog changes.
+    pub event_lag: Duration,
     /// Every container in scope, sorted by name, with `in_snapshot` set.
     pub containers: Vec<ContainerStatus>,
     drift: OnceLock<Vec<DriftItem>>,
@@ -181,6 +186,9 @@ pub struct ViewParts<'a> {
     pub engine: ReadinessCheck,
     /// The `state_dir` check, when start-up follows the state directory.
     pub state_dir: Option<ReadinessCheck>,
+    pub event_backlog: usize,
+    /// The engine time of the oldest event not yet applied.
+    pub oldest_pending_event: Option<DateTime<Utc>>,
     pub containers: &'a HashMap<String, ContainerStatus>,
 }
 
@@ -213,6 +221,11 @@ impl View {
             )
             .with_check("state_dir", parts.state_dir),
             baseline,
+            event_backlog: parts.event_backlog,
+            event_lag: parts
+                .oldest_pending_event
+                .and_then(|oldest| (Utc::now() - oldest).to_std().ok())
+                .unwrap_or_default(),
             containers,
             drift: OnceLock::new(),
             running_body: OnceLock::new(),

@@ -1,5 +1,5 @@
 //! Whether one `/status` answer of status-api may be acted on — status-api ready, its event stream live, its
-//! data younger than twice its resync interval, a snapshot to compare with — and the [`FreshView`] it
+//! data younger than twice its resync interval, its events applied, a snapshot to compare with — and the [`FreshView`] it
 //! completes to. One answer carries everything this judgement needs; only the snapshot is read separately,
 //! and only when status-api re-baselined.
 
@@ -80,6 +80,30 @@ pub fn check_fresh(status: &StatusResponse, now: DateTime<Utc>) -> Result<(), Ho
         return Err(Hold::new(
             HoldReason::ApiNotReady,
             format!("status-api is not ready: {reason}"),
+        ));
+    }
+    check_behind(status)
+}
+
+/// More events than this waiting to be applied means status-api's view is behind the engine.
+pub const MAX_EVENT_BACKLOG: u64 = 256;
+
+/// A view whose oldest unapplied event is older than this is behind the engine.
+pub const MAX_EVENT_LAG: Duration = Duration::from_secs(2);
+
+/// Whether status-api has applied the engine's events: a view that is behind may show a container as
+/// stopped that the engine already restarted, and acting on it would fight the engine.
+fn check_behind(status: &StatusResponse) -> Result<(), Hold> {
+    let lag = status.event_lag_seconds;
+    if status.event_backlog > MAX_EVENT_BACKLOG || lag > MAX_EVENT_LAG.as_secs_f64() {
+        return Err(Hold::new(
+            HoldReason::ViewBehind,
+            format!(
+                "status-api's view is behind the engine: {} not yet applied, the oldest {lag:.1}s old \
+                 (the controller acts again at most {MAX_EVENT_BACKLOG} events and {}s behind)",
+                shared::count_of(usize::try_from(status.event_backlog).unwrap_or(usize::MAX), "event"),
+                MAX_EVENT_LAG.as_secs(),
+            ),
         ));
     }
     Ok(())
@@ -207,6 +231,8 @@ mod tests {
             engine_reachable: true,
             ready: true,
             not_ready_reason: None,
+            event_backlog: 0,
+            event_lag_seconds: 0.0,
             containers: vec![],
         }
     }
@@ -244,6 +270,42 @@ mod tests {
             check_fresh(&no_snapshot, Utc::now()).map_err(|hold| hold.reason),
             Err(HoldReason::NoSnapshot)
         );
+    }
+
+    #[test]
+    fn a_view_behind_the_engine_is_held_until_it_catches_up() {
+        let at_the_limits = StatusResponse {
+            event_backlog: MAX_EVENT_BACKLOG,
+            event_lag_seconds: MAX_EVENT_LAG.as_secs_f64(),
+            ..status()
+        };
+        assert_eq!(check_fresh(&at_the_limits, Utc::now()), Ok(()));
+
+        let long_backlog = StatusResponse {
+            event_backlog: MAX_EVENT_BACKLOG + 1,
+            event_lag_seconds: 0.1,
+            ..status()
+        };
+        let hold = check_fresh(&long_backlog, Utc::now()).expect_err("a long backlog");
+        assert_eq!(hold.reason, HoldReason::ViewBehind);
+        assert!(hold.detail.contains("257 events"), "{}", hold.detail);
+
+        let old_event = StatusResponse {
+            event_backlog: 3,
+            event_lag_seconds: 2.5,
+            ..status()
+        };
+        let hold = check_fresh(&old_event, Utc::now()).expect_err("an old event");
+        assert_eq!(hold.reason, HoldReason::ViewBehind);
+        assert!(hold.detail.contains("2.5s old"), "{}", hold.detail);
+        assert_eq!(hold.reason.as_str(), "view_behind");
+
+        let caught_up = StatusResponse {
+            event_backlog: 0,
+            event_lag_seconds: 0.0,
+            ..old_event
+        };
+        assert_eq!(check_fresh(&caught_up, Utc::now()), Ok(()));
     }
 
     #[test]

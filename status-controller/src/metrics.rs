@@ -193,6 +193,7 @@ mod tests {
             "dockstate_controller_reconcile_duration_seconds_bucket",
             "dockstate_controller_holds_total{reason=\"stale\"} 1",
             "dockstate_controller_holds_total{reason=\"api_unreachable\"} 0",
+            "dockstate_controller_holds_total{reason=\"view_behind\"} 0",
             "dockstate_controller_heal_seconds_bucket",
             "dockstate_controller_last_pass_timestamp_seconds 1800000000",
             "dockstate_controller_quarantined 1",

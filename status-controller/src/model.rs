@@ -180,6 +180,9 @@ pub enum HoldReason {
     /// status-api watches another scope than the controller's `--scope`, or its snapshot was taken in
     /// another scope than it watches.
     ScopeMismatch,
+    /// status-api's view is behind the engine: too many events not yet applied, or the oldest of them too
+    /// old (`event_backlog`, `event_lag_seconds` in `/status`).
+    ViewBehind,
 }
 
 impl HoldReason {
@@ -424,6 +427,8 @@ mod tests {
             engine_reachable: true,
             ready: true,
             not_ready_reason: None,
+            event_backlog: 0,
+            event_lag_seconds: 0.0,
             containers: vec![],
         };
         let observed = Observed::try_from(status.clone()).expect("valid scope");

@@ -175,6 +175,8 @@ struct StatusBody<'a> {
     engine_reachable: bool,
     ready: bool,
     not_ready_reason: Option<&'a str>,
+    event_backlog: u64,
+    event_lag_seconds: f64,
     containers: Vec<&'a ContainerStatus>,
 }
 
@@ -190,6 +192,8 @@ pub(super) fn render_status(view: &View, keep: impl Fn(&ContainerStatus) -> bool
         engine_reachable: view.readiness.engine_reachable(),
         ready: view.readiness.ready,
         not_ready_reason: view.readiness.reason.as_deref(),
+        event_backlog: u64::try_from(view.event_backlog).unwrap_or(u64::MAX),
+        event_lag_seconds: view.event_lag.as_secs_f64(),
         containers: view.containers.iter().filter(|c| keep(c)).collect(),
     })
 }

@@ -1,5 +1,7 @@
-//! An in-memory engine for unit tests: containers the test puts in, an event stream the test feeds, and a
-//! switch that makes it unreachable. Counts its re-lists, so a test can prove a reconnect re-listed.
+//! An in-memory engine for unit tests: containers the test puts in, an event stream the test feeds, a
+//! switch that makes it unreachable, one that freezes it (calls never answer, as with a stopped dockerd), and
+//! a gate that holds inspects until the test opens it. Counts its re-lists and inspects (and how many were in
+//! flight at once), so a test can prove a reconnect re-listed or that the applier kept its bound.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,14 +12,28 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use shared::{in_scope, Scope};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{EngineError, EngineReader, Result};
 
 /// A cheap-to-clone handle; clones share one engine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct FakeEngine {
     inner: Arc<Mutex<Engine>>,
+    /// While true, inspects wait (counted as in flight) and read the container only once it turns false.
+    gate: Arc<watch::Sender<bool>>,
+    /// While true, pings and inspects never answer.
+    frozen: Arc<watch::Sender<bool>>,
+}
+
+impl Default for FakeEngine {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            gate: Arc::new(watch::Sender::new(false)),
+            frozen: Arc::new(watch::Sender::new(false)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +45,11 @@ struct Engine {
     events: Option<mpsc::UnboundedSender<Result<EventMessage>>>,
     lists: usize,
     inspects: usize,
+    /// Ids inspected, in the order their answers were read.
+    inspected: Vec<String>,
+    in_flight: usize,
+    max_in_flight: usize,
+    pings: usize,
 }
 
 impl FakeEngine {
@@ -107,6 +128,54 @@ impl FakeEngine {
             .is_some_and(|events| !events.is_closed())
     }
 
+    /// Holds every inspect from now on until [`FakeEngine::open_gate`].
+    pub(crate) fn close_gate(&self) {
+        self.gate.send_replace(true);
+    }
+
+    pub(crate) fn open_gate(&self) {
+        self.gate.send_replace(false);
+    }
+
+    /// Makes pings and inspects hang (or answer again), as a stopped (SIGSTOP) dockerd does.
+    pub(crate) fn set_frozen(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
+    }
+
+    /// Sends an event with the engine's time `nanos` (nanoseconds since the epoch).
+    pub(crate) fn emit_at(&self, action: &str, id: &str, nanos: i64) -> bool {
+        let event = EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(EventActor {
+                id: Some(id.to_owned()),
+                attributes: None,
+            }),
+            time: Some(nanos / 1_000_000_000),
+            time_nano: Some(nanos),
+            ..EventMessage::default()
+        };
+        self.send(Ok(event))
+    }
+
+    /// Inspects waiting at the gate (or on the engine) right now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.engine().in_flight
+    }
+
+    /// The most inspects ever in flight at once.
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.engine().max_in_flight
+    }
+
+    /// The ids whose inspect answered, in order.
+    pub(crate) fn inspected(&self) -> Vec<String> {
+        self.engine().inspected.clone()
+    }
+
+    pub(crate) fn pings(&self) -> usize {
+        self.engine().pings
+    }
+
     pub(crate) fn lists(&self) -> usize {
         self.engine().lists
     }
@@ -169,18 +238,49 @@ impl EngineReader for FakeEngine {
         async move { result }.boxed()
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            self.frozen
+                .subscribe()
+                .wait_for(|frozen| !frozen)
+                .await
+                .ok();
+            let mut engine = self.engine();
+            engine.pings += 1;
+            if engine.unreachable {
+                Err(unreachable("pinging", "the engine"))
+            } else {
+                Ok(())
+            }
+        }
+        .boxed()
+    }
+
     fn inspect<'a>(
         &'a self,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<ContainerInspectResponse>>> {
-        let mut engine = self.engine();
-        engine.inspects += 1;
-        let result = if engine.unreachable {
-            Err(unreachable("inspect", id))
-        } else {
+        {
+            let mut engine = self.engine();
+            engine.inspects += 1;
+            if engine.unreachable {
+                return futures::future::ready(Err(unreachable("inspect", id))).boxed();
+            }
+            engine.in_flight += 1;
+            engine.max_in_flight = engine.max_in_flight.max(engine.in_flight);
+        }
+        async move {
+            // Both wait on a receiver subscribed now, so a gate closed before the call holds it.
+            let mut gate = self.gate.subscribe();
+            let mut frozen = self.frozen.subscribe();
+            gate.wait_for(|closed| !closed).await.ok();
+            frozen.wait_for(|frozen| !frozen).await.ok();
+            let mut engine = self.engine();
+            engine.in_flight -= 1;
+            engine.inspected.push(id.to_owned());
             Ok(engine.containers.get(id).cloned())
-        };
-        async move { result }.boxed()
+        }
+        .boxed()
     }
 
     fn events(

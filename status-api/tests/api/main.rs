@@ -15,3 +15,4 @@ mod scope;
 mod secrets;
 mod snapshot;
 mod state_dir;
+mod view_progress;

@@ -252,6 +252,8 @@ fn stopped_web() -> StatusResponse {
         engine_reachable: true,
         ready: true,
         not_ready_reason: None,
+        event_backlog: 0,
+        event_lag_seconds: 0.0,
         containers: vec![ContainerStatus {
             id: "web-id".into(),
             name: "web".into(),
@@ -399,6 +401,40 @@ async fn it_holds_while_status_api_is_not_ready_or_not_live_and_acts_once_it_is(
     let metrics = running.metrics.render();
     assert!(
         metrics.contains("dockstate_controller_holds_total{reason=\"api_not_ready\"}"),
+        "{metrics}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn it_holds_while_status_api_is_behind_the_engine_and_acts_once_it_caught_up() {
+    let source = FakeSource::new(StatusResponse {
+        event_backlog: 300,
+        event_lag_seconds: 3.2,
+        ..stopped_web()
+    });
+    let writer = FakeWriter::default();
+    let running = Running::start(&source, &writer, HealLimits::default());
+
+    eventually("a view_behind hold", || {
+        running.view_check().contains("view_behind")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        writer.calls(),
+        0,
+        "nothing is done while the view is behind"
+    );
+
+    source.update(|status| {
+        status.event_backlog = 0;
+        status.event_lag_seconds = 0.0;
+    });
+    eventually("web to be started", || writer.starts().len() == 1).await;
+    let metrics = running.metrics.render();
+    assert!(
+        metrics.contains("dockstate_controller_holds_total{reason=\"view_behind\"}"),
         "{metrics}"
     );
     running.stop().await;
@@ -637,7 +673,8 @@ fn hold_reasons_are_the_metric_labels() {
             "stale",
             "no_snapshot",
             "bad_answer",
-            "scope_mismatch"
+            "scope_mismatch",
+            "view_behind"
         ]
     );
     let metrics = Metrics::new().render();

@@ -163,6 +163,8 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
             engine_reachable: true,
             ready: true,
             not_ready_reason: None,
+            event_backlog: 0,
+            event_lag_seconds: 0.0,
             containers: vec![ContainerStatus {
                 id: id.clone(),
                 name: name.clone(),
