@@ -19,6 +19,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 
+const USAGE: &str = "usage: bench [--trials N] [--sizes 10,100,1000] [--bin-dir DIR] [--out FILE] \
+[--wrk-seconds N] [--only heal|serve|churn] [--containers N] [--rate R] [--churn-seconds S]
+  --trials         heal trials per measurement (20)
+  --sizes          container counts for the /status throughput runs (10,100,1000)
+  --bin-dir        where the release binaries of status-api and status-controller are (target/release)
+  --out            the JSON results (target/bench/results.json)
+  --wrk-seconds    seconds of wrk load per size (5)
+  --only           run one part: heal, serve or churn
+  --containers     churn: containers created (1000)
+  --rate           churn: start/stop operations per second (35)
+  --churn-seconds  churn: seconds of churn (30)";
+
 /// What `make bench` passes.
 #[derive(Debug)]
 struct Args {
@@ -54,7 +66,9 @@ fn parse_args() -> anyhow::Result<Args> {
                 .with_context(|| format!("{flag} needs a value"))
         };
         match flag.as_str() {
-            "--trials" => args.trials = value()?.parse().context("--trials takes a whole number")?,
+            "--trials" => {
+                args.trials = value()?.parse().context("--trials takes a whole number")?
+            }
             "--sizes" => {
                 args.sizes = value()?
                     .split(',')
@@ -64,7 +78,11 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--bin-dir" => args.bin_dir = PathBuf::from(value()?),
             "--out" => args.out = PathBuf::from(value()?),
-            "--wrk-seconds" => args.wrk_seconds = value()?.parse().context("--wrk-seconds takes a whole number")?,
+            "--wrk-seconds" => {
+                args.wrk_seconds = value()?
+                    .parse()
+                    .context("--wrk-seconds takes a whole number")?
+            }
             "--only" => {
                 let part = value()?;
                 anyhow::ensure!(
@@ -73,13 +91,26 @@ fn parse_args() -> anyhow::Result<Args> {
                 );
                 args.only = Some(part);
             }
-            "--containers" => args.churn.containers = value()?.parse().context("--containers takes a whole number")?,
-            "--rate" => args.churn.rate = value()?.parse().context("--rate takes start/stop operations per second, e.g. 35")?,
-            "--churn-seconds" => args.churn.seconds = value()?.parse().context("--churn-seconds takes a whole number")?,
-            other => anyhow::bail!(
-                "unknown argument {other}: use --trials N, --sizes 10,100,1000, --bin-dir DIR, --out FILE, --wrk-seconds N, \
-                 --only heal|serve|churn, --containers N, --rate R, --churn-seconds S"
-            ),
+            "--containers" => {
+                args.churn.containers = value()?
+                    .parse()
+                    .context("--containers takes a whole number")?
+            }
+            "--rate" => {
+                args.churn.rate = value()?
+                    .parse()
+                    .context("--rate takes start/stop operations per second, e.g. 35")?
+            }
+            "--churn-seconds" => {
+                args.churn.seconds = value()?
+                    .parse()
+                    .context("--churn-seconds takes a whole number")?
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument {other}\n{USAGE}"),
         }
     }
     Ok(args)
