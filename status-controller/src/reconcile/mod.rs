@@ -400,7 +400,12 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                     next_wake = earliest(next_wake, until);
                     continue;
                 }
-                Gate::Quarantined { until, .. } => {
+                Gate::Quarantined { until, entered } => {
+                    if entered {
+                        // Published before the record that announces it, so that a reader of `/actions`
+                        // who sees the record also sees the quarantine.
+                        self.publish_quarantines(now);
+                    }
                     let attempts = self.guard.attempts(&action.container);
                     let detail = format!(
                         "{attempts} attempts without {}s of quiet: left alone for {}s; restart status-controller to retry sooner",
