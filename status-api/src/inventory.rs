@@ -19,7 +19,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use prometheus::Histogram;
 use shared::backoff::Backoff;
-use shared::{error_chain, in_scope, ContainerStatus};
+use shared::{error_chain, in_scope, ContainerState, ContainerStatus, Health};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -279,7 +279,8 @@ impl Inventory {
     ) -> Option<String> {
         self.writer.count_event();
         let time = event_time(&event).filter(|time| *time >= relisted_at);
-        let id = event.actor.and_then(|actor| actor.id)?;
+        let actor = event.actor?;
+        let id = actor.id?;
         let action = event.action.unwrap_or_default();
         // Every healthcheck run is an `exec_*` event; the engine filters them out, and so do we.
         if action.starts_with("exec_") {
@@ -287,7 +288,50 @@ impl Inventory {
         }
         tracing::debug!(container = %id, action = %action, "engine event");
         applier.receive(&id, time, action == "destroy");
+        // A replay may be older than what the re-list read: only the inspect may apply it.
+        if time.is_some() {
+            self.foresee(&id, &action, actor.attributes.as_ref(), time);
+        }
         Some(id)
+    }
+
+    /// Applies at once what the event itself proves about a container the view already holds: `start` and
+    /// `unpause` → running, `pause` → paused, `die` → exited with the exit code the event carries. The
+    /// inspect that follows fills in the rest, but it can wait a long time: the engine holds a container's
+    /// lock while it starts or stops it, and an inspect queues behind that (seconds on a busy engine).
+    fn foresee(
+        &self,
+        id: &str,
+        action: &str,
+        attributes: Option<&HashMap<String, String>>,
+        at: Option<DateTime<Utc>>,
+    ) {
+        let Some(mut status) = self.writer.store().container(id) else {
+            return;
+        };
+        match action {
+            "start" => {
+                status.state = ContainerState::Running;
+                status.started_at = at.or(status.started_at);
+                status.exit_code = None;
+                // A health check starts over with the container: never carry an old `unhealthy` into it.
+                if status.health != Health::None {
+                    status.health = Health::Starting;
+                }
+            }
+            "unpause" => status.state = ContainerState::Running,
+            "pause" => status.state = ContainerState::Paused,
+            "die" => {
+                status.state = ContainerState::Exited;
+                status.finished_at = at.or(status.finished_at);
+                status.exit_code = attributes
+                    .and_then(|attributes| attributes.get("exitCode"))
+                    .and_then(|code| code.parse().ok())
+                    .or(status.exit_code);
+            }
+            _ => return,
+        }
+        self.writer.apply(id.to_owned(), Some(status));
     }
 
     /// Reads one container's current state for a batch of its events.
@@ -323,7 +367,11 @@ impl Inventory {
         // The backlog first, so a long poll woken by the new revision reads both at once.
         self.writer
             .event_progress(applier.backlog(), applier.oldest());
-        self.writer.apply(id, status);
+        // Events that came while this inspect was out have an inspect of their own coming, and may already
+        // be in the view (`foresee`): this answer is older than both, so it must not undo them.
+        if !applier.is_waiting(&id) {
+            self.writer.apply(id, status);
+        }
         let now = Utc::now();
         for time in batch.times.iter().flatten() {
             self.event_lag
@@ -553,6 +601,52 @@ mod tests {
         );
         assert_eq!(state_of(&store, "b2"), Some(ContainerState::Exited));
         assert_eq!(store.events_seen(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_an_event_proves_is_in_the_view_before_its_inspect_answers() {
+        let engine = FakeEngine::new();
+        engine.put("b2", "api", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        eventually("b2 to be listed", || {
+            state_of(&store, "b2") == Some(ContainerState::Running)
+        })
+        .await;
+
+        // The engine is busy with the container: its inspect waits.
+        let listed = engine.inspects();
+        engine.close_gate();
+        engine.put("b2", "api", "exited", &[("team", "a")]);
+        let died = Utc::now();
+        let nanos = died.timestamp_nanos_opt().expect("in range");
+        settle(async { assert!(engine.emit_with("die", "b2", nanos, &[("exitCode", "137")])) })
+            .await;
+        let view = store.view();
+        assert_eq!(view.event_backlog, 1, "the inspect has not answered");
+        let b2 = view.containers.iter().find(|c| c.id == "b2").expect("b2");
+        assert_eq!(b2.state, ContainerState::Exited);
+        assert_eq!(b2.exit_code, Some(137));
+        assert_eq!(b2.finished_at, Some(died));
+
+        let started = Utc::now();
+        let nanos = started.timestamp_nanos_opt().expect("in range");
+        engine.put("b2", "api", "running", &[("team", "a")]);
+        settle(async { assert!(engine.emit_with("start", "b2", nanos, &[])) }).await;
+        let view = store.view();
+        let b2 = view.containers.iter().find(|c| c.id == "b2").expect("b2");
+        assert_eq!(b2.state, ContainerState::Running);
+        assert_eq!(b2.exit_code, None);
+        assert_eq!(b2.started_at, Some(started));
+
+        engine.open_gate();
+        eventually("the inspects to answer", || store.view().event_backlog == 0).await;
+        assert_eq!(state_of(&store, "b2"), Some(ContainerState::Running));
+        assert_eq!(
+            engine.inspects() - listed,
+            2,
+            "the die's inspect, then one for the start"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -157,6 +157,32 @@ impl FakeEngine {
         self.send(Ok(event))
     }
 
+    /// Sends an event with the engine's time `nanos` and the actor's `attributes` (such as `exitCode`).
+    pub(crate) fn emit_with(
+        &self,
+        action: &str,
+        id: &str,
+        nanos: i64,
+        attributes: &[(&str, &str)],
+    ) -> bool {
+        let event = EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(EventActor {
+                id: Some(id.to_owned()),
+                attributes: Some(
+                    attributes
+                        .iter()
+                        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                        .collect(),
+                ),
+            }),
+            time: Some(nanos / 1_000_000_000),
+            time_nano: Some(nanos),
+            ..EventMessage::default()
+        };
+        self.send(Ok(event))
+    }
+
     /// Inspects waiting at the gate (or on the engine) right now.
     pub(crate) fn in_flight(&self) -> usize {
         self.engine().in_flight

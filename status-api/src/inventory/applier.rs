@@ -100,6 +100,14 @@ impl Applier {
         }
     }
 
+    /// Whether events of `id` wait for an inspect of their own: one that will read newer state than any
+    /// inspect of it that answered before it started.
+    pub fn is_waiting(&self, id: &str) -> bool {
+        self.pending
+            .get(id)
+            .is_some_and(|pending| pending.queued.is_some())
+    }
+
     /// The containers with events not yet applied (queued or in flight).
     pub fn pending_ids(&self) -> impl Iterator<Item = &String> {
         self.pending.keys()
