@@ -290,22 +290,20 @@ impl Inventory {
         applier.receive(&id, time, action == "destroy");
         // A replay may be older than what the re-list read: only the inspect may apply it.
         if time.is_some() {
-            self.foresee(&id, &action, actor.attributes.as_ref(), time);
+            self.foresee(&id, &action, time);
         }
         Some(id)
     }
 
     /// Applies at once what the event itself proves about a container the view already holds: `start` and
-    /// `unpause` → running, `pause` → paused, `die` → exited with the exit code the event carries. The
-    /// inspect that follows fills in the rest, but it can wait a long time: the engine holds a container's
-    /// lock while it starts or stops it, and an inspect queues behind that (seconds on a busy engine).
-    fn foresee(
-        &self,
-        id: &str,
-        action: &str,
-        attributes: Option<&HashMap<String, String>>,
-        at: Option<DateTime<Utc>>,
-    ) {
+    /// `unpause` → running, `pause` → paused. The inspect that follows fills in the rest, but it can wait a
+    /// long time: the engine holds a container's lock while it starts or stops it, and an inspect queues
+    /// behind that (seconds on a busy engine).
+    ///
+    /// Not `die`: it does not prove the container stays: `docker rm -f` sends `die` and then `destroy`, and a
+    /// view that showed it exited in between would have the controller start a container that is being
+    /// removed.
+    fn foresee(&self, id: &str, action: &str, at: Option<DateTime<Utc>>) {
         let Some(mut status) = self.writer.store().container(id) else {
             return;
         };
@@ -321,14 +319,6 @@ impl Inventory {
             }
             "unpause" => status.state = ContainerState::Running,
             "pause" => status.state = ContainerState::Paused,
-            "die" => {
-                status.state = ContainerState::Exited;
-                status.finished_at = at.or(status.finished_at);
-                status.exit_code = attributes
-                    .and_then(|attributes| attributes.get("exitCode"))
-                    .and_then(|code| code.parse().ok())
-                    .or(status.exit_code);
-            }
             _ => return,
         }
         self.writer.apply(id.to_owned(), Some(status));
@@ -606,47 +596,38 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn what_an_event_proves_is_in_the_view_before_its_inspect_answers() {
         let engine = FakeEngine::new();
-        engine.put("b2", "api", "running", &[("team", "a")]);
+        engine.put("b2", "api", "exited", &[("team", "a")]);
+        engine.put("c3", "db", "running", &[("team", "a")]);
         let (store, _stop) = start(&engine);
         live(&engine, &store).await;
-        eventually("b2 to be listed", || {
-            state_of(&store, "b2") == Some(ContainerState::Running)
-        })
-        .await;
+        eventually("both to be listed", || store.view().containers.len() == 2).await;
 
-        // The engine is busy with the container: its inspect waits.
+        // The engine is busy with the containers: their inspects wait.
         let listed = engine.inspects();
         engine.close_gate();
-        engine.put("b2", "api", "exited", &[("team", "a")]);
-        let died = Utc::now();
-        let nanos = died.timestamp_nanos_opt().expect("in range");
-        settle(async { assert!(engine.emit_with("die", "b2", nanos, &[("exitCode", "137")])) })
-            .await;
-        let view = store.view();
-        assert_eq!(view.event_backlog, 1, "the inspect has not answered");
-        let b2 = view.containers.iter().find(|c| c.id == "b2").expect("b2");
-        assert_eq!(b2.state, ContainerState::Exited);
-        assert_eq!(b2.exit_code, Some(137));
-        assert_eq!(b2.finished_at, Some(died));
-
+        engine.put("b2", "api", "running", &[("team", "a")]);
         let started = Utc::now();
         let nanos = started.timestamp_nanos_opt().expect("in range");
-        engine.put("b2", "api", "running", &[("team", "a")]);
         settle(async { assert!(engine.emit_with("start", "b2", nanos, &[])) }).await;
         let view = store.view();
+        assert_eq!(view.event_backlog, 1, "the inspect has not answered");
         let b2 = view.containers.iter().find(|c| c.id == "b2").expect("b2");
         assert_eq!(b2.state, ContainerState::Running);
         assert_eq!(b2.exit_code, None);
         assert_eq!(b2.started_at, Some(started));
 
+        // A `die` proves nothing that lasts (`docker rm -f` sends `destroy` right after it): only its
+        // inspect may change the view.
+        engine.put("c3", "db", "exited", &[("team", "a")]);
+        settle(async { assert!(engine.emit_with("die", "c3", nanos, &[("exitCode", "137")])) })
+            .await;
+        assert_eq!(state_of(&store, "c3"), Some(ContainerState::Running));
+
         engine.open_gate();
         eventually("the inspects to answer", || store.view().event_backlog == 0).await;
         assert_eq!(state_of(&store, "b2"), Some(ContainerState::Running));
-        assert_eq!(
-            engine.inspects() - listed,
-            2,
-            "the die's inspect, then one for the start"
-        );
+        assert_eq!(state_of(&store, "c3"), Some(ContainerState::Exited));
+        assert_eq!(engine.inspects() - listed, 2, "one inspect for each event");
     }
 
     #[tokio::test(start_paused = true)]
