@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::runtime::connections::{raise_fd_limit, DEFAULT_MAX_CONNECTIONS, HEADER_DEADLINE};
+use test_support::flood::{flood, memory_kib, open_fds, probe};
 use test_support::{wait_until, StatusApiOptions, StatusApiServer, TestScope};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -61,51 +62,6 @@ async fn start(scope: &TestScope) -> anyhow::Result<(StatusApiServer, Child, Soc
     Ok((api, child, address))
 }
 
-/// A field of /proc/<pid>/status in KiB, e.g. `VmRSS`.
-fn memory_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
-}
-
-/// The file descriptors `pid` holds open.
-fn open_fds(pid: u32) -> anyhow::Result<usize> {
-    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
-}
-
-/// Opens `count` connections that never complete a request: every other one sends half a request's
-/// headers, the rest nothing. Connections the server closes to make room are kept (closed) all the same.
-async fn flood(address: SocketAddr, count: usize) -> anyhow::Result<Vec<TcpStream>> {
-    let mut held = Vec::with_capacity(count);
-    for i in 0..count {
-        let mut stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
-            .await
-            .context("connecting timed out")??;
-        if i % 2 == 1 {
-            // Refused writes are connections already closed for room: what the cap is for.
-            let _ = stream
-                .write_all(b"GET /actions HTTP/1.1\r\nHost: flood\r\nX-Slow: ")
-                .await;
-        }
-        held.push(stream);
-    }
-    Ok(held)
-}
-
-/// GET `path` on a fresh connection with a few seconds' timeout; its status and how long it took.
-async fn probe(address: SocketAddr, path: &str) -> anyhow::Result<(u16, Duration)> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .pool_max_idle_per_host(0)
-        .build()?;
-    let started = Instant::now();
-    let response = client.get(format!("http://{address}{path}")).send().await?;
-    Ok((response.status().as_u16(), started.elapsed()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_flood_neither_locks_out_probes_nor_grows_memory() -> anyhow::Result<()> {
     // The flood's own ends need descriptors too: FLOOD per wave, two waves.
@@ -120,7 +76,7 @@ async fn an_idle_flood_neither_locks_out_probes_nor_grows_memory() -> anyhow::Re
     let pid = child.id().context("running")?;
     let rss_before = memory_kib(pid, "VmRSS")?;
 
-    let first = flood(address, FLOOD).await?;
+    let first = flood(address, FLOOD, "/actions").await?;
     for path in ["/health", "/ready"] {
         let (status, took) = probe(address, path).await?;
         eprintln!("{path} answered {status} in {took:?} with {FLOOD} flood connections opened");
@@ -135,7 +91,7 @@ async fn an_idle_flood_neither_locks_out_probes_nor_grows_memory() -> anyhow::Re
     );
 
     // A second wave, the first still held: memory stays where the cap put it.
-    let second = flood(address, FLOOD).await?;
+    let second = flood(address, FLOOD, "/actions").await?;
     for path in ["/health", "/ready"] {
         let (status, took) = probe(address, path).await?;
         eprintln!(

@@ -26,6 +26,7 @@
 //! ```
 
 mod cli;
+pub mod flood;
 mod images;
 mod private_engine;
 mod program;
