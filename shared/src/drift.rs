@@ -144,6 +144,7 @@ mod tests {
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
             in_snapshot: false,
             policy: Default::default(),
+            settling: false,
         }
     }
 

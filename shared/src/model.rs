@@ -272,6 +272,11 @@ pub struct ContainerStatus {
     /// `dockstate.policy` says (`heal` when absent, `observe` for a value dockstate does not know).
     #[serde(default)]
     pub policy: Policy,
+    /// True while the state shown comes from an engine event that status-api has not yet confirmed with an
+    /// inspect. A `die` shows the container exited at once, but it may be on its way out (`docker rm -f`
+    /// sends `die`, then `destroy`), so the controller waits for it to settle before it acts on it.
+    #[serde(default)]
+    pub settling: bool,
 }
 
 impl ContainerStatus {

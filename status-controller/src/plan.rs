@@ -40,7 +40,8 @@ impl PlanSettings {
 /// or report, per `--unexpected`; `changed` → report (the container is no longer the one the snapshot
 /// describes, so nothing may act on it as if it were). Policy `observe` → report; policy `ignore` → nothing
 /// at all. The pair's own containers → report, whatever their labels say. A snapshotted container that is
-/// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides.
+/// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides; so does
+/// one whose death status-api has not yet confirmed (`settling`), as it may be on its way to removal.
 pub fn plan(
     snapshot: &[SnapshotMember],
     observed: &Observed,
@@ -57,6 +58,10 @@ pub fn plan(
 
 fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Option<Action> {
     let protected = protection(&item.id, observed, settings);
+    let settling = observed
+        .containers
+        .iter()
+        .any(|container| container.id == item.id && container.settling);
     let (kind, reason) = match (protected, item.policy, item.kind) {
         (Some(whose), _, _) => (
             ActionKind::Report,
@@ -66,6 +71,14 @@ fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Opti
         (None, Policy::Observe, _) => (
             ActionKind::Report,
             format!("{}; policy observe: reported, never acted on", item.detail),
+        ),
+        (None, Policy::Heal, _) if settling => (
+            ActionKind::Wait,
+            format!(
+                "{}; it died moments ago and status-api is still confirming it with the engine \
+                 (it may be being removed): the next change decides",
+                item.detail
+            ),
         ),
         (None, Policy::Heal, kind) => heal(kind, &item.detail, settings),
     };
@@ -205,6 +218,7 @@ mod tests {
             labels: labels(None),
             in_snapshot: false,
             policy: Default::default(),
+            settling: false,
         }
     }
 
@@ -385,6 +399,23 @@ mod tests {
         assert!(plan(&[], &stranger, &settings()).is_empty());
         let ignored = with_policy(container("a", ContainerState::Restarting), "ignore");
         assert!(plan_one(ignored).is_empty());
+    }
+
+    #[test]
+    fn a_death_not_yet_confirmed_waits() {
+        let mut dying = container("a", ContainerState::Exited);
+        dying.settling = true;
+        let actions = plan_one(dying.clone());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Wait)]);
+        assert!(
+            actions[0].reason.contains("confirming"),
+            "{}",
+            actions[0].reason
+        );
+        assert!(!has_drift(&actions), "waiting is not drift");
+        // Once its inspect answers it is a plain stopped member.
+        dying.settling = false;
+        assert_eq!(kinds(&plan_one(dying)), vec![("a", ActionKind::Start)]);
     }
 
     #[test]

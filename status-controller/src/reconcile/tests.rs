@@ -269,6 +269,7 @@ fn stopped_web() -> StatusResponse {
             labels: Default::default(),
             in_snapshot: true,
             policy: Default::default(),
+            settling: false,
         }],
     }
 }
