@@ -253,15 +253,20 @@ pub struct ContainerStatus {
     pub state: ContainerState,
     /// The HEALTHCHECK result; `none` when the container has no healthcheck.
     pub health: Health,
-    /// The exit code of the last run; null while the container is running or has never run.
+    /// The exit code of the last run; null while the container is running or paused, or has never run. A
+    /// restarting container has the exit code it is restarting from, as `docker ps` shows it.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub exit_code: Option<i64>,
     /// How many times the engine restarted the container under its restart policy.
     pub restart_count: i64,
     /// When the container was created.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub created_at: Option<DateTime<Utc>>,
     /// When the container last started; null if it never has.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub started_at: Option<DateTime<Utc>>,
     /// When the container last stopped; null if it never has.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub finished_at: Option<DateTime<Utc>>,
     /// The container's labels.
     pub labels: BTreeMap<String, String>,
@@ -297,14 +302,17 @@ pub struct StatusResponse {
     /// moments the event stream keeps the view current.
     pub observed_at: DateTime<Utc>,
     /// When the snapshot this view is compared with was taken.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub snapshot_taken_at: Option<DateTime<Utc>>,
     /// The label selector limiting what status-api sees; null for the whole host.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub scope: Option<String>,
     /// Whether the engine's event stream is connected, so that the view is live.
     pub events_live: bool,
     /// status-api's full-resync interval, in seconds. A view older than twice this is stale.
     pub resync_interval_seconds: u64,
     /// The id of the container status-api runs in, when it runs in one. Nothing ever acts on it.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub server_container_id: Option<String>,
     /// Whether the engine answered status-api's last request to it (the `docker` check of `/ready`).
     #[serde(default)]
@@ -317,6 +325,7 @@ pub struct StatusResponse {
     /// When not ready, the failing checks in words, as `/ready` states them (`events: event stream not
     /// connected`); null when ready.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub not_ready_reason: Option<String>,
     /// Engine events status-api has received but not yet applied to this view. A client should not act on
     /// a view with a long backlog: what it shows is behind the engine.
@@ -351,6 +360,7 @@ pub struct SnapshotSummary {
     /// When the baseline was taken.
     pub taken_at: DateTime<Utc>,
     /// The scope it was taken in; null for the whole host.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub scope: Option<String>,
     /// The containers that were running then, sorted by name.
     pub containers: Vec<SnapshotMember>,
@@ -450,6 +460,7 @@ pub struct DriftItem {
     /// The id of the container as it is now; for `removed`, the id it had in the snapshot.
     pub id: String,
     /// Its state now; null when it no longer exists.
+    #[cfg_attr(feature = "openapi", oai(nullable))]
     pub state: Option<ContainerState>,
     /// The policy its labels ask for (for `removed`, the labels it had in the snapshot).
     pub policy: Policy,

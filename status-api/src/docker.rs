@@ -189,8 +189,9 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
     let started_at = state.and_then(|state| engine_time(state.started_at.as_deref()));
     let finished_at = state.and_then(|state| engine_time(state.finished_at.as_deref()));
     // The engine keeps the last exit code at 0 for a container that never ran; only report one after a run.
+    // A restarting container reports the exit that it is restarting from, as `docker ps` does.
     let exit_code = match container_state {
-        ContainerState::Running | ContainerState::Paused | ContainerState::Restarting => None,
+        ContainerState::Running | ContainerState::Paused => None,
         _ if finished_at.is_none() => None,
         _ => state.and_then(|state| state.exit_code),
     };

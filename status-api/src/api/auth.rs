@@ -8,18 +8,12 @@ use subtle::ConstantTimeEq;
 
 use super::answers::error;
 
-/// The token from `--token-file`, sent as `Authorization: Bearer <token>`.
+/// The token from `--token-file`, sent as `Authorization: Bearer <token>`. Required by the operations that
+/// take it, so the document says so; a request without one never reaches them, and the HTTP edge answers it
+/// ([`missing_token`]).
 #[derive(Debug, SecurityScheme)]
 #[oai(ty = "bearer")]
 pub(super) struct BearerToken(Bearer);
-
-/// A bearer token, or none: the operation itself says 401 (missing or wrong) or 403 (none configured).
-#[derive(Debug, SecurityScheme)]
-pub(super) enum TokenAuth {
-    Bearer(BearerToken),
-    #[oai(fallback)]
-    Missing,
-}
 
 /// Why a request may not have what it asked for; each operation maps it to its own 401/403 variant.
 pub(super) enum Denied {
@@ -27,27 +21,35 @@ pub(super) enum Denied {
     BadToken(Json<ErrorBody>),
 }
 
+const NO_TOKEN_CONFIGURED: &str =
+    "this server has no token configured: start status-api with --token-file to enable it";
+const TOKEN_NEEDED: &str = "this endpoint needs a token: send `Authorization: Bearer <token>` with the token from --token-file";
+
 /// Constant-time comparison, so the answer time tells nothing about how much of a guess was right.
-pub(super) fn authorize(token: Option<&str>, auth: &TokenAuth) -> Result<(), Denied> {
+pub(super) fn authorize(token: Option<&str>, auth: &BearerToken) -> Result<(), Denied> {
     let Some(expected) = token else {
         return Err(Denied::NoTokenConfigured(error(
             "forbidden",
-            "this server has no token configured: start status-api with --token-file to enable it",
+            NO_TOKEN_CONFIGURED,
         )));
     };
-    match auth {
-        TokenAuth::Bearer(BearerToken(bearer))
-            if bool::from(bearer.token.as_bytes().ct_eq(expected.as_bytes())) =>
-        {
-            Ok(())
-        }
-        TokenAuth::Bearer(_) => Err(Denied::BadToken(error(
+    if bool::from(auth.0.token.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Denied::BadToken(error(
             "unauthorized",
             "the bearer token is wrong: send the token from status-api's --token-file",
-        ))),
-        TokenAuth::Missing => Err(Denied::BadToken(error(
-            "unauthorized",
-            "this endpoint needs a token: send `Authorization: Bearer <token>` with the token from --token-file",
-        ))),
+        )))
+    }
+}
+
+/// The answer to a request for a token operation that carries no bearer token at all: 403 when this server
+/// has none configured (no token could help), else 401.
+pub(super) fn missing_token(token_configured: bool) -> poem::Response {
+    use poem::http::StatusCode;
+    if token_configured {
+        super::http::error_json(StatusCode::UNAUTHORIZED, "unauthorized", TOKEN_NEEDED)
+    } else {
+        super::http::error_json(StatusCode::FORBIDDEN, "forbidden", NO_TOKEN_CONFIGURED)
     }
 }

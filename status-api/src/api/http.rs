@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use poem::http::StatusCode;
+use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
-use poem_openapi::error::{ParseParamError, ParsePathError};
+use poem_openapi::error::{AuthorizationError, ParseParamError, ParsePathError};
 use tracing::field::Empty;
 use tracing::Instrument;
 
@@ -18,11 +18,13 @@ pub async fn around<E: Endpoint>(
     endpoint: std::sync::Arc<E>,
     request: Request,
     metrics: Metrics,
+    token_configured: bool,
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let method = request.method().clone();
     let route = route_of(request.uri().path());
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
     let span = tracing::info_span!(
         "request",
         method = %method,
@@ -31,10 +33,11 @@ pub async fn around<E: Endpoint>(
         duration_ms = Empty
     );
     let response = async {
-        match endpoint.call(request).await {
+        let response = match endpoint.call(request).await {
             Ok(response) => response.into_response(),
-            Err(err) => error_response(&err, method.as_str(), &path),
-        }
+            Err(err) => error_response(&err, method.as_str(), &path, &query, token_configured),
+        };
+        with_standard_headers(response, route)
     }
     .instrument(span.clone())
     .await;
@@ -60,17 +63,18 @@ fn is_probe(route: &str) -> bool {
 pub use shared::runtime::http::error_json;
 use shared::runtime::http::method_label;
 
-fn error_response(err: &poem::Error, method: &str, path: &str) -> Response {
+fn error_response(
+    err: &poem::Error,
+    method: &str,
+    path: &str,
+    query: &str,
+    token_configured: bool,
+) -> Response {
     if let Some(param) = err.downcast_ref::<ParseParamError>() {
         return error_json(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!(
-                "query parameter `{}` is invalid ({}): {}",
-                param.name,
-                param.reason,
-                parameter_hint(param.name)
-            ),
+            bad_parameter(param.name, &received(query, param.name)),
         );
     }
     if let Some(param) = err.downcast_ref::<ParsePathError>() {
@@ -79,6 +83,9 @@ fn error_response(err: &poem::Error, method: &str, path: &str) -> Response {
             "bad_request",
             format!("path segment `{}` is invalid: {}", param.name, param.reason),
         );
+    }
+    if err.is::<AuthorizationError>() {
+        return super::auth::missing_token(token_configured);
     }
     shared::runtime::http::router_error(
         err,
@@ -89,14 +96,81 @@ fn error_response(err: &poem::Error, method: &str, path: &str) -> Response {
     )
 }
 
+/// What HTTP clients expect of every answer: `WWW-Authenticate` on a 401 (RFC 9110 §11.6.1) and `Allow`
+/// on a 405 (§15.5.6).
+fn with_standard_headers(mut response: Response, route: &str) -> Response {
+    match response.status() {
+        StatusCode::UNAUTHORIZED => {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"status-api\""),
+            );
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            if let Some(allowed) = allowed_methods(route) {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allowed));
+            }
+        }
+        _ => {}
+    }
+    response
+}
+
+/// The methods a route answers.
+fn allowed_methods(route: &str) -> Option<&'static str> {
+    match route {
+        "unmatched" => None,
+        "/snapshot" => Some("GET, HEAD, POST"),
+        _ => Some("GET, HEAD"),
+    }
+}
+
+/// The values a query string gives a parameter, decoded, for a message that shows what was received.
+fn received(query: &str, name: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+/// A 400's message in plain words: the parameter, the value received, and the values it takes.
+fn bad_parameter(name: &str, values: &[String]) -> String {
+    let shown = |value: &String| {
+        if value.is_empty() {
+            return "empty".to_owned();
+        }
+        let short: String = value.chars().take(64).collect();
+        if short.len() < value.len() {
+            format!("`{short}…`")
+        } else {
+            format!("`{short}`")
+        }
+    };
+    let received = match values {
+        [] => "has no value".to_owned(),
+        [one] => format!("is {}", shown(one)),
+        many => format!(
+            "is {}",
+            many.iter().map(shown).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!(
+        "query parameter `{name}` {received}: {}",
+        parameter_hint(name)
+    )
+}
+
 /// What a valid value of each query parameter looks like.
 fn parameter_hint(name: &str) -> &'static str {
     match name {
         "all" => "use all=true or all=false",
-        "state" => "use one of created, running, paused, restarting, removing, exited, dead",
-        "since" => "use a revision number (a whole number) from an earlier answer",
+        "state" => "use one of created, running, paused, restarting, removing, exited, dead (repeat it for several)",
+        "since" => "use a revision number (a whole number from 0 up) from an earlier answer",
         "wait" => "use a whole number of seconds from 0 to 60",
-        "label" => "use KEY or KEY=VALUE",
+        "label" => "use KEY or KEY=VALUE, 1 to 1024 characters (repeat it to require several)",
+        "name" => "use a regular expression of 1 to 256 characters, as `docker ps --filter name=` takes",
         _ => "see /docs for the values it takes",
     }
 }
@@ -116,6 +190,7 @@ pub fn route_of(path: &str) -> &'static str {
         ["metrics"] => "/metrics",
         ["openapi.json"] => "/openapi.json",
         ["docs", ..] => "/docs",
+        ["favicon.ico"] => "/favicon.ico",
         _ => "unmatched",
     }
 }

@@ -4,8 +4,10 @@
 
 mod answers;
 mod auth;
+mod filter;
 mod http;
 mod operations;
+mod params;
 mod payload;
 
 use std::sync::Arc;
@@ -43,6 +45,7 @@ pub struct ApiState {
 /// The whole application: the operations, `/docs`, `/openapi.json`, and the JSON-error/metrics edge.
 pub fn app(state: ApiState) -> impl poem::Endpoint {
     let metrics = state.metrics.clone();
+    let token_configured = state.token.is_some();
     let service = openapi_service(state.clone());
     let spec = service.spec_endpoint();
     let page: Arc<std::sync::OnceLock<Bytes>> = Arc::default();
@@ -52,7 +55,9 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
         .at("/openapi.json", spec)
         .nest("/", service)
         .into_endpoint()
-        .around(move |endpoint, request| http::around(endpoint, request, metrics.clone()))
+        .around(move |endpoint, request| {
+            http::around(endpoint, request, metrics.clone(), token_configured)
+        })
 }
 
 fn openapi_service(state: ApiState) -> OpenApiService<StatusApi, ()> {

@@ -5,15 +5,17 @@ use std::time::Duration;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::OpenApi;
-use shared::{error_chain, ContainerState, ContainerStatus, DriftResponse, LabelSelector};
+use shared::{error_chain, ContainerState, ContainerStatus, DriftResponse};
 
 use super::answers::{
     error, no_snapshot, render_status, CheckBody, ContainerAnswer, DriftAnswer, HealthBody,
     ReadyAnswer, ReadyBody, RebaselineAnswer, RootAnswer, SnapshotAnswer, SpecAnswer, StatusAnswer,
 };
-use super::auth::{authorize, Denied, TokenAuth};
+use super::auth::{authorize, BearerToken, Denied};
+use super::filter::{listed_by_default, StatusFilter, MAX_LABEL, MAX_NAME_PATTERN};
+use super::params::{texts, FilterText};
 use super::payload::JsonBytes;
-use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS};
+use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS};
 use crate::baseline::SnapshotError;
 use crate::state_dir::StateDirError;
 
@@ -31,10 +33,14 @@ impl StatusApi {
 
     /// Live status of the containers
     ///
-    /// Served from memory that the engine's event stream keeps current. Without filters it lists the running
-    /// containers, like `docker ps`. Long poll: with `since=R` it answers at once if the revision is already
-    /// above `R` (or below it: status-api restarted), else as soon as anything changes or after `wait`
-    /// seconds — a client reacts to a change within milliseconds without hammering the server.
+    /// Served from memory that the engine's event stream keeps current. Without filters it lists what
+    /// `docker ps` lists (running, paused and restarting containers); `all=true` every state, like
+    /// `docker ps -a`. The filters read as `docker ps --filter` reads them: `state` and `name` may be repeated
+    /// and any value may match, `label` may be repeated and all must match, `name` is a regular expression.
+    ///
+    /// Long poll: with `since=R` it answers at once if the revision is already above `R` (or below it:
+    /// status-api restarted), else as soon as anything changes or after `wait` seconds — a client reacts to a
+    /// change within milliseconds without hammering the server.
     ///
     /// Each answer also says whether it may be acted on, without a second request to `/ready`:
     /// `engine_reachable` (the `docker` check), `ready` (what `/ready` would answer at this revision) and
@@ -49,64 +55,44 @@ impl StatusApi {
     #[allow(clippy::too_many_arguments)]
     async fn status(
         &self,
-        /// Include containers in every state, not only running ones.
+        /// Include containers in every state, like `docker ps -a`.
         all: Query<Option<bool>>,
-        /// Only containers in this state (implies `all=true`).
-        state: Query<Option<ContainerState>>,
+        /// Only containers in one of these states (repeat it for several; implies `all=true`).
+        state: Query<Option<Vec<ContainerState>>>,
         /// Only containers carrying this label: `KEY` or `KEY=VALUE`. Repeat it to require several.
-        label: Query<Vec<String>>,
-        /// Only containers whose name contains this text.
-        name: Query<Option<String>>,
+        label: Query<Option<Vec<FilterText<MAX_LABEL>>>>,
+        /// Only containers whose name matches this regular expression (as `docker ps --filter name=`: `web`
+        /// matches names containing web, `^web-1$` exactly that name). Repeat it: any may match.
+        name: Query<Option<Vec<FilterText<MAX_NAME_PATTERN>>>>,
         /// Long poll: the revision of the last answer you have.
         since: Query<Option<u64>>,
         /// Long poll: how many seconds to wait for a change, 0 to 60 (default 30 when `since` is given).
+        #[oai(validator(maximum(value = "60")))]
         wait: Query<Option<u64>>,
     ) -> StatusAnswer {
-        let selectors = match label
-            .0
-            .iter()
-            .map(|raw| raw.parse::<LabelSelector>())
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(selectors) => selectors,
-            Err(err) => {
-                return StatusAnswer::BadRequest(error(
-                    "bad_request",
-                    format!("query parameter `label`: {err}"),
-                ))
-            }
+        let filter = match StatusFilter::parse(
+            all.0.unwrap_or(false),
+            state.0.unwrap_or_default(),
+            &texts(label.0),
+            &texts(name.0),
+        ) {
+            Ok(filter) => filter,
+            Err(err) => return StatusAnswer::BadRequest(error("bad_request", err.to_string())),
         };
         let wait_seconds = wait.0.unwrap_or(DEFAULT_WAIT_SECONDS);
-        if wait_seconds > MAX_WAIT_SECONDS {
-            return StatusAnswer::BadRequest(error(
-                "bad_request",
-                format!("query parameter `wait` is {wait_seconds}: use a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"),
-            ));
-        }
         if let Some(since) = since.0 {
             self.wait_for_change(since, Duration::from_secs(wait_seconds))
                 .await;
         }
 
         let view = self.0.store.view();
-        let all = all.0.unwrap_or(false) || state.0.is_some();
-        let filtered = state.0.is_some() || !selectors.is_empty() || name.0.is_some();
-        if !filtered {
+        if filter.is_plain() {
+            let all = filter.all_states();
             return StatusAnswer::Ok(JsonBytes::from_bytes(view.cached_body(all, |view| {
-                render_status(view, |c| all || c.state == ContainerState::Running)
+                render_status(view, |c| all || listed_by_default(c.state))
             })));
         }
-        let body = render_status(&view, |container| {
-            (all || container.state == ContainerState::Running)
-                && state.0.is_none_or(|wanted| container.state == wanted)
-                && selectors
-                    .iter()
-                    .all(|selector| selector.matches(&container.labels))
-                && name
-                    .0
-                    .as_deref()
-                    .is_none_or(|part| container.name.contains(part))
-        });
+        let body = render_status(&view, |container| filter.matches(container));
         StatusAnswer::Ok(JsonBytes::from_bytes(body))
     }
 
@@ -181,7 +167,7 @@ impl StatusApi {
         tag = "Tag::Snapshot",
         operation_id = "retakeSnapshot"
     )]
-    async fn retake(&self, auth: TokenAuth) -> RebaselineAnswer {
+    async fn retake(&self, auth: BearerToken) -> RebaselineAnswer {
         if let Err(denied) = authorize(self.0.token.as_deref(), &auth) {
             return match denied {
                 Denied::NoTokenConfigured(body) => RebaselineAnswer::Forbidden(body),
@@ -236,7 +222,7 @@ impl StatusApi {
     )]
     async fn spec(
         &self,
-        auth: TokenAuth,
+        auth: BearerToken,
         /// The member's container name.
         name: Path<String>,
     ) -> SpecAnswer {
