@@ -86,7 +86,7 @@ impl Metrics {
             Box::new(events.clone()),
             Box::new(revision.clone()),
             Box::new(event_lag.clone()),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+            Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
         ] {
             registry
                 .register(collector)

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use shared::{drift, ContainerState, ContainerStatus, DriftItem, Scope};
 
 use crate::baseline::Baseline;
+use crate::prepared::{Encoded, Prepared};
 
 /// One readiness check: whether it passes, and a sentence on why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,8 +170,8 @@ pub struct View {
     /// Every container in scope, sorted by name, with `in_snapshot` set.
     pub containers: Vec<ContainerStatus>,
     drift: OnceLock<Vec<DriftItem>>,
-    running_body: OnceLock<Bytes>,
-    all_body: OnceLock<Bytes>,
+    listed_body: Prepared,
+    all_body: Prepared,
 }
 
 /// What the store knows at one revision, from which a [`View`] is built.
@@ -228,8 +229,8 @@ impl View {
                 .unwrap_or_default(),
             containers,
             drift: OnceLock::new(),
-            running_body: OnceLock::new(),
-            all_body: OnceLock::new(),
+            listed_body: Prepared::default(),
+            all_body: Prepared::default(),
         }
     }
 
@@ -252,14 +253,20 @@ impl View {
             .map(|check| check.detail.as_str())
     }
 
-    /// The cached body of `/status` (running only) or `/status?all=true`.
-    pub fn cached_body(&self, all: bool, render: impl FnOnce(&Self) -> Bytes) -> Bytes {
-        let cell = if all {
+    /// The body of `/status` (what `docker ps` lists) or `/status?all=true`, rendered once per revision, and
+    /// gzip-encoded once when `gzip` is asked for.
+    pub fn cached_body(
+        &self,
+        all: bool,
+        gzip: bool,
+        render: impl FnOnce(&Self) -> Bytes,
+    ) -> Encoded {
+        let prepared = if all {
             &self.all_body
         } else {
-            &self.running_body
+            &self.listed_body
         };
-        cell.get_or_init(|| render(self)).clone()
+        prepared.get(gzip, || render(self))
     }
 
     pub fn count_by_state(&self) -> BTreeMap<ContainerState, usize> {

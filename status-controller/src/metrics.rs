@@ -101,7 +101,7 @@ impl Metrics {
             Box::new(last_pass.clone()),
             Box::new(quarantined.clone()),
             Box::new(ready.clone()),
-            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+            Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
         ] {
             registry
                 .register(collector)

@@ -11,6 +11,7 @@
 //! - [`own_container`]: which container this process runs in, so nothing ever acts on it.
 //! - [`startup`]: the one shape of a start-up failure.
 //! - [`process`]: process-wide tunables set first thing in `main`.
+//! - [`process_metrics`]: the `process_*` metrics, CPU time to the microsecond.
 
 pub mod connections;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod flags;
 pub mod http;
 pub mod own_container;
 pub mod process;
+pub mod process_metrics;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

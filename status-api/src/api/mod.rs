@@ -9,16 +9,19 @@ mod http;
 mod operations;
 mod params;
 mod payload;
+mod statics;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use poem::http::header;
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 use tokio::sync::watch;
 
 pub use self::http::route_of;
 use self::operations::StatusApi;
+use self::statics::Static;
 use crate::baseline::BaselineKeeper;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -42,17 +45,26 @@ pub struct ApiState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// The whole application: the operations, `/docs`, `/openapi.json`, and the JSON-error/metrics edge.
+/// The whole application: the operations, `/docs`, `/openapi.json`, the favicon, and the JSON-error/metrics
+/// edge.
 pub fn app(state: ApiState) -> impl poem::Endpoint {
     let metrics = state.metrics.clone();
     let token_configured = state.token.is_some();
     let service = openapi_service(state.clone());
-    let spec = service.spec_endpoint();
-    let page: Arc<std::sync::OnceLock<Bytes>> = Arc::default();
+    let document = Arc::new(Static::new("application/json; charset=utf-8", {
+        let state = state.clone();
+        move || Bytes::from(openapi_service(state.clone()).spec())
+    }));
+    // The page embeds the UI's 1.5 MB of script, so it is built on the first visit rather than at start: a
+    // status-api nobody browses does not carry it in memory.
+    let page = Arc::new(Static::new("text/html; charset=utf-8", move || {
+        Bytes::from(openapi_service(state.clone()).swagger_ui_html())
+    }));
     Route::new()
-        .at("/docs", docs_endpoint(state.clone(), page.clone()))
-        .at("/docs/", docs_endpoint(state, page))
-        .at("/openapi.json", spec)
+        .at("/docs", serve(page.clone()))
+        .at("/docs/", serve(page))
+        .at("/openapi.json", serve(document))
+        .at("/favicon.ico", poem::get(favicon))
         .nest("/", service)
         .into_endpoint()
         .around(move |endpoint, request| {
@@ -69,18 +81,26 @@ fn openapi_service(state: ApiState) -> OpenApiService<StatusApi, ()> {
     .description(API_DESCRIPTION)
 }
 
-/// Swagger UI, served from the binary. The page embeds the UI's 1.5 MB of script, so it is built on the first
-/// visit rather than at start: a status-api nobody browses does not carry it in memory.
-fn docs_endpoint(state: ApiState, page: Arc<std::sync::OnceLock<Bytes>>) -> impl poem::Endpoint {
-    poem::endpoint::make_sync(move |_| {
-        let body = page
-            .get_or_init(|| Bytes::from(openapi_service(state.clone()).swagger_ui_html()))
-            .clone();
-        poem::Response::builder()
-            .content_type("text/html; charset=utf-8")
-            .body(body)
-    })
+/// A GET/HEAD endpoint for a [`Static`] body.
+fn serve(body: Arc<Static>) -> impl poem::Endpoint {
+    poem::get(poem::endpoint::make_sync(move |request| {
+        body.answer(request.headers())
+    }))
 }
+
+/// The icon browsers ask for on every first visit: without it, every visit to `/docs` logs a 404.
+#[poem::handler]
+fn favicon() -> poem::Response {
+    poem::Response::builder()
+        .content_type("image/svg+xml")
+        .header(header::CACHE_CONTROL, "public, max-age=86400")
+        .body(FAVICON)
+}
+
+/// A whale-blue square with a check mark: dockstate keeps things as they should be.
+const FAVICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">\
+<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#1d63ed\"/>\
+<path d=\"M4 8.5l2.5 2.5L12 5.5\" stroke=\"#fff\" stroke-width=\"2\" fill=\"none\"/></svg>";
 
 const API_DESCRIPTION: &str = "\
 status-api watches one Docker engine and compares it with a baseline snapshot taken when it first started.

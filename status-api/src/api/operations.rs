@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use poem::http::HeaderMap;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::OpenApi;
@@ -17,6 +18,7 @@ use super::params::{texts, FilterText};
 use super::payload::JsonBytes;
 use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS};
 use crate::baseline::SnapshotError;
+use crate::prepared::{accepts_gzip, Prepared};
 use crate::state_dir::StateDirError;
 
 /// The operations, over the state they share.
@@ -55,6 +57,7 @@ impl StatusApi {
     #[allow(clippy::too_many_arguments)]
     async fn status(
         &self,
+        headers: &HeaderMap,
         /// Include containers in every state, like `docker ps -a`.
         all: Query<Option<bool>>,
         /// Only containers in one of these states (repeat it for several; implies `all=true`).
@@ -86,14 +89,15 @@ impl StatusApi {
         }
 
         let view = self.0.store.view();
+        let gzip = accepts_gzip(headers);
         if filter.is_plain() {
             let all = filter.all_states();
-            return StatusAnswer::Ok(JsonBytes::from_bytes(view.cached_body(all, |view| {
+            return StatusAnswer::Ok(JsonBytes::encoded(view.cached_body(all, gzip, |view| {
                 render_status(view, |c| all || listed_by_default(c.state))
             })));
         }
         let body = render_status(&view, |container| filter.matches(container));
-        StatusAnswer::Ok(JsonBytes::from_bytes(body))
+        StatusAnswer::Ok(JsonBytes::encoded(Prepared::default().get(gzip, || body)))
     }
 
     /// One container

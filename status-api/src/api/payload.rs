@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 
 use bytes::Bytes;
+use poem::http::header;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
@@ -11,12 +12,16 @@ use poem_openapi::types::Type;
 use poem_openapi::ApiResponse;
 use serde::Serialize;
 
+use crate::prepared::Encoded;
+
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
-/// Serialised JSON of a `T`.
+/// Serialised JSON of a `T`, possibly gzip-encoded.
 #[derive(Debug, Clone)]
 pub struct JsonBytes<T> {
     body: Bytes,
+    /// `None`: an answer that is never compressed; `Some(gzip)`: one that may be, so it says `Vary`.
+    negotiated: Option<bool>,
     _schema: PhantomData<fn() -> T>,
 }
 
@@ -25,6 +30,16 @@ impl<T> JsonBytes<T> {
     pub fn from_bytes(body: Bytes) -> Self {
         Self {
             body,
+            negotiated: None,
+            _schema: PhantomData,
+        }
+    }
+
+    /// Wraps the JSON of a `T` in the encoding chosen for the request's `Accept-Encoding`.
+    pub fn encoded(encoded: Encoded) -> Self {
+        Self {
+            body: encoded.body,
+            negotiated: Some(encoded.gzip),
             _schema: PhantomData,
         }
     }
@@ -56,9 +71,15 @@ impl<T: Type> Payload for JsonBytes<T> {
 
 impl<T: Send> IntoResponse for JsonBytes<T> {
     fn into_response(self) -> Response {
-        Response::builder()
-            .content_type(CONTENT_TYPE)
-            .body(self.body)
+        let response = Response::builder().content_type(CONTENT_TYPE);
+        let response = match self.negotiated {
+            None => response,
+            Some(false) => response.header(header::VARY, "accept-encoding"),
+            Some(true) => response
+                .header(header::VARY, "accept-encoding")
+                .header(header::CONTENT_ENCODING, "gzip"),
+        };
+        response.body(self.body)
     }
 }
 

@@ -22,12 +22,66 @@ enum Phase {
         since: Instant,
         line_len: usize,
         lines: usize,
+        head_len: usize,
     },
     /// Headers in; the request is being served. Once the server has written (`answered`), the next byte read
     /// starts a new request.
     Serving { answered: bool },
     /// HTTP/2 with prior knowledge: frames, not header lines, so only the idle timeout applies.
     Http2,
+}
+
+/// The longest request line (method, target, version) served: a `/status` query with every filter is far
+/// shorter. Longer ones are answered 414 here, with a JSON body, before hyper sees them.
+pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+/// The largest request head (request line and headers) served; larger ones are answered 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The most lines a request head may have (hyper itself refuses more than 100 headers, with an empty body).
+pub const MAX_HEAD_LINES: usize = 96;
+
+/// A request refused from its head alone, answered here: hyper's own answers to these have an empty body,
+/// where every error of dockstate's is `{error, message}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    UriTooLong,
+    HeadersTooLarge,
+}
+
+impl Rejection {
+    /// The whole HTTP/1.1 answer; the connection closes after it.
+    fn answer(self) -> Vec<u8> {
+        let (status, code, message) = match self {
+            Self::UriTooLong => (
+                "414 URI Too Long",
+                "uri_too_long",
+                format!(
+                    "the request line is longer than {MAX_REQUEST_LINE} bytes: shorten the query \
+                     (every filter takes short values)"
+                ),
+            ),
+            Self::HeadersTooLarge => (
+                "431 Request Header Fields Too Large",
+                "headers_too_large",
+                format!(
+                    "the request's headers are larger than {MAX_HEAD} bytes or more than \
+                     {MAX_HEAD_LINES} lines: send fewer or smaller headers"
+                ),
+            ),
+        };
+        let body = serde_json::to_vec(&crate::model::ErrorBody {
+            error: code.to_owned(),
+            message,
+        })
+        .unwrap_or_default();
+        let mut answer = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        answer.extend(body);
+        answer
+    }
 }
 
 /// Why a connection is past its time.
@@ -61,6 +115,7 @@ impl Conn {
                     since: now,
                     line_len: 0,
                     lines: 0,
+                    head_len: 0,
                 },
                 last_active: now,
                 read_anything: false,
@@ -77,38 +132,44 @@ impl Conn {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Bytes arrived from the client.
-    pub(crate) fn on_read(&self, bytes: &[u8], now: Instant) {
+    /// Bytes arrived from the client; what to answer instead of serving it when they take the request's
+    /// head past a limit.
+    pub(crate) fn on_read(&self, bytes: &[u8], now: Instant) -> Option<Rejection> {
         if bytes.is_empty() {
-            return;
+            return None;
         }
         let mut state = self.lock();
         state.last_active = now;
         if !std::mem::replace(&mut state.read_anything, true) && bytes.starts_with(b"PRI * HTTP/2")
         {
             state.phase = Phase::Http2;
-            return;
+            return None;
         }
-        let (mut line_len, mut lines) = match state.phase {
+        let (mut line_len, mut lines, mut head_len) = match state.phase {
             Phase::Headers {
-                line_len, lines, ..
-            } => (line_len, lines),
+                line_len,
+                lines,
+                head_len,
+                ..
+            } => (line_len, lines, head_len),
             Phase::Serving { answered: true } => {
                 state.phase = Phase::Headers {
                     since: now,
                     line_len: 0,
                     lines: 0,
+                    head_len: 0,
                 };
-                (0, 0)
+                (0, 0, 0)
             }
             // A request body, or HTTP/2 frames: nothing to look for.
-            Phase::Serving { answered: false } | Phase::Http2 => return,
+            Phase::Serving { answered: false } | Phase::Http2 => return None,
         };
         for byte in bytes {
+            head_len += 1;
             match byte {
                 b'\n' if line_len == 0 && lines > 0 => {
                     state.phase = Phase::Serving { answered: false };
-                    return;
+                    return None;
                 }
                 b'\n' => {
                     lines += 1;
@@ -117,15 +178,23 @@ impl Conn {
                 b'\r' => {}
                 _ => line_len += 1,
             }
+            if lines == 0 && line_len > MAX_REQUEST_LINE {
+                return Some(Rejection::UriTooLong);
+            }
+            if head_len > MAX_HEAD || lines > MAX_HEAD_LINES {
+                return Some(Rejection::HeadersTooLarge);
+            }
         }
         if let Phase::Headers {
             line_len: len,
             lines: count,
+            head_len: total,
             ..
         } = &mut state.phase
         {
-            (*len, *count) = (line_len, lines);
+            (*len, *count, *total) = (line_len, lines, head_len);
         }
+        None
     }
 
     /// The server wrote to the client.
@@ -201,6 +270,8 @@ pub struct TrackedIo<T> {
     id: u64,
     conn: Arc<Conn>,
     table: Weak<Table>,
+    /// A [`Rejection`]'s answer and how much of it is written; hyper reads the end of the stream meanwhile.
+    rejecting: Option<(Vec<u8>, usize)>,
 }
 
 impl<T> TrackedIo<T> {
@@ -210,6 +281,7 @@ impl<T> TrackedIo<T> {
             id,
             conn,
             table,
+            rejecting: None,
         }
     }
 }
@@ -226,13 +298,16 @@ fn closed_error(reason: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, reason)
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TrackedIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.rejecting.is_some() {
+            return this.poll_reject(cx);
+        }
         if this.conn.register(cx.waker(), true).is_some() {
             // The end of the stream: hyper closes the connection as if the client had.
             return Poll::Ready(Ok(()));
@@ -240,9 +315,38 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            this.conn.on_read(&buf.filled()[before..], Instant::now());
+            if let Some(rejection) = this.conn.on_read(&buf.filled()[before..], Instant::now()) {
+                // hyper never sees this request: it reads the end of the stream once the answer is out.
+                buf.set_filled(before);
+                this.rejecting = Some((rejection.answer(), 0));
+                return this.poll_reject(cx);
+            }
         }
         polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> TrackedIo<T> {
+    /// Writes the rejection's answer, then ends the connection: to hyper, as if the client had left.
+    fn poll_reject(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((answer, written)) = self.rejecting.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while *written < answer.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &answer[*written..]) {
+                Poll::Ready(Ok(0)) => break,
+                Poll::Ready(Ok(n)) => *written += n,
+                // The client is gone: nothing left to tell it.
+                Poll::Ready(Err(_)) => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        *written = answer.len();
+        self.conn.close("request head over the limit");
+        match Pin::new(&mut self.inner).poll_shutdown(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+        }
     }
 }
 
@@ -324,6 +428,49 @@ mod tests {
         assert!(matches!(phase(&conn), Phase::Headers { since, .. } if since == later));
         conn.on_read(b"\n", later);
         assert_eq!(phase(&conn), Phase::Serving { answered: false });
+    }
+
+    #[test]
+    fn an_overlong_request_line_or_head_is_refused_with_json() {
+        let start = Instant::now();
+        let conn = Conn::new(start);
+        let target = format!(
+            "GET /status?name={} HTTP/1.1\r\n",
+            "a".repeat(MAX_REQUEST_LINE)
+        );
+        assert_eq!(
+            conn.on_read(target.as_bytes(), start),
+            Some(Rejection::UriTooLong)
+        );
+
+        let conn = Conn::new(start);
+        assert_eq!(conn.on_read(b"GET /status HTTP/1.1\r\n", start), None);
+        let header = format!("X-Big: {}\r\n", "b".repeat(8 * 1024));
+        let mut refused = None;
+        for _ in 0..9 {
+            refused = refused.or(conn.on_read(header.as_bytes(), start));
+        }
+        assert_eq!(refused, Some(Rejection::HeadersTooLarge));
+
+        let conn = Conn::new(start);
+        conn.on_read(b"GET / HTTP/1.1\r\n", start);
+        let many: String = (0..MAX_HEAD_LINES)
+            .map(|i| format!("X-{i}: 1\r\n"))
+            .collect();
+        assert_eq!(
+            conn.on_read(many.as_bytes(), start),
+            Some(Rejection::HeadersTooLarge)
+        );
+
+        let answer = String::from_utf8(Rejection::UriTooLong.answer()).expect("text");
+        assert!(
+            answer.starts_with("HTTP/1.1 414 URI Too Long\r\n"),
+            "{answer}"
+        );
+        let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+        let json: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(json["error"], "uri_too_long");
+        assert!(answer.contains(&format!("content-length: {}\r\n", body.len())));
     }
 
     #[test]
