@@ -3,6 +3,8 @@
 
 pub mod backoff;
 pub mod drift;
+#[cfg(feature = "openapi")]
+mod examples;
 pub mod model;
 
 pub use drift::drift;

@@ -240,6 +240,7 @@ pub fn in_scope(scope: &Scope, labels: &BTreeMap<String, String>) -> bool {
 /// One container as status-api sees it. Never holds the environment or anything else that may be a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct ContainerStatus {
     /// The full container id (64 hex characters).
     pub id: String,
@@ -295,6 +296,7 @@ impl ContainerStatus {
 /// The answer of `GET /status`. Not `Eq`: the event lag is a float.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct StatusResponse {
     /// Rises by at least one on every change status-api sees. Pass it back as `since` to long-poll.
     pub revision: u64,
@@ -342,6 +344,7 @@ pub struct StatusResponse {
 /// A member of the snapshot, as `GET /snapshot` shows it: no environment, no secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct SnapshotMember {
     /// The container's name: its identity.
     pub name: String,
@@ -356,6 +359,7 @@ pub struct SnapshotMember {
 /// The answer of `GET /snapshot` and `POST /snapshot`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct SnapshotSummary {
     /// When the baseline was taken.
     pub taken_at: DateTime<Utc>,
@@ -369,6 +373,7 @@ pub struct SnapshotSummary {
 /// Everything needed to recreate a snapshotted container. Holds its environment: served only with the token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct ContainerSpec {
     /// The container's name.
     pub name: String,
@@ -452,6 +457,7 @@ impl DriftKind {
 /// One difference between the host and its snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct DriftItem {
     /// What kind of difference.
     pub kind: DriftKind,
@@ -471,6 +477,7 @@ pub struct DriftItem {
 /// The answer of `GET /drift`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct DriftResponse {
     /// The revision of the view this drift was computed from.
     pub revision: u64,
@@ -483,6 +490,7 @@ pub struct DriftResponse {
 /// The JSON body of every 4xx and 5xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct ErrorBody {
     /// A short machine-readable code, e.g. `bad_request`, `not_found`, `unauthorized`.
     pub error: String,

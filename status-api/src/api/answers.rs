@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
 use serde::Serialize;
 use shared::{
@@ -17,6 +18,7 @@ use crate::view::View;
 
 /// `{"status": "UP"}`.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub(super) struct HealthBody {
     /// Always `UP` while the process serves.
     pub(super) status: String,
@@ -24,6 +26,7 @@ pub(super) struct HealthBody {
 
 /// One readiness check.
 #[derive(Debug, Object, Serialize)]
+#[oai(example)]
 pub(super) struct CheckBody {
     /// `UP` or `DOWN`.
     pub(super) status: String,
@@ -33,6 +36,7 @@ pub(super) struct CheckBody {
 
 /// Readiness: every check must be `UP`.
 #[derive(Debug, Object, Serialize)]
+#[oai(example)]
 pub(super) struct ReadyBody {
     /// `READY` or `NOT_READY`.
     pub(super) status: String,
@@ -40,6 +44,43 @@ pub(super) struct ReadyBody {
     /// `scope` (the baseline was taken in status-api's scope), `state_dir` (no other status-api holds the
     /// state directory's lock; names the lock and the pid holding it when one does).
     pub(super) checks: BTreeMap<String, CheckBody>,
+}
+
+impl Example for HealthBody {
+    fn example() -> Self {
+        Self {
+            status: "UP".into(),
+        }
+    }
+}
+
+impl Example for CheckBody {
+    fn example() -> Self {
+        Self {
+            status: "UP".into(),
+            detail: "the Docker engine answers".into(),
+        }
+    }
+}
+
+impl Example for ReadyBody {
+    fn example() -> Self {
+        let up = |detail: &str| CheckBody {
+            status: "UP".into(),
+            detail: detail.into(),
+        };
+        Self {
+            status: "READY".into(),
+            checks: BTreeMap::from([
+                ("docker".to_owned(), up("the Docker engine answers")),
+                ("events".to_owned(), up("the event stream is live")),
+                (
+                    "snapshot".to_owned(),
+                    up("1 container, taken 2026-11-30T09:05:00Z"),
+                ),
+            ]),
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]

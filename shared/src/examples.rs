@@ -1,0 +1,157 @@
+//! The example of every answer type in `/openapi.json`, so `/docs` shows what a real answer looks like and a
+//! generated client's documentation has one too. One small, consistent host: `web` running and in the
+//! snapshot, `worker` exited and in it, `adhoc` running outside it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use poem_openapi::types::Example;
+use serde_json::json;
+
+use crate::model::{
+    ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, ErrorBody,
+    Health, Policy, SnapshotMember, SnapshotSummary, StatusResponse,
+};
+
+const WEB_ID: &str = "4f1c2a9be3d7c6a5b4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1";
+const WORKER_ID: &str = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b";
+const IMAGE_ID: &str = "sha256:1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a";
+
+fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, hour, minute, 0)
+        .single()
+        .expect("a valid time")
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("team".to_owned(), "web".to_owned())])
+}
+
+impl Example for ContainerStatus {
+    fn example() -> Self {
+        Self {
+            id: WEB_ID.to_owned(),
+            name: "web".to_owned(),
+            image: "nginx:1.27".to_owned(),
+            image_id: IMAGE_ID.to_owned(),
+            state: ContainerState::Running,
+            health: Health::Healthy,
+            exit_code: None,
+            restart_count: 0,
+            created_at: Some(at(9, 0)),
+            started_at: Some(at(9, 1)),
+            finished_at: None,
+            labels: labels(),
+            in_snapshot: true,
+            policy: Policy::Heal,
+            settling: false,
+        }
+    }
+}
+
+impl Example for StatusResponse {
+    fn example() -> Self {
+        Self {
+            revision: 42,
+            observed_at: at(10, 0),
+            snapshot_taken_at: Some(at(9, 5)),
+            scope: Some("team=web".to_owned()),
+            events_live: true,
+            resync_interval_seconds: 30,
+            server_container_id: None,
+            engine_reachable: true,
+            ready: true,
+            not_ready_reason: None,
+            event_backlog: 0,
+            event_lag_seconds: 0.0,
+            containers: vec![ContainerStatus::example()],
+        }
+    }
+}
+
+impl Example for SnapshotMember {
+    fn example() -> Self {
+        Self {
+            name: "web".to_owned(),
+            id: WEB_ID.to_owned(),
+            image: "nginx:1.27".to_owned(),
+            labels: labels(),
+        }
+    }
+}
+
+impl Example for SnapshotSummary {
+    fn example() -> Self {
+        Self {
+            taken_at: at(9, 5),
+            scope: Some("team=web".to_owned()),
+            containers: vec![SnapshotMember::example()],
+        }
+    }
+}
+
+impl Example for ContainerSpec {
+    fn example() -> Self {
+        Self {
+            name: "web".to_owned(),
+            id: WEB_ID.to_owned(),
+            image: "nginx:1.27".to_owned(),
+            image_id: IMAGE_ID.to_owned(),
+            config: json!({
+                "Image": "nginx:1.27",
+                "Env": ["NGINX_PORT=80"],
+                "Labels": {"team": "web"},
+                "ExposedPorts": {"80/tcp": {}}
+            }),
+            host_config: json!({
+                "NetworkMode": "bridge",
+                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8081"}]},
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}
+            }),
+            networks: json!({"bridge": {"Aliases": null}}),
+        }
+    }
+}
+
+impl Example for DriftItem {
+    fn example() -> Self {
+        Self {
+            kind: DriftKind::Stopped,
+            name: "worker".to_owned(),
+            id: WORKER_ID.to_owned(),
+            state: Some(ContainerState::Exited),
+            policy: Policy::Heal,
+            detail: "in the snapshot but exited (exit code 137)".to_owned(),
+        }
+    }
+}
+
+impl Example for DriftResponse {
+    fn example() -> Self {
+        Self {
+            revision: 42,
+            in_sync: false,
+            items: vec![
+                DriftItem::example(),
+                DriftItem {
+                    kind: DriftKind::Unexpected,
+                    name: "adhoc".to_owned(),
+                    id: WEB_ID.chars().rev().collect(),
+                    state: Some(ContainerState::Running),
+                    policy: Policy::Heal,
+                    detail: "running from busybox:latest but not in the snapshot".to_owned(),
+                },
+            ],
+        }
+    }
+}
+
+impl Example for ErrorBody {
+    fn example() -> Self {
+        Self {
+            error: "bad_request".to_owned(),
+            message: "query parameter `wait` is `99`: use a whole number of seconds from 0 to 60"
+                .to_owned(),
+        }
+    }
+}
