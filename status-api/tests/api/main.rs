@@ -11,6 +11,7 @@ mod engine_loss;
 mod errors;
 mod live_status;
 mod long_poll;
+mod ps_parity;
 mod scope;
 mod secrets;
 mod snapshot;
