@@ -66,7 +66,16 @@ async fn with_a_token_only_the_right_one_opens_them() -> anyhow::Result<()> {
             post = post.bearer_auth(token);
             get = get.bearer_auth(token);
         }
-        let (status, body) = answer(post.send().await?).await?;
+        let response = post.send().await?;
+        assert_eq!(
+            response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.as_bytes()),
+            Some(&b"Bearer realm=\"status-api\""[..]),
+            "{case}: a 401 says how to authenticate"
+        );
+        let (status, body) = answer(response).await?;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {body}");
         assert_error_shape(&body, case);
         let (status, body) = answer(get.send().await?).await?;

@@ -60,6 +60,132 @@ async fn openapi_is_version_3_and_lists_every_endpoint() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn the_document_says_exactly_what_the_server_does() -> anyhow::Result<()> {
+    let scope = TestScope::new();
+    let api = spawn_api(&scope, Options::default()).await?;
+    let spec = api.get_ok("/openapi.json").await?;
+    let parameters = spec["paths"]["/status"]["get"]["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let parameter = |name: &str| {
+        parameters
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for name in ["all", "state", "label", "name", "since", "wait"] {
+        assert_eq!(parameter(name)["required"], false, "`{name}` is optional");
+    }
+    for name in ["state", "label", "name"] {
+        assert_eq!(
+            parameter(name)["schema"]["type"],
+            "array",
+            "`{name}` repeats"
+        );
+    }
+    assert_eq!(parameter("label")["schema"]["items"]["minLength"], 1);
+    assert_eq!(parameter("name")["schema"]["items"]["maxLength"], 256);
+    assert_eq!(parameter("wait")["schema"]["maximum"], 60.0);
+
+    // Everything sent as null is declared nullable.
+    let schemas = &spec["components"]["schemas"];
+    for (schema, field) in [
+        ("ContainerStatus", "exit_code"),
+        ("ContainerStatus", "created_at"),
+        ("ContainerStatus", "started_at"),
+        ("ContainerStatus", "finished_at"),
+        ("StatusResponse", "scope"),
+        ("StatusResponse", "snapshot_taken_at"),
+        ("StatusResponse", "server_container_id"),
+        ("StatusResponse", "not_ready_reason"),
+        ("SnapshotSummary", "scope"),
+        ("DriftItem", "state"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["nullable"], true,
+            "{schema}.{field} is sent as null"
+        );
+    }
+    // The token operations require the token: no empty alternative.
+    for (path, method) in [
+        ("/snapshot", "post"),
+        ("/snapshot/containers/{name}/spec", "get"),
+    ] {
+        assert_eq!(
+            spec["paths"][path][method]["security"],
+            serde_json::json!([{"BearerToken": []}]),
+            "{method} {path}"
+        );
+    }
+    // Every object answer carries an example.
+    for (name, schema) in schemas.as_object().into_iter().flatten() {
+        if schema["type"] == "object" {
+            assert!(schema["example"].is_object(), "{name} has no example");
+        }
+    }
+    api.stop().await
+}
+
+#[tokio::test]
+async fn large_answers_are_compressed_and_docs_are_cacheable() -> anyhow::Result<()> {
+    use std::io::Read;
+
+    let scope = TestScope::new();
+    let api = spawn_api(&scope, Options::default()).await?;
+    for path in [
+        "/docs",
+        "/openapi.json",
+        "/status",
+        "/status?all=true&name=x",
+    ] {
+        let plain = api.client.get(api.url(path)).send().await?;
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let plain = plain.bytes().await?;
+        let gzip = api
+            .client
+            .get(api.url(path))
+            .header("accept-encoding", "gzip, br")
+            .send()
+            .await?;
+        assert_eq!(gzip.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(gzip.headers()["vary"], "accept-encoding", "{path}");
+        let packed = gzip.bytes().await?;
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..]).read_to_end(&mut unpacked)?;
+        if path.starts_with("/status") {
+            // Another revision may have come between the two requests: compare the shape, not the bytes.
+            let value: serde_json::Value = serde_json::from_slice(&unpacked)?;
+            assert!(value["containers"].is_array(), "{path}");
+        } else {
+            assert_eq!(unpacked, plain, "{path}");
+            assert!(packed.len() * 2 < plain.len(), "{path} compresses");
+        }
+    }
+
+    let docs = api.client.get(api.url("/docs")).send().await?;
+    let etag = docs.headers()["etag"].clone();
+    assert!(docs.headers()["cache-control"]
+        .to_str()?
+        .contains("max-age"));
+    let again = api
+        .client
+        .get(api.url("/docs"))
+        .header("if-none-match", etag)
+        .send()
+        .await?;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    let icon = api.client.get(api.url("/favicon.ico")).send().await?;
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert!(icon.headers()["content-type"]
+        .to_str()?
+        .starts_with("image/"));
+    api.stop().await
+}
+
+#[tokio::test]
 async fn docs_serve_swagger_ui_from_the_binary() -> anyhow::Result<()> {
     let scope = TestScope::new();
     let api = spawn_api(&scope, Options::default()).await?;

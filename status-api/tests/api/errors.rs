@@ -29,10 +29,32 @@ async fn bad_input_for_every_parameter_is_a_clear_400() -> anyhow::Result<()> {
         assert_error_shape(&body, path);
         let message = body["message"].as_str().unwrap_or_default();
         assert!(
-            message.contains(parameter),
+            message.contains(&format!("`{parameter}`")),
             "{path}: the message must name `{parameter}`: {message}"
         );
+        let received = path
+            .rsplit_once(&format!("{parameter}="))
+            .map(|(_, value)| value.split('&').next().unwrap_or_default())
+            .unwrap_or_default()
+            .replace("%20", " ");
+        assert!(
+            message.contains(&format!("`{received}`"))
+                || (received.is_empty() && message.contains("empty")),
+            "{path}: the message must show the value received: {message}"
+        );
+        assert!(
+            !message.contains("occurred while parsing") && !message.contains("uint64"),
+            "{path}: plain words, not the parser's: {message}"
+        );
     }
+    let (status, body) = api.get("/status?name=web(").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`name` is `web(`") && m.contains("regular expression")),
+        "{body}"
+    );
     let (_, body) = api.get("/status?state=runing").await?;
     assert!(
         body["message"]
@@ -68,7 +90,57 @@ async fn unknown_things_are_json_404s() -> anyhow::Result<()> {
     }
     let response = api.client.delete(api.url("/status")).send().await?;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
     let body: serde_json::Value = response.json().await?;
     assert_error_shape(&body, "DELETE /status");
+    let response = api.client.put(api.url("/snapshot")).send().await?;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
+    api.stop().await
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_gets_a_json_answer() -> anyhow::Result<()> {
+    let scope = TestScope::new();
+    let api = spawn_api(&scope, Options::default()).await?;
+    let long_query = format!("/status?name={}", "a".repeat(20_000));
+    let response = api.client.get(api.url(&long_query)).send().await?;
+    assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["error"], "uri_too_long", "{body}");
+    assert_error_shape(&body, "a 20 KB query");
+
+    for (what, request) in [
+        (
+            "one 100 KB header",
+            api.client
+                .get(api.url("/health"))
+                .header("x-big", "b".repeat(100_000)),
+        ),
+        (
+            "a 2 MB header",
+            api.client
+                .get(api.url("/health"))
+                .header("x-big", "b".repeat(2_000_000)),
+        ),
+        ("120 headers", {
+            let mut request = api.client.get(api.url("/health"));
+            for n in 0..120 {
+                request = request.header(format!("x-h{n}"), "1");
+            }
+            request
+        }),
+    ] {
+        let response = request.send().await?;
+        assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{what}"
+        );
+        let body: serde_json::Value = response.json().await?;
+        assert_eq!(body["error"], "headers_too_large", "{what}: {body}");
+    }
+    // The server is unharmed.
+    assert_eq!(api.get("/health").await?.0, StatusCode::OK);
     api.stop().await
 }
