@@ -167,7 +167,7 @@ fn parameter_hint(name: &str) -> &'static str {
     match name {
         "all" => "use all=true or all=false",
         "state" => "use one of created, running, paused, restarting, removing, exited, dead (repeat it for several)",
-        "since" => "use a revision number (a whole number from 0 up) from an earlier answer",
+        "since" => "use a revision number from an earlier answer (a whole number from 0 to 9007199254740991)",
         "wait" => "use a whole number of seconds from 0 to 60",
         "label" => "use KEY or KEY=VALUE, 1 to 1024 characters (repeat it to require several)",
         "name" => "use a regular expression of 1 to 256 characters, as `docker ps --filter name=` takes",

@@ -13,8 +13,8 @@ use super::answers::{
     ReadyAnswer, ReadyBody, RebaselineAnswer, RootAnswer, SnapshotAnswer, SpecAnswer, StatusAnswer,
 };
 use super::auth::{authorize, BearerToken, Denied};
-use super::filter::{listed_by_default, StatusFilter, MAX_LABEL, MAX_NAME_PATTERN};
-use super::params::{texts, FilterText};
+use super::filter::{listed_by_default, StatusFilter};
+use super::params::{texts, FilterText, LabelRule, NameRule};
 use super::payload::JsonBytes;
 use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS};
 use crate::baseline::SnapshotError;
@@ -63,14 +63,15 @@ impl StatusApi {
         /// Only containers in one of these states (repeat it for several; implies `all=true`).
         state: Query<Option<Vec<ContainerState>>>,
         /// Only containers carrying this label: `KEY` or `KEY=VALUE`. Repeat it to require several.
-        label: Query<Option<Vec<FilterText<MAX_LABEL>>>>,
+        label: Query<Option<Vec<FilterText<LabelRule>>>>,
         /// Only containers whose name matches this regular expression (as `docker ps --filter name=`: `web`
         /// matches names containing web, `^web-1$` exactly that name). Repeat it: any may match.
-        name: Query<Option<Vec<FilterText<MAX_NAME_PATTERN>>>>,
+        name: Query<Option<Vec<FilterText<NameRule>>>>,
         /// Long poll: the revision of the last answer you have.
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         since: Query<Option<u64>>,
         /// Long poll: how many seconds to wait for a change, 0 to 60 (default 30 when `since` is given).
-        #[oai(validator(maximum(value = "60")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
         wait: Query<Option<u64>>,
     ) -> StatusAnswer {
         let filter = match StatusFilter::parse(

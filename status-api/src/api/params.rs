@@ -3,28 +3,66 @@
 //! client (or a fuzzer) never sends what the server would refuse.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, ToJSON, Type};
 use serde_json::Value;
 
-/// A non-empty query value of at most `MAX` characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct FilterText<const MAX: usize>(pub String);
+/// What one kind of filter text allows, stated in the schema and checked on parse.
+pub(super) trait TextRule: Send + Sync + 'static {
+    /// The schema's name for the type.
+    const NAME: &'static str;
+    /// The most characters.
+    const MAX: usize;
+    /// A regular expression every value matches (ECMA-262 and Python `re` read it the same way).
+    const PATTERN: Option<&'static str> = None;
+    /// The JSON Schema `format`.
+    const FORMAT: Option<&'static str> = None;
+}
 
-impl<const MAX: usize> Type for FilterText<MAX> {
+/// `label=KEY` or `label=KEY=VALUE`: the key non-empty, without `=`, white space or control characters (the
+/// characters Rust calls whitespace or control, listed), the value anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LabelRule;
+
+impl TextRule for LabelRule {
+    const NAME: &'static str = "label_selector";
+    const MAX: usize = super::filter::MAX_LABEL;
+    const PATTERN: Option<&'static str> = Some(
+        "^[^=\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+(=[\\s\\S]*)?$",
+    );
+}
+
+/// `name=REGEX`: a regular expression, as `docker ps --filter name=` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NameRule;
+
+impl TextRule for NameRule {
+    const NAME: &'static str = "name_pattern";
+    const MAX: usize = super::filter::MAX_NAME_PATTERN;
+    const FORMAT: Option<&'static str> = Some("regex");
+}
+
+/// A non-empty query value of at most `R::MAX` characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FilterText<R>(pub String, PhantomData<R>);
+
+impl<R: TextRule> Type for FilterText<R> {
     const IS_REQUIRED: bool = true;
     type RawValueType = Self;
     type RawElementValueType = Self;
 
     fn name() -> Cow<'static, str> {
-        format!("string(1..={MAX})").into()
+        R::NAME.into()
     }
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
             min_length: Some(1),
-            max_length: Some(MAX),
+            max_length: Some(R::MAX),
+            pattern: R::PATTERN.map(ToOwned::to_owned),
+            format: R::FORMAT,
             ..MetaSchema::new("string")
         }))
     }
@@ -40,29 +78,30 @@ impl<const MAX: usize> Type for FilterText<MAX> {
     }
 }
 
-impl<const MAX: usize> ParseFromParameter for FilterText<MAX> {
+impl<R: TextRule> ParseFromParameter for FilterText<R> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
         let length = value.chars().count();
         if length == 0 {
             return Err(ParseError::custom("it is empty"));
         }
-        if length > MAX {
+        if length > R::MAX {
             return Err(ParseError::custom(format!(
-                "it is {length} characters long, more than {MAX}"
+                "it is {length} characters long, more than {}",
+                R::MAX
             )));
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.to_owned(), PhantomData))
     }
 }
 
-impl<const MAX: usize> ToJSON for FilterText<MAX> {
+impl<R: TextRule> ToJSON for FilterText<R> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.clone()))
     }
 }
 
 /// The texts of a repeated filter parameter.
-pub(super) fn texts<const MAX: usize>(values: Option<Vec<FilterText<MAX>>>) -> Vec<String> {
+pub(super) fn texts<R>(values: Option<Vec<FilterText<R>>>) -> Vec<String> {
     values
         .unwrap_or_default()
         .into_iter()
@@ -76,15 +115,51 @@ mod tests {
 
     #[test]
     fn empty_and_overlong_values_are_refused_and_the_schema_says_so() {
-        assert!(FilterText::<4>::parse_from_parameter("").is_err());
-        assert!(FilterText::<4>::parse_from_parameter("abcde").is_err());
+        assert!(FilterText::<NameRule>::parse_from_parameter("").is_err());
+        assert!(FilterText::<NameRule>::parse_from_parameter(&"a".repeat(257)).is_err());
         assert_eq!(
-            FilterText::<4>::parse_from_parameter("abcd").ok(),
-            Some(FilterText("abcd".to_owned()))
+            FilterText::<NameRule>::parse_from_parameter("^web")
+                .map(|t| t.0)
+                .ok(),
+            Some("^web".to_owned())
         );
-        let MetaSchemaRef::Inline(schema) = FilterText::<4>::schema_ref() else {
+        let MetaSchemaRef::Inline(schema) = FilterText::<NameRule>::schema_ref() else {
             panic!("inline schema")
         };
-        assert_eq!((schema.min_length, schema.max_length), (Some(1), Some(4)));
+        assert_eq!((schema.min_length, schema.max_length), (Some(1), Some(256)));
+        assert_eq!(schema.format, Some("regex"));
+    }
+
+    #[test]
+    fn the_label_pattern_says_what_the_selector_parser_takes() {
+        let MetaSchemaRef::Inline(schema) = FilterText::<LabelRule>::schema_ref() else {
+            panic!("inline schema")
+        };
+        let pattern =
+            regex::Regex::new(schema.pattern.as_deref().expect("a pattern")).expect("valid");
+        for text in [
+            "app",
+            "app=web",
+            "a=",
+            "a==b",
+            "k=v w",
+            "é=ü",
+            "k=\n",
+            "team.io/x=1",
+            "",
+            "=v",
+            " k",
+            "k k=v",
+            "k\u{3000}=v",
+            "\u{7f}",
+            "k\u{a0}",
+            "\t=x",
+        ] {
+            assert_eq!(
+                pattern.is_match(text),
+                text.parse::<shared::LabelSelector>().is_ok(),
+                "{text:?}"
+            );
+        }
     }
 }
