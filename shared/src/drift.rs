@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::image_ref::{is_image_id_of, same_reference};
 use crate::model::{
     in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, Health, Policy, Scope,
     SnapshotMember,
@@ -13,8 +14,10 @@ use crate::model::{
 /// Identity is the container name: a container recreated under the same name is the same member. Containers
 /// outside `scope` never appear, whichever side they are on. The rules, per snapshot member:
 /// - no container of that name: `removed`;
-/// - another image reference than the snapshot's: `changed` (and nothing else: it is no longer the container
-///   the snapshot describes, so nothing may act on it as if it were);
+/// - another image reference than the snapshot's, compared normalised (`nginx` ≡ `nginx:latest` ≡
+///   `docker.io/library/nginx:latest`): `changed` (and nothing else: it is no longer the container the
+///   snapshot describes, so nothing may act on it as if it were). A container created from the snapshot's
+///   image id itself — what a recreate does when the tag is gone — runs the same image, so it is not changed;
 /// - `created`, `exited`, `dead`: `stopped`;
 /// - `paused`: `paused` — never `unhealthy`, although the engine reports paused containers as unhealthy;
 /// - `running` with an unhealthy healthcheck: `unhealthy`;
@@ -73,7 +76,7 @@ fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> O
             detail: format!("no container named {} exists", member.name),
         });
     };
-    if container.image != member.image {
+    if !same_image(member, container) {
         return Some(item(
             DriftKind::Changed,
             container,
@@ -103,6 +106,12 @@ fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> O
     }
 }
 
+/// Whether the container runs what the member ran: the same reference, or the member's image id itself.
+fn same_image(member: &SnapshotMember, container: &ContainerStatus) -> bool {
+    same_reference(&member.image, &container.image)
+        || (!member.image_id.is_empty() && is_image_id_of(&container.image, &member.image_id))
+}
+
 fn item(kind: DriftKind, container: &ContainerStatus, detail: String) -> DriftItem {
     DriftItem {
         kind,
@@ -119,11 +128,15 @@ mod tests {
     use super::*;
     use crate::model::{LabelSelector, POLICY_LABEL};
 
+    const MEMBER_IMAGE_ID: &str =
+        "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
     fn member(name: &str) -> SnapshotMember {
         SnapshotMember {
             name: name.into(),
             id: format!("{name}-old-id"),
             image: "busybox:latest".into(),
+            image_id: MEMBER_IMAGE_ID.into(),
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
         }
     }
@@ -245,6 +258,47 @@ mod tests {
         let items = drift(&[member("a")], &[other], &None);
         assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
         assert!(items[0].detail.contains("nginx:1"));
+    }
+
+    #[test]
+    fn image_references_compare_normalised() {
+        for spelling in [
+            "busybox",
+            "docker.io/library/busybox:latest",
+            "library/busybox",
+        ] {
+            let mut same = container("a", ContainerState::Running);
+            same.image = spelling.into();
+            assert!(
+                drift(&[member("a")], &[same], &None).is_empty(),
+                "{spelling}"
+            );
+        }
+        let mut tagged = container("a", ContainerState::Running);
+        tagged.image = "busybox:1.36".into();
+        let items = drift(&[member("a")], &[tagged], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
+    }
+
+    #[test]
+    fn a_container_made_from_the_members_image_id_is_not_changed() {
+        let mut from_id = container("a", ContainerState::Running);
+        from_id.image = MEMBER_IMAGE_ID.into();
+        assert!(drift(&[member("a")], &[from_id.clone()], &None).is_empty());
+
+        let mut other_id = from_id.clone();
+        other_id.image = format!("sha256:{}", "2".repeat(64));
+        let items = drift(&[member("a")], &[other_id], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
+
+        let mut old_snapshot = member("a");
+        old_snapshot.image_id = String::new();
+        let items = drift(&[old_snapshot], &[from_id], &None);
+        assert_eq!(
+            kinds(&items),
+            vec![("a", DriftKind::Changed)],
+            "without a recorded id there is nothing to match"
+        );
     }
 
     #[test]

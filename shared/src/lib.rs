@@ -3,9 +3,11 @@
 
 pub mod backoff;
 pub mod drift;
+pub mod image_ref;
 pub mod model;
 
 pub use drift::drift;
+pub use image_ref::{normalized_reference, same_reference};
 pub use model::*;
 #[cfg(feature = "runtime")]
 pub mod runtime;

@@ -340,6 +340,9 @@ pub struct SnapshotMember {
     pub id: String,
     /// The image reference it was created from.
     pub image: String,
+    /// The id (`sha256:…`) of the image it ran. Empty in snapshots written before dockstate recorded it.
+    #[serde(default)]
+    pub image_id: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
 }
@@ -383,6 +386,7 @@ impl ContainerSpec {
             name: self.name.clone(),
             id: self.id.clone(),
             image: self.image.clone(),
+            image_id: self.image_id.clone(),
             labels: labels_of_config(&self.config),
         }
     }
@@ -420,7 +424,8 @@ pub enum DriftKind {
     Unhealthy,
     /// Running, not in the snapshot, and its policy is not `ignore`.
     Unexpected,
-    /// In the snapshot by name, but created from another image: reported, never acted on.
+    /// In the snapshot by name, but created from another image reference (compared normalised: `nginx` is
+    /// `docker.io/library/nginx:latest`): reported, never acted on.
     Changed,
 }
 

@@ -266,6 +266,7 @@ mod tests {
                         name: format!("c{i}"),
                         id: format!("{i}"),
                         image: "busybox".into(),
+                        image_id: String::new(),
                         labels: Default::default(),
                     })
                     .collect(),

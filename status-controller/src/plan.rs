@@ -198,6 +198,7 @@ mod tests {
             name: name.into(),
             id: format!("{name}-snapshot-id"),
             image: "busybox:latest".into(),
+            image_id: String::new(),
             labels: labels(None),
         }
     }

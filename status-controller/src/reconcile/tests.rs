@@ -60,6 +60,7 @@ impl FakeSource {
                 name: "web".into(),
                 id: "web-id".into(),
                 image: "busybox".into(),
+                image_id: String::new(),
                 labels: Default::default(),
             }],
         };

@@ -190,6 +190,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 name: name.clone(),
                 id: id.clone(),
                 image: BUSYBOX_IMAGE.into(),
+                image_id: String::new(),
                 labels,
             }],
         },
