@@ -378,6 +378,11 @@ pub struct ContainerSpec {
     pub host_config: serde_json::Value,
     /// The engine's `NetworkSettings.Networks` object: the networks it was attached to, with aliases.
     pub networks: serde_json::Value,
+    /// The engine's `Mounts` array: every volume and bind as mounted, with the names the engine gave the
+    /// anonymous volumes, so that a recreate re-attaches them and their data. Null in snapshots written
+    /// before dockstate recorded it (format 1 either way: older files read as they are).
+    #[serde(default)]
+    pub mounts: serde_json::Value,
 }
 
 impl ContainerSpec {
@@ -621,6 +626,7 @@ mod tests {
             config: serde_json::json!({"Image": "busybox:latest", "Env": ["SECRET=1"], "Labels": {"team": "a"}}),
             host_config: serde_json::json!({}),
             networks: serde_json::json!({}),
+            mounts: serde_json::Value::Null,
         };
         let member = spec.member();
         assert_eq!(member.labels, labels(&[("team", "a")]));

@@ -249,6 +249,11 @@ pub fn spec_from_inspect(inspect: &ContainerInspectResponse) -> Option<Container
                 .and_then(|settings| settings.networks.as_ref())
                 .and_then(|networks| serde_json::to_value(networks).ok()),
         ),
+        mounts: inspect
+            .mounts
+            .as_ref()
+            .and_then(|mounts| serde_json::to_value(mounts).ok())
+            .unwrap_or(serde_json::Value::Null),
     })
 }
 

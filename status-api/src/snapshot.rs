@@ -120,8 +120,22 @@ mod tests {
                 config: serde_json::json!({"Env": ["TOKEN=x"]}),
                 host_config: serde_json::json!({}),
                 networks: serde_json::json!({}),
+                mounts: serde_json::json!([{"Type": "volume", "Name": "v1", "Destination": "/data"}]),
             }],
         }
+    }
+
+    #[test]
+    fn a_file_written_before_mounts_were_recorded_still_reads() {
+        let mut old = serde_json::to_value(sample()).expect("serialises");
+        old["containers"][0]
+            .as_object_mut()
+            .expect("an object")
+            .remove("mounts");
+        let text = serde_json::to_vec(&old).expect("serialises");
+        let read = Snapshot::from_json(std::path::Path::new(PATH), &text).expect("reads");
+        assert_eq!(read.containers[0].mounts, serde_json::Value::Null);
+        assert_eq!(read.containers[0].name, "web");
     }
 
     const PATH: &str = "/var/lib/status-api/snapshot.json";

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use shared::runtime::engine::EngineError;
-use shared::{in_scope, Policy};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -22,8 +21,9 @@ use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
 use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner, Ended, Outcome};
 use crate::recheck::{recheck, Seen};
-use crate::recreate::recreation;
-use crate::status_client::{StatusError, StatusSource};
+
+mod rebuild;
+use crate::status_client::StatusSource;
 
 /// How many starts, unpauses and recreates run at once.
 pub const HEAL_CONCURRENCY: usize = 8;
@@ -311,6 +311,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         };
         let (name, id, grace) = (action.container.as_str(), action.id.as_str(), seen.grace());
         match action.kind {
+            ActionKind::Start if seen.created => self.finish_and_start(action, &seen).await,
             ActionKind::Start => outcome_of(docker.start(name, id).await, "already running (304)"),
             ActionKind::Unpause => outcome_of(docker.unpause(name, id).await, "not paused"),
             ActionKind::Restart => outcome_of(
@@ -348,61 +349,11 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             Err(err) => Err(outcome_of(Err(err), "")),
         }
     }
-
-    /// Reads the spec from status-api, checks it is still ours to recreate, creates, connects, starts. A
-    /// container left half made is removed again, so the next attempt starts clean.
-    async fn recreate(&self, action: &Action, context: &ActionContext) -> Outcome {
-        let name = action.container.as_str();
-        let spec = match self.inner.specs.spec(name).await {
-            Ok(spec) => spec,
-            Err(StatusError::NotInSnapshot(_)) => {
-                return Outcome::skipped("it is no longer in the snapshot")
-            }
-            Err(err) => return Outcome::failed(&err),
-        };
-        let labels = spec.member().labels;
-        if !in_scope(&context.scope, &labels) {
-            return Outcome::skipped("its snapshot labels put it outside status-api's scope");
-        }
-        let policy = Policy::from_labels(&labels);
-        if policy != Policy::Heal {
-            return Outcome::skipped(format!("its policy is {}", policy.as_str()));
-        }
-        let recreation = match recreation(&spec) {
-            Ok(recreation) => recreation,
-            Err(err) => return Outcome::failed(&err),
-        };
-
-        let docker = &self.inner.docker;
-        let id = match docker.create(&recreation).await {
-            Ok(id) => id,
-            Err(DockerError::Engine(EngineError::Conflict { .. })) => {
-                return Outcome::conflict(format!(
-                    "a container named {name} exists again: the next change decides"
-                ))
-            }
-            Err(err) => return Outcome::failed(&err),
-        };
-        for (network, endpoint) in recreation.extra_networks {
-            if let Err(err) = docker.connect_network(name, &id, &network, endpoint).await {
-                docker.discard(name, &id).await;
-                return Outcome::failed(&err);
-            }
-        }
-        match docker.start(name, &id).await {
-            Ok(Applied::Done | Applied::AlreadyDone) => Outcome::recreated(&id),
-            Ok(Applied::NoSuchContainer) => Outcome::gone(),
-            Err(err) => {
-                docker.discard(name, &id).await;
-                Outcome::failed(&err)
-            }
-        }
-    }
 }
 
 /// The outcome of a call as the engine answered it: 304 `noop` (`already` says what was found instead),
 /// 404 `gone`, 409 `conflict`, anything else that is not success `failed`.
-fn outcome_of(applied: crate::docker::Result<Applied>, already: &str) -> Outcome {
+pub(crate) fn outcome_of(applied: crate::docker::Result<Applied>, already: &str) -> Outcome {
     match applied {
         Ok(Applied::Done) => Outcome::ok(None),
         Ok(Applied::AlreadyDone) => Outcome::noop(already),

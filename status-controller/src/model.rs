@@ -261,11 +261,17 @@ impl Outcome {
         }
     }
 
-    /// Recreated: done, under the new id `id`.
-    pub fn recreated(id: &str) -> Self {
+    /// Recreated: done, under the new id `id`; `notes` say what could not be as it was (an image found only
+    /// by its id, a volume made afresh).
+    pub fn recreated(id: &str, notes: &[String]) -> Self {
+        let mut detail = format!("recreated as {}", &id[..id.len().min(12)]);
+        for note in notes {
+            detail.push_str("; ");
+            detail.push_str(note);
+        }
         Self {
             result: ActionResult::Ok,
-            detail: Some(format!("recreated as {}", &id[..id.len().min(12)])),
+            detail: Some(detail),
             new_id: Some(id.to_owned()),
         }
     }

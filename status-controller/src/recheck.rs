@@ -4,7 +4,7 @@
 //! module decides. It is also how "already so" is told apart from "done": the engine answers a start of a
 //! running container with 304, which the client library reports as success.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
@@ -20,6 +20,10 @@ pub struct Seen {
     pub labels: BTreeMap<String, String>,
     pub running: bool,
     pub paused: bool,
+    /// Created and never started: possibly a recreate cut short before its networks were all connected.
+    pub created: bool,
+    /// The networks it is connected to, by name.
+    pub networks: BTreeSet<String>,
     /// The engine is restarting it (its restart policy) or removing it.
     pub moving: bool,
     pub unhealthy: bool,
@@ -57,6 +61,14 @@ impl Seen {
             running: state.and_then(|state| state.status)
                 == Some(ContainerStateStatusEnum::RUNNING),
             paused: state.and_then(|state| state.status) == Some(ContainerStateStatusEnum::PAUSED),
+            created: state.and_then(|state| state.status)
+                == Some(ContainerStateStatusEnum::CREATED),
+            networks: inspect
+                .network_settings
+                .as_ref()
+                .and_then(|settings| settings.networks.as_ref())
+                .map(|networks| networks.keys().cloned().collect())
+                .unwrap_or_default(),
             moving: matches!(
                 state.and_then(|state| state.status),
                 Some(ContainerStateStatusEnum::RESTARTING | ContainerStateStatusEnum::REMOVING)
@@ -165,6 +177,8 @@ mod tests {
             moving: false,
             unhealthy: false,
             stop_timeout: None,
+            created: false,
+            networks: BTreeSet::new(),
         }
     }
 
@@ -340,6 +354,8 @@ mod tests {
         assert_eq!(
             Seen {
                 stop_timeout: None,
+            created: false,
+            networks: BTreeSet::new(),
                 ..seen.clone()
             }
             .grace(),

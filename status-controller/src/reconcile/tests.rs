@@ -221,8 +221,13 @@ impl EngineWriter for FakeWriter {
         self.record("remove", name);
         Ok(Applied::Done)
     }
-    async fn discard(&self, name: &str, _id: &str) {
-        self.record("discard", name);
+    async fn image_id(&self, name: &str, _reference: &str) -> DockerResult<Option<String>> {
+        self.record("image", name);
+        Ok(Some("sha256:1".into()))
+    }
+    async fn volume_exists(&self, name: &str, _volume: &str) -> DockerResult<bool> {
+        self.record("volume", name);
+        Ok(true)
     }
     async fn create(&self, recreation: &Recreation) -> DockerResult<String> {
         self.record("create", &recreation.name);
