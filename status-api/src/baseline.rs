@@ -241,15 +241,19 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
         .filter_map(|summary| summary.id)
         .collect();
     let inspected: Vec<_> = futures::stream::iter(ids)
-        .map(|id| async move { engine.inspect(&id).await })
+        .map(|id| async move { engine.inspect_raw(&id).await })
         .buffer_unordered(INSPECT_CONCURRENCY)
         .try_collect()
         .await?;
     let (temporary, kept): (Vec<_>, Vec<_>) = inspected
         .iter()
         .flatten()
-        .partition(|inspect| removes_itself(inspect));
-    for inspect in temporary {
+        .filter_map(|raw| {
+            let inspect: ContainerInspectResponse = serde_json::from_value(raw.clone()).ok()?;
+            Some((inspect, raw))
+        })
+        .partition(|(inspect, _)| removes_itself(inspect));
+    for (inspect, _) in temporary {
         tracing::info!(
             container = inspect
                 .name
@@ -260,7 +264,7 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
         );
     }
     let mut containers: Vec<ContainerSpec> =
-        kept.into_iter().filter_map(spec_from_inspect).collect();
+        kept.into_iter().filter_map(|(_, raw)| spec_from_inspect(raw)).collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     tracing::info!(containers = containers.len(), "snapshot taken");
     Ok(Snapshot {

@@ -282,6 +282,17 @@ impl EngineReader for FakeEngine {
         .boxed()
     }
 
+    /// The typed answer as JSON: the fake has nothing the models do not know.
+    fn inspect_raw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+        self.inspect(id)
+            .map(|inspected| {
+                inspected.map(|found| {
+                    found.map(|inspect| serde_json::to_value(inspect).unwrap_or_default())
+                })
+            })
+            .boxed()
+    }
+
     fn inspect<'a>(
         &'a self,
         id: &'a str,
