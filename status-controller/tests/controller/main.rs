@@ -4,11 +4,13 @@
 
 mod backoff;
 mod fake_api;
+mod fidelity;
 mod heal;
 mod helpers;
 mod journal;
 mod once;
 mod process;
+mod recreate;
 mod safety;
 mod scope;
 mod strangers;
