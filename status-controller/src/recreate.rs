@@ -144,6 +144,16 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
         .get("NetworkMode")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    if network_mode
+        .as_deref()
+        .is_some_and(|mode| mode.starts_with("container:"))
+    {
+        // Inherited from the container whose network it joins, or from the image: the engine fills them in
+        // again, and refuses them when they are sent with this network mode.
+        for inherited in ["Hostname", "ExposedPorts", "MacAddress"] {
+            config.remove(inherited);
+        }
+    }
     let (primary, extra_networks) =
         split_networks(network_mode.as_deref(), networks, &short_id);
     let mut body = config;
@@ -527,6 +537,21 @@ mod tests {
             assert!(recreation.extra_networks.is_empty(), "{mode}");
             assert_eq!(recreation.body["HostConfig"]["NetworkMode"], mode);
         }
+    }
+
+    #[test]
+    fn what_a_joined_network_namespace_lends_is_not_sent() {
+        let recreation = recreation(&spec(
+            json!({"Image": "busybox:latest", "Hostname": "ffffffffffff", "ExposedPorts": {"80/tcp": {}},
+                   "Env": ["A=1"]}),
+            json!({"NetworkMode": "container:ffffffffffff"}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        let body = recreation.request_body();
+        assert_eq!(body.get("Hostname"), None, "the engine refuses a hostname here");
+        assert_eq!(body.get("ExposedPorts"), None, "and exposed ports");
+        assert_eq!(body["Env"], json!(["A=1"]));
     }
 
     #[test]
