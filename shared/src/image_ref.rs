@@ -20,7 +20,10 @@ pub fn normalized_reference(reference: &str) -> String {
     // A tag follows the last `:` after the last `/`; a `:` before it is a registry's port.
     let last_part = name.rfind('/').map_or(0, |slash| slash + 1);
     let (repository, tag) = match name[last_part..].rfind(':') {
-        Some(colon) => (&name[..last_part + colon], Some(&name[last_part + colon + 1..])),
+        Some(colon) => (
+            &name[..last_part + colon],
+            Some(&name[last_part + colon + 1..]),
+        ),
         None => (name, None),
     };
     if repository.is_empty() {
@@ -126,10 +129,7 @@ mod tests {
             normalized_reference("localhost:5000/app"),
             "localhost:5000/app:latest"
         );
-        assert_eq!(
-            normalized_reference("localhost/app:2"),
-            "localhost/app:2"
-        );
+        assert_eq!(normalized_reference("localhost/app:2"), "localhost/app:2");
         assert_eq!(
             normalized_reference("ghcr.io/org/app:1.2"),
             "ghcr.io/org/app:1.2"

@@ -263,8 +263,10 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
             "not recorded: started with --rm, so it is meant to go away"
         );
     }
-    let mut containers: Vec<ContainerSpec> =
-        kept.into_iter().filter_map(|(_, raw)| spec_from_inspect(raw)).collect();
+    let mut containers: Vec<ContainerSpec> = kept
+        .into_iter()
+        .filter_map(|(_, raw)| spec_from_inspect(raw))
+        .collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
     tracing::info!(containers = containers.len(), "snapshot taken");
     Ok(Snapshot {

@@ -158,7 +158,11 @@ impl EngineReader for DockerReader {
                 .await;
             match read {
                 Ok(body) => serde_json::from_slice(&body).map(Some).map_err(|err| {
-                    EngineError::from_call("inspect", id, bollard::errors::Error::JsonSerdeError { err })
+                    EngineError::from_call(
+                        "inspect",
+                        id,
+                        bollard::errors::Error::JsonSerdeError { err },
+                    )
                 }),
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..

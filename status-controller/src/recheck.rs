@@ -354,8 +354,8 @@ mod tests {
         assert_eq!(
             Seen {
                 stop_timeout: None,
-            created: false,
-            networks: BTreeSet::new(),
+                created: false,
+                networks: BTreeSet::new(),
                 ..seen.clone()
             }
             .grace(),

@@ -154,8 +154,7 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
             config.remove(inherited);
         }
     }
-    let (primary, extra_networks) =
-        split_networks(network_mode.as_deref(), networks, &short_id);
+    let (primary, extra_networks) = split_networks(network_mode.as_deref(), networks, &short_id);
     let mut body = config;
     body.insert("HostConfig".to_owned(), Value::Object(host_config));
     if let Some((name, endpoint)) = &primary {
@@ -348,7 +347,11 @@ mod tests {
         let body = recreation.request_body();
         assert_eq!(recreation.name, "web");
         assert_eq!(recreation.image, "busybox:latest");
-        assert_eq!(body.get("Hostname"), None, "the id-derived hostname is dropped");
+        assert_eq!(
+            body.get("Hostname"),
+            None,
+            "the id-derived hostname is dropped"
+        );
         assert_eq!(body["Image"], "busybox:latest");
         assert_eq!(body["User"], "1000");
         assert_eq!(body["Env"], json!(["A=1", "SECRET=x"]));
@@ -370,7 +373,10 @@ mod tests {
             "runtime fields are dropped"
         );
         assert!(recreation.extra_networks.is_empty());
-        assert!(recreation.anonymous_volumes.is_empty(), "/data is bound by name");
+        assert!(
+            recreation.anonymous_volumes.is_empty(),
+            "/data is bound by name"
+        );
     }
 
     #[test]
@@ -549,26 +555,30 @@ mod tests {
         ))
         .expect("valid spec");
         let body = recreation.request_body();
-        assert_eq!(body.get("Hostname"), None, "the engine refuses a hostname here");
+        assert_eq!(
+            body.get("Hostname"),
+            None,
+            "the engine refuses a hostname here"
+        );
         assert_eq!(body.get("ExposedPorts"), None, "and exposed ports");
         assert_eq!(body["Env"], json!(["A=1"]));
     }
 
     #[test]
     fn a_malformed_spec_names_its_part() {
-        let err = recreation(&spec(json!("not an object"), json!({}), json!({})))
-            .expect_err("malformed");
+        let err =
+            recreation(&spec(json!("not an object"), json!({}), json!({}))).expect_err("malformed");
         assert!(err.to_string().contains("Config of web"), "{err}");
         let err = recreation(&spec(json!({}), json!(3), json!({}))).expect_err("malformed");
         assert!(err.to_string().contains("HostConfig of web"), "{err}");
-        let err =
-            recreation(&spec(json!({}), json!({}), json!({"n": 3}))).expect_err("malformed");
+        let err = recreation(&spec(json!({}), json!({}), json!({"n": 3}))).expect_err("malformed");
         assert!(err.to_string().contains("Networks of web"), "{err}");
     }
 
     #[test]
     fn the_image_comes_from_the_spec_when_the_config_has_none() {
-        let mut recreation = recreation(&spec(json!({}), json!({}), json!(null))).expect("valid spec");
+        let mut recreation =
+            recreation(&spec(json!({}), json!({}), json!(null))).expect("valid spec");
         assert_eq!(recreation.image, "busybox:latest");
         assert_eq!(recreation.body["Image"], "busybox:latest");
         assert_eq!(recreation.image_id, "sha256:1");

@@ -38,7 +38,10 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         if let Err(err) = self.pick_image(&mut recreation, &mut notes).await {
             return Outcome::failed(&err);
         }
-        if let Err(err) = self.keep_volumes_that_exist(&mut recreation, &mut notes).await {
+        if let Err(err) = self
+            .keep_volumes_that_exist(&mut recreation, &mut notes)
+            .await
+        {
             return Outcome::failed(&err);
         }
 
@@ -73,7 +76,13 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         let docker = &self.inner.docker;
         let (name, id) = (action.container.as_str(), seen.id.as_str());
         let mut connected = Vec::new();
-        match self.inner.specs.spec(name).await.map(|spec| recreation(&spec)) {
+        match self
+            .inner
+            .specs
+            .spec(name)
+            .await
+            .map(|spec| recreation(&spec))
+        {
             Ok(Ok(recreation)) => {
                 for (network, endpoint) in missing_networks(&recreation, seen) {
                     if let Err(err) = docker.connect_network(name, id, &network, endpoint).await {
@@ -171,7 +180,10 @@ fn still_ours(spec: &ContainerSpec, context: &ActionContext) -> Result<(), Outco
     }
     let policy = Policy::from_labels(&labels);
     if policy != Policy::Heal {
-        return Err(Outcome::skipped(format!("its policy is {}", policy.as_str())));
+        return Err(Outcome::skipped(format!(
+            "its policy is {}",
+            policy.as_str()
+        )));
     }
     Ok(())
 }

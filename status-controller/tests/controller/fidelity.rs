@@ -40,7 +40,15 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
     let octet = u8::from_str_radix(&scope.id()[1..3], 16)?;
     let subnet = format!("10.213.{octet}.0/24");
     let (front, back, named) = (scope.name("front"), scope.name("back"), scope.name("named"));
-    docker(&[&["network", "create", "--subnet", &subnet], &labels[..], &[&front]].concat()).await?;
+    docker(
+        &[
+            &["network", "create", "--subnet", &subnet],
+            &labels[..],
+            &[&front],
+        ]
+        .concat(),
+    )
+    .await?;
     docker(&[&["network", "create"], &labels[..], &[&back]].concat()).await?;
     docker(&[&["volume", "create"], &labels[..], &[&named]].concat()).await?;
     let bound = tempfile::tempdir()?;
@@ -49,6 +57,8 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
     let static_ip = format!("10.213.{octet}.10");
     let named_mount = format!("{named}:/named");
     let bind_mount = format!("{bound_path}:/bound:ro");
+    // Flag and value on one line, the way people write them.
+    #[rustfmt::skip]
     let full_args = [
         "--network", &front, "--network-alias", "full-a", "--ip", &static_ip,
         "--publish", "127.0.0.1::8080",
@@ -81,7 +91,9 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
     scope.run("owner", BUSYBOX_IMAGE, &[]).await?;
     let shares = format!("container:{owner}");
     let dependant = scope.name("netdep");
-    scope.run("netdep", BUSYBOX_IMAGE, &["--network", &shares]).await?;
+    scope
+        .run("netdep", BUSYBOX_IMAGE, &["--network", &shares])
+        .await?;
 
     let mac = scope.name("mac");
     create_with_mac(&scope, &mac, &front, "02:42:0a:d5:00:99").await?;
@@ -145,7 +157,9 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
             }
         }
     }
-    println!("member   field                                                      result value before");
+    println!(
+        "member   field                                                      result value before"
+    );
     for row in &table {
         println!("{row}");
     }
@@ -156,9 +170,16 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
     for rule in LEFT_OUT_RULES {
         println!("  {rule}");
     }
-    println!("{} fields compared, {} differences", table.len(), differences.len());
+    println!(
+        "{} fields compared, {} differences",
+        table.len(),
+        differences.len()
+    );
     if !differences.is_empty() {
-        bail!("the recreated containers differ:\n{}", differences.join("\n"));
+        bail!(
+            "the recreated containers differ:\n{}",
+            differences.join("\n")
+        );
     }
     pair.stop().await
 }
@@ -183,12 +204,24 @@ async fn comparable(inspect: &Value, old: &Value) -> anyhow::Result<BTreeMap<Str
     for (field, _) in INSTANCE_FIELDS {
         object.remove(field);
     }
-    let short_id: String = inspect["Id"].as_str().unwrap_or_default().chars().take(12).collect();
-    let old_short_id: String = old["Id"].as_str().unwrap_or_default().chars().take(12).collect();
+    let short_id: String = inspect["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
+    let old_short_id: String = old["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
     if old["Config"]["Hostname"] == old_short_id.as_str() {
         view["Config"]["Hostname"] = Value::Null;
     }
-    let mac_configured = old["Config"]["MacAddress"].as_str().is_some_and(|mac| !mac.is_empty());
+    let mac_configured = old["Config"]["MacAddress"]
+        .as_str()
+        .is_some_and(|mac| !mac.is_empty());
     let networks = view["NetworkSettings"]["Networks"].take();
     view["NetworkSettings"] = serde_json::json!({ "Networks": networks });
     if let Some(networks) = view["NetworkSettings"]["Networks"].as_object_mut() {
@@ -221,15 +254,23 @@ async fn comparable(inspect: &Value, old: &Value) -> anyhow::Result<BTreeMap<Str
     if let Some(mounts) = view["HostConfig"]["Mounts"].as_array_mut() {
         mounts.retain(|mount| {
             !(mount["Type"] == "volume"
-                && mount["Source"].as_str().is_some_and(|source| anonymous.contains(source)))
+                && mount["Source"]
+                    .as_str()
+                    .is_some_and(|source| anonymous.contains(source)))
         });
     }
-    if view["HostConfig"]["Mounts"].as_array().is_some_and(Vec::is_empty) {
+    if view["HostConfig"]["Mounts"]
+        .as_array()
+        .is_some_and(Vec::is_empty)
+    {
         view["HostConfig"]["Mounts"] = Value::Null;
     }
     if let Some(mounts) = view["Mounts"].as_array_mut() {
         for mount in mounts.iter_mut() {
-            if mount["Name"].as_str().is_some_and(|name| anonymous.contains(name)) {
+            if mount["Name"]
+                .as_str()
+                .is_some_and(|name| anonymous.contains(name))
+            {
                 mount["Mode"] = Value::Null;
             }
         }
@@ -244,7 +285,10 @@ async fn comparable(inspect: &Value, old: &Value) -> anyhow::Result<BTreeMap<Str
         let resolved = inspect_json(&target).await?;
         view["HostConfig"]["NetworkMode"] = Value::String(format!(
             "container:{}",
-            resolved["Name"].as_str().unwrap_or(&target).trim_start_matches('/')
+            resolved["Name"]
+                .as_str()
+                .unwrap_or(&target)
+                .trim_start_matches('/')
         ));
     }
     let mut flat = BTreeMap::new();

@@ -124,11 +124,7 @@ async fn an_anonymous_volume_comes_back_with_its_data() -> anyhow::Result<()> {
     docker(&["rm", "-f", &name]).await?;
     wait_recreated(&name, &old_id).await?;
 
-    assert_eq!(
-        volume_at(&name, "/data").await?,
-        volume,
-        "the same volume"
-    );
+    assert_eq!(volume_at(&name, "/data").await?, volume, "the same volume");
     let read = docker(&["exec", &name, "/bin/busybox", "cat", "/data/table"]).await?;
     assert_eq!(read.trim(), "rows", "the data survived");
     pair.controller
@@ -156,7 +152,11 @@ async fn a_gone_anonymous_volume_is_made_afresh_and_actions_say_so() -> anyhow::
     assert_ne!(fresh, volume, "a new volume in its place");
     let record = controller.wait_for_record(&name, "recreate", "ok").await?;
     assert_mentions(&record, "/detail", &format!("its volume {}", &volume[..12]));
-    assert_mentions(&record, "/detail", "was gone: the engine made a fresh, empty one");
+    assert_mentions(
+        &record,
+        "/detail",
+        "was gone: the engine made a fresh, empty one",
+    );
     controller.stop().await?;
     pair.stop().await
 }
@@ -267,7 +267,15 @@ async fn a_recreate_cut_short_is_finished_before_it_starts() -> anyhow::Result<(
     let name = scope.name("api");
     let member_args = ["--network", front.as_str(), "--network-alias", "api"];
     scope.run("api", BUSYBOX_IMAGE, &member_args).await?;
-    docker(&["network", "connect", "--alias", "api-internal", &back, &name]).await?;
+    docker(&[
+        "network",
+        "connect",
+        "--alias",
+        "api-internal",
+        &back,
+        &name,
+    ])
+    .await?;
     wait_for_state(&name, "running").await?;
     let pair = watching_pair(&scope).await?;
 
