@@ -106,8 +106,9 @@ fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> O
     }
 }
 
-/// Whether the container runs what the member ran: the same reference, or the member's image id itself.
-fn same_image(member: &SnapshotMember, container: &ContainerStatus) -> bool {
+/// Whether the container runs what the member ran: the same reference compared normalised, or the member's
+/// image id itself. What keeps a container from being `changed`.
+pub fn same_image(member: &SnapshotMember, container: &ContainerStatus) -> bool {
     same_reference(&member.image, &container.image)
         || (!member.image_id.is_empty() && is_image_id_of(&container.image, &member.image_id))
 }

@@ -4,6 +4,7 @@
 //! controller and the API can never disagree about what is out of place; this module only decides what to do
 //! about each difference.
 
+use shared::drift::same_image;
 use shared::{drift, ContainerState, DriftItem, DriftKind, Policy, SnapshotMember};
 
 use crate::model::{Action, ActionKind, Observed, Unexpected};
@@ -152,7 +153,7 @@ fn waits<'a>(
         .filter(|container| {
             snapshot
                 .iter()
-                .any(|member| member.name == container.name && member.image == container.image)
+                .any(|member| member.name == container.name && same_image(member, container))
         })
         .map(|container| Action {
             container: container.name.clone(),
@@ -435,6 +436,10 @@ mod tests {
         let mut moving = container("a", ContainerState::Restarting);
         moving.image = "nginx:1".into();
         assert_eq!(kinds(&plan_one(moving)), vec![("a", ActionKind::Report)]);
+        // The same reference spelled in full is the same image: waited for.
+        let mut spelled_out = container("a", ContainerState::Restarting);
+        spelled_out.image = "docker.io/library/busybox:latest".into();
+        assert_eq!(kinds(&plan_one(spelled_out)), vec![("a", ActionKind::Wait)]);
     }
 
     #[test]

@@ -210,3 +210,55 @@ fn left_created(id: &str, err: &DockerError) -> Outcome {
     ));
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+    use shared::ContainerSpec;
+
+    use super::*;
+
+    #[test]
+    fn only_the_networks_a_half_made_container_lacks_are_connected() {
+        let spec = ContainerSpec {
+            name: "api".into(),
+            id: "0123456789ab".repeat(5) + "cdef",
+            image: "busybox:latest".into(),
+            image_id: "sha256:1".into(),
+            config: json!({"Image": "busybox:latest"}),
+            host_config: json!({"NetworkMode": "front"}),
+            networks: json!({
+                "front": {"Aliases": ["api"]},
+                "back": {"Aliases": ["api-internal"]},
+                "audit": {},
+            }),
+            mounts: serde_json::Value::Null,
+        };
+        let recreation = recreation(&spec).expect("valid spec");
+        let seen = Seen {
+            id: "f".repeat(64),
+            name: "api".into(),
+            labels: Default::default(),
+            running: false,
+            paused: false,
+            created: true,
+            networks: BTreeSet::from(["front".to_owned()]),
+            moving: false,
+            unhealthy: false,
+            stop_timeout: None,
+        };
+        let missing: Vec<(String, Option<Vec<String>>)> = missing_networks(&recreation, &seen)
+            .into_iter()
+            .map(|(name, endpoint)| (name, endpoint.aliases))
+            .collect();
+        assert_eq!(
+            missing,
+            vec![
+                ("audit".to_owned(), None),
+                ("back".to_owned(), Some(vec!["api-internal".to_owned()]))
+            ]
+        );
+    }
+}
