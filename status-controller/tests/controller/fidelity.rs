@@ -11,8 +11,7 @@ use test_support::{
     docker, ensure_test_images, inspect_json, wait_until, TestScope, BUSYBOX_IMAGE, VOLUME_IMAGE,
 };
 
-use crate::helpers::{wait_for_state, Options, Pair, PATIENCE};
-use crate::recreate::{volume_at, Volumes};
+use crate::helpers::{volume_at, wait_for_state, Options, Pair, Volumes, PATIENCE};
 
 /// Sleeps until stopped; exits at once on SIGTERM and SIGINT (the `full` member's stop signal).
 const SLEEP: &str = "trap 'exit 0' TERM INT; sleep 3600 & wait";

@@ -11,38 +11,9 @@ use test_support::{
     BUSYBOX_IMAGE, VOLUME_IMAGE,
 };
 
-use crate::helpers::{assert_mentions, wait_for_state, Controller, Options, Pair, PATIENCE};
-
-/// Volumes a test re-attached by name: `docker rm -v` (the scope's clean-up) leaves a volume mounted by name,
-/// so they are removed here. Declare it before the [`TestScope`], so it is dropped after the containers.
-#[derive(Debug, Default)]
-pub struct Volumes(pub std::sync::Mutex<Vec<String>>);
-
-impl Volumes {
-    pub fn keep(&self, name: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(name.to_owned());
-    }
-}
-
-impl Drop for Volumes {
-    fn drop(&mut self) {
-        let names = std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        if !names.is_empty() {
-            let _ = std::process::Command::new("docker")
-                .args(["volume", "rm", "-f"])
-                .args(&names)
-                .output();
-        }
-    }
-}
+use crate::helpers::{
+    assert_mentions, volume_at, wait_for_state, Controller, Options, Pair, Volumes, PATIENCE,
+};
 
 /// A pair that only plans (`--dry-run`, with the token), for a test to arrange a state undisturbed.
 pub async fn watching_pair(scope: &TestScope) -> anyhow::Result<Pair> {
@@ -65,19 +36,6 @@ pub async fn acting_controller(pair: &Pair) -> anyhow::Result<Controller> {
     let controller = Controller::start(api, &["--token-file", token], None).await?;
     controller.wait_ready().await?;
     Ok(controller)
-}
-
-/// The name of the volume mounted at `destination` in `name`.
-pub async fn volume_at(name: &str, destination: &str) -> anyhow::Result<String> {
-    let inspected = inspect_json(name).await?;
-    inspected["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|mount| mount["Destination"] == destination)
-        .and_then(|mount| mount["Name"].as_str())
-        .map(str::to_owned)
-        .with_context(|| format!("no volume at {destination} in {name}"))
 }
 
 /// Waits until a container named `name` runs under another id than `old_id`.
