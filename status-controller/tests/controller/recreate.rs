@@ -175,6 +175,60 @@ async fn a_recreate_whose_tag_is_gone_uses_the_image_id() -> anyhow::Result<()> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_tagged_reference_is_used_and_actions_say_it_moved() -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let image = format!("dockstate-test/moved-{}:latest", scope.id());
+    docker(&["tag", BUSYBOX_IMAGE, &image]).await?;
+    let untag = || async { docker(&["rmi", &image]).await };
+    let name = scope.name("app");
+    let old_id = match scope.run("app", &image, &[]).await {
+        Ok(id) => id,
+        Err(err) => {
+            let _ = untag().await;
+            return Err(err);
+        }
+    };
+    let checked = async {
+        wait_for_state(&name, "running").await?;
+        let ran = inspect_json(&name).await?["Image"].clone();
+        let pair = Pair::start(
+            &scope,
+            Options {
+                token: true,
+                ..Options::default()
+            },
+        )
+        .await?;
+        // The tag now names other bits; the recreate follows the reference, as `docker run` would.
+        docker(&["tag", VOLUME_IMAGE, &image]).await?;
+        let moved_to = docker(&["image", "inspect", "--format", "{{.Id}}", &image]).await?;
+        docker(&["rm", "-f", &name]).await?;
+        let after = wait_recreated(&name, &old_id).await?;
+        assert_eq!(after["Image"], moved_to.trim());
+        assert_eq!(after["Config"]["Image"], image.as_str());
+        let record = pair
+            .controller
+            .wait_for_record(&name, "recreate", "ok")
+            .await?;
+        assert_mentions(
+            &record,
+            "/detail",
+            &format!(
+                "image {image} names another image now ({}) than the member ran ({})",
+                moved_to.trim(),
+                ran.as_str().unwrap_or("?")
+            ),
+        );
+        pair.stop().await
+    }
+    .await;
+    let _ = docker(&["rm", "-f", &name]).await;
+    let _ = untag().await;
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recreate_whose_image_and_id_are_gone_fails_plainly() -> anyhow::Result<()> {
     ensure_test_images().await?;
     let scope = TestScope::new();
