@@ -3,7 +3,8 @@
 //! remove: each may wait out a stop timeout) — so a slow restart or stop never delays a start. Every action
 //! on an existing container passes the [`recheck`](crate::recheck) against the engine right before it acts,
 //! so what the journal says is what the engine did; every action ends as a journal record, metrics and a
-//! log line inside its own span, and as an [`Ended`] for the loop.
+//! log line inside its own span, and as an [`Ended`] for the loop. A recreate's steps, and the finishing of
+//! one cut short, are in [`rebuild`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +22,9 @@ use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
 use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner, Ended, Outcome};
 use crate::recheck::{recheck, Seen};
+use crate::status_client::StatusSource;
 
 mod rebuild;
-use crate::status_client::StatusSource;
 
 /// How many starts, unpauses and recreates run at once.
 pub const HEAL_CONCURRENCY: usize = 8;
