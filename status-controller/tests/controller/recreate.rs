@@ -223,7 +223,7 @@ async fn a_re_tagged_reference_is_used_and_actions_say_it_moved() -> anyhow::Res
         pair.stop().await
     }
     .await;
-    let _ = docker(&["rm", "-f", &name]).await;
+    let _ = docker(&["rm", "-f", "-v", &name]).await;
     let _ = untag().await;
     checked
 }
@@ -344,7 +344,7 @@ async fn image_references_are_compared_normalised() -> anyhow::Result<()> {
         pair.stop().await
     }
     .await;
-    let _ = docker(&["rm", "-f", &name]).await;
+    let _ = docker(&["rm", "-f", "-v", &name]).await;
     let _ = untag().await;
     checked
 }
