@@ -4,7 +4,7 @@
 //! baseline (the summary `GET /snapshot` shows, its JSON, the member names) is computed once, when it is
 //! published, not on every request or view.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -262,6 +262,8 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
     let mut containers: Vec<ContainerSpec> =
         kept.into_iter().filter_map(spec_from_inspect).collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let outsiders = owner_names(engine, &shared::namespaces::unnamed_owners(&containers)).await;
+    shared::namespaces::name_owners(&mut containers, &outsiders);
     tracing::info!(containers = containers.len(), "snapshot taken");
     Ok(Snapshot {
         format: FORMAT,
@@ -269,6 +271,26 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
         scope: scope.as_ref().map(ToString::to_string),
         containers,
     })
+}
+
+/// The names of namespace owners that are not members (outside the scope), id → name, so that the snapshot
+/// records every owner by name. One that cannot be inspected keeps its id: drift then judges it by id alone.
+async fn owner_names(engine: &dyn EngineReader, ids: &[String]) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for id in ids {
+        match engine.inspect(id).await {
+            Ok(Some(inspect)) => {
+                if let Some(name) = inspect.name {
+                    names.insert(id.clone(), name.trim_start_matches('/').to_owned());
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(owner = %id, error = %err, "could not name a namespace owner: the snapshot keeps its id")
+            }
+        }
+    }
+    names
 }
 
 /// Whether the container was started with `--rm` (`HostConfig.AutoRemove`): a one-shot the engine removes when

@@ -51,18 +51,29 @@ impl SharedNamespaces {
     /// The owners named in a Docker `HostConfig` object (`NetworkMode`, `IpcMode`, `PidMode` of the form
     /// `container:<id or name>`).
     pub fn from_host_config(host_config: &serde_json::Value) -> Self {
-        let owner = |namespace: Namespace| {
+        let mode = |namespace: Namespace| {
             host_config
                 .get(namespace.host_config_field())
                 .and_then(|mode| mode.as_str())
-                .and_then(|mode| mode.strip_prefix(CONTAINER_MODE))
+        };
+        Self::from_modes(
+            mode(Namespace::Network),
+            mode(Namespace::Ipc),
+            mode(Namespace::Pid),
+        )
+    }
+
+    /// The owners named in the three modes, as the engine writes them (`container:<id>`, `bridge`, …).
+    pub fn from_modes(network: Option<&str>, ipc: Option<&str>, pid: Option<&str>) -> Self {
+        let owner = |mode: Option<&str>| {
+            mode.and_then(|mode| mode.strip_prefix(CONTAINER_MODE))
                 .filter(|owner| !owner.is_empty())
                 .map(str::to_owned)
         };
         Self {
-            network: owner(Namespace::Network),
-            ipc: owner(Namespace::Ipc),
-            pid: owner(Namespace::Pid),
+            network: owner(network),
+            ipc: owner(ipc),
+            pid: owner(pid),
         }
     }
 
