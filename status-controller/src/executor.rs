@@ -22,7 +22,7 @@ use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
 use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner, Ended, Outcome};
 use crate::recheck::{recheck, Seen};
-use crate::recreate::recreation;
+use crate::recreate::{recreation, Recreation};
 use crate::status_client::{StatusError, StatusSource};
 
 /// How many starts, unpauses and recreates run at once.
@@ -37,7 +37,7 @@ pub const CLEANUP_CONCURRENCY: usize = 4;
 pub enum Lane {
     /// Start, unpause, recreate: a call or three that the engine answers at once.
     Heal,
-    /// Restart: waits out the container's stop timeout first.
+    /// Restart, replace: waits out the container's stop timeout first.
     Restart,
     /// Stop, remove: waits out the container's stop timeout.
     Cleanup,
@@ -46,7 +46,8 @@ pub enum Lane {
 impl Lane {
     pub fn of(kind: ActionKind) -> Self {
         match kind {
-            ActionKind::Restart => Self::Restart,
+            // A replace stops the container first, and may wait out its stop timeout as a restart does.
+            ActionKind::Restart | ActionKind::Replace => Self::Restart,
             ActionKind::Stop | ActionKind::Remove => Self::Cleanup,
             ActionKind::Start
             | ActionKind::Unpause
@@ -326,6 +327,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 }
                 other => outcome_of(other, "already stopped"),
             },
+            ActionKind::Replace => self.replace(action, context, grace).await,
             ActionKind::Recreate | ActionKind::Report | ActionKind::Wait => {
                 Outcome::skipped("nothing to carry out")
             }
@@ -349,30 +351,72 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         }
     }
 
+    /// Stops and removes a member that can never start again as it is (it holds the id of a namespace owner
+    /// that was recreated), then creates it again from its spec, which names the owner by name. Re-checked
+    /// like every action on an existing container before this is called, and its spec read before anything
+    /// is removed. When the create fails after the removal, the member is `removed` at the next pass and
+    /// recreated from there.
+    async fn replace(&self, action: &Action, context: &ActionContext, grace: Duration) -> Outcome {
+        // The spec first: a member is never removed when it cannot be made again.
+        let recreation = match self.recreation(action, context).await {
+            Ok(recreation) => recreation,
+            Err(outcome) => return outcome,
+        };
+        let docker = &self.inner.docker;
+        let (name, id) = (action.container.as_str(), action.id.as_str());
+        match docker.stop(name, id, grace).await {
+            Ok(Applied::Done | Applied::AlreadyDone | Applied::NoSuchContainer) => {}
+            other => return outcome_of(other, ""),
+        }
+        match docker.remove(name, id).await {
+            Ok(Applied::Done | Applied::NoSuchContainer) => {}
+            other => return outcome_of(other, "already being removed"),
+        }
+        self.create_and_start(name, recreation).await
+    }
+
     /// Reads the spec from status-api, checks it is still ours to recreate, creates, connects, starts. A
     /// container left half made is removed again, so the next attempt starts clean.
     async fn recreate(&self, action: &Action, context: &ActionContext) -> Outcome {
+        match self.recreation(action, context).await {
+            Ok(recreation) => self.create_and_start(&action.container, recreation).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// The create request for a member, from its spec as status-api serves it, once it is sure the member
+    /// is still ours to recreate.
+    async fn recreation(
+        &self,
+        action: &Action,
+        context: &ActionContext,
+    ) -> Result<Recreation, Outcome> {
         let name = action.container.as_str();
         let spec = match self.inner.specs.spec(name).await {
             Ok(spec) => spec,
             Err(StatusError::NotInSnapshot(_)) => {
-                return Outcome::skipped("it is no longer in the snapshot")
+                return Err(Outcome::skipped("it is no longer in the snapshot"))
             }
-            Err(err) => return Outcome::failed(&err),
+            Err(err) => return Err(Outcome::failed(&err)),
         };
         let labels = spec.member().labels;
         if !in_scope(&context.scope, &labels) {
-            return Outcome::skipped("its snapshot labels put it outside status-api's scope");
+            return Err(Outcome::skipped(
+                "its snapshot labels put it outside status-api's scope",
+            ));
         }
         let policy = Policy::from_labels(&labels);
         if policy != Policy::Heal {
-            return Outcome::skipped(format!("its policy is {}", policy.as_str()));
+            return Err(Outcome::skipped(format!(
+                "its policy is {}",
+                policy.as_str()
+            )));
         }
-        let recreation = match recreation(&spec) {
-            Ok(recreation) => recreation,
-            Err(err) => return Outcome::failed(&err),
-        };
+        recreation(&spec).map_err(|err| Outcome::failed(&err))
+    }
 
+    /// Creates, connects, starts; a container left half made is removed again.
+    async fn create_and_start(&self, name: &str, recreation: Recreation) -> Outcome {
         let docker = &self.inner.docker;
         let id = match docker.create(&recreation).await {
             Ok(id) => id,

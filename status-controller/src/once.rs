@@ -267,6 +267,7 @@ mod tests {
                         id: format!("{i}"),
                         image: "busybox".into(),
                         labels: Default::default(),
+                        shares: Default::default(),
                     })
                     .collect(),
             }),

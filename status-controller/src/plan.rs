@@ -4,8 +4,9 @@
 //! controller and the API can never disagree about what is out of place; this module only decides what to do
 //! about each difference.
 
-use shared::{drift, ContainerState, DriftItem, DriftKind, Policy, SnapshotMember};
+use shared::{drift, ContainerState, DriftItem, DriftKind, Owners, Policy, SnapshotMember};
 
+use crate::dependants;
 use crate::model::{Action, ActionKind, Observed, Unexpected};
 
 /// The controller's own choices that shape a plan.
@@ -41,14 +42,19 @@ impl PlanSettings {
 /// describes, so nothing may act on it as if it were). Policy `observe` → report; policy `ignore` → nothing
 /// at all. The pair's own containers → report, whatever their labels say. A snapshotted container that is
 /// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides.
+/// `orphaned` → restart; and every start, restart and recreate of a member that shares another container's
+/// namespace goes in dependency order ([`dependants::in_order`]): it waits while the owner does not run, and
+/// a member whose owner was recreated is replaced.
 pub fn plan(
     snapshot: &[SnapshotMember],
     observed: &Observed,
     settings: &PlanSettings,
 ) -> Vec<Action> {
+    let owners = Owners::new(snapshot, &observed.containers, &observed.scope);
     let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
         .into_iter()
         .filter_map(|item| decide(item, observed, settings))
+        .map(|action| dependants::in_order(action, &owners, settings.can_recreate))
         .collect();
     actions.extend(waits(snapshot, observed));
     actions.sort_by(|a, b| a.container.cmp(&b.container).then(a.kind.cmp(&b.kind)));
@@ -86,6 +92,9 @@ fn heal(kind: DriftKind, detail: &str, settings: &PlanSettings) -> (ActionKind, 
         DriftKind::Stopped => act(ActionKind::Start),
         DriftKind::Paused => act(ActionKind::Unpause),
         DriftKind::Unhealthy => act(ActionKind::Restart),
+        // A restart joins the owner's namespace of the day; `dependants` turns it into a wait or a replace
+        // when the owner does not run or was recreated.
+        DriftKind::Orphaned => act(ActionKind::Restart),
         DriftKind::Removed if settings.can_recreate => act(ActionKind::Recreate),
         DriftKind::Removed => (
             ActionKind::Report,
@@ -157,9 +166,12 @@ fn waits<'a>(
         })
 }
 
-/// Whether a plan shows drift: anything but waiting. `--once` exits 2 then.
+/// Whether a plan shows drift: anything but waiting for the engine. A dependant waiting for its namespace
+/// owner is drift. `--once` exits 2 then.
 pub fn has_drift(actions: &[Action]) -> bool {
-    actions.iter().any(|action| action.kind != ActionKind::Wait)
+    actions
+        .iter()
+        .any(|action| action.kind != ActionKind::Wait || action.drift.is_some())
 }
 
 #[cfg(test)]
@@ -186,6 +198,7 @@ mod tests {
             id: format!("{name}-snapshot-id"),
             image: "busybox:latest".into(),
             labels: labels(None),
+            shares: Default::default(),
         }
     }
 
@@ -205,6 +218,7 @@ mod tests {
             labels: labels(None),
             in_snapshot: false,
             policy: Default::default(),
+            shares: Default::default(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The re-check right before every action on an existing container (start, unpause, restart, stop, remove):
+//! The re-check right before every action on an existing container (start, unpause, restart, stop, remove,
+//! replace):
 //! an action planned from a view that may be seconds old by the time a lane is free must still be right for
 //! what the engine shows now (name, labels, scope, policy, state). Pure: the executor asks the engine, this
 //! module decides. It is also how "already so" is told apart from "done": the engine answers a start of a
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
-use shared::{in_scope, Policy};
+use shared::{in_scope, DriftKind, Policy};
 
 use crate::model::{Action, ActionContext, ActionKind, Outcome};
 
@@ -121,7 +122,16 @@ pub fn recheck(action: &Action, context: &ActionContext, seen: &Seen) -> Result<
         ActionKind::Restart if !seen.running => Err(Outcome::skipped(
             "it is not running any more: the next change decides",
         )),
-        ActionKind::Restart if !seen.unhealthy => Err(Outcome::noop("it is healthy again")),
+        // An orphaned member is restarted to join its owner's new namespace, healthy or not.
+        ActionKind::Restart if action.drift != Some(DriftKind::Orphaned) && !seen.unhealthy => {
+            Err(Outcome::noop("it is healthy again"))
+        }
+        ActionKind::Replace if !context.members.contains(&seen.name) => Err(Outcome::skipped(
+            "it is no longer in the snapshot: only a member is replaced",
+        )),
+        ActionKind::Replace if seen.moving => Err(Outcome::skipped(
+            "the engine is restarting or removing it: the next change decides",
+        )),
         _ => Ok(()),
     }
 }
@@ -244,6 +254,21 @@ mod tests {
             .detail
             .unwrap_or_default()
             .contains("in the snapshot"));
+    }
+
+    #[test]
+    fn an_orphaned_member_is_restarted_healthy_or_not_and_only_a_member_is_replaced() {
+        let mut orphaned = action(ActionKind::Restart);
+        orphaned.drift = Some(DriftKind::Orphaned);
+        assert_eq!(recheck(&orphaned, &context(), &seen()), Ok(()));
+
+        let mut replace = action(ActionKind::Replace);
+        replace.drift = Some(DriftKind::Orphaned);
+        let outcome = recheck(&replace, &context(), &seen()).expect_err("not a member");
+        assert_eq!(outcome.result, ActionResult::Skipped);
+        let mut members = context();
+        members.members = HashSet::from(["web".to_owned()]);
+        assert_eq!(recheck(&replace, &members, &seen()), Ok(()));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! healthcheck, exposed ports, and the whole `HostConfig` (binds, mounts, port bindings, restart policy,
 //! network mode, limits). What does not: anything the engine assigned at run time — the endpoint's id,
 //! address, gateway and MAC, the alias and hostname it derived from the old id — so the new container gets
-//! its own.
+//! its own. A container that joins another's network (`container:<owner>`, the owner by name in the
+//! snapshot) takes the owner's hostname and ports, so it is created without any of its own.
 
 use std::collections::HashMap;
 
@@ -53,6 +54,7 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
     let networks = networks.unwrap_or_default();
 
     let short_id: String = spec.id.chars().take(12).collect();
+    let joins_network = joins_another_network(host_config.network_mode.as_deref());
     let (primary, extra_networks) =
         split_networks(host_config.network_mode.as_deref(), networks, &short_id);
     let image = config.image.clone().unwrap_or_else(|| spec.image.clone());
@@ -87,12 +89,35 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
             endpoints_config: Some(HashMap::from([(name, endpoint)])),
         }),
     };
+    let body = if joins_network {
+        without_own_network_settings(body)
+    } else {
+        body
+    };
     Ok(Recreation {
         name: spec.name.clone(),
         image,
         body,
         extra_networks,
     })
+}
+
+/// Whether the container joins another container's network namespace (`container:<name or id>`; the
+/// snapshot holds the owner's name, which the engine resolves to the owner's id of the day at create).
+fn joins_another_network(network_mode: Option<&str>) -> bool {
+    network_mode.is_some_and(|mode| mode.starts_with("container:"))
+}
+
+/// A container in another's network namespace has that container's hostname and ports: inspect shows the
+/// owner's (an id-derived hostname of the old owner, its exposed ports), and the engine refuses a create
+/// that sets them beside `container:` ("conflicting options").
+fn without_own_network_settings(body: ContainerCreateBody) -> ContainerCreateBody {
+    ContainerCreateBody {
+        hostname: None,
+        domainname: None,
+        exposed_ports: None,
+        ..body
+    }
 }
 
 /// The network to create with, and the others to connect afterwards. None at all when the network mode
@@ -310,6 +335,23 @@ mod tests {
                 Some(mode)
             );
         }
+    }
+
+    #[test]
+    fn a_dependant_joins_its_owner_by_name_without_a_hostname_or_ports_of_its_own() {
+        let recreation = recreation(&spec(
+            json!({"Hostname": "847b603c36ca", "Image": "busybox:latest", "ExposedPorts": {"80/tcp": {}}}),
+            json!({"NetworkMode": "container:vpn", "IpcMode": "container:vpn", "PidMode": "container:vpn"}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        let body = &recreation.body;
+        assert_eq!(body.hostname, None, "the old owner's hostname is dropped");
+        assert_eq!(body.exposed_ports, None);
+        let host = body.host_config.as_ref().expect("host config");
+        assert_eq!(host.network_mode.as_deref(), Some("container:vpn"));
+        assert_eq!(host.ipc_mode.as_deref(), Some("container:vpn"));
+        assert_eq!(host.pid_mode.as_deref(), Some("container:vpn"));
     }
 
     #[test]

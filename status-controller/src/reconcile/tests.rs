@@ -61,6 +61,7 @@ impl FakeSource {
                 id: "web-id".into(),
                 image: "busybox".into(),
                 labels: Default::default(),
+                shares: Default::default(),
             }],
         };
         Self {
@@ -269,6 +270,7 @@ fn stopped_web() -> StatusResponse {
             labels: Default::default(),
             in_snapshot: true,
             policy: Default::default(),
+            shares: Default::default(),
         }],
     }
 }
