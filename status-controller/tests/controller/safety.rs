@@ -191,6 +191,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 id: id.clone(),
                 image: BUSYBOX_IMAGE.into(),
                 labels,
+                shares: Default::default(),
             }],
         },
     })
