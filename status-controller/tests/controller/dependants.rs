@@ -34,6 +34,12 @@ async fn fetches(dependant: &str) -> bool {
         .is_ok_and(|page| page.contains(PAGE))
 }
 
+/// An RFC 3339 time from JSON (a record's `time`, a `StartedAt`), comparable whatever its precision.
+fn time(value: &serde_json::Value) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
+    let text = value.as_str().unwrap_or_default();
+    chrono::DateTime::parse_from_rfc3339(text).map_err(|err| anyhow::anyhow!("{text:?}: {err}"))
+}
+
 async fn wait_until_it_fetches(dependant: &str) -> anyhow::Result<()> {
     wait_until(
         &format!("{dependant} to fetch from its owner again"),
@@ -135,6 +141,50 @@ async fn a_dependant_follows_its_owner_through_a_recreate_and_a_kill() -> anyhow
     assert!(
         time(started_at(&dependant).await?)? > time(started_at(&owner).await?)?,
         "the dependant started after its owner"
+    );
+    pair.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependant_in_its_owner_s_pid_namespace_is_started_after_it() -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let (owner, dependant) = (scope.name("init"), scope.name("worker"));
+    scope.run("init", BUSYBOX_IMAGE, &[]).await?;
+    wait_for_state(&owner, "running").await?;
+    scope
+        .run(
+            "worker",
+            BUSYBOX_IMAGE,
+            &["--pid", &format!("container:{owner}")],
+        )
+        .await?;
+    wait_for_state(&dependant, "running").await?;
+    let pair = Pair::start(&scope, Options::default()).await?;
+    let owner_started = started_at(&owner).await?;
+    let dependant_started = started_at(&dependant).await?;
+
+    // The owner's PID 1 dies, and the kernel takes every process of its PID namespace with it.
+    docker(&["kill", &owner]).await?;
+    wait_for_restart(&owner, &owner_started).await?;
+    wait_for_restart(&dependant, &dependant_started).await?;
+
+    let owner_start = pair
+        .controller
+        .wait_for_record(&owner, "start", "ok")
+        .await?;
+    let dependant_start = pair
+        .controller
+        .wait_for_record(&dependant, "start", "ok")
+        .await?;
+    assert!(
+        time(&dependant_start["time"])? >= time(&owner_start["time"])?,
+        "{owner_start} then {dependant_start}"
+    );
+    let records = pair.controller.actions_for(&dependant).await?;
+    assert!(
+        records.iter().all(|record| record["result"] != "failed"),
+        "never started before its owner ran: {records:?}"
     );
     pair.stop().await
 }
