@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use shared::runtime::engine::EngineError;
-use shared::{in_scope, Policy};
+use shared::{in_scope, Policy, SharedNamespaces};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -21,7 +21,7 @@ use crate::docker::{Applied, DockerError, EngineWriter};
 use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
 use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner, Ended, Outcome};
-use crate::recheck::{recheck, Seen};
+use crate::recheck::{owner_runs, recheck, Seen};
 use crate::recreate::{recreation, Recreation};
 use crate::status_client::{StatusError, StatusSource};
 
@@ -310,6 +310,11 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             Ok(seen) => seen,
             Err(outcome) => return outcome,
         };
+        if matches!(action.kind, ActionKind::Start | ActionKind::Restart) {
+            if let Err(outcome) = self.owners_run(&seen.shares).await {
+                return outcome;
+            }
+        }
         let (name, id, grace) = (action.container.as_str(), action.id.as_str(), seen.grace());
         match action.kind {
             ActionKind::Start => outcome_of(docker.start(name, id).await, "already running (304)"),
@@ -412,7 +417,24 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 policy.as_str()
             )));
         }
+        // The spec names the owners by name: the ones it will join.
+        self.owners_run(&SharedNamespaces::from_host_config(&spec.host_config))
+            .await?;
         recreation(&spec).map_err(|err| Outcome::failed(&err))
+    }
+
+    /// Asks the engine whether every owner of a namespace the container joins runs ([`owner_runs`]).
+    async fn owners_run(&self, shares: &SharedNamespaces) -> Result<(), Outcome> {
+        for (namespace, owner) in shares.iter() {
+            match self.inner.docker.inspect(owner, owner).await {
+                Ok(found) => {
+                    let seen = found.as_ref().map(Seen::from_inspect);
+                    owner_runs(namespace, owner, seen.as_ref())?;
+                }
+                Err(err) => return Err(outcome_of(Err(err), "")),
+            }
+        }
+        Ok(())
     }
 
     /// Creates, connects, starts; a container left half made is removed again.

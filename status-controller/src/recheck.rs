@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
-use shared::{in_scope, DriftKind, Policy};
+use shared::{in_scope, DriftKind, Namespace, Policy, SharedNamespaces};
 
 use crate::model::{Action, ActionContext, ActionKind, Outcome};
 
@@ -26,6 +26,8 @@ pub struct Seen {
     pub unhealthy: bool,
     /// `Config.StopTimeout`: how long a stop waits before it kills; `None` for the engine's default.
     pub stop_timeout: Option<Duration>,
+    /// The containers whose namespaces it joined, by the id the engine holds.
+    pub shares: SharedNamespaces,
 }
 
 /// How long the engine waits for a container without a stop timeout of its own before it kills it.
@@ -72,6 +74,17 @@ impl Seen {
                 .and_then(|state| state.health.as_ref())
                 .and_then(|health| health.status)
                 == Some(HealthStatusEnum::UNHEALTHY),
+            shares: inspect
+                .host_config
+                .as_ref()
+                .map(|host| {
+                    SharedNamespaces::from_modes(
+                        host.network_mode.as_deref(),
+                        host.ipc_mode.as_deref(),
+                        host.pid_mode.as_deref(),
+                    )
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -136,6 +149,21 @@ pub fn recheck(action: &Action, context: &ActionContext, seen: &Seen) -> Result<
     }
 }
 
+/// Whether the owner of a namespace a dependant joins runs now, as the engine says (`seen`; `None` when it
+/// has no such container). A dependant started, restarted or created before its owner runs fails, or joins
+/// a namespace that is going away: the plan waits for the owner, and this catches a view that is behind.
+pub fn owner_runs(namespace: Namespace, owner: &str, seen: Option<&Seen>) -> Result<(), Outcome> {
+    match seen {
+        Some(seen) if seen.running => Ok(()),
+        Some(_) => Err(Outcome::skipped(format!(
+            "{owner}, whose {namespace} namespace it joins, does not run: the next change decides"
+        ))),
+        None => Err(Outcome::skipped(format!(
+            "{owner}, whose {namespace} namespace it joins, does not exist: the next change decides"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -175,6 +203,7 @@ mod tests {
             moving: false,
             unhealthy: false,
             stop_timeout: None,
+            shares: SharedNamespaces::default(),
         }
     }
 
@@ -269,6 +298,23 @@ mod tests {
         let mut members = context();
         members.members = HashSet::from(["web".to_owned()]);
         assert_eq!(recheck(&replace, &members, &seen()), Ok(()));
+    }
+
+    #[test]
+    fn a_dependant_acts_only_while_its_owner_runs() {
+        assert_eq!(owner_runs(Namespace::Pid, "init", Some(&seen())), Ok(()));
+        let stopped = Seen {
+            running: false,
+            ..seen()
+        };
+        let outcome = owner_runs(Namespace::Pid, "init", Some(&stopped)).expect_err("down");
+        assert_eq!(outcome.result, ActionResult::Skipped);
+        assert!(outcome.detail.unwrap_or_default().contains("PID namespace"));
+        let outcome = owner_runs(Namespace::Network, "vpn", None).expect_err("gone");
+        assert!(outcome
+            .detail
+            .unwrap_or_default()
+            .contains("does not exist"));
     }
 
     #[test]

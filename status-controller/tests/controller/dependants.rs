@@ -169,17 +169,17 @@ async fn a_dependant_in_its_owner_s_pid_namespace_is_started_after_it() -> anyho
     wait_for_restart(&owner, &owner_started).await?;
     wait_for_restart(&dependant, &dependant_started).await?;
 
-    let owner_start = pair
-        .controller
+    pair.controller
         .wait_for_record(&owner, "start", "ok")
         .await?;
-    let dependant_start = pair
-        .controller
+    pair.controller
         .wait_for_record(&dependant, "start", "ok")
         .await?;
+    // In the owner's new PID namespace: started after it, and running.
+    wait_for_state(&dependant, "running").await?;
     assert!(
-        time(&dependant_start["time"])? >= time(&owner_start["time"])?,
-        "{owner_start} then {dependant_start}"
+        time(&started_at(&dependant).await?.into())? > time(&started_at(&owner).await?.into())?,
+        "the dependant started after its owner"
     );
     let records = pair.controller.actions_for(&dependant).await?;
     assert!(
