@@ -1,6 +1,7 @@
 //! Dependants: members that joined another container's network, IPC or PID namespace (`--network
-//! container:X`, compose `network_mode: service:x`). Pure, like [`plan`](crate::plan), whose heals it puts in
-//! dependency order: a dependant is started, restarted or recreated only once its namespace owner runs, and
+//! container:X`, compose `network_mode: service:x`). Pure, and below [`plan`](crate::plan) (it imports nothing
+//! of the crate), which asks it the [`Order`] of every heal it plans for a member: a dependant is started,
+//! restarted or recreated only once its namespace owner runs, and
 //! after the owner started again it is restarted (or, when the owner was recreated, replaced) so that it
 //! joins the owner's new namespace. What became of an owner is [`shared::Owners::fate`], the rule status-api's
 //! `/drift` reports as `orphaned`.
@@ -12,49 +13,43 @@
 
 use shared::{Fate, Orphaning, Owners};
 
-use crate::model::{Action, ActionKind};
+/// What dependency order asks of a heal (start, restart, recreate) planned for a member, each with the
+/// sentence for people. Its own small type, so this module needs nothing of the crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order {
+    /// Every owner is as the member joined it (or it joined none): go ahead as planned.
+    AsPlanned,
+    /// An owner does not run: a dependant cannot start, or be created, before it does.
+    Wait(String),
+    /// An owner started again after the member: a restart joins its new namespace.
+    Restart(String),
+    /// An owner was recreated under its name: the engine holds the old id, so only creating the member
+    /// again from its spec (which names the owner by name) joins the new one.
+    Replace(String),
+    /// As `Replace`, but without the token the spec cannot be read: reported.
+    Report(String),
+}
 
-/// `action`, in dependency order: unchanged unless it heals a member whose namespace owner is not as the
-/// member joined it. Then, by what became of the owner:
-/// - it does not run → wait for it (a dependant cannot start, or be created, before its owner runs);
-/// - it was recreated under its name → replace the member (recreate it from its spec, which names the owner
-///   by name), or report it without the token;
-/// - it started again after the member → restart the member.
-pub fn in_order(action: Action, owners: &Owners<'_>, can_recreate: bool) -> Action {
-    if !matches!(
-        action.kind,
-        ActionKind::Start | ActionKind::Restart | ActionKind::Recreate
-    ) {
-        return action;
-    }
-    let Some(orphaning) = owners.fate(&action.container) else {
-        return action;
+/// The order for a heal of member `name`, by what became of its namespace owners, the most pressing first
+/// ([`Owners::fate`]).
+pub fn order(name: &str, owners: &Owners<'_>, can_recreate: bool) -> Order {
+    let Some(orphaning) = owners.fate(name) else {
+        return Order::AsPlanned;
     };
     let Orphaning { owner, fate, .. } = &orphaning;
     let detail = orphaning.detail();
-    let (kind, reason) = match fate {
-        Fate::Joined => return action,
-        Fate::Down { .. } => (
-            ActionKind::Wait,
-            format!("{detail}: waits for {owner} to run first"),
-        ),
-        Fate::Replaced { .. } if can_recreate => (
-            ActionKind::Replace,
-            format!("{detail}: the engine holds the old one's id, so it is created again to join {owner}"),
-        ),
-        Fate::Replaced { .. } => (
-            ActionKind::Report,
-            format!("{detail}; without --token-file its spec cannot be read, so it is reported, not replaced"),
-        ),
-        Fate::Restarted => (
-            ActionKind::Restart,
-            format!("{detail}: restarted after {owner} to join its new namespace"),
-        ),
-    };
-    Action {
-        kind,
-        reason,
-        ..action
+    match fate {
+        Fate::Joined => Order::AsPlanned,
+        Fate::Down { .. } => Order::Wait(format!("{detail}: waits for {owner} to run first")),
+        Fate::Replaced { .. } if can_recreate => Order::Replace(format!(
+            "{detail}: the engine holds the old one's id, so it is created again to join {owner}"
+        )),
+        Fate::Replaced { .. } => Order::Report(format!(
+            "{detail}; without --token-file its spec cannot be read, so it is reported, not replaced"
+        )),
+        Fate::Restarted => Order::Restart(format!(
+            "{detail}: restarted after {owner} to join its new namespace"
+        )),
     }
 }
 

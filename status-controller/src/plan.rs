@@ -6,7 +6,7 @@
 
 use shared::{drift, ContainerState, DriftItem, DriftKind, Owners, Policy, SnapshotMember};
 
-use crate::dependants;
+use crate::dependants::{order, Order};
 use crate::model::{Action, ActionKind, Observed, Unexpected};
 
 /// The controller's own choices that shape a plan.
@@ -43,8 +43,7 @@ impl PlanSettings {
 /// at all. The pair's own containers → report, whatever their labels say. A snapshotted container that is
 /// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides.
 /// `orphaned` → restart; and every start, restart and recreate of a member that shares another container's
-/// namespace goes in dependency order ([`dependants::in_order`]): it waits while the owner does not run, and
-/// a member whose owner was recreated is replaced.
+/// namespace goes in dependency order ([`in_order`]).
 pub fn plan(
     snapshot: &[SnapshotMember],
     observed: &Observed,
@@ -54,7 +53,7 @@ pub fn plan(
     let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
         .into_iter()
         .filter_map(|item| decide(item, observed, settings))
-        .map(|action| dependants::in_order(action, &owners, settings.can_recreate))
+        .map(|action| in_order(action, &owners, settings.can_recreate))
         .collect();
     actions.extend(waits(snapshot, observed));
     actions.sort_by(|a, b| a.container.cmp(&b.container).then(a.kind.cmp(&b.kind)));
@@ -112,6 +111,30 @@ fn heal(kind: DriftKind, detail: &str, settings: &PlanSettings) -> (ActionKind, 
             ActionKind::Report,
             format!("{detail}; a changed container is reported, never acted on"),
         ),
+    }
+}
+
+/// `action`, in dependency order ([`order`]): unchanged unless it heals a member whose namespace owner is
+/// not as the member joined it. Then: the owner does not run → wait for it; it started again after the
+/// member → restart the member; it was recreated → replace the member (report it without the token).
+fn in_order(action: Action, owners: &Owners<'_>, can_recreate: bool) -> Action {
+    if !matches!(
+        action.kind,
+        ActionKind::Start | ActionKind::Restart | ActionKind::Recreate
+    ) {
+        return action;
+    }
+    let (kind, reason) = match order(&action.container, owners, can_recreate) {
+        Order::AsPlanned => return action,
+        Order::Wait(reason) => (ActionKind::Wait, reason),
+        Order::Restart(reason) => (ActionKind::Restart, reason),
+        Order::Replace(reason) => (ActionKind::Replace, reason),
+        Order::Report(reason) => (ActionKind::Report, reason),
+    };
+    Action {
+        kind,
+        reason,
+        ..action
     }
 }
 
