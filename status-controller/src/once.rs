@@ -212,9 +212,10 @@ pub fn table(
             let _ = writeln!(text, "{note}");
         }
     }
+    // A wait for the engine is not a difference; a dependant waiting for its namespace owner is.
     let drift = actions
         .iter()
-        .filter(|action| action.kind != ActionKind::Wait)
+        .filter(|action| action.kind != ActionKind::Wait || action.drift.is_some())
         .count();
     let _ = writeln!(
         text,
@@ -355,6 +356,9 @@ mod tests {
         let mut wait = action("web", ActionKind::Wait, DriftKind::Stopped);
         wait.drift = None;
         assert_eq!(outcome(std::slice::from_ref(&wait)), OnceOutcome::InSync);
+        // A dependant waiting for its namespace owner is drift.
+        let waiting_dependant = action("app", ActionKind::Wait, DriftKind::Orphaned);
+        assert_eq!(outcome(&[waiting_dependant]), OnceOutcome::Drift);
         assert_eq!(
             outcome(&[action("web", ActionKind::Report, DriftKind::Changed)]),
             OnceOutcome::Drift
