@@ -397,6 +397,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn namespace_owners_are_recorded_by_name_those_outside_the_scope_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        let (vpn, proxy) = ("a".repeat(64), "c".repeat(64));
+        engine.put(&vpn, "vpn", "running", &[("team", "a")]);
+        engine.put(&"b".repeat(64), "app", "running", &[("team", "a")]);
+        engine.set_network_mode(&"b".repeat(64), &format!("container:{vpn}"));
+        engine.put(&proxy, "proxy", "running", &[("team", "b")]);
+        engine.put(&"d".repeat(64), "sidecar", "running", &[("team", "a")]);
+        engine.set_network_mode(&"d".repeat(64), &format!("container:{proxy}"));
+        let keeper = keeper(&engine, dir.path());
+
+        let baseline = keeper.take_if_missing().await.expect("taken");
+
+        let owner = |name: &str| {
+            baseline
+                .members()
+                .iter()
+                .find(|member| member.name == name)
+                .and_then(|member| member.shares.network.clone())
+        };
+        assert_eq!(owner("app").as_deref(), Some("vpn"));
+        assert_eq!(
+            owner("sidecar").as_deref(),
+            Some("proxy"),
+            "inspected to be named"
+        );
+        assert_eq!(owner("vpn"), None);
+        let spec = baseline.spec("app").expect("a member");
+        assert_eq!(spec.host_config["NetworkMode"], "container:vpn");
+    }
+
+    #[tokio::test]
     async fn containers_started_with_rm_are_never_recorded() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = FakeEngine::new();
