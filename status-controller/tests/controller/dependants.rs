@@ -118,6 +118,18 @@ async fn a_dependant_follows_its_owner_through_a_recreate_and_a_kill() -> anyhow
         .wait_for_record(&owner, "recreate", "ok")
         .await?;
     assert_eq!(recreated["drift"], "removed");
+    let waited = pair
+        .controller
+        .wait_for_record(&dependant, "wait", "reported")
+        .await?;
+    assert_eq!(waited["drift"], "orphaned", "{waited}");
+    assert!(
+        waited["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("waits for {owner}")),
+        "{waited}"
+    );
     let replaced = pair
         .controller
         .wait_for_record(&dependant, "replace", "ok")
