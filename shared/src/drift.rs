@@ -166,6 +166,7 @@ mod tests {
             in_snapshot: false,
             policy: Default::default(),
             shares: Default::default(),
+            settling: false,
         }
     }
 

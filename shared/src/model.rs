@@ -278,6 +278,11 @@ pub struct ContainerStatus {
     /// id the engine holds; empty when it joined none.
     #[serde(default)]
     pub shares: SharedNamespaces,
+    /// True while the state shown comes from an engine event that status-api has not yet confirmed with an
+    /// inspect. A `die` shows the container exited at once, but it may be on its way out (`docker rm -f`
+    /// sends `die`, then `destroy`), so the controller waits for it to settle before it acts on it.
+    #[serde(default)]
+    pub settling: bool,
 }
 
 impl ContainerStatus {

@@ -224,6 +224,7 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         started_at,
         finished_at,
         policy: Policy::from_labels(&labels),
+        settling: false,
         labels,
         in_snapshot: false,
         shares,

@@ -290,20 +290,26 @@ impl Inventory {
         applier.receive(&id, time, action == "destroy");
         // A replay may be older than what the re-list read: only the inspect may apply it.
         if time.is_some() {
-            self.foresee(&id, &action, time);
+            self.foresee(&id, &action, actor.attributes.as_ref(), time);
         }
         Some(id)
     }
 
     /// Applies at once what the event itself proves about a container the view already holds: `start` and
-    /// `unpause` → running, `pause` → paused. The inspect that follows fills in the rest, but it can wait a
-    /// long time: the engine holds a container's lock while it starts or stops it, and an inspect queues
-    /// behind that (seconds on a busy engine).
+    /// `unpause` → running, `pause` → paused, `die` → exited with the exit code the event carries. The
+    /// inspect that follows fills in the rest, but it can wait a long time: the engine holds a container's
+    /// lock while it starts or stops it, and an inspect queues behind that (seconds on a busy engine).
     ///
-    /// Not `die`: it does not prove the container stays: `docker rm -f` sends `die` and then `destroy`, and a
-    /// view that showed it exited in between would have the controller start a container that is being
-    /// removed.
-    fn foresee(&self, id: &str, action: &str, at: Option<DateTime<Utc>>) {
+    /// A `die` does not prove the container stays: `docker rm -f` sends `die` and then `destroy`. So the
+    /// container is shown exited but `settling` until its inspect answers, and the controller acts on no
+    /// settling container: it would start one that is being removed.
+    fn foresee(
+        &self,
+        id: &str,
+        action: &str,
+        attributes: Option<&HashMap<String, String>>,
+        at: Option<DateTime<Utc>>,
+    ) {
         let Some(mut status) = self.writer.store().container(id) else {
             return;
         };
@@ -312,6 +318,7 @@ impl Inventory {
                 status.state = ContainerState::Running;
                 status.started_at = at.or(status.started_at);
                 status.exit_code = None;
+                status.settling = false;
                 // A health check starts over with the container: never carry an old `unhealthy` into it.
                 if status.health != Health::None {
                     status.health = Health::Starting;
@@ -319,6 +326,15 @@ impl Inventory {
             }
             "unpause" => status.state = ContainerState::Running,
             "pause" => status.state = ContainerState::Paused,
+            "die" => {
+                status.state = ContainerState::Exited;
+                status.finished_at = at.or(status.finished_at);
+                status.exit_code = attributes
+                    .and_then(|attributes| attributes.get("exitCode"))
+                    .and_then(|code| code.parse().ok())
+                    .or(status.exit_code);
+                status.settling = true;
+            }
             _ => return,
         }
         self.writer.apply(id.to_owned(), Some(status));
@@ -616,17 +632,32 @@ mod tests {
         assert_eq!(b2.exit_code, None);
         assert_eq!(b2.started_at, Some(started));
 
-        // A `die` proves nothing that lasts (`docker rm -f` sends `destroy` right after it): only its
-        // inspect may change the view.
+        // A `die` is shown at once, settling: it may be followed by `destroy` (`docker rm -f`), so only
+        // its inspect settles it.
         engine.put("c3", "db", "exited", &[("team", "a")]);
+        let died = Utc::now();
+        let nanos = died.timestamp_nanos_opt().expect("in range");
         settle(async { assert!(engine.emit_with("die", "c3", nanos, &[("exitCode", "137")])) })
             .await;
-        assert_eq!(state_of(&store, "c3"), Some(ContainerState::Running));
+        let view = store.view();
+        let c3 = view.containers.iter().find(|c| c.id == "c3").expect("c3");
+        assert_eq!(c3.state, ContainerState::Exited);
+        assert_eq!(c3.exit_code, Some(137));
+        assert_eq!(c3.finished_at, Some(died));
+        assert!(c3.settling, "shown from the event, not yet confirmed");
+        assert!(
+            !view.containers.iter().any(|c| c.id == "b2" && c.settling),
+            "a start proves what it shows"
+        );
 
         engine.open_gate();
         eventually("the inspects to answer", || store.view().event_backlog == 0).await;
         assert_eq!(state_of(&store, "b2"), Some(ContainerState::Running));
         assert_eq!(state_of(&store, "c3"), Some(ContainerState::Exited));
+        assert!(
+            store.view().containers.iter().all(|c| !c.settling),
+            "the inspects settle what the events showed"
+        );
         assert_eq!(engine.inspects() - listed, 2, "one inspect for each event");
     }
 

@@ -20,7 +20,7 @@ pub enum Order {
     /// Every owner is as the member joined it (or it joined none): go ahead as planned.
     AsPlanned,
     /// An owner does not run: a dependant cannot start, or be created, before it does.
-    Wait(String),
+    Wait { owner: String, reason: String },
     /// An owner started again after the member: a restart joins its new namespace.
     Restart(String),
     /// An owner was recreated under its name: the engine holds the old id, so only creating the member
@@ -40,7 +40,10 @@ pub fn order(name: &str, owners: &Owners<'_>, can_recreate: bool) -> Order {
     let detail = orphaning.detail();
     match fate {
         Fate::Joined => Order::AsPlanned,
-        Fate::Down { .. } => Order::Wait(format!("{detail}: waits for {owner} to run first")),
+        Fate::Down { .. } => Order::Wait {
+            owner: owner.clone(),
+            reason: format!("{detail}: waits for {owner} to run first"),
+        },
         Fate::Replaced { .. } if can_recreate => Order::Replace(format!(
             "{detail}: the engine holds the old one's id, so it is created again to join {owner}"
         )),

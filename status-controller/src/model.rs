@@ -235,6 +235,9 @@ pub struct Action {
     pub state: Option<ContainerState>,
     /// A sentence for people.
     pub reason: String,
+    /// For a [`ActionKind::Wait`] of a dependant: the owner of a namespace it joins, which must run before
+    /// anything can be done for it. Such a wait is drift; a wait for the engine (`None`) is not.
+    pub waits_for: Option<String>,
 }
 
 /// What an action may rely on, from the pass that planned it.

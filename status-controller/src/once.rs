@@ -215,7 +215,7 @@ pub fn table(
     // A wait for the engine is not a difference; a dependant waiting for its namespace owner is.
     let drift = actions
         .iter()
-        .filter(|action| action.kind != ActionKind::Wait || action.drift.is_some())
+        .filter(|action| action.kind != ActionKind::Wait || action.waits_for.is_some())
         .count();
     let _ = writeln!(
         text,
@@ -292,6 +292,7 @@ mod tests {
             policy: Policy::Heal,
             state: Some(ContainerState::Exited),
             reason: format!("{drift} reason"),
+            waits_for: None,
         }
     }
 
@@ -357,7 +358,8 @@ mod tests {
         wait.drift = None;
         assert_eq!(outcome(std::slice::from_ref(&wait)), OnceOutcome::InSync);
         // A dependant waiting for its namespace owner is drift.
-        let waiting_dependant = action("app", ActionKind::Wait, DriftKind::Orphaned);
+        let mut waiting_dependant = action("app", ActionKind::Wait, DriftKind::Orphaned);
+        waiting_dependant.waits_for = Some("vpn".into());
         assert_eq!(outcome(&[waiting_dependant]), OnceOutcome::Drift);
         assert_eq!(
             outcome(&[action("web", ActionKind::Report, DriftKind::Changed)]),

@@ -41,7 +41,8 @@ impl PlanSettings {
 /// or report, per `--unexpected`; `changed` → report (the container is no longer the one the snapshot
 /// describes, so nothing may act on it as if it were). Policy `observe` → report; policy `ignore` → nothing
 /// at all. The pair's own containers → report, whatever their labels say. A snapshotted container that is
-/// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides.
+/// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides; so does
+/// one whose death status-api has not yet confirmed (`settling`), as it may be on its way to removal.
 /// `orphaned` → restart; and every start, restart and recreate of a member that shares another container's
 /// namespace goes in dependency order ([`in_order`]).
 pub fn plan(
@@ -62,6 +63,10 @@ pub fn plan(
 
 fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Option<Action> {
     let protected = protection(&item.id, observed, settings);
+    let settling = observed
+        .containers
+        .iter()
+        .any(|container| container.id == item.id && container.settling);
     let (kind, reason) = match (protected, item.policy, item.kind) {
         (Some(whose), _, _) => (
             ActionKind::Report,
@@ -71,6 +76,14 @@ fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Opti
         (None, Policy::Observe, _) => (
             ActionKind::Report,
             format!("{}; policy observe: reported, never acted on", item.detail),
+        ),
+        (None, Policy::Heal, _) if settling => (
+            ActionKind::Wait,
+            format!(
+                "{}; it died moments ago and status-api is still confirming it with the engine \
+                 (it may be being removed): the next change decides",
+                item.detail
+            ),
         ),
         (None, Policy::Heal, kind) => heal(kind, &item.detail, settings),
     };
@@ -82,6 +95,7 @@ fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Opti
         policy: item.policy,
         state: item.state,
         reason,
+        waits_for: None,
     })
 }
 
@@ -124,16 +138,17 @@ fn in_order(action: Action, owners: &Owners<'_>, can_recreate: bool) -> Action {
     ) {
         return action;
     }
-    let (kind, reason) = match order(&action.container, owners, can_recreate) {
+    let (kind, reason, waits_for) = match order(&action.container, owners, can_recreate) {
         Order::AsPlanned => return action,
-        Order::Wait(reason) => (ActionKind::Wait, reason),
-        Order::Restart(reason) => (ActionKind::Restart, reason),
-        Order::Replace(reason) => (ActionKind::Replace, reason),
-        Order::Report(reason) => (ActionKind::Report, reason),
+        Order::Wait { owner, reason } => (ActionKind::Wait, reason, Some(owner)),
+        Order::Restart(reason) => (ActionKind::Restart, reason, None),
+        Order::Replace(reason) => (ActionKind::Replace, reason, None),
+        Order::Report(reason) => (ActionKind::Report, reason, None),
     };
     Action {
         kind,
         reason,
+        waits_for,
         ..action
     }
 }
@@ -186,6 +201,7 @@ fn waits<'a>(
                 }
                 _ => "being removed by the engine: the next change decides".to_owned(),
             },
+            waits_for: None,
         })
 }
 
@@ -194,7 +210,7 @@ fn waits<'a>(
 pub fn has_drift(actions: &[Action]) -> bool {
     actions
         .iter()
-        .any(|action| action.kind != ActionKind::Wait || action.drift.is_some())
+        .any(|action| action.kind != ActionKind::Wait || action.waits_for.is_some())
 }
 
 #[cfg(test)]
@@ -242,6 +258,7 @@ mod tests {
             in_snapshot: false,
             policy: Default::default(),
             shares: Default::default(),
+            settling: false,
         }
     }
 
@@ -422,6 +439,23 @@ mod tests {
         assert!(plan(&[], &stranger, &settings()).is_empty());
         let ignored = with_policy(container("a", ContainerState::Restarting), "ignore");
         assert!(plan_one(ignored).is_empty());
+    }
+
+    #[test]
+    fn a_death_not_yet_confirmed_waits() {
+        let mut dying = container("a", ContainerState::Exited);
+        dying.settling = true;
+        let actions = plan_one(dying.clone());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Wait)]);
+        assert!(
+            actions[0].reason.contains("confirming"),
+            "{}",
+            actions[0].reason
+        );
+        assert!(!has_drift(&actions), "waiting is not drift");
+        // Once its inspect answers it is a plain stopped member.
+        dying.settling = false;
+        assert_eq!(kinds(&plan_one(dying)), vec![("a", ActionKind::Start)]);
     }
 
     #[test]

@@ -182,6 +182,7 @@ mod tests {
             policy: Policy::Heal,
             state: Some(ContainerState::Running),
             reason: "running from busybox but not in the snapshot".into(),
+            waits_for: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn container(name: &str, id: &str, state: ContainerState, started: u32) -> Conta
         in_snapshot: true,
         policy: Default::default(),
         shares: SharedNamespaces::default(),
+        settling: false,
     }
 }
 

@@ -143,6 +143,20 @@ async fn every_change_reaches_status_and_drift_through_the_event_stream() -> any
     docker(&["kill", &scope.name("killed")]).await?;
     api.wait_for_drift(&scope.name("killed"), "stopped", EVENT_DEADLINE)
         .await?;
+    // Shown from the `die` event at once (`settling`), then confirmed by its inspect.
+    let killed = format!("/status/{}", scope.name("killed"));
+    wait_until(
+        "the death to be confirmed",
+        Duration::from_secs(10),
+        || async {
+            let status = api.get_ok(&killed).await?;
+            Ok(status["settling"] == false)
+        },
+    )
+    .await?;
+    let status = api.get_ok(&killed).await?;
+    assert_eq!(status["state"], "exited", "{status}");
+    assert_eq!(status["exit_code"], 137, "{status}");
 
     docker(&["stop", &scope.name("stopped")]).await?;
     api.wait_for_drift(&scope.name("stopped"), "stopped", EVENT_DEADLINE)

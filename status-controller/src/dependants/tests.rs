@@ -51,6 +51,7 @@ fn container(name: &str, id: &str, state: ContainerState, started: u32) -> Conta
         in_snapshot: true,
         policy: Default::default(),
         shares: SharedNamespaces::default(),
+        settling: false,
     }
 }
 
@@ -196,6 +197,7 @@ fn a_waiting_dependant_is_drift_with_its_reason() {
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!(actions[0].kind, ActionKind::Wait);
     assert_eq!(actions[0].drift, Some(DriftKind::Orphaned));
+    assert_eq!(actions[0].waits_for.as_deref(), Some("vpn"));
     assert!(
         actions[0].reason.contains("waits for vpn"),
         "{}",

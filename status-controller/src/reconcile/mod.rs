@@ -368,7 +368,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             if action.kind == ActionKind::Wait {
                 // A dependant waiting for its namespace owner is drift, said once like a report; a wait
                 // for the engine is not.
-                if action.drift.is_some() {
+                if action.waits_for.is_some() {
                     self.announce(&action, ActionResult::Reported, None);
                     announced_now.insert(action.container);
                 }

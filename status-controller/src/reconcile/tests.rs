@@ -271,6 +271,7 @@ fn stopped_web() -> StatusResponse {
             in_snapshot: true,
             policy: Default::default(),
             shares: Default::default(),
+            settling: false,
         }],
     }
 }

@@ -181,6 +181,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 in_snapshot: true,
                 policy: Default::default(),
                 shares: Default::default(),
+                settling: false,
             }],
         },
         snapshot: SnapshotSummary {
