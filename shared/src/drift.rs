@@ -8,6 +8,7 @@ use crate::model::{
     in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, Health, Policy, Scope,
     SnapshotMember,
 };
+use crate::namespaces::Owners;
 
 /// Compares the snapshot with what the engine shows now (containers in every state).
 ///
@@ -20,6 +21,8 @@ use crate::model::{
 ///   image id itself — what a recreate does when the tag is gone — runs the same image, so it is not changed;
 /// - `created`, `exited`, `dead`: `stopped`;
 /// - `paused`: `paused` — never `unhealthy`, although the engine reports paused containers as unhealthy;
+/// - `running`, sharing the network, IPC or PID namespace of a container that does not run, was replaced
+///   under its name, or started again after it ([`Owners::fate`]): `orphaned` — it has lost that namespace;
 /// - `running` with an unhealthy healthcheck: `unhealthy`;
 /// - `restarting` or `removing`: nothing yet — the engine is already moving it, the next change decides.
 ///
@@ -30,6 +33,7 @@ pub fn drift(
     observed: &[ContainerStatus],
     scope: &Scope,
 ) -> Vec<DriftItem> {
+    let owners = Owners::new(snapshot, observed, scope);
     let observed: HashMap<&str, &ContainerStatus> = observed
         .iter()
         .filter(|container| in_scope(scope, &container.labels))
@@ -43,7 +47,9 @@ pub fn drift(
 
     let mut items: Vec<DriftItem> = members
         .values()
-        .filter_map(|member| member_drift(member, observed.get(member.name.as_str()).copied()))
+        .filter_map(|member| {
+            member_drift(member, observed.get(member.name.as_str()).copied(), &owners)
+        })
         .collect();
 
     items.extend(
@@ -65,7 +71,11 @@ pub fn drift(
     items
 }
 
-fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> Option<DriftItem> {
+fn member_drift(
+    member: &SnapshotMember,
+    current: Option<&ContainerStatus>,
+    owners: &Owners<'_>,
+) -> Option<DriftItem> {
     let Some(container) = current else {
         return Some(DriftItem {
             kind: DriftKind::Removed,
@@ -97,12 +107,22 @@ fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> O
             Some(item(DriftKind::Stopped, container, detail))
         }
         ContainerState::Paused => Some(item(DriftKind::Paused, container, "paused".to_owned())),
-        ContainerState::Running if container.health == Health::Unhealthy => Some(item(
+        ContainerState::Running => match owners.fate(&member.name) {
+            Some(orphaning) => Some(item(DriftKind::Orphaned, container, orphaning.detail())),
+            None => running_drift(container),
+        },
+        ContainerState::Restarting | ContainerState::Removing => None,
+    }
+}
+
+fn running_drift(container: &ContainerStatus) -> Option<DriftItem> {
+    match container.health {
+        Health::Unhealthy => Some(item(
             DriftKind::Unhealthy,
             container,
             "running, healthcheck reports unhealthy".to_owned(),
         )),
-        ContainerState::Running | ContainerState::Restarting | ContainerState::Removing => None,
+        _ => None,
     }
 }
 
@@ -139,6 +159,7 @@ mod tests {
             image: "busybox:latest".into(),
             image_id: MEMBER_IMAGE_ID.into(),
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
+            shares: Default::default(),
         }
     }
 
@@ -158,6 +179,7 @@ mod tests {
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
             in_snapshot: false,
             policy: Default::default(),
+            shares: Default::default(),
             settling: false,
         }
     }
@@ -374,5 +396,53 @@ mod tests {
             .insert(POLICY_LABEL.into(), "observe".into());
         let items = drift(&[member("a")], &[observed], &None);
         assert_eq!(items[0].policy, Policy::Observe);
+    }
+
+    #[test]
+    fn a_running_member_that_lost_its_namespace_owner_is_orphaned() {
+        let mut app = member("app");
+        app.shares.network = Some("vpn".into());
+        let mut dependant = container("app", ContainerState::Running);
+        dependant.shares.network = Some("vpn-id".into());
+        // Its owner was removed: the dependant runs on in a namespace nothing serves.
+        let items = drift(&[app.clone(), member("vpn")], &[dependant.clone()], &None);
+        assert_eq!(
+            kinds(&items),
+            vec![("app", DriftKind::Orphaned), ("vpn", DriftKind::Removed)]
+        );
+        assert!(
+            items[0].detail.contains("network namespace of vpn"),
+            "{}",
+            items[0].detail
+        );
+        assert_eq!(items[0].id, "app-id");
+
+        // Recreated under its name: the dependant still holds the old id.
+        let mut recreated = container("vpn", ContainerState::Running);
+        recreated.id = "vpn-new-id".into();
+        let items = drift(
+            &[app.clone(), member("vpn")],
+            &[dependant.clone(), recreated],
+            &None,
+        );
+        assert_eq!(kinds(&items), vec![("app", DriftKind::Orphaned)]);
+        assert!(items[0].detail.contains("replaced"), "{}", items[0].detail);
+
+        // The same owner, running, joined before the dependant started: in sync.
+        let owner = container("vpn", ContainerState::Running);
+        assert!(drift(
+            &[app.clone(), member("vpn")],
+            &[dependant.clone(), owner],
+            &None
+        )
+        .is_empty());
+
+        // A stopped dependant is stopped, whatever its owner: starting it is the question.
+        let mut stopped = dependant;
+        stopped.state = ContainerState::Exited;
+        assert_eq!(
+            kinds(&drift(&[app, member("vpn")], &[stopped], &None)),
+            vec![("app", DriftKind::Stopped), ("vpn", DriftKind::Removed)]
+        );
     }
 }

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::namespaces::modes::SharedNamespaces;
+
 /// The label that sets a container's policy: `heal` (default), `observe` or `ignore`.
 pub const POLICY_LABEL: &str = "dockstate.policy";
 
@@ -272,6 +274,10 @@ pub struct ContainerStatus {
     /// `dockstate.policy` says (`heal` when absent, `observe` for a value dockstate does not know).
     #[serde(default)]
     pub policy: Policy,
+    /// The containers whose network, IPC or PID namespace it joined (`--network container:X`, …), by the
+    /// id the engine holds; empty when it joined none.
+    #[serde(default)]
+    pub shares: SharedNamespaces,
     /// True while the state shown comes from an engine event that status-api has not yet confirmed with an
     /// inspect. A `die` shows the container exited at once, but it may be on its way out (`docker rm -f`
     /// sends `die`, then `destroy`), so the controller waits for it to settle before it acts on it.
@@ -345,6 +351,10 @@ pub struct SnapshotMember {
     pub image_id: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The containers whose network, IPC or PID namespace it joined, by name (an id only when status-api
+    /// could not name the owner); empty when it joined none.
+    #[serde(default)]
+    pub shares: SharedNamespaces,
 }
 
 /// The answer of `GET /snapshot` and `POST /snapshot`.
@@ -393,6 +403,7 @@ impl ContainerSpec {
             image: self.image.clone(),
             image_id: self.image_id.clone(),
             labels: labels_of_config(&self.config),
+            shares: SharedNamespaces::from_host_config(&self.host_config),
         }
     }
 }
@@ -432,16 +443,20 @@ pub enum DriftKind {
     /// In the snapshot by name, but created from another image reference (compared normalised: `nginx` is
     /// `docker.io/library/nginx:latest`): reported, never acted on.
     Changed,
+    /// In the snapshot, running, and it shares the network, IPC or PID namespace of a container that is
+    /// gone, not running, replaced under its name, or started again since: it has lost that namespace.
+    Orphaned,
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 6] = [
+    pub const ALL: [DriftKind; 7] = [
         Self::Stopped,
         Self::Paused,
         Self::Removed,
         Self::Unhealthy,
         Self::Unexpected,
         Self::Changed,
+        Self::Orphaned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -630,6 +645,7 @@ mod tests {
         };
         let member = spec.member();
         assert_eq!(member.labels, labels(&[("team", "a")]));
+        assert!(member.shares.is_empty());
         assert!(!serde_json::to_string(&member)
             .expect("serialises")
             .contains("SECRET"));

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use shared::{ContainerSpec, ContainerState, ContainerStatus, Health, Policy, Scope};
+use shared::{
+    ContainerSpec, ContainerState, ContainerStatus, Health, Policy, Scope, SharedNamespaces,
+};
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -238,6 +240,13 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         _ => state.and_then(|state| state.exit_code),
     };
     let labels = labels(config.and_then(|config| config.labels.as_ref()));
+    let host = inspect.host_config.as_ref();
+    // Which containers' namespaces it joined: the modes name an id, never anything secret.
+    let shares = SharedNamespaces::from_modes(
+        host.and_then(|host| host.network_mode.as_deref()),
+        host.and_then(|host| host.ipc_mode.as_deref()),
+        host.and_then(|host| host.pid_mode.as_deref()),
+    );
     Some(ContainerStatus {
         id,
         name: inspect
@@ -261,6 +270,7 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         settling: false,
         labels,
         in_snapshot: false,
+        shares,
     })
 }
 
@@ -400,5 +410,21 @@ mod tests {
         assert_eq!(status.state, ContainerState::Created);
         assert_eq!(status.exit_code, None);
         assert_eq!(status.started_at, None);
+    }
+
+    #[test]
+    fn the_status_names_the_containers_whose_namespaces_it_joined() {
+        let owner = "d".repeat(64);
+        let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": "e".repeat(64), "Name": "/app", "State": {"Status": "running"},
+            "Config": {"Image": "busybox:latest"},
+            "HostConfig": {"NetworkMode": format!("container:{owner}"), "IpcMode": "private",
+                           "PidMode": format!("container:{owner}")},
+        }))
+        .expect("valid inspect");
+        let status = status_from_inspect(&inspect).expect("has an id");
+        assert_eq!(status.shares.network.as_deref(), Some(owner.as_str()));
+        assert_eq!(status.shares.ipc, None);
+        assert_eq!(status.shares.pid.as_deref(), Some(owner.as_str()));
     }
 }

@@ -68,7 +68,10 @@ impl Snapshot {
                 found: header.format,
             });
         }
-        serde_json::from_slice(bytes).map_err(corrupt)
+        let mut snapshot: Self = serde_json::from_slice(bytes).map_err(corrupt)?;
+        // Files written before owners were recorded by name hold the owner's id: name the members among them.
+        shared::namespaces::name_owners(&mut snapshot.containers, &Default::default());
+        Ok(snapshot)
     }
 
     /// The file's content.
@@ -139,6 +142,26 @@ mod tests {
     }
 
     const PATH: &str = "/var/lib/status-api/snapshot.json";
+
+    #[test]
+    fn an_older_file_that_holds_an_owner_s_id_loads_with_its_name() {
+        let mut snapshot = sample();
+        let mut dependant = snapshot.containers[0].clone();
+        dependant.name = "app".into();
+        dependant.id = "d".repeat(64);
+        dependant.host_config =
+            serde_json::json!({"NetworkMode": format!("container:{}", "c".repeat(64))});
+        snapshot.containers.insert(0, dependant);
+        let read = Snapshot::from_json(Path::new(PATH), &snapshot.to_json()).expect("reads");
+        assert_eq!(
+            read.containers[0].host_config["NetworkMode"],
+            "container:web"
+        );
+        assert_eq!(
+            read.summary().containers[0].shares.network.as_deref(),
+            Some("web")
+        );
+    }
 
     #[test]
     fn what_is_written_reads_back() {

@@ -1,10 +1,11 @@
 //! The executor: carries planned actions out as tasks, at most one per container at a time, in three lanes
-//! by cost, each with its own bound — heals (start, unpause, recreate: quick), restarts and clean-ups (stop,
-//! remove: each may wait out a stop timeout) — so a slow restart or stop never delays a start. Every action
+//! by cost, each with its own bound — heals (start, unpause, recreate: quick), restarts (and replaces) and
+//! clean-ups (stop, remove: each may wait out a stop timeout) — so a slow restart or stop never delays a start. Every action
 //! on an existing container passes the [`recheck`](crate::recheck) against the engine right before it acts,
 //! so what the journal says is what the engine did; every action ends as a journal record, metrics and a
-//! log line inside its own span, and as an [`Ended`] for the loop. A recreate's steps, and the finishing of
-//! one cut short, are in [`rebuild`].
+//! log line inside its own span, and as an [`Ended`] for the loop. A recreate's steps, the replace of a
+//! dependant whose namespace owner was recreated, and the finishing of either when cut short, are in
+//! [`rebuild`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use shared::runtime::engine::EngineError;
+use shared::SharedNamespaces;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -21,7 +23,7 @@ use crate::docker::{Applied, DockerError, EngineWriter};
 use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
 use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner, Ended, Outcome};
-use crate::recheck::{recheck, Seen};
+use crate::recheck::{owner_runs, recheck, Seen};
 use crate::status_client::StatusSource;
 
 mod rebuild;
@@ -38,7 +40,7 @@ pub const CLEANUP_CONCURRENCY: usize = 4;
 pub enum Lane {
     /// Start, unpause, recreate: a call or three that the engine answers at once.
     Heal,
-    /// Restart: waits out the container's stop timeout first.
+    /// Restart, replace: waits out the container's stop timeout first.
     Restart,
     /// Stop, remove: waits out the container's stop timeout.
     Cleanup,
@@ -47,7 +49,8 @@ pub enum Lane {
 impl Lane {
     pub fn of(kind: ActionKind) -> Self {
         match kind {
-            ActionKind::Restart => Self::Restart,
+            // A replace stops the container first, and may wait out its stop timeout as a restart does.
+            ActionKind::Restart | ActionKind::Replace => Self::Restart,
             ActionKind::Stop | ActionKind::Remove => Self::Cleanup,
             ActionKind::Start
             | ActionKind::Unpause
@@ -310,6 +313,11 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             Ok(seen) => seen,
             Err(outcome) => return outcome,
         };
+        if matches!(action.kind, ActionKind::Start | ActionKind::Restart) {
+            if let Err(outcome) = self.owners_run(&seen.shares).await {
+                return outcome;
+            }
+        }
         let (name, id, grace) = (action.container.as_str(), action.id.as_str(), seen.grace());
         match action.kind {
             ActionKind::Start if seen.created => self.finish_and_start(action, &seen).await,
@@ -328,6 +336,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 }
                 other => outcome_of(other, "already stopped"),
             },
+            ActionKind::Replace => self.replace(action, context, grace).await,
             ActionKind::Recreate | ActionKind::Report | ActionKind::Wait => {
                 Outcome::skipped("nothing to carry out")
             }
@@ -349,6 +358,20 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             Ok(None) => Err(Outcome::gone()),
             Err(err) => Err(outcome_of(Err(err), "")),
         }
+    }
+
+    /// Asks the engine whether every owner of a namespace the container joins runs ([`owner_runs`]).
+    async fn owners_run(&self, shares: &SharedNamespaces) -> Result<(), Outcome> {
+        for (namespace, owner) in shares.iter() {
+            match self.inner.docker.inspect(owner, owner).await {
+                Ok(found) => {
+                    let seen = found.as_ref().map(Seen::from_inspect);
+                    owner_runs(namespace, owner, seen.as_ref())?;
+                }
+                Err(err) => return Err(outcome_of(Err(err), "")),
+            }
+        }
+        Ok(())
     }
 }
 

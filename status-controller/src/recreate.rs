@@ -7,7 +7,10 @@
 //! driver options, and the anonymous volumes, re-attached by name so that their data comes back. What does
 //! not: what the engine assigned to the old container at run time — the endpoint's id, dynamic address,
 //! gateway and MAC, and the alias, hostname and `HOSTNAME` variable it derived from the old id — so the new
-//! container gets its own. [`docs/recreate.md`](../../docs/recreate.md) has the field-by-field table.
+//! container gets its own. A container that joins another's network (`container:<owner>`, the owner by name
+//! in the snapshot, which the engine resolves to the owner's id of the day) takes the owner's hostname,
+//! domain name, ports and MAC, so it is created without any of its own.
+//! [`docs/recreate.md`](../../docs/recreate.md) has the field-by-field table.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -148,9 +151,10 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
         .as_deref()
         .is_some_and(|mode| mode.starts_with("container:"))
     {
-        // Inherited from the container whose network it joins, or from the image: the engine fills them in
-        // again, and refuses them when they are sent with this network mode.
-        for inherited in ["Hostname", "ExposedPorts", "MacAddress"] {
+        // Inherited from the container whose network it joins (inspect shows the old owner's), or from the
+        // image: the engine fills them in again from the owner of the day, and refuses a hostname, exposed
+        // ports or a MAC sent with this network mode ("conflicting options").
+        for inherited in ["Hostname", "Domainname", "ExposedPorts", "MacAddress"] {
             config.remove(inherited);
         }
     }
@@ -562,6 +566,29 @@ mod tests {
         );
         assert_eq!(body.get("ExposedPorts"), None, "and exposed ports");
         assert_eq!(body["Env"], json!(["A=1"]));
+    }
+
+    #[test]
+    fn a_dependant_joins_its_owner_by_name_without_a_hostname_or_ports_of_its_own() {
+        let recreation = recreation(&spec(
+            json!({"Hostname": "847b603c36ca", "Domainname": "vpn.lan", "Image": "busybox:latest",
+                   "ExposedPorts": {"80/tcp": {}}}),
+            json!({"NetworkMode": "container:vpn", "IpcMode": "container:vpn", "PidMode": "container:vpn"}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        let body = recreation.request_body();
+        assert_eq!(
+            body.get("Hostname"),
+            None,
+            "the old owner's hostname is dropped"
+        );
+        assert_eq!(body.get("Domainname"), None, "and its domain name");
+        assert_eq!(body.get("ExposedPorts"), None);
+        let host = &body["HostConfig"];
+        assert_eq!(host["NetworkMode"], "container:vpn");
+        assert_eq!(host["IpcMode"], "container:vpn");
+        assert_eq!(host["PidMode"], "container:vpn");
     }
 
     #[test]

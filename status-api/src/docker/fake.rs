@@ -86,6 +86,16 @@ impl FakeEngine {
         }
     }
 
+    /// Sets `HostConfig.NetworkMode` (`container:<id>` joins another container's network namespace).
+    pub(crate) fn set_network_mode(&self, id: &str, mode: &str) {
+        if let Some(inspect) = self.engine().containers.get_mut(id) {
+            inspect
+                .host_config
+                .get_or_insert_with(Default::default)
+                .network_mode = Some(mode.to_owned());
+        }
+    }
+
     pub(crate) fn remove(&self, id: &str) {
         self.engine().containers.remove(id);
     }

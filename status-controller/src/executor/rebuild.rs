@@ -1,12 +1,18 @@
-//! The engine's side of a recreate: the spec read from status-api and checked again, the image and the
-//! anonymous volumes looked up (never pulled, never removed), create, connect, start — and the finishing of a
-//! recreate that was cut short, so a container left `created` starts with every network of its member.
+//! The engine's side of a recreate: the spec read from status-api and checked again, the namespace owners it
+//! joins asked whether they run, the image and the anonymous volumes looked up (never pulled, never removed),
+//! create, connect, start — the same steps for the replace of a dependant whose namespace owner was
+//! recreated, after a graceful stop and removal — and the finishing of a recreate or replace that was cut
+//! short, so a container left `created` starts with every network of its member.
 //!
-//! Nothing here removes a container: a recreate that fails half-way leaves the container `created`, and the
-//! next pass finishes it through [`Executor::finish_and_start`].
+//! Nothing here force-removes a container, or removes one it made: a recreate or replace that fails after its
+//! create leaves the container `created`, and the next pass finishes it through
+//! [`Executor::finish_and_start`]. The one removal is the replace's own, of the old dependant, stopped
+//! gracefully first and only once its spec, image and owners say it can be made again.
+
+use std::time::Duration;
 
 use shared::runtime::engine::EngineError;
-use shared::{in_scope, ContainerSpec, Policy};
+use shared::{in_scope, ContainerSpec, Policy, SharedNamespaces};
 
 use super::{outcome_of, Executor};
 use crate::docker::{Applied, DockerError, EngineWriter};
@@ -15,37 +21,86 @@ use crate::recheck::Seen;
 use crate::recreate::{recreation, Recreation};
 use crate::status_client::{StatusError, StatusSource};
 
+/// A create request ready to send, and what could not be as it was (for `/actions`).
+struct Ready {
+    recreation: Recreation,
+    notes: Vec<String>,
+}
+
 impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
     /// Reads the spec from status-api, checks it is still ours to recreate, picks the image and the volumes
     /// that are still here, creates, connects, starts.
     pub(super) async fn recreate(&self, action: &Action, context: &ActionContext) -> Outcome {
+        match self.ready(action, context).await {
+            Ok(ready) => self.create_and_start(ready).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Stops and removes a member that can never start again as it is (it holds the id of a namespace owner
+    /// that was recreated), then creates it again from its spec, which names the owner by name. Re-checked
+    /// like every action on an existing container before this is called, and everything a recreate needs
+    /// (spec, owners, image, volumes) made ready before anything is removed. Its anonymous volumes outlive
+    /// the removal (never `-v`) and are re-attached by name. When the create fails after the removal, the
+    /// member is `removed` at the next pass and recreated from there; when it fails after the create, it is
+    /// left `created` and finished like a recreate cut short.
+    pub(super) async fn replace(
+        &self,
+        action: &Action,
+        context: &ActionContext,
+        grace: Duration,
+    ) -> Outcome {
+        // Ready first: a member is never removed when it cannot be made again.
+        let ready = match self.ready(action, context).await {
+            Ok(ready) => ready,
+            Err(outcome) => return outcome,
+        };
+        let docker = &self.inner.docker;
+        let (name, id) = (action.container.as_str(), action.id.as_str());
+        match docker.stop(name, id, grace).await {
+            Ok(Applied::Done | Applied::AlreadyDone | Applied::NoSuchContainer) => {}
+            other => return outcome_of(other, ""),
+        }
+        match docker.remove(name, id).await {
+            Ok(Applied::Done | Applied::NoSuchContainer) => {}
+            other => return outcome_of(other, "already being removed"),
+        }
+        self.create_and_start(ready).await
+    }
+
+    /// The create request for a member, from its spec as status-api serves it, once it is sure the member
+    /// is still ours to recreate and the owners of the namespaces it joins run, with the image and the
+    /// anonymous volumes that are still here.
+    async fn ready(&self, action: &Action, context: &ActionContext) -> Result<Ready, Outcome> {
         let name = action.container.as_str();
         let spec = match self.inner.specs.spec(name).await {
             Ok(spec) => spec,
             Err(StatusError::NotInSnapshot(_)) => {
-                return Outcome::skipped("it is no longer in the snapshot")
+                return Err(Outcome::skipped("it is no longer in the snapshot"))
             }
-            Err(err) => return Outcome::failed(&err),
+            Err(err) => return Err(Outcome::failed(&err)),
         };
-        if let Err(outcome) = still_ours(&spec, context) {
-            return outcome;
-        }
-        let mut recreation = match recreation(&spec) {
-            Ok(recreation) => recreation,
-            Err(err) => return Outcome::failed(&err),
-        };
+        still_ours(&spec, context)?;
+        // The spec names the owners by name: the ones it will join.
+        self.owners_run(&SharedNamespaces::from_host_config(&spec.host_config))
+            .await?;
+        let mut recreation = recreation(&spec).map_err(|err| Outcome::failed(&err))?;
         let mut notes = Vec::new();
-        if let Err(err) = self.pick_image(&mut recreation, &mut notes).await {
-            return Outcome::failed(&err);
-        }
-        if let Err(err) = self
-            .keep_volumes_that_exist(&mut recreation, &mut notes)
+        self.pick_image(&mut recreation, &mut notes)
             .await
-        {
-            return Outcome::failed(&err);
-        }
+            .map_err(|err| Outcome::failed(&err))?;
+        self.keep_volumes_that_exist(&mut recreation, &mut notes)
+            .await
+            .map_err(|err| Outcome::failed(&err))?;
+        Ok(Ready { recreation, notes })
+    }
 
+    /// Creates, connects, starts. From the create on, a failure leaves the container `created`; the next
+    /// pass connects what is missing and starts it (never a forced removal).
+    async fn create_and_start(&self, ready: Ready) -> Outcome {
+        let Ready { recreation, notes } = ready;
         let docker = &self.inner.docker;
+        let name = recreation.name.as_str();
         let id = match docker.create(&recreation).await {
             Ok(id) => id,
             Err(DockerError::Engine(EngineError::Conflict { .. })) => {
@@ -55,9 +110,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             }
             Err(err) => return Outcome::failed(&err),
         };
-        // From here on a failure leaves the container `created`; the next pass connects what is missing and
-        // starts it (never a forced removal).
-        for (network, endpoint) in recreation.extra_networks {
+        for (network, endpoint) in recreation.extra_networks.iter().cloned() {
             if let Err(err) = docker.connect_network(name, &id, &network, endpoint).await {
                 return left_created(&id, &err);
             }
@@ -248,6 +301,7 @@ mod tests {
             moving: false,
             unhealthy: false,
             stop_timeout: None,
+            shares: SharedNamespaces::default(),
         };
         let missing: Vec<(String, Option<Vec<String>>)> = missing_networks(&recreation, &seen)
             .into_iter()

@@ -62,6 +62,7 @@ impl FakeSource {
                 image: "busybox".into(),
                 image_id: String::new(),
                 labels: Default::default(),
+                shares: Default::default(),
             }],
         };
         Self {
@@ -275,6 +276,7 @@ fn stopped_web() -> StatusResponse {
             labels: Default::default(),
             in_snapshot: true,
             policy: Default::default(),
+            shares: Default::default(),
             settling: false,
         }],
     }

@@ -180,6 +180,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 labels: labels.clone(),
                 in_snapshot: true,
                 policy: Default::default(),
+                shares: Default::default(),
                 settling: false,
             }],
         },
@@ -192,6 +193,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 image: BUSYBOX_IMAGE.into(),
                 image_id: String::new(),
                 labels,
+                shares: Default::default(),
             }],
         },
     })
