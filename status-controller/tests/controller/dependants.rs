@@ -2,13 +2,16 @@
 //! VPN-sidecar pattern) follows its owner. The owner serves with busybox `httpd` on 127.0.0.1, which only
 //! a container in its network namespace can reach; the dependant fetches from it. After `docker rm -f` of
 //! the owner (recreated under a new id) and after `docker kill` of it (started again, same id, new
-//! namespace), the dependant must fetch again.
+//! namespace), the dependant must fetch again. A dependant replaced after its owner's recreate keeps the
+//! data of its anonymous volume, as a recreate does.
 
 use test_support::{
-    docker, ensure_test_images, inspect_json, wait_until, TestScope, BUSYBOX_IMAGE,
+    docker, ensure_test_images, inspect_json, wait_until, TestScope, BUSYBOX_IMAGE, VOLUME_IMAGE,
 };
 
-use crate::helpers::{started_at, wait_for_restart, wait_for_state, Options, Pair, PATIENCE};
+use crate::helpers::{
+    started_at, volume_at, wait_for_restart, wait_for_state, Options, Pair, Volumes, PATIENCE,
+};
 
 /// What the owner serves, and the page the dependant fetches.
 const PAGE: &str = "served-by-the-owner";
@@ -198,5 +201,73 @@ async fn a_dependant_in_its_owner_s_pid_namespace_is_started_after_it() -> anyho
         records.iter().all(|record| record["result"] != "failed"),
         "never started before its owner ran: {records:?}"
     );
+    pair.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_dependant_keeps_its_anonymous_volume_and_its_data() -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let volumes = Volumes::default();
+    let scope = TestScope::new();
+    let (owner, dependant) = (scope.name("vpn"), scope.name("db"));
+    scope.run("vpn", BUSYBOX_IMAGE, &[]).await?;
+    wait_for_state(&owner, "running").await?;
+    let old_id = scope
+        .run(
+            "db",
+            VOLUME_IMAGE,
+            &["--network", &format!("container:{owner}")],
+        )
+        .await?;
+    wait_for_state(&dependant, "running").await?;
+    let volume = volume_at(&dependant, "/data").await?;
+    volumes.keep(&volume);
+    docker(&[
+        "exec",
+        &dependant,
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "echo rows > /data/table",
+    ])
+    .await?;
+    let pair = Pair::start(
+        &scope,
+        Options {
+            token: true,
+            ..Options::default()
+        },
+    )
+    .await?;
+
+    // The owner recreated: the dependant can only be replaced, and its volume must come with it.
+    docker(&["rm", "-f", &owner]).await?;
+    wait_until(
+        "the dependant to be replaced into the recreated owner's namespace",
+        PATIENCE,
+        || async {
+            let owner_now = inspect_json(&owner).await?;
+            let dependant_now = inspect_json(&dependant).await?;
+            let owner_id = owner_now["Id"].as_str().unwrap_or_default();
+            Ok(owner_now["State"]["Status"] == "running"
+                && dependant_now["Id"] != old_id.trim()
+                && dependant_now["State"]["Status"] == "running"
+                && dependant_now["HostConfig"]["NetworkMode"] == format!("container:{owner_id}"))
+        },
+    )
+    .await?;
+    let replaced = pair
+        .controller
+        .wait_for_record(&dependant, "replace", "ok")
+        .await?;
+    assert_eq!(replaced["drift"], "orphaned", "{replaced}");
+
+    assert_eq!(
+        volume_at(&dependant, "/data").await?,
+        volume,
+        "the same volume"
+    );
+    let read = docker(&["exec", &dependant, "/bin/busybox", "cat", "/data/table"]).await?;
+    assert_eq!(read.trim(), "rows", "the data survived the replace");
     pair.stop().await
 }
