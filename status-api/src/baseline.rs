@@ -20,6 +20,9 @@ use crate::docker::{spec_from_inspect, EngineReader};
 use crate::snapshot::{FormatError, Snapshot, FILE_NAME, FORMAT};
 use crate::state_dir::{StateDir, StateDirError};
 
+mod edit;
+pub use edit::EditError;
+
 /// How many inspects taking a snapshot runs at once.
 const INSPECT_CONCURRENCY: usize = 8;
 

@@ -145,6 +145,35 @@ pub(super) enum RebaselineAnswer {
 }
 
 #[derive(Debug, ApiResponse)]
+pub(super) enum MemberEditAnswer {
+    /// The edited baseline, now in force (with a new `taken_at`).
+    #[oai(status = 200)]
+    Ok(JsonBytes<SnapshotSummary>),
+    /// The token is missing or wrong.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The server has no token configured (`--token-file`), so editing the baseline over HTTP is off.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// `DELETE`: the snapshot has no such member (`not_found`). `PUT`: no container has that name
+    /// (`not_found`).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// `PUT`: the container is not running (`not_running`), outside status-api's scope (`out_of_scope`) or
+    /// started with `--rm` (`removes_itself`); either: the snapshot was taken in another scope
+    /// (`scope_mismatch`). Nothing changed.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The snapshot could not be written to the state directory; the previous one stays in force.
+    #[oai(status = 500)]
+    WriteFailed(Json<ErrorBody>),
+    /// Nothing changed: no snapshot yet (`no_snapshot`), the engine did not answer (`docker_unavailable`),
+    /// the state directory is read-only (`state_read_only`) or locked by another status-api (`state_locked`).
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+#[derive(Debug, ApiResponse)]
 pub(super) enum SpecAnswer {
     /// The recreation spec, in the engine's own field names. Contains the environment.
     #[oai(status = 200)]

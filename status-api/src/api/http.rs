@@ -123,6 +123,7 @@ fn allowed_methods(route: &str) -> Option<&'static str> {
     match route {
         "unmatched" => None,
         "/snapshot" => Some("GET, HEAD, POST"),
+        "/snapshot/containers/{name}" => Some("PUT, DELETE"),
         _ => Some("GET, HEAD"),
     }
 }
@@ -184,6 +185,7 @@ pub fn route_of(path: &str) -> &'static str {
         ["status", _] => "/status/{name_or_id}",
         ["snapshot"] => "/snapshot",
         ["snapshot", "containers", _, "spec"] => "/snapshot/containers/{name}/spec",
+        ["snapshot", "containers", _] => "/snapshot/containers/{name}",
         ["drift"] => "/drift",
         ["health"] => "/health",
         ["ready"] => "/ready",

@@ -10,14 +10,15 @@ use shared::{error_chain, ContainerState, ContainerStatus, DriftResponse};
 
 use super::answers::{
     error, no_snapshot, render_status, CheckBody, ContainerAnswer, DriftAnswer, HealthBody,
-    ReadyAnswer, ReadyBody, RebaselineAnswer, RootAnswer, SnapshotAnswer, SpecAnswer, StatusAnswer,
+    MemberEditAnswer, ReadyAnswer, ReadyBody, RebaselineAnswer, RootAnswer, SnapshotAnswer,
+    SpecAnswer, StatusAnswer,
 };
 use super::auth::{authorize, BearerToken, Denied};
 use super::filter::{listed_by_default, StatusFilter};
 use super::params::{texts, FilterText, LabelRule, NameRule};
 use super::payload::JsonBytes;
 use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS};
-use crate::baseline::SnapshotError;
+use crate::baseline::{EditError, SnapshotError};
 use crate::prepared::{accepts_gzip, Prepared};
 use crate::state_dir::StateDirError;
 
@@ -27,6 +28,16 @@ pub(super) struct StatusApi(pub(super) ApiState);
 
 #[OpenApi]
 impl StatusApi {
+    /// The answer to a request for a member edit without the right token.
+    fn deny(&self, auth: &BearerToken) -> Option<MemberEditAnswer> {
+        authorize(self.0.token.as_deref(), auth)
+            .err()
+            .map(|denied| match denied {
+                Denied::NoTokenConfigured(body) => MemberEditAnswer::Forbidden(body),
+                Denied::BadToken(body) => MemberEditAnswer::Unauthorized(body),
+            })
+    }
+
     /// A person who opens the bare address lands on the docs.
     #[oai(path = "/", method = "get", hidden)]
     async fn root(&self) -> RootAnswer {
@@ -252,6 +263,53 @@ impl StatusApi {
         }
     }
 
+    /// Adopt a container into the baseline
+    ///
+    /// Records the container now running under `name` as a member: a container that was not in the
+    /// snapshot, or a member changed on purpose (a new image or option), whose spec this refreshes — which
+    /// clears its `changed` drift. The edited baseline is written like a re-baseline and gets a new
+    /// `taken_at`, so the controller follows within its long poll. Needs the bearer token.
+    #[oai(
+        path = "/snapshot/containers/:name",
+        method = "put",
+        tag = "Tag::Snapshot",
+        operation_id = "adoptMember"
+    )]
+    async fn adopt(
+        &self,
+        auth: BearerToken,
+        /// The container's name.
+        name: Path<String>,
+    ) -> MemberEditAnswer {
+        if let Some(denied) = self.deny(&auth) {
+            return denied;
+        }
+        member_edit(self.0.keeper.adopt(&name.0).await)
+    }
+
+    /// Forget a member of the baseline
+    ///
+    /// "Stopped on purpose": the member leaves the baseline, so the controller no longer starts or recreates
+    /// it; should it run again, it is reported as unexpected. Written like a re-baseline, with a new
+    /// `taken_at`. Needs the bearer token.
+    #[oai(
+        path = "/snapshot/containers/:name",
+        method = "delete",
+        tag = "Tag::Snapshot",
+        operation_id = "forgetMember"
+    )]
+    async fn forget(
+        &self,
+        auth: BearerToken,
+        /// The member's name.
+        name: Path<String>,
+    ) -> MemberEditAnswer {
+        if let Some(denied) = self.deny(&auth) {
+            return denied;
+        }
+        member_edit(self.0.keeper.forget(&name.0).await)
+    }
+
     /// Drift from the snapshot
     ///
     /// How the host differs from the baseline, computed from the same view `/status` serves, at the same
@@ -361,5 +419,58 @@ impl StatusApi {
             () = tokio::time::sleep(wait) => {}
             _ = shutdown.wait_for(|stop| *stop) => {}
         }
+    }
+}
+
+/// What a member edit answers.
+fn member_edit(
+    result: Result<std::sync::Arc<crate::baseline::Baseline>, EditError>,
+) -> MemberEditAnswer {
+    let message = |err: &EditError| error_chain(err);
+    match result {
+        Ok(baseline) => MemberEditAnswer::Ok(JsonBytes::from_bytes(baseline.summary_json())),
+        Err(err @ (EditError::NotAMember(_) | EditError::NoSuchContainer(_))) => {
+            MemberEditAnswer::NotFound(error("not_found", message(&err)))
+        }
+        Err(err @ EditError::NotRunning { .. }) => {
+            MemberEditAnswer::Conflict(error("not_running", message(&err)))
+        }
+        Err(err @ EditError::OutOfScope { .. }) => {
+            MemberEditAnswer::Conflict(error("out_of_scope", message(&err)))
+        }
+        Err(err @ EditError::RemovesItself(_)) => {
+            MemberEditAnswer::Conflict(error("removes_itself", message(&err)))
+        }
+        Err(err @ EditError::ScopeMismatch { .. }) => {
+            MemberEditAnswer::Conflict(error("scope_mismatch", message(&err)))
+        }
+        Err(err @ EditError::NoSnapshot) => {
+            MemberEditAnswer::Unavailable(error("no_snapshot", message(&err)))
+        }
+        Err(EditError::Snapshot(err)) => match err {
+            SnapshotError::StateDir(StateDirError::ReadOnly { .. }) => {
+                MemberEditAnswer::Unavailable(error(
+                    "state_read_only",
+                    format!("{}; nothing changed", error_chain(&err)),
+                ))
+            }
+            SnapshotError::StateDir(StateDirError::Locked { .. }) => {
+                MemberEditAnswer::Unavailable(error(
+                    "state_locked",
+                    format!("{}; nothing changed", error_chain(&err)),
+                ))
+            }
+            SnapshotError::Docker(_) => MemberEditAnswer::Unavailable(error(
+                "docker_unavailable",
+                format!("{}; nothing changed", error_chain(&err)),
+            )),
+            _ => MemberEditAnswer::WriteFailed(error(
+                "write_failed",
+                format!(
+                    "{}; the previous snapshot is still in force",
+                    error_chain(&err)
+                ),
+            )),
+        },
     }
 }

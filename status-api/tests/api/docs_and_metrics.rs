@@ -26,6 +26,8 @@ async fn openapi_is_version_3_and_lists_every_endpoint() -> anyhow::Result<()> {
         ("/snapshot", "get"),
         ("/snapshot", "post"),
         ("/snapshot/containers/{name}/spec", "get"),
+        ("/snapshot/containers/{name}", "put"),
+        ("/snapshot/containers/{name}", "delete"),
         ("/drift", "get"),
         ("/health", "get"),
         ("/ready", "get"),

@@ -12,6 +12,7 @@ mod engine_loss;
 mod errors;
 mod live_status;
 mod long_poll;
+mod members;
 mod ps_parity;
 mod scope;
 mod secrets;
