@@ -9,6 +9,7 @@ mod fidelity;
 mod heal;
 mod helpers;
 mod journal;
+mod members;
 mod once;
 mod process;
 mod recreate;
