@@ -41,6 +41,50 @@ async fn schemathesis_finds_nothing_without_the_token() -> anyhow::Result<()> {
     fuzz(Run::WithoutToken).await
 }
 
+/// The document passes a spec linter: `openapi-spec-validator` (pinned beside schemathesis) checks it against
+/// the OpenAPI 3 meta-schema and the rules a schema cannot state (unique operation ids, path parameters
+/// declared, references that resolve).
+#[tokio::test]
+async fn the_document_passes_the_spec_linter() -> anyhow::Result<()> {
+    let schemathesis = installed_schemathesis().await?;
+    let linter = schemathesis.with_file_name("openapi-spec-validator");
+    let scope = TestScope::new();
+    let server = StatusApiServer::start(StatusApiOptions {
+        token: Some(TOKEN.to_owned()),
+        ..StatusApiOptions::scoped(scope.scope())
+    })
+    .await?;
+    let document = reqwest::get(format!("{}/openapi.json", server.base()))
+        .await?
+        .bytes()
+        .await?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("openapi.json");
+    std::fs::write(&file, &document)?;
+    let output = Command::new(&linter)
+        .arg(&file)
+        .output()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot run {}: install .ci/schemathesis.txt into {} as .ci/run does",
+                linter.display(),
+                venv_dir().display()
+            )
+        })?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    anyhow::ensure!(
+        output.status.success(),
+        "the spec linter refuses /openapi.json:\n{said}"
+    );
+    assert!(said.contains("OK"), "{said}");
+    Ok(())
+}
+
 /// What the fuzzer cannot see: a document that calls the token optional lets it accept any answer to a call
 /// without one. Every operation that answers 401 must require the bearer token, with no anonymous alternative.
 #[tokio::test]
