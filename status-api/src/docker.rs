@@ -78,6 +78,9 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
     ) -> BoxStream<'static, Result<EventMessage>>;
 }
 
+/// The most an inspect answer may be (one is a few kilobytes; labels and environments make it larger).
+const MAX_INSPECT_BYTES: usize = 8 << 20;
+
 /// A Docker handle that can only read. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DockerReader {
@@ -151,10 +154,19 @@ impl EngineReader for DockerReader {
             request
         });
         async move {
+            // An inspect answer is kilobytes. Should the path ever not be rewritten (a bollard that names the
+            // export call differently), the engine would stream the container's whole filesystem: stop there.
             let read = docker
                 .export_container(id)
                 .try_fold(Vec::new(), |mut body, chunk| async move {
                     body.extend_from_slice(&chunk);
+                    if body.len() > MAX_INSPECT_BYTES {
+                        return Err(bollard::errors::Error::IOError {
+                            err: std::io::Error::other(format!(
+                                "the engine's inspect answer is over {MAX_INSPECT_BYTES} bytes: not an inspect"
+                            )),
+                        });
+                    }
                     Ok(body)
                 })
                 .await;
