@@ -274,7 +274,15 @@ async fn status_filters_list_what_docker_ps_lists() -> anyhow::Result<()> {
     assert!(cases.len() >= 25);
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 
-    // The exit code is the last one whenever Docker has one: restarting and exited containers alike.
+    // The exit code is the last one whenever Docker has one: restarting and exited containers alike. (The
+    // crash looper is `running` for a moment between back-offs: read it while it is restarting.)
+    let restarting_path = format!("/status/{restarting}");
+    wait_until(
+        "the looper to be restarting in /status",
+        Duration::from_secs(10),
+        || async { Ok(api.get_ok(&restarting_path).await?["state"] == "restarting") },
+    )
+    .await?;
     let all = api.get_ok("/status?all=true").await?;
     let exit_code = |suffix: &str| -> Value {
         find(&all, &scope.name(suffix))

@@ -187,7 +187,9 @@ async fn a_quarantine_ends_when_a_new_container_takes_the_name() -> anyhow::Resu
         u64::try_from(started.unwrap_or(0).saturating_sub(died.unwrap_or(0))).unwrap_or(u64::MAX),
     );
     assert!(died.is_some() && started.is_some(), "{events:?}");
-    assert!(took < Duration::from_secs(2), "die → start took {took:?}");
+    // Not held by the hour-long quarantine it left (the engine's own stop and start take seconds on a loaded
+    // machine; how fast a heal is, the benchmarks say).
+    assert!(took < Duration::from_secs(60), "die → start took {took:?}");
     pair.controller
         .wait_for_record(&name, "start", "ok")
         .await?;
