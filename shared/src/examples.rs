@@ -9,8 +9,8 @@ use poem_openapi::types::Example;
 use serde_json::json;
 
 use crate::model::{
-    ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, ErrorBody,
-    Health, Policy, SnapshotMember, SnapshotSummary, StatusResponse,
+    ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, Engine,
+    EngineKind, ErrorBody, Health, Policy, SnapshotMember, SnapshotSummary, StatusResponse,
 };
 
 const WEB_ID: &str = "4f1c2a9be3d7c6a5b4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1";
@@ -57,6 +57,11 @@ impl Example for StatusResponse {
             snapshot_taken_at: Some(at(9, 5)),
             scope: Some("team=web".to_owned()),
             events_live: true,
+            engine: Some(Engine {
+                kind: EngineKind::Docker,
+                version: "27.3.1".to_owned(),
+                api_version: "1.47".to_owned(),
+            }),
             resync_interval_seconds: 30,
             server_container_id: None,
             engine_reachable: true,

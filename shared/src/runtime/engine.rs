@@ -9,6 +9,8 @@ use bollard::errors::Error as BollardError;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::InspectContainerOptions;
 
+use crate::model::{Engine, EngineKind};
+
 /// What went wrong talking to the engine. Callers can tell "the engine said no" from "the engine is down".
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -33,6 +35,13 @@ pub enum EngineError {
         #[source]
         source: BollardError,
     },
+    #[error("{op} {target}: the engine's answer could not be read")]
+    Unreadable {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{op} {target} conflicts with what the engine has: {message}")]
     Conflict {
         op: &'static str,
@@ -42,6 +51,9 @@ pub enum EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What Podman says, with a 500, where Docker answers 409 or 304: the container's state does not allow it.
+pub const PODMAN_STATE_CONFLICT: &str = "container state improper";
 
 impl EngineError {
     /// Classifies a failed call `op` on `target` (a container's name, or what was listed): 409 as a
@@ -57,9 +69,24 @@ impl EngineError {
                 target,
                 message,
             },
+            // Podman answers a state conflict (already paused, not running) with 500 and its own words.
+            BollardError::DockerResponseServerError {
+                status_code: 500,
+                message,
+            } if message.contains(PODMAN_STATE_CONFLICT) => Self::Conflict {
+                op,
+                target,
+                message,
+            },
             source @ BollardError::DockerResponseServerError { .. } => {
                 Self::Refused { op, target, source }
             }
+            // The engine answered; what it said did not fit the client's models.
+            BollardError::JsonSerdeError { err } => Self::Unreadable {
+                op,
+                target,
+                source: err,
+            },
             source => Self::Unreachable { op, target, source },
         }
     }
@@ -102,6 +129,31 @@ pub async fn negotiate(docker: &bollard::Docker) -> Result<()> {
         .await
         .map(|_| ())
         .map_err(EngineError::NegotiateFailed)
+}
+
+/// Which engine answers, and its version, from `GET /version`: Podman names a component `Podman Engine`.
+pub async fn identify(docker: &bollard::Docker) -> Result<Engine> {
+    let version = docker
+        .version()
+        .await
+        .map_err(|err| EngineError::from_call("asking the version of", "the engine", err))?;
+    let podman = version
+        .components
+        .iter()
+        .flatten()
+        .find(|component| component.name == "Podman Engine");
+    Ok(Engine {
+        kind: if podman.is_some() {
+            EngineKind::Podman
+        } else {
+            EngineKind::Docker
+        },
+        version: podman
+            .map(|component| component.version.clone())
+            .or(version.version)
+            .unwrap_or_default(),
+        api_version: version.api_version.unwrap_or_default(),
+    })
 }
 
 /// One container by id or name (`target` names it in errors), or `None` when the engine has no such
@@ -151,6 +203,20 @@ mod tests {
             "{unreachable}"
         );
         assert_eq!(status_of(&answered(304)), Some(304));
+        let podman_conflict = BollardError::DockerResponseServerError {
+            status_code: 500,
+            message: "can only unpause a paused container: container state improper".into(),
+        };
+        assert!(matches!(
+            EngineError::from_call("unpause", "web", podman_conflict),
+            EngineError::Conflict { .. }
+        ));
+        let undecodable = BollardError::JsonSerdeError {
+            err: serde_json::from_str::<u8>("x").expect_err("not a number"),
+        };
+        let unreadable = EngineError::from_call("inspect", "web", undecodable);
+        assert!(!unreadable.is_unreachable(), "the engine answered");
+        assert!(matches!(unreadable, EngineError::Unreadable { .. }));
         assert_eq!(status_of(&BollardError::RequestTimeoutError), None);
     }
 }

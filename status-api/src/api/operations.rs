@@ -329,6 +329,7 @@ impl StatusApi {
                     )
                 })
                 .collect(),
+            engine: view.engine.clone(),
         };
         if readiness.ready {
             ReadyAnswer::Ready(Json(body))
