@@ -49,6 +49,16 @@ impl Example for ContainerStatus {
     }
 }
 
+impl Example for Engine {
+    fn example() -> Self {
+        Self {
+            kind: EngineKind::Docker,
+            version: "27.3.1".to_owned(),
+            api_version: "1.47".to_owned(),
+        }
+    }
+}
+
 impl Example for StatusResponse {
     fn example() -> Self {
         Self {
@@ -57,11 +67,7 @@ impl Example for StatusResponse {
             snapshot_taken_at: Some(at(9, 5)),
             scope: Some("team=web".to_owned()),
             events_live: true,
-            engine: Some(Engine {
-                kind: EngineKind::Docker,
-                version: "27.3.1".to_owned(),
-                api_version: "1.47".to_owned(),
-            }),
+            engine: Some(Engine::example()),
             resync_interval_seconds: 30,
             server_container_id: None,
             engine_reachable: true,

@@ -99,6 +99,7 @@ pub enum EngineKind {
 /// The engine being watched, as it describes itself in `GET /version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct Engine {
     /// `docker` or `podman`.
     pub kind: EngineKind,

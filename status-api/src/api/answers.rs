@@ -83,11 +83,7 @@ impl Example for ReadyBody {
                     up("1 container, taken 2026-11-30T09:05:00Z"),
                 ),
             ]),
-            engine: Some(Engine {
-                kind: shared::EngineKind::Docker,
-                version: "27.3.1".to_owned(),
-                api_version: "1.47".to_owned(),
-            }),
+            engine: Some(Engine::example()),
         }
     }
 }
