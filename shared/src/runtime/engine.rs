@@ -205,7 +205,8 @@ mod tests {
         assert_eq!(status_of(&answered(304)), Some(304));
         let podman_conflict = BollardError::DockerResponseServerError {
             status_code: 500,
-            message: "can only unpause a paused container: container state improper".into(),
+            // Podman 4.3's own words, with a 500, for an unpause of a container that is not paused.
+            message: "\"f6e4\" is not paused, can't unpause: container state improper".into(),
         };
         assert!(matches!(
             EngineError::from_call("unpause", "web", podman_conflict),
