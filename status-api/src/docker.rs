@@ -9,12 +9,12 @@ use bollard::query_parameters::EventsOptions;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
+use shared::runtime::engine_json::{self as decode, get_json};
 use shared::{
     ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, Health, Policy, Scope,
 };
 
-pub mod decode;
 #[cfg(test)]
 pub(crate) mod fake;
 
@@ -173,31 +173,12 @@ impl EngineReader for DockerReader {
         .boxed()
     }
 
-    /// Read as the engine wrote it, its state turned into the one it means ([`decode::inspect`]).
+    /// Read as the engine wrote it, its state turned into the one it means ([`shared::runtime::engine::inspect`]).
     fn inspect<'a>(
         &'a self,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<ContainerInspectResponse>>> {
-        async move {
-            let Some(raw) = get_json(
-                &self.docker,
-                format!("/containers/{id}/json"),
-                "inspect",
-                id,
-            )
-            .await?
-            else {
-                return Ok(None);
-            };
-            decode::inspect(raw)
-                .map(Some)
-                .map_err(|source| EngineError::Unreadable {
-                    op: "inspect",
-                    target: id.to_owned(),
-                    source,
-                })
-        }
-        .boxed()
+        shared::runtime::engine::inspect(&self.docker, id, id).boxed()
     }
 
     fn events(
@@ -228,47 +209,6 @@ impl EngineReader for DockerReader {
                 event.map_err(|err| EngineError::from_call("following", "the event stream", err))
             })
             .boxed()
-    }
-}
-
-/// `GET path` (from `/containers/`, with its query) as the engine's own JSON, or `None` on 404. bollard has no
-/// untyped call: its container export (a GET answered as a byte stream) is sent to `path` instead. A read.
-async fn get_json(
-    docker: &bollard::Docker,
-    path: String,
-    op: &'static str,
-    target: &str,
-) -> Result<Option<serde_json::Value>> {
-    let docker = docker.clone().with_request_modifier(move |mut request| {
-        let uri = request.uri().to_string();
-        if let Some(at) = uri.find("/containers/") {
-            if let Ok(read) = format!("{}{path}", &uri[..at]).parse() {
-                *request.uri_mut() = read;
-            }
-        }
-        request
-    });
-    let read = docker
-        .export_container("read")
-        .try_fold(Vec::new(), |mut body, chunk| async move {
-            body.extend_from_slice(&chunk);
-            Ok(body)
-        })
-        .await;
-    match read {
-        Ok(body) => {
-            serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|source| EngineError::Unreadable {
-                    op,
-                    target: target.to_owned(),
-                    source,
-                })
-        }
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(err) => Err(EngineError::from_call(op, target.to_owned(), err)),
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::ContainerInspectResponse;
-use bollard::query_parameters::InspectContainerOptions;
 
 use crate::model::{Engine, EngineKind};
 
@@ -163,16 +162,21 @@ pub async fn inspect(
     target: &str,
     id: &str,
 ) -> Result<Option<ContainerInspectResponse>> {
-    match docker
-        .inspect_container(id, None::<InspectContainerOptions>)
-        .await
-    {
-        Ok(found) => Ok(Some(found)),
-        Err(BollardError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(err) => Err(EngineError::from_call("inspect", target, err)),
-    }
+    // The engine's own JSON, its state read as what it means ([`engine_json::inspect`]): the typed call
+    // would fail on a state the client's models do not know (Podman's `stopped`).
+    let Some(raw) =
+        super::engine_json::get_json(docker, format!("/containers/{id}/json"), "inspect", target)
+            .await?
+    else {
+        return Ok(None);
+    };
+    super::engine_json::inspect(raw)
+        .map(Some)
+        .map_err(|source| EngineError::Unreadable {
+            op: "inspect",
+            target: target.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]

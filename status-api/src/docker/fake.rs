@@ -69,15 +69,16 @@ impl FakeEngine {
     pub(crate) fn put(&self, id: &str, name: &str, state: &str, labels: &[(&str, &str)]) {
         let labels: HashMap<&str, &str> = labels.iter().copied().collect();
         // Read as the real reader reads the engine's JSON, so a test may put Podman's states.
-        let inspect: ContainerInspectResponse = super::decode::inspect(serde_json::json!({
-            "Id": id,
-            "Name": format!("/{name}"),
-            "Image": "sha256:0",
-            "State": {"Status": state, "StartedAt": "2026-11-22T10:00:00Z"},
-            "Config": {"Image": "busybox:latest", "Labels": labels},
-            "HostConfig": {},
-        }))
-        .expect("a valid inspect answer");
+        let inspect: ContainerInspectResponse =
+            shared::runtime::engine_json::inspect(serde_json::json!({
+                "Id": id,
+                "Name": format!("/{name}"),
+                "Image": "sha256:0",
+                "State": {"Status": state, "StartedAt": "2026-11-22T10:00:00Z"},
+                "Config": {"Image": "busybox:latest", "Labels": labels},
+                "HostConfig": {},
+            }))
+            .expect("a valid inspect answer");
         self.engine().containers.insert(id.to_owned(), inspect);
     }
 

@@ -1,11 +1,14 @@
-//! Reading the engine's JSON whatever engine wrote it. The client library's models know Docker's container
-//! states only, so one state they do not know — Podman's `stopped` between `died` and `cleanup`, or any state a
-//! newer engine adds — would fail a whole list or inspect. Here the engine's own words are read first and
-//! turned into what they mean, never into `created` by default.
+//! Reading the engine's JSON whatever engine wrote it, for both programs. The client library's models know
+//! Docker's container states only, so one state they do not know — Podman's `stopped` between `died` and
+//! `cleanup`, or any state a newer engine adds — would fail a whole list or inspect. Here the engine's own
+//! words are read first and turned into what they mean, never into `created` by default.
 
 use bollard::models::ContainerInspectResponse;
+use futures::TryStreamExt;
 use serde_json::Value;
-use shared::ContainerState;
+
+use super::engine::{EngineError, Result};
+use crate::model::ContainerState;
 
 /// What an engine's `State.Status` means, with the engine's booleans as the tie-breaker for a state nobody
 /// knows. Podman's `stopped` (died, not yet cleaned up) is `exited`; its `configured` and `initialized` (made,
@@ -82,6 +85,48 @@ pub fn listed_ids(raw: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `GET path` (from `/containers/`, with its query) as the engine's own JSON, or `None` on 404; `op` and
+/// `target` name the call in errors. bollard has no untyped call: its container export (a GET answered as a
+/// byte stream) is sent to `path` instead. A read, whatever the path.
+pub async fn get_json(
+    docker: &bollard::Docker,
+    path: String,
+    op: &'static str,
+    target: &str,
+) -> Result<Option<Value>> {
+    let docker = docker.clone().with_request_modifier(move |mut request| {
+        let uri = request.uri().to_string();
+        if let Some(at) = uri.find("/containers/") {
+            if let Ok(read) = format!("{}{path}", &uri[..at]).parse() {
+                *request.uri_mut() = read;
+            }
+        }
+        request
+    });
+    let read = docker
+        .export_container("read")
+        .try_fold(Vec::new(), |mut body, chunk| async move {
+            body.extend_from_slice(&chunk);
+            Ok(body)
+        })
+        .await;
+    match read {
+        Ok(body) => {
+            serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|source| EngineError::Unreadable {
+                    op,
+                    target: target.to_owned(),
+                    source,
+                })
+        }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(err) => Err(EngineError::from_call(op, target.to_owned(), err)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -131,9 +176,12 @@ mod tests {
             "the client's models refuse `stopped`: the reason this module exists"
         );
         let read = inspect(raw).expect("read");
-        let status = super::super::status_from_inspect(&read).expect("has an id");
-        assert_eq!(status.state, ContainerState::Exited);
-        assert_eq!(status.exit_code, Some(137));
+        let state = read.state.expect("a state");
+        assert_eq!(
+            state.status.map(|s| s.to_string()).as_deref(),
+            Some("exited")
+        );
+        assert_eq!(state.exit_code, Some(137));
     }
 
     #[test]
