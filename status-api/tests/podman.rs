@@ -224,6 +224,10 @@ async fn on_podman_every_event_kind_is_in_status_within_a_second() -> anyhow::Re
         Some("created"),
     )
     .await?;
+    let renamed = rig.scope.name("job2");
+    rig.shows_within_bound(&["rename", &created, &renamed], &renamed, Some("created"))
+        .await?;
+    assert_eq!(rig.state(&created).await?, None, "the old name is gone");
     println!("podman command + event → /status: {took:?}");
 
     // Nothing of that dropped the event stream: ready throughout, and the view is live.
