@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::ContainerInspectResponse;
+use bollard::models::{ContainerInspectResponse, SystemVersion};
 
 use crate::model::{Engine, EngineKind};
 
@@ -132,16 +132,21 @@ pub async fn negotiate(docker: &bollard::Docker) -> Result<()> {
 
 /// Which engine answers, and its version, from `GET /version`: Podman names a component `Podman Engine`.
 pub async fn identify(docker: &bollard::Docker) -> Result<Engine> {
-    let version = docker
+    docker
         .version()
         .await
-        .map_err(|err| EngineError::from_call("asking the version of", "the engine", err))?;
+        .map(|version| engine_of(&version))
+        .map_err(|err| EngineError::from_call("asking the version of", "the engine", err))
+}
+
+/// The engine a `GET /version` answer describes.
+pub fn engine_of(version: &SystemVersion) -> Engine {
     let podman = version
         .components
         .iter()
         .flatten()
         .find(|component| component.name == "Podman Engine");
-    Ok(Engine {
+    Engine {
         kind: if podman.is_some() {
             EngineKind::Podman
         } else {
@@ -149,10 +154,10 @@ pub async fn identify(docker: &bollard::Docker) -> Result<Engine> {
         },
         version: podman
             .map(|component| component.version.clone())
-            .or(version.version)
+            .or_else(|| version.version.clone())
             .unwrap_or_default(),
-        api_version: version.api_version.unwrap_or_default(),
-    })
+        api_version: version.api_version.clone().unwrap_or_default(),
+    }
 }
 
 /// One container by id or name (`target` names it in errors), or `None` when the engine has no such
@@ -188,6 +193,35 @@ mod tests {
             status_code,
             message: "x".into(),
         }
+    }
+
+    #[test]
+    fn podman_is_told_from_docker_by_its_version_answer() {
+        // What Debian's Podman 4.3.1 and Docker 20.10 answer to GET /version (abridged).
+        let podman: SystemVersion = serde_json::from_value(serde_json::json!({
+            "Platform": {"Name": "linux/amd64/debian-12"},
+            "Components": [
+                {"Name": "Podman Engine", "Version": "4.3.1", "Details": {"APIVersion": "4.3.1"}},
+                {"Name": "Conmon", "Version": "conmon version 2.1.6"},
+            ],
+            "Version": "4.3.1", "ApiVersion": "1.41", "MinAPIVersion": "1.24",
+        }))
+        .expect("a version answer");
+        let engine = engine_of(&podman);
+        assert_eq!(engine.kind, EngineKind::Podman);
+        assert_eq!(engine.version, "4.3.1");
+        assert_eq!(engine.api_version, "1.41");
+        assert_eq!(engine.describe(), "Podman 4.3.1 (API 1.41)");
+
+        let docker: SystemVersion = serde_json::from_value(serde_json::json!({
+            "Components": [{"Name": "Engine", "Version": "20.10.24+dfsg1"},
+                           {"Name": "containerd", "Version": "1.6.20"}],
+            "Version": "20.10.24+dfsg1", "ApiVersion": "1.41",
+        }))
+        .expect("a version answer");
+        let engine = engine_of(&docker);
+        assert_eq!(engine.kind, EngineKind::Docker);
+        assert_eq!(engine.version, "20.10.24+dfsg1");
     }
 
     #[test]
