@@ -3,20 +3,26 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::image_ref::{is_image_id_of, same_reference};
 use crate::model::{
     in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, Health, Policy, Scope,
     SnapshotMember,
 };
+use crate::namespaces::Owners;
 
 /// Compares the snapshot with what the engine shows now (containers in every state).
 ///
 /// Identity is the container name: a container recreated under the same name is the same member. Containers
 /// outside `scope` never appear, whichever side they are on. The rules, per snapshot member:
 /// - no container of that name: `removed`;
-/// - another image reference than the snapshot's: `changed` (and nothing else: it is no longer the container
-///   the snapshot describes, so nothing may act on it as if it were);
+/// - another image reference than the snapshot's, compared normalised (`nginx` ≡ `nginx:latest` ≡
+///   `docker.io/library/nginx:latest`): `changed` (and nothing else: it is no longer the container the
+///   snapshot describes, so nothing may act on it as if it were). A container created from the snapshot's
+///   image id itself — what a recreate does when the tag is gone — runs the same image, so it is not changed;
 /// - `created`, `exited`, `dead`: `stopped`;
 /// - `paused`: `paused` — never `unhealthy`, although the engine reports paused containers as unhealthy;
+/// - `running`, sharing the network, IPC or PID namespace of a container that does not run, was replaced
+///   under its name, or started again after it ([`Owners::fate`]): `orphaned` — it has lost that namespace;
 /// - `running` with an unhealthy healthcheck: `unhealthy`;
 /// - `restarting` or `removing`: nothing yet — the engine is already moving it, the next change decides.
 ///
@@ -27,6 +33,7 @@ pub fn drift(
     observed: &[ContainerStatus],
     scope: &Scope,
 ) -> Vec<DriftItem> {
+    let owners = Owners::new(snapshot, observed, scope);
     let observed: HashMap<&str, &ContainerStatus> = observed
         .iter()
         .filter(|container| in_scope(scope, &container.labels))
@@ -40,7 +47,9 @@ pub fn drift(
 
     let mut items: Vec<DriftItem> = members
         .values()
-        .filter_map(|member| member_drift(member, observed.get(member.name.as_str()).copied()))
+        .filter_map(|member| {
+            member_drift(member, observed.get(member.name.as_str()).copied(), &owners)
+        })
         .collect();
 
     items.extend(
@@ -62,7 +71,11 @@ pub fn drift(
     items
 }
 
-fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> Option<DriftItem> {
+fn member_drift(
+    member: &SnapshotMember,
+    current: Option<&ContainerStatus>,
+    owners: &Owners<'_>,
+) -> Option<DriftItem> {
     let Some(container) = current else {
         return Some(DriftItem {
             kind: DriftKind::Removed,
@@ -73,7 +86,7 @@ fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> O
             detail: format!("no container named {} exists", member.name),
         });
     };
-    if container.image != member.image {
+    if !same_image(member, container) {
         return Some(item(
             DriftKind::Changed,
             container,
@@ -94,13 +107,30 @@ fn member_drift(member: &SnapshotMember, current: Option<&ContainerStatus>) -> O
             Some(item(DriftKind::Stopped, container, detail))
         }
         ContainerState::Paused => Some(item(DriftKind::Paused, container, "paused".to_owned())),
-        ContainerState::Running if container.health == Health::Unhealthy => Some(item(
+        ContainerState::Running => match owners.fate(&member.name) {
+            Some(orphaning) => Some(item(DriftKind::Orphaned, container, orphaning.detail())),
+            None => running_drift(container),
+        },
+        ContainerState::Restarting | ContainerState::Removing => None,
+    }
+}
+
+fn running_drift(container: &ContainerStatus) -> Option<DriftItem> {
+    match container.health {
+        Health::Unhealthy => Some(item(
             DriftKind::Unhealthy,
             container,
             "running, healthcheck reports unhealthy".to_owned(),
         )),
-        ContainerState::Running | ContainerState::Restarting | ContainerState::Removing => None,
+        _ => None,
     }
+}
+
+/// Whether the container runs what the member ran: the same reference compared normalised, or the member's
+/// image id itself. What keeps a container from being `changed`.
+pub fn same_image(member: &SnapshotMember, container: &ContainerStatus) -> bool {
+    same_reference(&member.image, &container.image)
+        || (!member.image_id.is_empty() && is_image_id_of(&container.image, &member.image_id))
 }
 
 fn item(kind: DriftKind, container: &ContainerStatus, detail: String) -> DriftItem {
@@ -119,12 +149,17 @@ mod tests {
     use super::*;
     use crate::model::{LabelSelector, POLICY_LABEL};
 
+    const MEMBER_IMAGE_ID: &str =
+        "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
     fn member(name: &str) -> SnapshotMember {
         SnapshotMember {
             name: name.into(),
             id: format!("{name}-old-id"),
             image: "busybox:latest".into(),
+            image_id: MEMBER_IMAGE_ID.into(),
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
+            shares: Default::default(),
         }
     }
 
@@ -144,6 +179,7 @@ mod tests {
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
             in_snapshot: false,
             policy: Default::default(),
+            shares: Default::default(),
             settling: false,
         }
     }
@@ -248,6 +284,47 @@ mod tests {
     }
 
     #[test]
+    fn image_references_compare_normalised() {
+        for spelling in [
+            "busybox",
+            "docker.io/library/busybox:latest",
+            "library/busybox",
+        ] {
+            let mut same = container("a", ContainerState::Running);
+            same.image = spelling.into();
+            assert!(
+                drift(&[member("a")], &[same], &None).is_empty(),
+                "{spelling}"
+            );
+        }
+        let mut tagged = container("a", ContainerState::Running);
+        tagged.image = "busybox:1.36".into();
+        let items = drift(&[member("a")], &[tagged], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
+    }
+
+    #[test]
+    fn a_container_made_from_the_members_image_id_is_not_changed() {
+        let mut from_id = container("a", ContainerState::Running);
+        from_id.image = MEMBER_IMAGE_ID.into();
+        assert!(drift(&[member("a")], &[from_id.clone()], &None).is_empty());
+
+        let mut other_id = from_id.clone();
+        other_id.image = format!("sha256:{}", "2".repeat(64));
+        let items = drift(&[member("a")], &[other_id], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
+
+        let mut old_snapshot = member("a");
+        old_snapshot.image_id = String::new();
+        let items = drift(&[old_snapshot], &[from_id], &None);
+        assert_eq!(
+            kinds(&items),
+            vec![("a", DriftKind::Changed)],
+            "without a recorded id there is nothing to match"
+        );
+    }
+
+    #[test]
     fn unexpected_only_when_running_and_not_ignored() {
         let running = container("x", ContainerState::Running);
         let exited = container("y", ContainerState::Exited);
@@ -319,5 +396,53 @@ mod tests {
             .insert(POLICY_LABEL.into(), "observe".into());
         let items = drift(&[member("a")], &[observed], &None);
         assert_eq!(items[0].policy, Policy::Observe);
+    }
+
+    #[test]
+    fn a_running_member_that_lost_its_namespace_owner_is_orphaned() {
+        let mut app = member("app");
+        app.shares.network = Some("vpn".into());
+        let mut dependant = container("app", ContainerState::Running);
+        dependant.shares.network = Some("vpn-id".into());
+        // Its owner was removed: the dependant runs on in a namespace nothing serves.
+        let items = drift(&[app.clone(), member("vpn")], &[dependant.clone()], &None);
+        assert_eq!(
+            kinds(&items),
+            vec![("app", DriftKind::Orphaned), ("vpn", DriftKind::Removed)]
+        );
+        assert!(
+            items[0].detail.contains("network namespace of vpn"),
+            "{}",
+            items[0].detail
+        );
+        assert_eq!(items[0].id, "app-id");
+
+        // Recreated under its name: the dependant still holds the old id.
+        let mut recreated = container("vpn", ContainerState::Running);
+        recreated.id = "vpn-new-id".into();
+        let items = drift(
+            &[app.clone(), member("vpn")],
+            &[dependant.clone(), recreated],
+            &None,
+        );
+        assert_eq!(kinds(&items), vec![("app", DriftKind::Orphaned)]);
+        assert!(items[0].detail.contains("replaced"), "{}", items[0].detail);
+
+        // The same owner, running, joined before the dependant started: in sync.
+        let owner = container("vpn", ContainerState::Running);
+        assert!(drift(
+            &[app.clone(), member("vpn")],
+            &[dependant.clone(), owner],
+            &None
+        )
+        .is_empty());
+
+        // A stopped dependant is stopped, whatever its owner: starting it is the question.
+        let mut stopped = dependant;
+        stopped.state = ContainerState::Exited;
+        assert_eq!(
+            kinds(&drift(&[app, member("vpn")], &[stopped], &None)),
+            vec![("app", DriftKind::Stopped), ("vpn", DriftKind::Removed)]
+        );
     }
 }

@@ -12,6 +12,7 @@ use crate::model::{
     ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, Engine,
     EngineKind, ErrorBody, Health, Policy, SnapshotMember, SnapshotSummary, StatusResponse,
 };
+use crate::namespaces::SharedNamespaces;
 
 const WEB_ID: &str = "4f1c2a9be3d7c6a5b4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1";
 const WORKER_ID: &str = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b";
@@ -45,6 +46,7 @@ impl Example for ContainerStatus {
             in_snapshot: true,
             policy: Policy::Heal,
             settling: false,
+            shares: SharedNamespaces::default(),
         }
     }
 }
@@ -86,7 +88,9 @@ impl Example for SnapshotMember {
             name: "web".to_owned(),
             id: WEB_ID.to_owned(),
             image: "nginx:1.27".to_owned(),
+            image_id: IMAGE_ID.to_owned(),
             labels: labels(),
+            shares: SharedNamespaces::default(),
         }
     }
 }
@@ -120,6 +124,11 @@ impl Example for ContainerSpec {
                 "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}
             }),
             networks: json!({"bridge": {"Aliases": null}}),
+            mounts: json!([{
+                "Type": "volume", "Name": "web-cache", "Source": "/var/lib/docker/volumes/web-cache/_data",
+                "Destination": "/var/cache/nginx", "Driver": "local", "Mode": "z", "RW": true,
+                "Propagation": ""
+            }]),
         }
     }
 }
@@ -153,6 +162,17 @@ impl Example for DriftResponse {
                     detail: "running from busybox:latest but not in the snapshot".to_owned(),
                 },
             ],
+        }
+    }
+}
+
+impl Example for SharedNamespaces {
+    /// A VPN sidecar's dependant: it joined the network namespace of `vpn`.
+    fn example() -> Self {
+        Self {
+            network: Some("vpn".to_owned()),
+            ipc: None,
+            pid: None,
         }
     }
 }

@@ -1,14 +1,19 @@
 //! The vocabulary status-api and status-controller share: the JSON types of the HTTP API ([`model`]) and the
-//! pure drift computation ([`drift`]) both sides run, so they can never disagree about what "in sync" means.
+//! pure drift computation ([`drift`], with [`namespaces`] for containers that share another's namespace)
+//! both sides run, so they can never disagree about what "in sync" means.
 
 pub mod backoff;
 pub mod drift;
 #[cfg(feature = "openapi")]
 mod examples;
+pub mod image_ref;
 pub mod model;
+pub mod namespaces;
 
 pub use drift::drift;
+pub use image_ref::{normalized_reference, same_reference};
 pub use model::*;
+pub use namespaces::{Fate, Namespace, Orphaning, Owners, SharedNamespaces};
 #[cfg(feature = "runtime")]
 pub mod runtime;
 

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::namespaces::modes::SharedNamespaces;
+
 /// The label that sets a container's policy: `heal` (default), `observe` or `ignore`.
 pub const POLICY_LABEL: &str = "dockstate.policy";
 
@@ -316,6 +318,10 @@ pub struct ContainerStatus {
     /// `dockstate.policy` says (`heal` when absent, `observe` for a value dockstate does not know).
     #[serde(default)]
     pub policy: Policy,
+    /// The containers whose network, IPC or PID namespace it joined (`--network container:X`, …), by the
+    /// id the engine holds; empty when it joined none.
+    #[serde(default)]
+    pub shares: SharedNamespaces,
     /// True while the state shown comes from an engine event that status-api has not yet confirmed with an
     /// inspect. A `die` shows the container exited at once, but it may be on its way out (`docker rm -f`
     /// sends `die`, then `destroy`), so the controller waits for it to settle before it acts on it.
@@ -394,8 +400,15 @@ pub struct SnapshotMember {
     pub id: String,
     /// The image reference it was created from.
     pub image: String,
+    /// The id (`sha256:…`) of the image it ran. Empty in snapshots written before dockstate recorded it.
+    #[serde(default)]
+    pub image_id: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The containers whose network, IPC or PID namespace it joined, by name (an id only when status-api
+    /// could not name the owner); empty when it joined none.
+    #[serde(default)]
+    pub shares: SharedNamespaces,
 }
 
 /// The answer of `GET /snapshot` and `POST /snapshot`.
@@ -432,6 +445,11 @@ pub struct ContainerSpec {
     pub host_config: serde_json::Value,
     /// The engine's `NetworkSettings.Networks` object: the networks it was attached to, with aliases.
     pub networks: serde_json::Value,
+    /// The engine's `Mounts` array: every volume and bind as mounted, with the names the engine gave the
+    /// anonymous volumes, so that a recreate re-attaches them and their data. Null in snapshots written
+    /// before dockstate recorded it (format 1 either way: older files read as they are).
+    #[serde(default)]
+    pub mounts: serde_json::Value,
 }
 
 impl ContainerSpec {
@@ -440,7 +458,9 @@ impl ContainerSpec {
             name: self.name.clone(),
             id: self.id.clone(),
             image: self.image.clone(),
+            image_id: self.image_id.clone(),
             labels: labels_of_config(&self.config),
+            shares: SharedNamespaces::from_host_config(&self.host_config),
         }
     }
 }
@@ -477,18 +497,23 @@ pub enum DriftKind {
     Unhealthy,
     /// Running, not in the snapshot, and its policy is not `ignore`.
     Unexpected,
-    /// In the snapshot by name, but created from another image: reported, never acted on.
+    /// In the snapshot by name, but created from another image reference (compared normalised: `nginx` is
+    /// `docker.io/library/nginx:latest`): reported, never acted on.
     Changed,
+    /// In the snapshot, running, and it shares the network, IPC or PID namespace of a container that is
+    /// gone, not running, replaced under its name, or started again since: it has lost that namespace.
+    Orphaned,
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 6] = [
+    pub const ALL: [DriftKind; 7] = [
         Self::Stopped,
         Self::Paused,
         Self::Removed,
         Self::Unhealthy,
         Self::Unexpected,
         Self::Changed,
+        Self::Orphaned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -677,9 +702,11 @@ mod tests {
             config: serde_json::json!({"Image": "busybox:latest", "Env": ["SECRET=1"], "Labels": {"team": "a"}}),
             host_config: serde_json::json!({}),
             networks: serde_json::json!({}),
+            mounts: serde_json::Value::Null,
         };
         let member = spec.member();
         assert_eq!(member.labels, labels(&[("team", "a")]));
+        assert!(member.shares.is_empty());
         assert!(!serde_json::to_string(&member)
             .expect("serialises")
             .contains("SECRET"));

@@ -4,7 +4,7 @@
 //! baseline (the summary `GET /snapshot` shows, its JSON, the member names) is computed once, when it is
 //! published, not on every request or view.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -241,15 +241,20 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
         .filter_map(|summary| summary.id)
         .collect();
     let inspected: Vec<_> = futures::stream::iter(ids)
-        .map(|id| async move { engine.inspect(&id).await })
+        .map(|id| async move { engine.inspect_raw(&id).await })
         .buffer_unordered(INSPECT_CONCURRENCY)
         .try_collect()
         .await?;
     let (temporary, kept): (Vec<_>, Vec<_>) = inspected
         .iter()
         .flatten()
-        .partition(|inspect| removes_itself(inspect));
-    for inspect in temporary {
+        .filter_map(|raw| {
+            let inspect: ContainerInspectResponse =
+                shared::runtime::engine_json::inspect(raw.clone()).ok()?;
+            Some((inspect, raw))
+        })
+        .partition(|(inspect, _)| removes_itself(inspect));
+    for (inspect, _) in temporary {
         tracing::info!(
             container = inspect
                 .name
@@ -259,9 +264,13 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
             "not recorded: started with --rm, so it is meant to go away"
         );
     }
-    let mut containers: Vec<ContainerSpec> =
-        kept.into_iter().filter_map(spec_from_inspect).collect();
+    let mut containers: Vec<ContainerSpec> = kept
+        .into_iter()
+        .filter_map(|(_, raw)| spec_from_inspect(raw))
+        .collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let outsiders = owner_names(engine, &shared::namespaces::unnamed_owners(&containers)).await;
+    shared::namespaces::name_owners(&mut containers, &outsiders);
     tracing::info!(containers = containers.len(), "snapshot taken");
     Ok(Snapshot {
         format: FORMAT,
@@ -269,6 +278,26 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
         scope: scope.as_ref().map(ToString::to_string),
         containers,
     })
+}
+
+/// The names of namespace owners that are not members (outside the scope), id → name, so that the snapshot
+/// records every owner by name. One that cannot be inspected keeps its id: drift then judges it by id alone.
+async fn owner_names(engine: &dyn EngineReader, ids: &[String]) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for id in ids {
+        match engine.inspect(id).await {
+            Ok(Some(inspect)) => {
+                if let Some(name) = inspect.name {
+                    names.insert(id.clone(), name.trim_start_matches('/').to_owned());
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(owner = %id, error = %err, "could not name a namespace owner: the snapshot keeps its id")
+            }
+        }
+    }
+    names
 }
 
 /// Whether the container was started with `--rm` (`HostConfig.AutoRemove`): a one-shot the engine removes when
@@ -372,6 +401,39 @@ mod tests {
         assert_eq!(summary.containers.len(), 1);
         let on_disk = keeper.file().load().expect("loads");
         assert_eq!(on_disk.map(|s| s.containers.len()), Some(1));
+    }
+
+    #[tokio::test]
+    async fn namespace_owners_are_recorded_by_name_those_outside_the_scope_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        let (vpn, proxy) = ("a".repeat(64), "c".repeat(64));
+        engine.put(&vpn, "vpn", "running", &[("team", "a")]);
+        engine.put(&"b".repeat(64), "app", "running", &[("team", "a")]);
+        engine.set_network_mode(&"b".repeat(64), &format!("container:{vpn}"));
+        engine.put(&proxy, "proxy", "running", &[("team", "b")]);
+        engine.put(&"d".repeat(64), "sidecar", "running", &[("team", "a")]);
+        engine.set_network_mode(&"d".repeat(64), &format!("container:{proxy}"));
+        let keeper = keeper(&engine, dir.path());
+
+        let baseline = keeper.take_if_missing().await.expect("taken");
+
+        let owner = |name: &str| {
+            baseline
+                .members()
+                .iter()
+                .find(|member| member.name == name)
+                .and_then(|member| member.shares.network.clone())
+        };
+        assert_eq!(owner("app").as_deref(), Some("vpn"));
+        assert_eq!(
+            owner("sidecar").as_deref(),
+            Some("proxy"),
+            "inspected to be named"
+        );
+        assert_eq!(owner("vpn"), None);
+        let spec = baseline.spec("app").expect("a member");
+        assert_eq!(spec.host_config["NetworkMode"], "container:vpn");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use futures::{FutureExt, StreamExt};
 use shared::runtime::engine_json::{self as decode, get_json};
 use shared::{
     ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, Health, Policy, Scope,
+    SharedNamespaces,
 };
 
 #[cfg(test)]
@@ -93,6 +94,11 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
         &'a self,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<ContainerInspectResponse>>>;
+
+    /// One container as the engine wrote it, every field kept — the typed answer of [`inspect`](Self::inspect)
+    /// drops what the client library's models do not know (`Config.MacAddress` at API 1.41) — or `None`
+    /// when the engine has no such container. What a snapshot records.
+    fn inspect_raw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>>>;
 
     /// The engine's container events in scope from `since` (seconds since the epoch, fractional allowed),
     /// limited to [`WATCHED_EVENTS`] by the engine where its filter takes Docker's names (not on Podman:
@@ -181,6 +187,17 @@ impl EngineReader for DockerReader {
         shared::runtime::engine::inspect(&self.docker, id, id).boxed()
     }
 
+    fn inspect_raw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+        // The engine's JSON untouched ([`get_json`]): still only a read.
+        get_json(
+            &self.docker,
+            format!("/containers/{id}/json"),
+            "inspect",
+            id,
+        )
+        .boxed()
+    }
+
     fn events(
         &self,
         scope: &Scope,
@@ -258,6 +275,13 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         _ => state.and_then(|state| state.exit_code),
     };
     let labels = labels(config.and_then(|config| config.labels.as_ref()));
+    let host = inspect.host_config.as_ref();
+    // Which containers' namespaces it joined: the modes name an id, never anything secret.
+    let shares = SharedNamespaces::from_modes(
+        host.and_then(|host| host.network_mode.as_deref()),
+        host.and_then(|host| host.ipc_mode.as_deref()),
+        host.and_then(|host| host.pid_mode.as_deref()),
+    );
     Some(ContainerStatus {
         id,
         name: inspect
@@ -281,37 +305,32 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         settling: false,
         labels,
         in_snapshot: false,
+        shares,
     })
 }
 
-/// Everything needed to recreate an inspected container, in the engine's own field names.
-pub fn spec_from_inspect(inspect: &ContainerInspectResponse) -> Option<ContainerSpec> {
-    let status = status_from_inspect(inspect)?;
-    let to_json = |value: Option<serde_json::Value>| value.unwrap_or_else(|| serde_json::json!({}));
+/// Everything needed to recreate an inspected container, in the engine's own field names: the parts of the
+/// engine's own JSON (`raw`, from [`EngineReader::inspect_raw`]) as it wrote them, so that nothing the client
+/// library's models do not know is lost.
+pub fn spec_from_inspect(raw: &serde_json::Value) -> Option<ContainerSpec> {
+    let inspect: ContainerInspectResponse = decode::inspect(raw.clone()).ok()?;
+    let status = status_from_inspect(&inspect)?;
+    let part = |value: &serde_json::Value, empty: serde_json::Value| {
+        if value.is_null() {
+            empty
+        } else {
+            value.clone()
+        }
+    };
     Some(ContainerSpec {
         name: status.name,
         id: status.id,
         image: status.image,
         image_id: status.image_id,
-        config: to_json(
-            inspect
-                .config
-                .as_ref()
-                .and_then(|c| serde_json::to_value(c).ok()),
-        ),
-        host_config: to_json(
-            inspect
-                .host_config
-                .as_ref()
-                .and_then(|c| serde_json::to_value(c).ok()),
-        ),
-        networks: to_json(
-            inspect
-                .network_settings
-                .as_ref()
-                .and_then(|settings| settings.networks.as_ref())
-                .and_then(|networks| serde_json::to_value(networks).ok()),
-        ),
+        config: part(&raw["Config"], serde_json::json!({})),
+        host_config: part(&raw["HostConfig"], serde_json::json!({})),
+        networks: part(&raw["NetworkSettings"]["Networks"], serde_json::json!({})),
+        mounts: part(&raw["Mounts"], serde_json::Value::Null),
     })
 }
 
@@ -367,11 +386,31 @@ mod tests {
             .expect("serialises")
             .contains("hunter2"));
 
-        let spec = spec_from_inspect(&inspect).expect("has an id");
+        let raw = serde_json::to_value(&inspect).expect("serialises");
+        let spec = spec_from_inspect(&raw).expect("has an id");
         assert!(
             spec.config.to_string().contains("hunter2"),
             "the spec keeps the environment"
         );
+    }
+
+    #[test]
+    fn the_spec_keeps_what_the_client_models_do_not_know() {
+        let raw = serde_json::json!({
+            "Id": "d".repeat(64), "Name": "/db", "Image": "sha256:abc", "State": {"Status": "running"},
+            "Config": {"Image": "db:1", "MacAddress": "02:42:0a:00:00:99", "Volumes": {"/data": {}}},
+            "HostConfig": {"KernelMemoryTCP": 0, "NetworkMode": "front"},
+            "NetworkSettings": {"Networks": {"front": {"Aliases": ["db"], "MacAddress": "02:42:0a:00:00:99"}}},
+            "Mounts": [{"Type": "volume", "Name": "e".repeat(64), "Destination": "/data", "RW": true}],
+        });
+        let spec = spec_from_inspect(&raw).expect("has an id");
+        assert_eq!(spec.name, "db");
+        assert_eq!(spec.image, "db:1");
+        assert_eq!(spec.image_id, "sha256:abc");
+        assert_eq!(spec.config["MacAddress"], "02:42:0a:00:00:99");
+        assert_eq!(spec.host_config["KernelMemoryTCP"], 0);
+        assert_eq!(spec.networks["front"]["Aliases"], serde_json::json!(["db"]));
+        assert_eq!(spec.mounts[0]["Name"], "e".repeat(64));
     }
 
     #[test]
@@ -406,5 +445,21 @@ mod tests {
         assert_eq!(status.state, ContainerState::Created);
         assert_eq!(status.exit_code, None);
         assert_eq!(status.started_at, None);
+    }
+
+    #[test]
+    fn the_status_names_the_containers_whose_namespaces_it_joined() {
+        let owner = "d".repeat(64);
+        let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": "e".repeat(64), "Name": "/app", "State": {"Status": "running"},
+            "Config": {"Image": "busybox:latest"},
+            "HostConfig": {"NetworkMode": format!("container:{owner}"), "IpcMode": "private",
+                           "PidMode": format!("container:{owner}")},
+        }))
+        .expect("valid inspect");
+        let status = status_from_inspect(&inspect).expect("has an id");
+        assert_eq!(status.shares.network.as_deref(), Some(owner.as_str()));
+        assert_eq!(status.shares.ipc, None);
+        assert_eq!(status.shares.pid.as_deref(), Some(owner.as_str()));
     }
 }

@@ -68,7 +68,10 @@ impl Snapshot {
                 found: header.format,
             });
         }
-        serde_json::from_slice(bytes).map_err(corrupt)
+        let mut snapshot: Self = serde_json::from_slice(bytes).map_err(corrupt)?;
+        // Files written before owners were recorded by name hold the owner's id: name the members among them.
+        shared::namespaces::name_owners(&mut snapshot.containers, &Default::default());
+        Ok(snapshot)
     }
 
     /// The file's content.
@@ -120,11 +123,45 @@ mod tests {
                 config: serde_json::json!({"Env": ["TOKEN=x"]}),
                 host_config: serde_json::json!({}),
                 networks: serde_json::json!({}),
+                mounts: serde_json::json!([{"Type": "volume", "Name": "v1", "Destination": "/data"}]),
             }],
         }
     }
 
+    #[test]
+    fn a_file_written_before_mounts_were_recorded_still_reads() {
+        let mut old = serde_json::to_value(sample()).expect("serialises");
+        old["containers"][0]
+            .as_object_mut()
+            .expect("an object")
+            .remove("mounts");
+        let text = serde_json::to_vec(&old).expect("serialises");
+        let read = Snapshot::from_json(std::path::Path::new(PATH), &text).expect("reads");
+        assert_eq!(read.containers[0].mounts, serde_json::Value::Null);
+        assert_eq!(read.containers[0].name, "web");
+    }
+
     const PATH: &str = "/var/lib/status-api/snapshot.json";
+
+    #[test]
+    fn an_older_file_that_holds_an_owner_s_id_loads_with_its_name() {
+        let mut snapshot = sample();
+        let mut dependant = snapshot.containers[0].clone();
+        dependant.name = "app".into();
+        dependant.id = "d".repeat(64);
+        dependant.host_config =
+            serde_json::json!({"NetworkMode": format!("container:{}", "c".repeat(64))});
+        snapshot.containers.insert(0, dependant);
+        let read = Snapshot::from_json(Path::new(PATH), &snapshot.to_json()).expect("reads");
+        assert_eq!(
+            read.containers[0].host_config["NetworkMode"],
+            "container:web"
+        );
+        assert_eq!(
+            read.summary().containers[0].shares.network.as_deref(),
+            Some("web")
+        );
+    }
 
     #[test]
     fn what_is_written_reads_back() {

@@ -9,7 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::models::{ContainerInspectResponse, EndpointSettings, NetworkConnectRequest};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, NetworkConnectRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, RestartContainerOptions, StartContainerOptions,
     StopContainerOptions,
@@ -50,6 +52,15 @@ pub enum DockerError {
          (`docker pull {image}`), and the next attempt recreates {container}"
     )]
     ImageMissing { image: String, container: String },
+    #[error(
+        "neither image {image} nor the image it ran ({image_id}) is on this host any more, and dockstate \
+         never pulls: pull or load {image} (`docker pull {image}`), and the next attempt recreates {container}"
+    )]
+    ImageAndIdMissing {
+        image: String,
+        image_id: String,
+        container: String,
+    },
 }
 
 pub type Result<T, E = DockerError> = std::result::Result<T, E>;
@@ -143,8 +154,15 @@ pub trait EngineWriter: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Applied>> + Send;
     /// Removes a stopped container. Never its volumes, never by force.
     fn remove(&self, name: &str, id: &str) -> impl Future<Output = Result<Applied>> + Send;
-    /// Removes a container this controller has just created and could not finish setting up.
-    fn discard(&self, name: &str, id: &str) -> impl Future<Output = ()> + Send;
+    /// The id of the image `reference` (a name or an id) names on this host, or `None` when it names none.
+    /// Never pulls.
+    fn image_id(
+        &self,
+        name: &str,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Whether the volume `volume` exists.
+    fn volume_exists(&self, name: &str, volume: &str) -> impl Future<Output = Result<bool>> + Send;
     /// Creates the container (not started); returns its id.
     fn create(&self, recreation: &Recreation) -> impl Future<Output = Result<String>> + Send;
     /// Connects a container to one more network.
@@ -234,29 +252,47 @@ impl EngineWriter for DockerWriter {
         }
     }
 
-    /// Removes a container this controller has just created and could not finish setting up.
     #[tracing::instrument(skip_all, fields(container = %name))]
-    async fn discard(&self, name: &str, id: &str) {
-        let options = RemoveContainerOptions {
-            v: false,
-            force: true,
-            link: false,
-        };
-        if let Err(err) = self.docker.remove_container(id, Some(options)).await {
-            tracing::warn!(error = %err, id, "could not remove the half-made container");
+    async fn image_id(&self, name: &str, reference: &str) -> Result<Option<String>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(image.id),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(EngineError::from_call("looking up the image of", name, err).into()),
         }
     }
 
-    /// Creates the container (not started); returns its id.
+    #[tracing::instrument(skip_all, fields(container = %name))]
+    async fn volume_exists(&self, name: &str, volume: &str) -> Result<bool> {
+        match self.docker.inspect_volume(volume).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(err) => Err(EngineError::from_call("looking up a volume of", name, err).into()),
+        }
+    }
+
+    /// Creates the container (not started); returns its id. The body is the recreation's own JSON, sent as
+    /// it is: the client's typed create body would drop every field its models do not know.
     #[tracing::instrument(skip_all, fields(container = %recreation.name))]
     async fn create(&self, recreation: &Recreation) -> Result<String> {
         let options = CreateContainerOptions {
             name: Some(recreation.name.clone()),
             platform: String::new(),
         };
-        match self
+        let payload = bytes::Bytes::from(recreation.request_body().to_string());
+        // bollard has no untyped create: its typed (empty) body is swapped for ours on the way out.
+        let docker = self
             .docker
-            .create_container(Some(options), recreation.body.clone())
+            .clone()
+            .with_request_modifier(move |mut request| {
+                *request.body_mut() = bollard::body_full(payload.clone());
+                request
+            });
+        match docker
+            .create_container(Some(options), ContainerCreateBody::default())
             .await
         {
             Ok(created) => {
@@ -271,7 +307,7 @@ impl EngineWriter for DockerWriter {
                 status_code: 404,
                 message,
             }) if message.contains("image") => Err(DockerError::ImageMissing {
-                image: recreation.image.clone(),
+                image: recreation.body_image().to_owned(),
                 container: recreation.name.clone(),
             }),
             Err(err) => Err(EngineError::from_call("create", &recreation.name, err).into()),

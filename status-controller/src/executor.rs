@@ -1,9 +1,11 @@
 //! The executor: carries planned actions out as tasks, at most one per container at a time, in three lanes
-//! by cost, each with its own bound — heals (start, unpause, recreate: quick), restarts and clean-ups (stop,
-//! remove: each may wait out a stop timeout) — so a slow restart or stop never delays a start. Every action
+//! by cost, each with its own bound — heals (start, unpause, recreate: quick), restarts (and replaces) and
+//! clean-ups (stop, remove: each may wait out a stop timeout) — so a slow restart or stop never delays a start. Every action
 //! on an existing container passes the [`recheck`](crate::recheck) against the engine right before it acts,
 //! so what the journal says is what the engine did; every action ends as a journal record, metrics and a
-//! log line inside its own span, and as an [`Ended`] for the loop.
+//! log line inside its own span, and as an [`Ended`] for the loop. A recreate's steps, the replace of a
+//! dependant whose namespace owner was recreated, and the finishing of either when cut short, are in
+//! [`rebuild`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use shared::runtime::engine::EngineError;
-use shared::{in_scope, Policy};
+use shared::SharedNamespaces;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -21,9 +23,10 @@ use crate::docker::{Applied, DockerError, EngineWriter};
 use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
 use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner, Ended, Outcome};
-use crate::recheck::{recheck, Seen};
-use crate::recreate::recreation;
-use crate::status_client::{StatusError, StatusSource};
+use crate::recheck::{owner_runs, recheck, Seen};
+use crate::status_client::StatusSource;
+
+mod rebuild;
 
 /// How many starts, unpauses and recreates run at once.
 pub const HEAL_CONCURRENCY: usize = 8;
@@ -37,7 +40,7 @@ pub const CLEANUP_CONCURRENCY: usize = 4;
 pub enum Lane {
     /// Start, unpause, recreate: a call or three that the engine answers at once.
     Heal,
-    /// Restart: waits out the container's stop timeout first.
+    /// Restart, replace: waits out the container's stop timeout first.
     Restart,
     /// Stop, remove: waits out the container's stop timeout.
     Cleanup,
@@ -46,7 +49,8 @@ pub enum Lane {
 impl Lane {
     pub fn of(kind: ActionKind) -> Self {
         match kind {
-            ActionKind::Restart => Self::Restart,
+            // A replace stops the container first, and may wait out its stop timeout as a restart does.
+            ActionKind::Restart | ActionKind::Replace => Self::Restart,
             ActionKind::Stop | ActionKind::Remove => Self::Cleanup,
             ActionKind::Start
             | ActionKind::Unpause
@@ -309,8 +313,14 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             Ok(seen) => seen,
             Err(outcome) => return outcome,
         };
+        if matches!(action.kind, ActionKind::Start | ActionKind::Restart) {
+            if let Err(outcome) = self.owners_run(&seen.shares).await {
+                return outcome;
+            }
+        }
         let (name, id, grace) = (action.container.as_str(), action.id.as_str(), seen.grace());
         match action.kind {
+            ActionKind::Start if seen.created => self.finish_and_start(action, &seen).await,
             ActionKind::Start => outcome_of(docker.start(name, id).await, "already running (304)"),
             ActionKind::Unpause => outcome_of(docker.unpause(name, id).await, "not paused"),
             ActionKind::Restart => outcome_of(
@@ -326,6 +336,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 }
                 other => outcome_of(other, "already stopped"),
             },
+            ActionKind::Replace => self.replace(action, context, grace).await,
             ActionKind::Recreate | ActionKind::Report | ActionKind::Wait => {
                 Outcome::skipped("nothing to carry out")
             }
@@ -349,60 +360,24 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         }
     }
 
-    /// Reads the spec from status-api, checks it is still ours to recreate, creates, connects, starts. A
-    /// container left half made is removed again, so the next attempt starts clean.
-    async fn recreate(&self, action: &Action, context: &ActionContext) -> Outcome {
-        let name = action.container.as_str();
-        let spec = match self.inner.specs.spec(name).await {
-            Ok(spec) => spec,
-            Err(StatusError::NotInSnapshot(_)) => {
-                return Outcome::skipped("it is no longer in the snapshot")
-            }
-            Err(err) => return Outcome::failed(&err),
-        };
-        let labels = spec.member().labels;
-        if !in_scope(&context.scope, &labels) {
-            return Outcome::skipped("its snapshot labels put it outside status-api's scope");
-        }
-        let policy = Policy::from_labels(&labels);
-        if policy != Policy::Heal {
-            return Outcome::skipped(format!("its policy is {}", policy.as_str()));
-        }
-        let recreation = match recreation(&spec) {
-            Ok(recreation) => recreation,
-            Err(err) => return Outcome::failed(&err),
-        };
-
-        let docker = &self.inner.docker;
-        let id = match docker.create(&recreation).await {
-            Ok(id) => id,
-            Err(DockerError::Engine(EngineError::Conflict { .. })) => {
-                return Outcome::conflict(format!(
-                    "a container named {name} exists again: the next change decides"
-                ))
-            }
-            Err(err) => return Outcome::failed(&err),
-        };
-        for (network, endpoint) in recreation.extra_networks {
-            if let Err(err) = docker.connect_network(name, &id, &network, endpoint).await {
-                docker.discard(name, &id).await;
-                return Outcome::failed(&err);
+    /// Asks the engine whether every owner of a namespace the container joins runs ([`owner_runs`]).
+    async fn owners_run(&self, shares: &SharedNamespaces) -> Result<(), Outcome> {
+        for (namespace, owner) in shares.iter() {
+            match self.inner.docker.inspect(owner, owner).await {
+                Ok(found) => {
+                    let seen = found.as_ref().map(Seen::from_inspect);
+                    owner_runs(namespace, owner, seen.as_ref())?;
+                }
+                Err(err) => return Err(outcome_of(Err(err), "")),
             }
         }
-        match docker.start(name, &id).await {
-            Ok(Applied::Done | Applied::AlreadyDone) => Outcome::recreated(&id),
-            Ok(Applied::NoSuchContainer) => Outcome::gone(),
-            Err(err) => {
-                docker.discard(name, &id).await;
-                Outcome::failed(&err)
-            }
-        }
+        Ok(())
     }
 }
 
 /// The outcome of a call as the engine answered it: 304 `noop` (`already` says what was found instead),
 /// 404 `gone`, 409 `conflict`, anything else that is not success `failed`.
-fn outcome_of(applied: crate::docker::Result<Applied>, already: &str) -> Outcome {
+pub(crate) fn outcome_of(applied: crate::docker::Result<Applied>, already: &str) -> Outcome {
     match applied {
         Ok(Applied::Done) => Outcome::ok(None),
         Ok(Applied::AlreadyDone) => Outcome::noop(already),

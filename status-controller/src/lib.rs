@@ -2,7 +2,7 @@
 //!
 //! In layers, each importing only from the ones above it:
 //! - vocabulary: [`model`] (actions, outcomes, holds, the `--unexpected` policy);
-//! - pure rules: [`plan`] (what to do), [`freshness`] (whether status-api's answer may be acted on),
+//! - pure rules: [`plan`] (what to do), [`dependants`] (its heals in namespace-owner order), [`freshness`] (whether status-api's answer may be acted on),
 //!   [`backoff`] (crash-loop backoff and quarantine), [`recheck`] (is a destructive action still right),
 //!   [`recreate`] (a removed container's create request), [`clock`];
 //! - I/O: [`status_client`] (status-api, behind `StatusSource`), [`docker`] (the only Docker handle in
@@ -16,6 +16,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod dependants;
 pub mod docker;
 pub mod executor;
 pub mod freshness;

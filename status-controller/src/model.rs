@@ -38,10 +38,15 @@ pub enum ActionKind {
     Start,
     /// `docker unpause`: a snapshotted container is paused.
     Unpause,
-    /// `docker restart`: a snapshotted container runs but its healthcheck fails.
+    /// `docker restart`: a snapshotted container runs but its healthcheck fails, or it shares the namespace
+    /// of a container that started again after it (orphaned).
     Restart,
     /// Create the container again from its snapshot spec, then start it: it was removed.
     Recreate,
+    /// `docker stop` and `docker rm`, then create it again from its snapshot spec and start it: it shares
+    /// the namespace of a container that was recreated, and the engine holds the old one's id, so it can
+    /// never start or restart again as it is.
+    Replace,
     /// `docker stop`: a container that is not in the snapshot runs (`--unexpected stop`).
     Stop,
     /// `docker stop` then `docker rm`: a container that is not in the snapshot runs (`--unexpected remove`).
@@ -67,7 +72,7 @@ impl ActionKind {
     pub fn heals(self) -> bool {
         matches!(
             self,
-            Self::Start | Self::Unpause | Self::Restart | Self::Recreate
+            Self::Start | Self::Unpause | Self::Restart | Self::Recreate | Self::Replace
         )
     }
 }
@@ -230,6 +235,9 @@ pub struct Action {
     pub state: Option<ContainerState>,
     /// A sentence for people.
     pub reason: String,
+    /// For a [`ActionKind::Wait`] of a dependant: the owner of a namespace it joins, which must run before
+    /// anything can be done for it. Such a wait is drift; a wait for the engine (`None`) is not.
+    pub waits_for: Option<String>,
 }
 
 /// What an action may rely on, from the pass that planned it.
@@ -261,11 +269,17 @@ impl Outcome {
         }
     }
 
-    /// Recreated: done, under the new id `id`.
-    pub fn recreated(id: &str) -> Self {
+    /// Recreated: done, under the new id `id`; `notes` say what could not be as it was (an image found only
+    /// by its id, a volume made afresh).
+    pub fn recreated(id: &str, notes: &[String]) -> Self {
+        let mut detail = format!("recreated as {}", &id[..id.len().min(12)]);
+        for note in notes {
+            detail.push_str("; ");
+            detail.push_str(note);
+        }
         Self {
             result: ActionResult::Ok,
-            detail: Some(format!("recreated as {}", &id[..id.len().min(12)])),
+            detail: Some(detail),
             new_id: Some(id.to_owned()),
         }
     }

@@ -212,9 +212,10 @@ pub fn table(
             let _ = writeln!(text, "{note}");
         }
     }
+    // A wait for the engine is not a difference; a dependant waiting for its namespace owner is.
     let drift = actions
         .iter()
-        .filter(|action| action.kind != ActionKind::Wait)
+        .filter(|action| action.kind != ActionKind::Wait || action.waits_for.is_some())
         .count();
     let _ = writeln!(
         text,
@@ -266,7 +267,9 @@ mod tests {
                         name: format!("c{i}"),
                         id: format!("{i}"),
                         image: "busybox".into(),
+                        image_id: String::new(),
                         labels: Default::default(),
+                        shares: Default::default(),
                     })
                     .collect(),
             }),
@@ -290,6 +293,7 @@ mod tests {
             policy: Policy::Heal,
             state: Some(ContainerState::Exited),
             reason: format!("{drift} reason"),
+            waits_for: None,
         }
     }
 
@@ -354,6 +358,10 @@ mod tests {
         let mut wait = action("web", ActionKind::Wait, DriftKind::Stopped);
         wait.drift = None;
         assert_eq!(outcome(std::slice::from_ref(&wait)), OnceOutcome::InSync);
+        // A dependant waiting for its namespace owner is drift.
+        let mut waiting_dependant = action("app", ActionKind::Wait, DriftKind::Orphaned);
+        waiting_dependant.waits_for = Some("vpn".into());
+        assert_eq!(outcome(&[waiting_dependant]), OnceOutcome::Drift);
         assert_eq!(
             outcome(&[action("web", ActionKind::Report, DriftKind::Changed)]),
             OnceOutcome::Drift

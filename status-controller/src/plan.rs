@@ -4,8 +4,10 @@
 //! controller and the API can never disagree about what is out of place; this module only decides what to do
 //! about each difference.
 
-use shared::{drift, ContainerState, DriftItem, DriftKind, Policy, SnapshotMember};
+use shared::drift::same_image;
+use shared::{drift, ContainerState, DriftItem, DriftKind, Owners, Policy, SnapshotMember};
 
+use crate::dependants::{order, Order};
 use crate::model::{Action, ActionKind, Observed, Unexpected};
 
 /// The controller's own choices that shape a plan.
@@ -42,14 +44,18 @@ impl PlanSettings {
 /// at all. The pair's own containers → report, whatever their labels say. A snapshotted container that is
 /// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides; so does
 /// one whose death status-api has not yet confirmed (`settling`), as it may be on its way to removal.
+/// `orphaned` → restart; and every start, restart and recreate of a member that shares another container's
+/// namespace goes in dependency order ([`in_order`]).
 pub fn plan(
     snapshot: &[SnapshotMember],
     observed: &Observed,
     settings: &PlanSettings,
 ) -> Vec<Action> {
+    let owners = Owners::new(snapshot, &observed.containers, &observed.scope);
     let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
         .into_iter()
         .filter_map(|item| decide(item, observed, settings))
+        .map(|action| in_order(action, &owners, settings.can_recreate))
         .collect();
     actions.extend(waits(snapshot, observed));
     actions.sort_by(|a, b| a.container.cmp(&b.container).then(a.kind.cmp(&b.kind)));
@@ -90,6 +96,7 @@ fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Opti
         policy: item.policy,
         state: item.state,
         reason,
+        waits_for: None,
     })
 }
 
@@ -99,6 +106,9 @@ fn heal(kind: DriftKind, detail: &str, settings: &PlanSettings) -> (ActionKind, 
         DriftKind::Stopped => act(ActionKind::Start),
         DriftKind::Paused => act(ActionKind::Unpause),
         DriftKind::Unhealthy => act(ActionKind::Restart),
+        // A restart joins the owner's namespace of the day; `dependants` turns it into a wait or a replace
+        // when the owner does not run or was recreated.
+        DriftKind::Orphaned => act(ActionKind::Restart),
         DriftKind::Removed if settings.can_recreate => act(ActionKind::Recreate),
         DriftKind::Removed => (
             ActionKind::Report,
@@ -116,6 +126,31 @@ fn heal(kind: DriftKind, detail: &str, settings: &PlanSettings) -> (ActionKind, 
             ActionKind::Report,
             format!("{detail}; a changed container is reported, never acted on"),
         ),
+    }
+}
+
+/// `action`, in dependency order ([`order`]): unchanged unless it heals a member whose namespace owner is
+/// not as the member joined it. Then: the owner does not run → wait for it; it started again after the
+/// member → restart the member; it was recreated → replace the member (report it without the token).
+fn in_order(action: Action, owners: &Owners<'_>, can_recreate: bool) -> Action {
+    if !matches!(
+        action.kind,
+        ActionKind::Start | ActionKind::Restart | ActionKind::Recreate
+    ) {
+        return action;
+    }
+    let (kind, reason, waits_for) = match order(&action.container, owners, can_recreate) {
+        Order::AsPlanned => return action,
+        Order::Wait { owner, reason } => (ActionKind::Wait, reason, Some(owner)),
+        Order::Restart(reason) => (ActionKind::Restart, reason, None),
+        Order::Replace(reason) => (ActionKind::Replace, reason, None),
+        Order::Report(reason) => (ActionKind::Report, reason, None),
+    };
+    Action {
+        kind,
+        reason,
+        waits_for,
+        ..action
     }
 }
 
@@ -152,7 +187,7 @@ fn waits<'a>(
         .filter(|container| {
             snapshot
                 .iter()
-                .any(|member| member.name == container.name && member.image == container.image)
+                .any(|member| member.name == container.name && same_image(member, container))
         })
         .map(|container| Action {
             container: container.name.clone(),
@@ -167,12 +202,16 @@ fn waits<'a>(
                 }
                 _ => "being removed by the engine: the next change decides".to_owned(),
             },
+            waits_for: None,
         })
 }
 
-/// Whether a plan shows drift: anything but waiting. `--once` exits 2 then.
+/// Whether a plan shows drift: anything but waiting for the engine. A dependant waiting for its namespace
+/// owner is drift. `--once` exits 2 then.
 pub fn has_drift(actions: &[Action]) -> bool {
-    actions.iter().any(|action| action.kind != ActionKind::Wait)
+    actions
+        .iter()
+        .any(|action| action.kind != ActionKind::Wait || action.waits_for.is_some())
 }
 
 #[cfg(test)]
@@ -198,7 +237,9 @@ mod tests {
             name: name.into(),
             id: format!("{name}-snapshot-id"),
             image: "busybox:latest".into(),
+            image_id: String::new(),
             labels: labels(None),
+            shares: Default::default(),
         }
     }
 
@@ -218,6 +259,7 @@ mod tests {
             labels: labels(None),
             in_snapshot: false,
             policy: Default::default(),
+            shares: Default::default(),
             settling: false,
         }
     }
@@ -434,6 +476,10 @@ mod tests {
         let mut moving = container("a", ContainerState::Restarting);
         moving.image = "nginx:1".into();
         assert_eq!(kinds(&plan_one(moving)), vec![("a", ActionKind::Report)]);
+        // The same reference spelled in full is the same image: waited for.
+        let mut spelled_out = container("a", ContainerState::Restarting);
+        spelled_out.image = "docker.io/library/busybox:latest".into();
+        assert_eq!(kinds(&plan_one(spelled_out)), vec![("a", ActionKind::Wait)]);
     }
 
     #[test]

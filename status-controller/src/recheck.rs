@@ -1,14 +1,15 @@
-//! The re-check right before every action on an existing container (start, unpause, restart, stop, remove):
+//! The re-check right before every action on an existing container (start, unpause, restart, stop, remove,
+//! replace):
 //! an action planned from a view that may be seconds old by the time a lane is free must still be right for
 //! what the engine shows now (name, labels, scope, policy, state). Pure: the executor asks the engine, this
 //! module decides. It is also how "already so" is told apart from "done": the engine answers a start of a
 //! running container with 304, which the client library reports as success.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
-use shared::{in_scope, Policy};
+use shared::{in_scope, DriftKind, Namespace, Policy, SharedNamespaces};
 
 use crate::model::{Action, ActionContext, ActionKind, Outcome};
 
@@ -20,11 +21,17 @@ pub struct Seen {
     pub labels: BTreeMap<String, String>,
     pub running: bool,
     pub paused: bool,
+    /// Created and never started: possibly a recreate cut short before its networks were all connected.
+    pub created: bool,
+    /// The networks it is connected to, by name.
+    pub networks: BTreeSet<String>,
     /// The engine is restarting it (its restart policy) or removing it.
     pub moving: bool,
     pub unhealthy: bool,
     /// `Config.StopTimeout`: how long a stop waits before it kills; `None` for the engine's default.
     pub stop_timeout: Option<Duration>,
+    /// The containers whose namespaces it joined, by the id the engine holds.
+    pub shares: SharedNamespaces,
 }
 
 /// How long the engine waits for a container without a stop timeout of its own before it kills it.
@@ -57,6 +64,14 @@ impl Seen {
             running: state.and_then(|state| state.status)
                 == Some(ContainerStateStatusEnum::RUNNING),
             paused: state.and_then(|state| state.status) == Some(ContainerStateStatusEnum::PAUSED),
+            created: state.and_then(|state| state.status)
+                == Some(ContainerStateStatusEnum::CREATED),
+            networks: inspect
+                .network_settings
+                .as_ref()
+                .and_then(|settings| settings.networks.as_ref())
+                .map(|networks| networks.keys().cloned().collect())
+                .unwrap_or_default(),
             moving: matches!(
                 state.and_then(|state| state.status),
                 Some(ContainerStateStatusEnum::RESTARTING | ContainerStateStatusEnum::REMOVING)
@@ -71,6 +86,17 @@ impl Seen {
                 .and_then(|state| state.health.as_ref())
                 .and_then(|health| health.status)
                 == Some(HealthStatusEnum::UNHEALTHY),
+            shares: inspect
+                .host_config
+                .as_ref()
+                .map(|host| {
+                    SharedNamespaces::from_modes(
+                        host.network_mode.as_deref(),
+                        host.ipc_mode.as_deref(),
+                        host.pid_mode.as_deref(),
+                    )
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -121,8 +147,32 @@ pub fn recheck(action: &Action, context: &ActionContext, seen: &Seen) -> Result<
         ActionKind::Restart if !seen.running => Err(Outcome::skipped(
             "it is not running any more: the next change decides",
         )),
-        ActionKind::Restart if !seen.unhealthy => Err(Outcome::noop("it is healthy again")),
+        // An orphaned member is restarted to join its owner's new namespace, healthy or not.
+        ActionKind::Restart if action.drift != Some(DriftKind::Orphaned) && !seen.unhealthy => {
+            Err(Outcome::noop("it is healthy again"))
+        }
+        ActionKind::Replace if !context.members.contains(&seen.name) => Err(Outcome::skipped(
+            "it is no longer in the snapshot: only a member is replaced",
+        )),
+        ActionKind::Replace if seen.moving => Err(Outcome::skipped(
+            "the engine is restarting or removing it: the next change decides",
+        )),
         _ => Ok(()),
+    }
+}
+
+/// Whether the owner of a namespace a dependant joins runs now, as the engine says (`seen`; `None` when it
+/// has no such container). A dependant started, restarted or created before its owner runs fails, or joins
+/// a namespace that is going away: the plan waits for the owner, and this catches a view that is behind.
+pub fn owner_runs(namespace: Namespace, owner: &str, seen: Option<&Seen>) -> Result<(), Outcome> {
+    match seen {
+        Some(seen) if seen.running => Ok(()),
+        Some(_) => Err(Outcome::skipped(format!(
+            "{owner}, whose {namespace} namespace it joins, does not run: the next change decides"
+        ))),
+        None => Err(Outcome::skipped(format!(
+            "{owner}, whose {namespace} namespace it joins, does not exist: the next change decides"
+        ))),
     }
 }
 
@@ -144,6 +194,7 @@ mod tests {
             policy: Policy::Heal,
             state: Some(ContainerState::Running),
             reason: "running from busybox but not in the snapshot".into(),
+            waits_for: None,
         }
     }
 
@@ -165,6 +216,9 @@ mod tests {
             moving: false,
             unhealthy: false,
             stop_timeout: None,
+            created: false,
+            networks: BTreeSet::new(),
+            shares: SharedNamespaces::default(),
         }
     }
 
@@ -244,6 +298,38 @@ mod tests {
             .detail
             .unwrap_or_default()
             .contains("in the snapshot"));
+    }
+
+    #[test]
+    fn an_orphaned_member_is_restarted_healthy_or_not_and_only_a_member_is_replaced() {
+        let mut orphaned = action(ActionKind::Restart);
+        orphaned.drift = Some(DriftKind::Orphaned);
+        assert_eq!(recheck(&orphaned, &context(), &seen()), Ok(()));
+
+        let mut replace = action(ActionKind::Replace);
+        replace.drift = Some(DriftKind::Orphaned);
+        let outcome = recheck(&replace, &context(), &seen()).expect_err("not a member");
+        assert_eq!(outcome.result, ActionResult::Skipped);
+        let mut members = context();
+        members.members = HashSet::from(["web".to_owned()]);
+        assert_eq!(recheck(&replace, &members, &seen()), Ok(()));
+    }
+
+    #[test]
+    fn a_dependant_acts_only_while_its_owner_runs() {
+        assert_eq!(owner_runs(Namespace::Pid, "init", Some(&seen())), Ok(()));
+        let stopped = Seen {
+            running: false,
+            ..seen()
+        };
+        let outcome = owner_runs(Namespace::Pid, "init", Some(&stopped)).expect_err("down");
+        assert_eq!(outcome.result, ActionResult::Skipped);
+        assert!(outcome.detail.unwrap_or_default().contains("PID namespace"));
+        let outcome = owner_runs(Namespace::Network, "vpn", None).expect_err("gone");
+        assert!(outcome
+            .detail
+            .unwrap_or_default()
+            .contains("does not exist"));
     }
 
     #[test]
@@ -340,6 +426,8 @@ mod tests {
         assert_eq!(
             Seen {
                 stop_timeout: None,
+                created: false,
+                networks: BTreeSet::new(),
                 ..seen.clone()
             }
             .grace(),

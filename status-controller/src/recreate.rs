@@ -1,32 +1,103 @@
-//! How a removed container is made again: its snapshot spec (the engine's own `Config`, `HostConfig` and
-//! networks from inspect) turned into a create request. Pure, so every rule is unit-tested.
+//! How a removed container is made again: its snapshot spec (the engine's own `Config`, `HostConfig`, networks
+//! and mounts from inspect) turned into a create request. Pure, so every rule is unit-tested.
 //!
-//! What carries over: name, image, command, entrypoint, environment, labels, user, working directory,
-//! healthcheck, exposed ports, and the whole `HostConfig` (binds, mounts, port bindings, restart policy,
-//! network mode, limits). What does not: anything the engine assigned at run time — the endpoint's id,
-//! address, gateway and MAC, the alias and hostname it derived from the old id — so the new container gets
-//! its own.
+//! The body is the stored JSON itself, not a round trip through the client library's typed models: a field
+//! those models do not know (`Config.MacAddress` on API 1.41, say) is sent as it was recorded. What carries
+//! over: everything in `Config` and `HostConfig`, the networks with their aliases, static addresses and
+//! driver options, and the anonymous volumes, re-attached by name so that their data comes back. What does
+//! not: what the engine assigned to the old container at run time — the endpoint's id, dynamic address,
+//! gateway and MAC, and the alias, hostname and `HOSTNAME` variable it derived from the old id — so the new
+//! container gets its own. A container that joins another's network (`container:<owner>`, the owner by name
+//! in the snapshot, which the engine resolves to the owner's id of the day) takes the owner's hostname,
+//! domain name, ports and MAC, so it is created without any of its own.
+//! [`docs/recreate.md`](../../docs/recreate.md) has the field-by-field table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use bollard::models::{
-    ContainerConfig, ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig,
-};
+use bollard::models::EndpointSettings;
+use serde_json::{json, Map, Value};
 use shared::ContainerSpec;
 
 /// A network by name, and the endpoint to make on it.
 pub type Network = (String, EndpointSettings);
 
+/// An anonymous volume of the old container, re-attached by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousVolume {
+    /// The name the engine gave it (64 hex digits).
+    pub name: String,
+    /// Where it is mounted.
+    pub destination: String,
+    pub read_only: bool,
+}
+
 /// What to send to the engine to recreate one container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recreation {
     pub name: String,
+    /// The image reference the snapshot names.
     pub image: String,
-    /// The create body: configuration, host configuration, and at most one network (API 1.41 takes only one
-    /// at create).
-    pub body: ContainerCreateBody,
+    /// The image id the member ran: what it is created from when the reference no longer resolves here.
+    pub image_id: String,
+    /// The create body in the engine's own field names: `Config`'s fields, `HostConfig`, and at most one
+    /// network in `NetworkingConfig` (API 1.41 takes only one at create).
+    pub body: Value,
+    /// The network it is created with (also in the body's `NetworkingConfig`).
+    pub primary_network: Option<Network>,
     /// The other networks, to connect after create, in name order.
     pub extra_networks: Vec<Network>,
+    /// The anonymous volumes to re-attach by name (added to `HostConfig.Mounts` when the body is sent).
+    pub anonymous_volumes: Vec<AnonymousVolume>,
+}
+
+impl Recreation {
+    /// Creates from `image` (the reference, or the recorded id when the reference is gone).
+    pub fn use_image(&mut self, image: &str) {
+        self.body["Image"] = Value::String(image.to_owned());
+    }
+
+    /// Every network it is attached to, the one it is created with first.
+    pub fn all_networks(&self) -> Vec<Network> {
+        self.primary_network
+            .iter()
+            .chain(&self.extra_networks)
+            .cloned()
+            .collect()
+    }
+
+    /// The image the body creates from.
+    pub fn body_image(&self) -> &str {
+        self.body["Image"].as_str().unwrap_or(&self.image)
+    }
+
+    /// Leaves out the re-attachment of an anonymous volume that no longer exists: the engine then makes a
+    /// fresh, empty one at that path, as it does for any declared volume without a source.
+    pub fn forget_volume(&mut self, name: &str) {
+        self.anonymous_volumes.retain(|volume| volume.name != name);
+    }
+
+    /// The body to send: [`body`](Self::body) with the anonymous volumes added to `HostConfig.Mounts`.
+    pub fn request_body(&self) -> Value {
+        let mut body = self.body.clone();
+        if self.anonymous_volumes.is_empty() {
+            return body;
+        }
+        let host_config = &mut body["HostConfig"];
+        if !host_config["Mounts"].is_array() {
+            host_config["Mounts"] = Value::Array(Vec::new());
+        }
+        if let Some(mounts) = host_config["Mounts"].as_array_mut() {
+            mounts.extend(self.anonymous_volumes.iter().map(|volume| {
+                json!({
+                    "Type": "volume",
+                    "Source": volume.name,
+                    "Target": volume.destination,
+                    "ReadOnly": volume.read_only,
+                })
+            }));
+        }
+        body
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,55 +115,132 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
         let name = spec.name.clone();
         move |source| SpecError { name, part, source }
     };
-    let config: ContainerConfig =
-        serde_json::from_value(spec.config.clone()).map_err(parse_error("Config"))?;
-    let host_config: HostConfig =
-        serde_json::from_value(spec.host_config.clone()).map_err(parse_error("HostConfig"))?;
+    let mut config: Map<String, Value> =
+        object_or_empty(&spec.config, "Config").map_err(parse_error("Config"))?;
+    let host_config: Map<String, Value> =
+        object_or_empty(&spec.host_config, "HostConfig").map_err(parse_error("HostConfig"))?;
     let networks: Option<HashMap<String, EndpointSettings>> =
         serde_json::from_value(spec.networks.clone()).map_err(parse_error("Networks"))?;
     let networks = networks.unwrap_or_default();
 
     let short_id: String = spec.id.chars().take(12).collect();
-    let (primary, extra_networks) =
-        split_networks(host_config.network_mode.as_deref(), networks, &short_id);
-    let image = config.image.clone().unwrap_or_else(|| spec.image.clone());
-    let body = ContainerCreateBody {
-        // The engine names a container's host after its id unless told otherwise: a new container gets a new one.
-        hostname: config.hostname.filter(|hostname| *hostname != short_id),
-        domainname: config.domainname,
-        user: config.user,
-        attach_stdin: config.attach_stdin,
-        attach_stdout: config.attach_stdout,
-        attach_stderr: config.attach_stderr,
-        exposed_ports: config.exposed_ports,
-        tty: config.tty,
-        open_stdin: config.open_stdin,
-        stdin_once: config.stdin_once,
-        env: config.env,
-        cmd: config.cmd,
-        healthcheck: config.healthcheck,
-        args_escaped: config.args_escaped,
-        image: Some(image.clone()),
-        volumes: config.volumes,
-        working_dir: config.working_dir,
-        entrypoint: config.entrypoint,
-        network_disabled: config.network_disabled,
-        on_build: config.on_build,
-        labels: config.labels,
-        stop_signal: config.stop_signal,
-        stop_timeout: config.stop_timeout,
-        shell: config.shell,
-        host_config: Some(host_config),
-        networking_config: primary.map(|(name, endpoint)| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(name, endpoint)])),
-        }),
-    };
+    // The engine names a container's host after its id unless told otherwise: a new container gets a new one.
+    if config.get("Hostname").and_then(Value::as_str) == Some(short_id.as_str()) {
+        config.remove("Hostname");
+    }
+    // An image made with `docker commit` can carry the old container's HOSTNAME in its environment.
+    let stale_hostname = format!("HOSTNAME={short_id}");
+    if let Some(env) = config.get_mut("Env").and_then(Value::as_array_mut) {
+        env.retain(|entry| entry.as_str() != Some(stale_hostname.as_str()));
+    }
+    let image = config
+        .get("Image")
+        .and_then(Value::as_str)
+        .filter(|image| !image.is_empty())
+        .unwrap_or(&spec.image)
+        .to_owned();
+    config.insert("Image".to_owned(), Value::String(image.clone()));
+
+    let anonymous_volumes = anonymous_volumes(&spec.mounts, &config, &host_config);
+
+    let network_mode = host_config
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if network_mode
+        .as_deref()
+        .is_some_and(|mode| mode.starts_with("container:"))
+    {
+        // Inherited from the container whose network it joins (inspect shows the old owner's), or from the
+        // image: the engine fills them in again from the owner of the day, and refuses a hostname, exposed
+        // ports or a MAC sent with this network mode ("conflicting options").
+        for inherited in ["Hostname", "Domainname", "ExposedPorts", "MacAddress"] {
+            config.remove(inherited);
+        }
+    }
+    let (primary, extra_networks) = split_networks(network_mode.as_deref(), networks, &short_id);
+    let mut body = config;
+    body.insert("HostConfig".to_owned(), Value::Object(host_config));
+    if let Some((name, endpoint)) = &primary {
+        let endpoint = serde_json::to_value(endpoint).unwrap_or_else(|_| json!({}));
+        body.insert(
+            "NetworkingConfig".to_owned(),
+            json!({ "EndpointsConfig": { name: endpoint } }),
+        );
+    }
     Ok(Recreation {
         name: spec.name.clone(),
         image,
-        body,
+        image_id: spec.image_id.clone(),
+        body: Value::Object(body),
+        primary_network: primary,
         extra_networks,
+        anonymous_volumes,
     })
+}
+
+/// `value` as a JSON object; null is an empty one.
+fn object_or_empty(value: &Value, part: &str) -> Result<Map<String, Value>, serde_json::Error> {
+    match value {
+        Value::Null => Ok(Map::new()),
+        Value::Object(object) => Ok(object.clone()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a {part} object, found {other}"
+        ))),
+    }
+}
+
+/// The old container's anonymous volumes: volumes mounted at a path its `Config.Volumes` declares (from the
+/// image's `VOLUME` or `-v /path`) that no bind or mount of `HostConfig` names — the engine made them up and
+/// would make new, empty ones unless told their names.
+fn anonymous_volumes(
+    mounts: &Value,
+    config: &Map<String, Value>,
+    host_config: &Map<String, Value>,
+) -> Vec<AnonymousVolume> {
+    let declared: BTreeSet<&str> = config
+        .get("Volumes")
+        .and_then(Value::as_object)
+        .map(|volumes| volumes.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mut configured: BTreeSet<String> = host_config
+        .get("Binds")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|bind| bind.split(':').nth(1).map(str::to_owned))
+        .collect();
+    configured.extend(
+        host_config
+            .get("Mounts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|mount| mount["Target"].as_str().map(str::to_owned)),
+    );
+    if let Some(tmpfs) = host_config.get("Tmpfs").and_then(Value::as_object) {
+        configured.extend(tmpfs.keys().cloned());
+    }
+    let mut volumes: Vec<AnonymousVolume> = mounts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|mount| mount["Type"] == "volume")
+        .filter_map(|mount| {
+            let name = mount["Name"].as_str().filter(|name| !name.is_empty())?;
+            let destination = mount["Destination"].as_str()?;
+            (declared.contains(destination) && !configured.contains(destination)).then(|| {
+                AnonymousVolume {
+                    name: name.to_owned(),
+                    destination: destination.to_owned(),
+                    read_only: mount["RW"] == false,
+                }
+            })
+        })
+        .collect();
+    volumes.sort_by(|a, b| a.destination.cmp(&b.destination));
+    volumes
 }
 
 /// The network to create with, and the others to connect afterwards. None at all when the network mode
@@ -160,11 +308,7 @@ mod tests {
 
     const OLD_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn spec(
-        config: serde_json::Value,
-        host_config: serde_json::Value,
-        networks: serde_json::Value,
-    ) -> ContainerSpec {
+    fn spec(config: Value, host_config: Value, networks: Value) -> ContainerSpec {
         ContainerSpec {
             name: "web".into(),
             id: OLD_ID.into(),
@@ -173,10 +317,11 @@ mod tests {
             config,
             host_config,
             networks,
+            mounts: Value::Null,
         }
     }
 
-    fn engine_endpoint(network_id: &str, aliases: serde_json::Value) -> serde_json::Value {
+    fn engine_endpoint(network_id: &str, aliases: Value) -> Value {
         json!({
             "IPAMConfig": null, "Links": null, "Aliases": aliases, "NetworkID": network_id,
             "EndpointID": "e1", "Gateway": "172.18.0.1", "IPAddress": "172.18.0.2", "IPPrefixLen": 16,
@@ -203,45 +348,79 @@ mod tests {
             json!({"bridge": engine_endpoint("n0", json!(null))}),
         ))
         .expect("valid spec");
-        let body = &recreation.body;
+        let body = recreation.request_body();
         assert_eq!(recreation.name, "web");
         assert_eq!(recreation.image, "busybox:latest");
-        assert_eq!(body.hostname, None, "the id-derived hostname is dropped");
-        assert_eq!(body.image.as_deref(), Some("busybox:latest"));
-        assert_eq!(body.user.as_deref(), Some("1000"));
-        assert_eq!(body.env, Some(vec!["A=1".into(), "SECRET=x".into()]));
         assert_eq!(
-            body.cmd,
-            Some(vec!["sh".into(), "-c".into(), "sleep 1".into()])
+            body.get("Hostname"),
+            None,
+            "the id-derived hostname is dropped"
         );
-        assert_eq!(body.entrypoint, Some(vec!["/init".into()]));
-        assert_eq!(body.working_dir.as_deref(), Some("/srv"));
-        assert_eq!(body.labels.as_ref().map(HashMap::len), Some(2));
-        assert_eq!(body.exposed_ports, Some(vec!["80/tcp".into()]));
-        assert_eq!(body.volumes, Some(vec!["/data".into()]));
-        assert_eq!(body.stop_signal.as_deref(), Some("SIGINT"));
-        assert!(body.healthcheck.is_some());
-        let host = body.host_config.as_ref().expect("host config");
-        assert_eq!(host.binds, Some(vec!["vol:/data".into()]));
-        let restart = host.restart_policy.as_ref().expect("restart policy");
-        assert_eq!(restart.maximum_retry_count, Some(3));
-        assert!(host
-            .port_bindings
-            .as_ref()
-            .is_some_and(|ports| ports.contains_key("80/tcp")));
-
-        let endpoints = body
-            .networking_config
-            .as_ref()
-            .and_then(|networking| networking.endpoints_config.as_ref())
-            .expect("one network");
-        let bridge = endpoints.get("bridge").expect("the bridge");
+        assert_eq!(body["Image"], "busybox:latest");
+        assert_eq!(body["User"], "1000");
+        assert_eq!(body["Env"], json!(["A=1", "SECRET=x"]));
+        assert_eq!(body["Cmd"], json!(["sh", "-c", "sleep 1"]));
+        assert_eq!(body["Entrypoint"], json!(["/init"]));
+        assert_eq!(body["WorkingDir"], "/srv");
+        assert_eq!(body["Labels"].as_object().map(Map::len), Some(2));
+        assert_eq!(body["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(body["Volumes"], json!({"/data": {}}));
+        assert_eq!(body["StopSignal"], "SIGINT");
+        assert_eq!(body["Healthcheck"]["Test"], json!(["CMD", "true"]));
+        let host = &body["HostConfig"];
+        assert_eq!(host["Binds"], json!(["vol:/data"]));
+        assert_eq!(host["RestartPolicy"]["MaximumRetryCount"], 3);
+        assert!(host["PortBindings"].get("80/tcp").is_some());
         assert_eq!(
-            bridge,
-            &EndpointSettings::default(),
+            body["NetworkingConfig"]["EndpointsConfig"]["bridge"],
+            json!({}),
             "runtime fields are dropped"
         );
         assert!(recreation.extra_networks.is_empty());
+        assert!(
+            recreation.anonymous_volumes.is_empty(),
+            "/data is bound by name"
+        );
+    }
+
+    #[test]
+    fn fields_the_client_models_do_not_know_are_sent_as_recorded() {
+        let recreation = recreation(&spec(
+            json!({"Image": "busybox:latest", "MacAddress": "02:42:0a:00:00:99", "SomeDay": {"x": 1}}),
+            json!({"NetworkMode": "front", "KernelMemoryTCP": 0, "Init": true}),
+            json!({"front": engine_endpoint("n1", json!(null))}),
+        ))
+        .expect("valid spec");
+        let body = recreation.request_body();
+        assert_eq!(body["MacAddress"], "02:42:0a:00:00:99");
+        assert_eq!(body["SomeDay"], json!({"x": 1}));
+        assert_eq!(body["HostConfig"]["KernelMemoryTCP"], 0);
+        assert_eq!(body["HostConfig"]["Init"], true);
+    }
+
+    #[test]
+    fn a_stale_hostname_variable_is_dropped_and_a_chosen_one_kept() {
+        let recreation = recreation(&spec(
+            json!({"Image": "busybox:latest", "Env": ["HOSTNAME=0123456789ab", "A=1", "HOSTNAME2=0123456789ab"]}),
+            json!({}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        assert_eq!(
+            recreation.body["Env"],
+            json!(["A=1", "HOSTNAME2=0123456789ab"])
+        );
+        let chosen = recreation_of_env(json!(["HOSTNAME=db-primary"]));
+        assert_eq!(chosen.body["Env"], json!(["HOSTNAME=db-primary"]));
+    }
+
+    fn recreation_of_env(env: Value) -> Recreation {
+        recreation(&spec(
+            json!({"Image": "busybox:latest", "Env": env}),
+            json!({}),
+            json!({}),
+        ))
+        .expect("valid spec")
     }
 
     #[test]
@@ -252,8 +431,52 @@ mod tests {
             json!({}),
         ))
         .expect("valid spec");
-        assert_eq!(recreation.body.hostname.as_deref(), Some("db-primary"));
-        assert!(recreation.body.networking_config.is_none());
+        assert_eq!(recreation.body["Hostname"], "db-primary");
+        assert_eq!(recreation.body.get("NetworkingConfig"), None);
+    }
+
+    #[test]
+    fn anonymous_volumes_are_reattached_by_name() {
+        let mut with_mounts = spec(
+            json!({"Image": "db", "Volumes": {"/var/lib/db": {}, "/named": {}, "/run": {}, "/ro": {}}}),
+            json!({"Binds": ["keep:/named:ro", "/srv:/srv"], "Tmpfs": {"/run": ""}}),
+            json!({}),
+        );
+        with_mounts.mounts = json!([
+            {"Type": "volume", "Name": "a".repeat(64), "Destination": "/var/lib/db", "RW": true, "Driver": "local"},
+            {"Type": "volume", "Name": "keep", "Destination": "/named", "RW": false},
+            {"Type": "bind", "Source": "/srv", "Destination": "/srv", "RW": true},
+            {"Type": "volume", "Name": "b".repeat(64), "Destination": "/ro", "RW": false},
+            {"Type": "volume", "Name": "c".repeat(64), "Destination": "/from-another", "RW": true},
+        ]);
+        let mut recreation = recreation(&with_mounts).expect("valid spec");
+        let reattached: Vec<&str> = recreation
+            .anonymous_volumes
+            .iter()
+            .map(|volume| volume.destination.as_str())
+            .collect();
+        assert_eq!(
+            reattached,
+            vec!["/ro", "/var/lib/db"],
+            "not the named, bound, tmpfs or --volumes-from ones"
+        );
+        let body = recreation.request_body();
+        assert_eq!(
+            body["HostConfig"]["Mounts"],
+            json!([
+                {"Type": "volume", "Source": "b".repeat(64), "Target": "/ro", "ReadOnly": true},
+                {"Type": "volume", "Source": "a".repeat(64), "Target": "/var/lib/db", "ReadOnly": false},
+            ])
+        );
+        assert_eq!(body["Volumes"].as_object().map(Map::len), Some(4));
+
+        recreation.forget_volume(&"a".repeat(64));
+        let body = recreation.request_body();
+        assert_eq!(
+            body["HostConfig"]["Mounts"].as_array().map(Vec::len),
+            Some(1),
+            "a gone volume is left to the engine to make afresh"
+        );
     }
 
     #[test]
@@ -268,15 +491,13 @@ mod tests {
             }),
         ))
         .expect("valid spec");
-        let endpoints = recreation
-            .body
-            .networking_config
-            .and_then(|networking| networking.endpoints_config)
+        let endpoints = recreation.body["NetworkingConfig"]["EndpointsConfig"]
+            .as_object()
             .expect("one network");
         assert_eq!(endpoints.len(), 1);
         assert_eq!(
-            endpoints.get("front").and_then(|e| e.aliases.clone()),
-            Some(vec!["web".to_owned()]),
+            endpoints["front"]["Aliases"],
+            json!(["web"]),
             "the short-id alias is dropped, the chosen one kept"
         );
         let extra: Vec<(&str, Option<Vec<String>>)> = recreation
@@ -287,6 +508,29 @@ mod tests {
         assert_eq!(
             extra,
             vec![("audit", None), ("back", Some(vec!["db".to_owned()]))]
+        );
+        let all: Vec<String> = recreation
+            .all_networks()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(all, vec!["front", "audit", "back"]);
+    }
+
+    #[test]
+    fn a_static_address_is_kept() {
+        let mut endpoint = engine_endpoint("n1", json!(null));
+        endpoint["IPAMConfig"] = json!({"IPv4Address": "10.1.0.9"});
+        let recreation = recreation(&spec(
+            json!({"Image": "busybox:latest"}),
+            json!({"NetworkMode": "front"}),
+            json!({"front": endpoint}),
+        ))
+        .expect("valid spec");
+        assert_eq!(
+            recreation.body["NetworkingConfig"]["EndpointsConfig"]["front"]["IPAMConfig"]
+                ["IPv4Address"],
+            "10.1.0.9"
         );
     }
 
@@ -299,33 +543,73 @@ mod tests {
                 json!({"host": engine_endpoint("n", json!(null))}),
             ))
             .expect("valid spec");
-            assert!(recreation.body.networking_config.is_none(), "{mode}");
+            assert_eq!(recreation.body.get("NetworkingConfig"), None, "{mode}");
             assert!(recreation.extra_networks.is_empty(), "{mode}");
-            assert_eq!(
-                recreation
-                    .body
-                    .host_config
-                    .and_then(|host| host.network_mode)
-                    .as_deref(),
-                Some(mode)
-            );
+            assert_eq!(recreation.body["HostConfig"]["NetworkMode"], mode);
         }
     }
 
     #[test]
+    fn what_a_joined_network_namespace_lends_is_not_sent() {
+        let recreation = recreation(&spec(
+            json!({"Image": "busybox:latest", "Hostname": "ffffffffffff", "ExposedPorts": {"80/tcp": {}},
+                   "Env": ["A=1"]}),
+            json!({"NetworkMode": "container:ffffffffffff"}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        let body = recreation.request_body();
+        assert_eq!(
+            body.get("Hostname"),
+            None,
+            "the engine refuses a hostname here"
+        );
+        assert_eq!(body.get("ExposedPorts"), None, "and exposed ports");
+        assert_eq!(body["Env"], json!(["A=1"]));
+    }
+
+    #[test]
+    fn a_dependant_joins_its_owner_by_name_without_a_hostname_or_ports_of_its_own() {
+        let recreation = recreation(&spec(
+            json!({"Hostname": "847b603c36ca", "Domainname": "vpn.lan", "Image": "busybox:latest",
+                   "ExposedPorts": {"80/tcp": {}}}),
+            json!({"NetworkMode": "container:vpn", "IpcMode": "container:vpn", "PidMode": "container:vpn"}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        let body = recreation.request_body();
+        assert_eq!(
+            body.get("Hostname"),
+            None,
+            "the old owner's hostname is dropped"
+        );
+        assert_eq!(body.get("Domainname"), None, "and its domain name");
+        assert_eq!(body.get("ExposedPorts"), None);
+        let host = &body["HostConfig"];
+        assert_eq!(host["NetworkMode"], "container:vpn");
+        assert_eq!(host["IpcMode"], "container:vpn");
+        assert_eq!(host["PidMode"], "container:vpn");
+    }
+
+    #[test]
     fn a_malformed_spec_names_its_part() {
-        let err = recreation(&spec(json!({"Env": "not a list"}), json!({}), json!({})))
-            .expect_err("malformed");
-        assert!(err.to_string().contains("Config of web"), "{err}");
         let err =
-            recreation(&spec(json!({}), json!({"Binds": 3}), json!({}))).expect_err("malformed");
+            recreation(&spec(json!("not an object"), json!({}), json!({}))).expect_err("malformed");
+        assert!(err.to_string().contains("Config of web"), "{err}");
+        let err = recreation(&spec(json!({}), json!(3), json!({}))).expect_err("malformed");
         assert!(err.to_string().contains("HostConfig of web"), "{err}");
+        let err = recreation(&spec(json!({}), json!({}), json!({"n": 3}))).expect_err("malformed");
+        assert!(err.to_string().contains("Networks of web"), "{err}");
     }
 
     #[test]
     fn the_image_comes_from_the_spec_when_the_config_has_none() {
-        let recreation = recreation(&spec(json!({}), json!({}), json!(null))).expect("valid spec");
+        let mut recreation =
+            recreation(&spec(json!({}), json!({}), json!(null))).expect("valid spec");
         assert_eq!(recreation.image, "busybox:latest");
-        assert_eq!(recreation.body.image.as_deref(), Some("busybox:latest"));
+        assert_eq!(recreation.body["Image"], "busybox:latest");
+        assert_eq!(recreation.image_id, "sha256:1");
+        recreation.use_image("sha256:1");
+        assert_eq!(recreation.body_image(), "sha256:1");
     }
 }

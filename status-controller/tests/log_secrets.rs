@@ -75,6 +75,16 @@ impl Drop for Untag {
     }
 }
 
+/// `kill -<signal> <pid>`.
+async fn send_signal(signal: &str, pid: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), pid])
+        .status()
+        .await?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid}: {status}");
+    Ok(())
+}
+
 /// The journal records of the controller at `base` for `name`, as `(action, result)`.
 async fn records(base: &str, name: &str) -> anyhow::Result<Vec<(String, String)>> {
     let all: serde_json::Value = reqwest::get(format!("{base}/actions"))
@@ -117,9 +127,11 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
 
     let scope = TestScope::new();
     let secret = format!("s3cret-{:016x}", rand::random::<u64>());
-    // An image tag of the test's own, to take away later so that a recreate fails.
+    // An image of the test's own (its own id: committed from a container of the scope), to take away later,
+    // tag and id, so that a recreate fails.
     let image = format!("dockstate-test/{}:secrets", scope.id());
-    docker(&["tag", BUSYBOX_IMAGE, &image]).await?;
+    let seed = scope.create("seed", BUSYBOX_IMAGE, &[]).await?;
+    docker(&["commit", seed.trim(), &image]).await?;
     let _untag = Untag(image.clone());
     let env = format!("DOCKSTATE_SECRET={secret}");
     let cmd = format!("trap 'exit 0' TERM; sleep 3600 & wait; : {secret}");
@@ -197,9 +209,17 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
     })
     .await?;
 
-    // A failed recreate: its image is gone (dockstate never pulls).
-    docker(&["rmi", "-f", &image]).await?;
-    docker(&["rm", "-f", &name]).await?;
+    // A failed recreate: its image is gone, tag and id (dockstate never pulls). The controller is held still
+    // meanwhile (SIGSTOP), or it would recreate the container from the image id before the image is gone.
+    let pid = controller.id().context("the controller runs")?.to_string();
+    send_signal("STOP", &pid).await?;
+    let removed = async {
+        docker(&["rm", "-f", &name]).await?;
+        docker(&["rmi", &image]).await
+    }
+    .await;
+    send_signal("CONT", &pid).await?;
+    removed?;
     wait_for_record(&base, &name, "recreate", "failed").await?;
 
     controller.start_kill()?;

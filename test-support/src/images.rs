@@ -22,6 +22,10 @@ pub const BUSYBOX_IMAGE: &str = "dockstate-test/busybox:latest";
 /// `docker exec <container> /bin/busybox rm /tmp/healthy`.
 pub const HEALTH_IMAGE: &str = "dockstate-test/busybox-health:latest";
 
+/// Like [`BUSYBOX_IMAGE`], with `VOLUME /data`, as every database image declares one: a container gets an
+/// anonymous volume there unless told otherwise.
+pub const VOLUME_IMAGE: &str = "dockstate-test/busybox-volume:latest";
+
 /// Where Debian's busybox-static puts it (`/usr/bin` is the same place on a merged-/usr system).
 const BUSYBOX_CANDIDATES: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
 
@@ -49,9 +53,19 @@ fn health_dockerfile() -> String {
     )
 }
 
+fn volume_dockerfile() -> String {
+    format!(
+        "FROM scratch\n\
+         COPY rootfs/ /\n\
+         WORKDIR /tmp\n\
+         VOLUME /data\n\
+         CMD [\"/bin/busybox\", \"sh\", \"-c\", \"{SLEEP_FOREVER}\"]\n"
+    )
+}
+
 static BUILT: OnceCell<()> = OnceCell::const_new();
 
-/// Builds [`BUSYBOX_IMAGE`] and [`HEALTH_IMAGE`] unless they are already current; once per process, and safe
+/// Builds [`BUSYBOX_IMAGE`], [`HEALTH_IMAGE`] and [`VOLUME_IMAGE`] unless they are already current; once per process, and safe
 /// when several processes do it at once.
 ///
 /// Fails with a hint to `apt-get install busybox-static` when there is no static busybox on the host.
@@ -67,6 +81,7 @@ async fn build_all() -> anyhow::Result<()> {
     for (image, dockerfile) in [
         (BUSYBOX_IMAGE, busybox_dockerfile()),
         (HEALTH_IMAGE, health_dockerfile()),
+        (VOLUME_IMAGE, volume_dockerfile()),
     ] {
         let mut hash = Fnv64::new();
         hash.write(dockerfile.as_bytes());

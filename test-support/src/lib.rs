@@ -37,7 +37,7 @@ mod status_api;
 mod wait;
 
 pub use cli::{container_health, container_state, docker, inspect_json, main_pid};
-pub use images::{ensure_test_images, BUSYBOX_IMAGE, HEALTH_IMAGE};
+pub use images::{ensure_test_images, BUSYBOX_IMAGE, HEALTH_IMAGE, VOLUME_IMAGE};
 pub use private_engine::PrivateEngine;
 pub use private_podman::{PrivatePodman, PODMAN_INSTALL};
 pub use program::Program;

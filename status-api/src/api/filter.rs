@@ -151,6 +151,7 @@ mod tests {
             in_snapshot: false,
             policy: Default::default(),
             settling: false,
+            shares: Default::default(),
         }
     }
 

@@ -103,6 +103,16 @@ impl FakeEngine {
         }
     }
 
+    /// Sets `HostConfig.NetworkMode` (`container:<id>` joins another container's network namespace).
+    pub(crate) fn set_network_mode(&self, id: &str, mode: &str) {
+        if let Some(inspect) = self.engine().containers.get_mut(id) {
+            inspect
+                .host_config
+                .get_or_insert_with(Default::default)
+                .network_mode = Some(mode.to_owned());
+        }
+    }
+
     pub(crate) fn remove(&self, id: &str) {
         self.engine().containers.remove(id);
     }
@@ -311,6 +321,17 @@ impl EngineReader for FakeEngine {
             }
         }
         .boxed()
+    }
+
+    /// The typed answer as JSON: the fake has nothing the models do not know.
+    fn inspect_raw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+        self.inspect(id)
+            .map(|inspected| {
+                inspected.map(|found| {
+                    found.map(|inspect| serde_json::to_value(inspect).unwrap_or_default())
+                })
+            })
+            .boxed()
     }
 
     fn inspect<'a>(

@@ -6,6 +6,7 @@ mod helpers;
 mod process;
 
 mod auth;
+mod dependants;
 mod docs_and_metrics;
 mod engine_loss;
 mod errors;

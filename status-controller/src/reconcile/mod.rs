@@ -367,6 +367,12 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                 .entry((action.container.clone(), action.kind))
                 .or_insert(now);
             if action.kind == ActionKind::Wait {
+                // A dependant waiting for its namespace owner is drift, said once like a report; a wait
+                // for the engine is not.
+                if action.waits_for.is_some() {
+                    self.announce(&action, ActionResult::Reported, None);
+                    announced_now.insert(action.container);
+                }
                 continue;
             }
             if !action.kind.changes_host() {

@@ -60,7 +60,9 @@ impl FakeSource {
                 name: "web".into(),
                 id: "web-id".into(),
                 image: "busybox".into(),
+                image_id: String::new(),
                 labels: Default::default(),
+                shares: Default::default(),
             }],
         };
         Self {
@@ -220,8 +222,13 @@ impl EngineWriter for FakeWriter {
         self.record("remove", name);
         Ok(Applied::Done)
     }
-    async fn discard(&self, name: &str, _id: &str) {
-        self.record("discard", name);
+    async fn image_id(&self, name: &str, _reference: &str) -> DockerResult<Option<String>> {
+        self.record("image", name);
+        Ok(Some("sha256:1".into()))
+    }
+    async fn volume_exists(&self, name: &str, _volume: &str) -> DockerResult<bool> {
+        self.record("volume", name);
+        Ok(true)
     }
     async fn create(&self, recreation: &Recreation) -> DockerResult<String> {
         self.record("create", &recreation.name);
@@ -270,6 +277,7 @@ fn stopped_web() -> StatusResponse {
             labels: Default::default(),
             in_snapshot: true,
             policy: Default::default(),
+            shares: Default::default(),
             settling: false,
         }],
     }

@@ -367,6 +367,50 @@ pub async fn kill_main_process(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Volumes a test re-attached by name: `docker rm -v` (the scope's clean-up) leaves a volume mounted by name,
+/// so they are removed here. Declare it before the [`TestScope`], so it is dropped after the containers.
+#[derive(Debug, Default)]
+pub struct Volumes(pub std::sync::Mutex<Vec<String>>);
+
+impl Volumes {
+    pub fn keep(&self, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(name.to_owned());
+    }
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        let names = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        if !names.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["volume", "rm", "-f"])
+                .args(&names)
+                .output();
+        }
+    }
+}
+
+/// The name of the volume mounted at `destination` in `name`.
+pub async fn volume_at(name: &str, destination: &str) -> anyhow::Result<String> {
+    let inspected = inspect_json(name).await?;
+    inspected["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|mount| mount["Destination"] == destination)
+        .and_then(|mount| mount["Name"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("no volume at {destination} in {name}"))
+}
+
 /// Asserts that the text at JSON `pointer` (e.g. `/reason`, `/checks/status_api/detail`) in `value` mentions
 /// `needle`; the failure shows the whole value.
 #[track_caller]

@@ -3,12 +3,15 @@
 //! `--interval 1h`: every heal seen here was driven by the long poll, never by a timer.
 
 mod backoff;
+mod dependants;
 mod fake_api;
+mod fidelity;
 mod heal;
 mod helpers;
 mod journal;
 mod once;
 mod process;
+mod recreate;
 mod safety;
 mod scope;
 mod strangers;

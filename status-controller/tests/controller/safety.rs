@@ -181,6 +181,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 labels: labels.clone(),
                 in_snapshot: true,
                 policy: Default::default(),
+                shares: Default::default(),
                 settling: false,
             }],
         },
@@ -191,7 +192,9 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 name: name.clone(),
                 id: id.clone(),
                 image: BUSYBOX_IMAGE.into(),
+                image_id: String::new(),
                 labels,
+                shares: Default::default(),
             }],
         },
     })
