@@ -7,8 +7,9 @@
 //!   container, this private service) they never run and health stays `starting`. status-api reports that
 //!   truthfully (`on_podman_health_is_reported_as_podman_has_it`); there is nothing to heal.
 //! - **a removed member → recreate**: Podman 4.3's inspect writes ulimit names (`RLIMIT_NOFILE`) that its own
-//!   create refuses, and the default network is `podman`, not `bridge`. Until the recreate request is made
-//!   for Podman too (status-controller's `recreate.rs`), a recreate there fails; not asserted here yet.
+//!   create refuses (`invalid ulimit type: RLIMIT_NOFILE`), so every recreate there fails until the recreate
+//!   request (status-controller's `recreate.rs`) writes them as `nofile`; its default network is `podman`,
+//!   not `bridge`. Not asserted here until then.
 
 use std::process::Output;
 use std::time::Duration;
