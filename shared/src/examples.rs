@@ -9,8 +9,8 @@ use poem_openapi::types::Example;
 use serde_json::json;
 
 use crate::model::{
-    ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, ErrorBody,
-    Health, Policy, SnapshotMember, SnapshotSummary, StatusResponse,
+    ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, Engine,
+    EngineKind, ErrorBody, Health, Policy, SnapshotMember, SnapshotSummary, StatusResponse,
 };
 use crate::namespaces::SharedNamespaces;
 
@@ -51,6 +51,16 @@ impl Example for ContainerStatus {
     }
 }
 
+impl Example for Engine {
+    fn example() -> Self {
+        Self {
+            kind: EngineKind::Docker,
+            version: "27.3.1".to_owned(),
+            api_version: "1.47".to_owned(),
+        }
+    }
+}
+
 impl Example for StatusResponse {
     fn example() -> Self {
         Self {
@@ -59,6 +69,7 @@ impl Example for StatusResponse {
             snapshot_taken_at: Some(at(9, 5)),
             scope: Some("team=web".to_owned()),
             events_live: true,
+            engine: Some(Engine::example()),
             resync_interval_seconds: 30,
             server_container_id: None,
             engine_reachable: true,

@@ -84,6 +84,44 @@ impl Health {
     }
 }
 
+/// Which engine status-api watches, from the component its `GET /version` names: Podman's Docker-compatible
+/// service calls itself `Podman Engine`; anything else is Docker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
+#[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum EngineKind {
+    #[default]
+    Docker,
+    Podman,
+}
+
+/// The engine being watched, as it describes itself in `GET /version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
+pub struct Engine {
+    /// `docker` or `podman`.
+    pub kind: EngineKind,
+    /// The engine's own version (`27.3.1`, `4.3.1`).
+    pub version: String,
+    /// The Docker API version it speaks (`1.47`; Podman 4.3 says `1.41`).
+    pub api_version: String,
+}
+
+impl Engine {
+    /// The engine in words, for logs and readiness details: `Podman 4.3.1 (API 1.41)`.
+    pub fn describe(&self) -> String {
+        let name = match self.kind {
+            EngineKind::Docker => "Docker",
+            EngineKind::Podman => "Podman",
+        };
+        format!("{name} {} (API {})", self.version, self.api_version)
+    }
+}
+
 /// What dockstate may do with a container, from its `dockstate.policy` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
@@ -317,6 +355,10 @@ pub struct StatusResponse {
     pub scope: Option<String>,
     /// Whether the engine's event stream is connected, so that the view is live.
     pub events_live: bool,
+    /// The engine being watched (Docker or Podman); null until it has answered `GET /version`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(nullable))]
+    pub engine: Option<Engine>,
     /// status-api's full-resync interval, in seconds. A view older than twice this is stale.
     pub resync_interval_seconds: u64,
     /// The id of the container status-api runs in, when it runs in one. Nothing ever acts on it.

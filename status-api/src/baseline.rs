@@ -252,7 +252,8 @@ async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, Snap
         .iter()
         .flatten()
         .filter_map(|raw| {
-            let inspect: ContainerInspectResponse = serde_json::from_value(raw.clone()).ok()?;
+            let inspect: ContainerInspectResponse =
+                shared::runtime::engine_json::inspect(raw.clone()).ok()?;
             Some((inspect, raw))
         })
         .partition(|(inspect, _)| removes_itself(inspect));

@@ -5,13 +5,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage, HealthStatusEnum};
-use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use bollard::query_parameters::EventsOptions;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
+use shared::runtime::engine_json::{self as decode, get_json};
 use shared::{
-    ContainerSpec, ContainerState, ContainerStatus, Health, Policy, Scope, SharedNamespaces,
+    ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, Health, Policy, Scope,
+    SharedNamespaces,
 };
 
 #[cfg(test)]
@@ -35,6 +37,32 @@ pub const WATCHED_EVENTS: &[&str] = &[
     "health_status",
 ];
 
+/// The names Podman reports for events that Docker names otherwise, and Podman's own events worth an
+/// inspect. Podman's event filter matches its internal names (`died`), not the Docker names it reports
+/// (`die`), so on Podman the stream is not filtered by name: [`event_action`] filters it here.
+const PODMAN_EVENTS: &[(&str, &str)] = &[
+    ("died", "die"),
+    ("remove", "destroy"),
+    // After `died`, Podman reports `stopped` until it has cleaned up: its end is worth an inspect.
+    ("cleanup", "cleanup"),
+];
+
+/// What an event's action means to the view, in Docker's words (`remove` → `destroy`, `health_status:
+/// healthy` → `health_status`), or `None` for an event that cannot change what `/status` shows.
+pub fn event_action(action: &str) -> Option<&'static str> {
+    let name = action.split(':').next().unwrap_or_default().trim();
+    WATCHED_EVENTS
+        .iter()
+        .copied()
+        .find(|watched| *watched == name)
+        .or_else(|| {
+            PODMAN_EVENTS
+                .iter()
+                .find(|(podman, _)| *podman == name)
+                .map(|(_, docker)| *docker)
+        })
+}
+
 /// How long one request to the engine may take to answer (an event stream only has to start).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -46,6 +74,9 @@ pub use shared::runtime::engine::{EngineError, Result};
 pub trait EngineReader: std::fmt::Debug + Send + Sync {
     /// Agrees on an API version with the engine. Called after every reconnect.
     fn negotiate(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Which engine answers (`GET /version`): Docker, or Podman's Docker-compatible service.
+    fn identify(&self) -> BoxFuture<'_, Result<Engine>>;
 
     /// Asks the engine whether it answers (`GET /_ping`): the cheapest call there is, made every few seconds
     /// so that a hung engine shows as not ready within seconds, not at the next re-list.
@@ -70,16 +101,15 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
     fn inspect_raw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>>>;
 
     /// The engine's container events in scope from `since` (seconds since the epoch, fractional allowed),
-    /// limited to [`WATCHED_EVENTS`]. The stream ends or yields an error when the connection is lost.
+    /// limited to [`WATCHED_EVENTS`] by the engine where its filter takes Docker's names (not on Podman:
+    /// [`event_action`] filters there). The stream ends or yields an error when the connection is lost.
     fn events(
         &self,
         scope: &Scope,
         since: Option<String>,
+        kind: EngineKind,
     ) -> BoxStream<'static, Result<EventMessage>>;
 }
-
-/// The most an inspect answer may be (one is a few kilobytes; labels and environments make it larger).
-const MAX_INSPECT_BYTES: usize = 8 << 20;
 
 /// A Docker handle that can only read. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -103,6 +133,10 @@ impl EngineReader for DockerReader {
         shared::runtime::engine::negotiate(&self.docker).boxed()
     }
 
+    fn identify(&self) -> BoxFuture<'_, Result<Engine>> {
+        shared::runtime::engine::identify(&self.docker).boxed()
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             self.docker
@@ -114,25 +148,38 @@ impl EngineReader for DockerReader {
         .boxed()
     }
 
+    /// Read as the engine wrote it ([`decode::listed_ids`]): the client's models refuse a state they do not
+    /// know, and one such container would fail the whole list.
     fn list<'a>(
         &'a self,
         scope: &'a Scope,
         all: bool,
     ) -> BoxFuture<'a, Result<Vec<ContainerSummary>>> {
-        let options = ListContainersOptions {
-            all,
-            filters: scope_filter(scope),
-            ..Default::default()
-        };
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if all {
+            query.append_pair("all", "1");
+        }
+        if let Some(filters) = scope_filter(scope) {
+            let filters = serde_json::to_string(&filters).unwrap_or_default();
+            query.append_pair("filters", &filters);
+        }
+        let path = format!("/containers/json?{}", query.finish());
         async move {
-            self.docker
-                .list_containers(Some(options))
-                .await
-                .map_err(|err| EngineError::from_call("listing", "containers", err))
+            let listed = get_json(&self.docker, path, "listing", "containers")
+                .await?
+                .unwrap_or_default();
+            Ok(decode::listed_ids(&listed)
+                .into_iter()
+                .map(|id| ContainerSummary {
+                    id: Some(id),
+                    ..ContainerSummary::default()
+                })
+                .collect())
         }
         .boxed()
     }
 
+    /// Read as the engine wrote it, its state turned into the one it means ([`shared::runtime::engine::inspect`]).
     fn inspect<'a>(
         &'a self,
         id: &'a str,
@@ -141,49 +188,13 @@ impl EngineReader for DockerReader {
     }
 
     fn inspect_raw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
-        // bollard has no untyped inspect. Its export call (GET, a byte stream) is sent to the inspect path
-        // instead, which gives the engine's JSON untouched. Still only a read.
-        let docker = self.docker.clone().with_request_modifier(|mut request| {
-            let uri = request.uri().to_string();
-            if let Some(at) = uri.rfind("/export") {
-                let inspect = format!("{}/json{}", &uri[..at], &uri[at + "/export".len()..]);
-                if let Ok(inspect) = inspect.parse() {
-                    *request.uri_mut() = inspect;
-                }
-            }
-            request
-        });
-        async move {
-            // An inspect answer is kilobytes. Should the path ever not be rewritten (a bollard that names the
-            // export call differently), the engine would stream the container's whole filesystem: stop there.
-            let read = docker
-                .export_container(id)
-                .try_fold(Vec::new(), |mut body, chunk| async move {
-                    body.extend_from_slice(&chunk);
-                    if body.len() > MAX_INSPECT_BYTES {
-                        return Err(bollard::errors::Error::IOError {
-                            err: std::io::Error::other(format!(
-                                "the engine's inspect answer is over {MAX_INSPECT_BYTES} bytes: not an inspect"
-                            )),
-                        });
-                    }
-                    Ok(body)
-                })
-                .await;
-            match read {
-                Ok(body) => serde_json::from_slice(&body).map(Some).map_err(|err| {
-                    EngineError::from_call(
-                        "inspect",
-                        id,
-                        bollard::errors::Error::JsonSerdeError { err },
-                    )
-                }),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => Ok(None),
-                Err(err) => Err(EngineError::from_call("inspect", id, err)),
-            }
-        }
+        // The engine's JSON untouched ([`get_json`]): still only a read.
+        get_json(
+            &self.docker,
+            format!("/containers/{id}/json"),
+            "inspect",
+            id,
+        )
         .boxed()
     }
 
@@ -191,16 +202,19 @@ impl EngineReader for DockerReader {
         &self,
         scope: &Scope,
         since: Option<String>,
+        kind: EngineKind,
     ) -> BoxStream<'static, Result<EventMessage>> {
         let mut filters = scope_filter(scope).unwrap_or_default();
         filters.insert("type".to_owned(), vec!["container".to_owned()]);
-        filters.insert(
-            "event".to_owned(),
-            WATCHED_EVENTS
-                .iter()
-                .map(|event| (*event).to_owned())
-                .collect(),
-        );
+        if kind == EngineKind::Docker {
+            filters.insert(
+                "event".to_owned(),
+                WATCHED_EVENTS
+                    .iter()
+                    .map(|event| (*event).to_owned())
+                    .collect(),
+            );
+        }
         let options = EventsOptions {
             since,
             until: None,
@@ -226,14 +240,22 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
     let id = inspect.id.clone()?;
     let state = inspect.state.as_ref();
     let config = inspect.config.as_ref();
-    let container_state = state
-        .and_then(|state| state.status)
-        .map(|status| match status.to_string().as_str() {
-            // Newer engines say `stopping` while a stop is under way: the container is still running.
-            "stopping" => ContainerState::Running,
-            other => other.parse().unwrap_or(ContainerState::Created),
+    // What the state means ([`decode::engine_state`]): never `created` for a state nobody knows.
+    let flags = state
+        .map(|state| decode::StateFlags {
+            running: state.running.unwrap_or(false),
+            paused: state.paused.unwrap_or(false),
+            restarting: state.restarting.unwrap_or(false),
+            dead: state.dead.unwrap_or(false),
         })
-        .unwrap_or(ContainerState::Created);
+        .unwrap_or_default();
+    let container_state = decode::engine_state(
+        &state
+            .and_then(|state| state.status)
+            .map(|status| status.to_string())
+            .unwrap_or_default(),
+        flags,
+    );
     let health = match state
         .and_then(|state| state.health.as_ref())
         .and_then(|health| health.status)
@@ -291,7 +313,7 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
 /// engine's own JSON (`raw`, from [`EngineReader::inspect_raw`]) as it wrote them, so that nothing the client
 /// library's models do not know is lost.
 pub fn spec_from_inspect(raw: &serde_json::Value) -> Option<ContainerSpec> {
-    let inspect: ContainerInspectResponse = serde_json::from_value(raw.clone()).ok()?;
+    let inspect: ContainerInspectResponse = decode::inspect(raw.clone()).ok()?;
     let status = status_from_inspect(&inspect)?;
     let part = |value: &serde_json::Value, empty: serde_json::Value| {
         if value.is_null() {

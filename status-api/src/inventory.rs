@@ -7,6 +7,7 @@
 //! paused time.
 
 mod applier;
+mod patient;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,10 +24,11 @@ use shared::{error_chain, in_scope, ContainerState, ContainerStatus, Health};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::docker::{status_from_inspect, EngineError, EngineReader};
+use crate::docker::{event_action, status_from_inspect, EngineError, EngineReader};
 use crate::metrics::Metrics;
 use crate::store::{Store, Writer};
 use applier::{Applier, Batch};
+use patient::Inspected;
 
 /// How many inspects a full re-list runs at once.
 const INSPECT_CONCURRENCY: usize = 16;
@@ -49,8 +51,13 @@ pub struct Inventory {
     event_lag: Histogram,
 }
 
-/// An inspect for a batch of events: the container, its batch, and what the engine said.
-type Applied = (String, Batch, Result<Option<ContainerStatus>, EngineError>);
+/// An inspect for a batch of events: the container, its batch, and what the engine said — `None` when the
+/// inspect was given up on ([`patient`]), so the view keeps what it had.
+type Applied = (
+    String,
+    Batch,
+    Result<Option<Option<ContainerStatus>>, EngineError>,
+);
 
 impl Inventory {
     pub fn new(writer: Writer, engine: Arc<dyn EngineReader>) -> Self {
@@ -107,13 +114,19 @@ impl Inventory {
     /// is over, and the next failure is a new one.
     async fn follow(&self, backoff: &mut Backoff) -> Result<(), EngineError> {
         self.engine.negotiate().await?;
+        let engine = self.engine.identify().await?;
+        if self.writer.identified(engine.clone()) {
+            tracing::info!(engine = %engine.describe(), kind = %engine.kind, "watching the engine");
+        }
         // Events are asked for from a moment before the re-list, so nothing that happens while it runs is
         // missed; replaying a few is harmless, as every event leads to a fresh inspect.
         let since = unix_seconds(SystemTime::now() - Duration::from_secs(1));
         // Events dated before the re-list began are replays it already reflects: applied, but no lag.
         let relisted_at = Utc::now();
         self.resync().await?;
-        let mut events = self.engine.events(self.writer.scope(), Some(since));
+        let mut events = self
+            .engine
+            .events(self.writer.scope(), Some(since), engine.kind);
         self.writer.set_events_live(true);
         let interval = self.writer.resync_interval();
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -254,8 +267,12 @@ impl Inventory {
         let engine = self.engine.as_ref();
         let statuses: Vec<Option<ContainerStatus>> = futures::stream::iter(ids)
             .map(|id| async move {
-                let inspected = engine.inspect(&id).await?;
-                Ok::<_, EngineError>(inspected.as_ref().and_then(status_from_inspect))
+                Ok::<_, EngineError>(match patient::inspect(engine, &id).await? {
+                    Inspected::Found(inspect) => status_from_inspect(&inspect),
+                    Inspected::Gone => None,
+                    // What the view held for it stands until an inspect answers.
+                    Inspected::Skipped => self.writer.store().container(&id),
+                })
             })
             .buffer_unordered(INSPECT_CONCURRENCY)
             .try_collect()
@@ -281,16 +298,15 @@ impl Inventory {
         let time = event_time(&event).filter(|time| *time >= relisted_at);
         let actor = event.actor?;
         let id = actor.id?;
-        let action = event.action.unwrap_or_default();
-        // Every healthcheck run is an `exec_*` event; the engine filters them out, and so do we.
-        if action.starts_with("exec_") {
-            return None;
-        }
-        tracing::debug!(container = %id, action = %action, "engine event");
+        let reported = event.action.unwrap_or_default();
+        // In Docker's words (Podman's `remove` is `destroy`); every healthcheck run is an `exec_*` event,
+        // which Docker's filter drops and Podman's stream (not filtered by name) carries: dropped here.
+        let action = event_action(&reported)?;
+        tracing::debug!(container = %id, action = %reported, "engine event");
         applier.receive(&id, time, action == "destroy");
         // A replay may be older than what the re-list read: only the inspect may apply it.
         if time.is_some() {
-            self.foresee(&id, &action, actor.attributes.as_ref(), time);
+            self.foresee(&id, action, actor.attributes.as_ref(), time);
         }
         Some(id)
     }
@@ -329,8 +345,13 @@ impl Inventory {
             "die" => {
                 status.state = ContainerState::Exited;
                 status.finished_at = at.or(status.finished_at);
+                // Podman names it `containerExitCode`.
                 status.exit_code = attributes
-                    .and_then(|attributes| attributes.get("exitCode"))
+                    .and_then(|attributes| {
+                        attributes
+                            .get("exitCode")
+                            .or_else(|| attributes.get("containerExitCode"))
+                    })
                     .and_then(|code| code.parse().ok())
                     .or(status.exit_code);
                 status.settling = true;
@@ -346,15 +367,16 @@ impl Inventory {
             tracing::info_span!("engine_events", container = %id, events = batch.times.len());
         let result = async {
             if batch.destroyed {
-                return Ok(None);
+                return Ok(Some(None));
             }
-            Ok(self
-                .engine
-                .inspect(&id)
-                .await?
-                .as_ref()
-                .and_then(status_from_inspect)
-                .filter(|status| in_scope(self.writer.scope(), &status.labels)))
+            Ok(match patient::inspect(self.engine.as_ref(), &id).await? {
+                Inspected::Found(inspect) => Some(
+                    status_from_inspect(&inspect)
+                        .filter(|status| in_scope(self.writer.scope(), &status.labels)),
+                ),
+                Inspected::Gone => Some(None),
+                Inspected::Skipped => None,
+            })
         }
         .instrument(span)
         .await;
@@ -367,7 +389,7 @@ impl Inventory {
         applier: &mut Applier,
         id: String,
         batch: &Batch,
-        status: Option<ContainerStatus>,
+        status: Option<Option<ContainerStatus>>,
     ) {
         applier.finish(&id);
         // The backlog first, so a long poll woken by the new revision reads both at once.
@@ -375,7 +397,7 @@ impl Inventory {
             .event_progress(applier.backlog(), applier.oldest());
         // Events that came while this inspect was out have an inspect of their own coming, and may already
         // be in the view (`foresee`): this answer is older than both, so it must not undo them.
-        if !applier.is_waiting(&id) {
+        if let Some(status) = status.filter(|_| !applier.is_waiting(&id)) {
             self.writer.apply(id, status);
         }
         let now = Utc::now();
@@ -820,5 +842,74 @@ mod tests {
             .await
             .expect("stops at once")
             .expect("no panic");
+    }
+    #[tokio::test(start_paused = true)]
+    async fn on_podman_died_remove_and_cleanup_are_applied_and_the_engine_is_named() {
+        let engine = FakeEngine::new();
+        engine.set_kind(shared::EngineKind::Podman);
+        engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        assert_eq!(
+            store.view().engine.as_ref().map(|engine| engine.kind),
+            Some(shared::EngineKind::Podman)
+        );
+
+        // Between `died` and `cleanup` Podman says `stopped`: exited, and never `created`.
+        engine.put(RUNNING_ID, "web", "stopped", &[("team", "a")]);
+        settle(async { assert!(engine.emit("died", RUNNING_ID)) }).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Exited));
+        engine.put(RUNNING_ID, "web", "exited", &[("team", "a")]);
+        settle(async { assert!(engine.emit("cleanup", RUNNING_ID)) }).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Exited));
+
+        let before = engine.inspects();
+        engine.remove(RUNNING_ID);
+        settle(async { assert!(engine.emit("remove", RUNNING_ID)) }).await;
+        assert_eq!(state_of(&store, RUNNING_ID), None, "remove is destroy");
+        assert_eq!(engine.inspects(), before, "a destroy needs no inspect");
+        // Podman's stream is not filtered by name: its other events change nothing.
+        let revision = store.revision();
+        settle(async { assert!(engine.emit("sync", RUNNING_ID)) }).await;
+        settle(async { assert!(engine.emit("exec_died", RUNNING_ID)) }).await;
+        assert_eq!(store.revision(), revision);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_inspect_that_keeps_failing_is_skipped_and_the_stream_stays_live() {
+        let engine = FakeEngine::new();
+        engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+        engine.put("b2", "api", "running", &[("team", "a")]);
+        // Fails every try of the first re-list: skipped, and the re-list still stands.
+        engine.fail_inspects("b2", patient::INSPECT_TRIES as usize);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Running));
+        assert_eq!(
+            state_of(&store, "b2"),
+            None,
+            "skipped, nothing held for it yet"
+        );
+        let lists = engine.lists();
+
+        // Fails twice, then answers: retried, applied.
+        engine.put("b2", "api", "exited", &[("team", "a")]);
+        engine.fail_inspects("b2", 2);
+        settle(async { assert!(engine.emit("start", "b2")) }).await;
+        eventually("the retried inspect to be applied", || {
+            state_of(&store, "b2") == Some(ContainerState::Exited)
+        })
+        .await;
+
+        // Fails every try: skipped; what the view held stays, and the stream was never dropped.
+        engine.put(RUNNING_ID, "web", "exited", &[("team", "a")]);
+        engine.fail_inspects(RUNNING_ID, patient::INSPECT_TRIES as usize);
+        settle(async { assert!(engine.emit("update", RUNNING_ID)) }).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Running));
+        assert!(store.view().events_live);
+        assert!(store.view().readiness.engine_reachable());
+        assert_eq!(engine.lists(), lists, "no reconnect, no re-list");
+        assert!(engine.streaming());
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shared::{ContainerStatus, Scope};
+use shared::{ContainerStatus, Engine, Scope};
 use tokio::sync::watch;
 
 use crate::baseline::{Baseline, BaselineReceiver};
@@ -55,6 +55,8 @@ struct State {
     observed_at: Option<DateTime<Utc>>,
     events_live: bool,
     engine: ReadinessCheck,
+    /// Which engine answered `GET /version` last.
+    identity: Option<Engine>,
     events_seen: u64,
     /// Events received and not yet applied, and the engine time of the oldest of them (`/status`'s
     /// `event_backlog` and `event_lag_seconds`).
@@ -76,6 +78,7 @@ impl Writer {
             observed_at: None,
             events_live: false,
             engine: ReadinessCheck::down("not contacted yet"),
+            identity: None,
             events_seen: 0,
             event_backlog: 0,
             oldest_pending_event: None,
@@ -171,6 +174,15 @@ impl Writer {
         self.store.commit(&mut state, changed);
     }
 
+    /// The engine said what it is (on every connection); a change is a new revision. Whether it changed.
+    pub fn identified(&self, engine: Engine) -> bool {
+        let mut state = self.store.write();
+        let changed = state.identity.as_ref() != Some(&engine);
+        state.identity = Some(engine);
+        self.store.commit(&mut state, changed);
+        changed
+    }
+
     pub fn set_events_live(&self, live: bool) {
         let mut state = self.store.write();
         let changed = state.events_live != live;
@@ -250,6 +262,7 @@ impl Store {
             own_container_id: self.inner.own_container_id.as_deref(),
             baseline: state.baseline.clone(),
             engine: state.engine.clone(),
+            identity: state.identity.clone(),
             state_dir: state.state_dir.as_ref().map(|access| {
                 let (ok, detail) = access.check();
                 ReadinessCheck { ok, detail }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use shared::{drift, ContainerState, ContainerStatus, DriftItem, Scope};
+use shared::{drift, ContainerState, ContainerStatus, DriftItem, Engine, Scope};
 
 use crate::baseline::Baseline;
 use crate::prepared::{Encoded, Prepared};
@@ -159,6 +159,8 @@ pub struct View {
     pub scope: Scope,
     pub resync_interval: Duration,
     pub own_container_id: Option<String>,
+    /// The engine watched, once it has said what it is.
+    pub engine: Option<Engine>,
     /// The baseline this revision is compared with.
     pub baseline: Option<Arc<Baseline>>,
     pub readiness: Readiness,
@@ -185,6 +187,8 @@ pub struct ViewParts<'a> {
     pub own_container_id: Option<&'a str>,
     pub baseline: Option<Arc<Baseline>>,
     pub engine: ReadinessCheck,
+    /// Which engine answered `GET /version`.
+    pub identity: Option<Engine>,
     /// The `state_dir` check, when start-up follows the state directory.
     pub state_dir: Option<ReadinessCheck>,
     pub event_backlog: usize,
@@ -214,6 +218,7 @@ impl View {
             scope: parts.scope.clone(),
             resync_interval: parts.resync_interval,
             own_container_id: parts.own_container_id.map(ToOwned::to_owned),
+            engine: parts.identity,
             readiness: Readiness::new(
                 parts.engine,
                 baseline.as_deref(),

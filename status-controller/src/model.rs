@@ -436,6 +436,7 @@ mod tests {
             snapshot_taken_at: None,
             scope: Some("team=a".into()),
             events_live: true,
+            engine: None,
             resync_interval_seconds: 30,
             server_container_id: Some("f".repeat(64)),
             engine_reachable: true,

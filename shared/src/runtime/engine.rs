@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::ContainerInspectResponse;
-use bollard::query_parameters::InspectContainerOptions;
+use bollard::models::{ContainerInspectResponse, SystemVersion};
+
+use crate::model::{Engine, EngineKind};
 
 /// What went wrong talking to the engine. Callers can tell "the engine said no" from "the engine is down".
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,13 @@ pub enum EngineError {
         #[source]
         source: BollardError,
     },
+    #[error("{op} {target}: the engine's answer could not be read")]
+    Unreadable {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{op} {target} conflicts with what the engine has: {message}")]
     Conflict {
         op: &'static str,
@@ -42,6 +50,9 @@ pub enum EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What Podman says, with a 500, where Docker answers 409 or 304: the container's state does not allow it.
+pub const PODMAN_STATE_CONFLICT: &str = "container state improper";
 
 impl EngineError {
     /// Classifies a failed call `op` on `target` (a container's name, or what was listed): 409 as a
@@ -57,9 +68,24 @@ impl EngineError {
                 target,
                 message,
             },
+            // Podman answers a state conflict (already paused, not running) with 500 and its own words.
+            BollardError::DockerResponseServerError {
+                status_code: 500,
+                message,
+            } if message.contains(PODMAN_STATE_CONFLICT) => Self::Conflict {
+                op,
+                target,
+                message,
+            },
             source @ BollardError::DockerResponseServerError { .. } => {
                 Self::Refused { op, target, source }
             }
+            // The engine answered; what it said did not fit the client's models.
+            BollardError::JsonSerdeError { err } => Self::Unreadable {
+                op,
+                target,
+                source: err,
+            },
             source => Self::Unreachable { op, target, source },
         }
     }
@@ -104,6 +130,36 @@ pub async fn negotiate(docker: &bollard::Docker) -> Result<()> {
         .map_err(EngineError::NegotiateFailed)
 }
 
+/// Which engine answers, and its version, from `GET /version`: Podman names a component `Podman Engine`.
+pub async fn identify(docker: &bollard::Docker) -> Result<Engine> {
+    docker
+        .version()
+        .await
+        .map(|version| engine_of(&version))
+        .map_err(|err| EngineError::from_call("asking the version of", "the engine", err))
+}
+
+/// The engine a `GET /version` answer describes.
+pub fn engine_of(version: &SystemVersion) -> Engine {
+    let podman = version
+        .components
+        .iter()
+        .flatten()
+        .find(|component| component.name == "Podman Engine");
+    Engine {
+        kind: if podman.is_some() {
+            EngineKind::Podman
+        } else {
+            EngineKind::Docker
+        },
+        version: podman
+            .map(|component| component.version.clone())
+            .or_else(|| version.version.clone())
+            .unwrap_or_default(),
+        api_version: version.api_version.clone().unwrap_or_default(),
+    }
+}
+
 /// One container by id or name (`target` names it in errors), or `None` when the engine has no such
 /// container (404).
 pub async fn inspect(
@@ -111,16 +167,21 @@ pub async fn inspect(
     target: &str,
     id: &str,
 ) -> Result<Option<ContainerInspectResponse>> {
-    match docker
-        .inspect_container(id, None::<InspectContainerOptions>)
-        .await
-    {
-        Ok(found) => Ok(Some(found)),
-        Err(BollardError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(err) => Err(EngineError::from_call("inspect", target, err)),
-    }
+    // The engine's own JSON, its state read as what it means ([`engine_json::inspect`]): the typed call
+    // would fail on a state the client's models do not know (Podman's `stopped`).
+    let Some(raw) =
+        super::engine_json::get_json(docker, format!("/containers/{id}/json"), "inspect", target)
+            .await?
+    else {
+        return Ok(None);
+    };
+    super::engine_json::inspect(raw)
+        .map(Some)
+        .map_err(|source| EngineError::Unreadable {
+            op: "inspect",
+            target: target.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -132,6 +193,35 @@ mod tests {
             status_code,
             message: "x".into(),
         }
+    }
+
+    #[test]
+    fn podman_is_told_from_docker_by_its_version_answer() {
+        // What Debian's Podman 4.3.1 and Docker 20.10 answer to GET /version (abridged).
+        let podman: SystemVersion = serde_json::from_value(serde_json::json!({
+            "Platform": {"Name": "linux/amd64/debian-12"},
+            "Components": [
+                {"Name": "Podman Engine", "Version": "4.3.1", "Details": {"APIVersion": "4.3.1"}},
+                {"Name": "Conmon", "Version": "conmon version 2.1.6"},
+            ],
+            "Version": "4.3.1", "ApiVersion": "1.41", "MinAPIVersion": "1.24",
+        }))
+        .expect("a version answer");
+        let engine = engine_of(&podman);
+        assert_eq!(engine.kind, EngineKind::Podman);
+        assert_eq!(engine.version, "4.3.1");
+        assert_eq!(engine.api_version, "1.41");
+        assert_eq!(engine.describe(), "Podman 4.3.1 (API 1.41)");
+
+        let docker: SystemVersion = serde_json::from_value(serde_json::json!({
+            "Components": [{"Name": "Engine", "Version": "20.10.24+dfsg1"},
+                           {"Name": "containerd", "Version": "1.6.20"}],
+            "Version": "20.10.24+dfsg1", "ApiVersion": "1.41",
+        }))
+        .expect("a version answer");
+        let engine = engine_of(&docker);
+        assert_eq!(engine.kind, EngineKind::Docker);
+        assert_eq!(engine.version, "20.10.24+dfsg1");
     }
 
     #[test]
@@ -151,6 +241,21 @@ mod tests {
             "{unreachable}"
         );
         assert_eq!(status_of(&answered(304)), Some(304));
+        let podman_conflict = BollardError::DockerResponseServerError {
+            status_code: 500,
+            // Podman 4.3's own words, with a 500, for an unpause of a container that is not paused.
+            message: "\"f6e4\" is not paused, can't unpause: container state improper".into(),
+        };
+        assert!(matches!(
+            EngineError::from_call("unpause", "web", podman_conflict),
+            EngineError::Conflict { .. }
+        ));
+        let undecodable = BollardError::JsonSerdeError {
+            err: serde_json::from_str::<u8>("x").expect_err("not a number"),
+        };
+        let unreadable = EngineError::from_call("inspect", "web", undecodable);
+        assert!(!unreadable.is_unreachable(), "the engine answered");
+        assert!(matches!(unreadable, EngineError::Unreadable { .. }));
         assert_eq!(status_of(&BollardError::RequestTimeoutError), None);
     }
 }

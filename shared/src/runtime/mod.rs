@@ -15,6 +15,7 @@
 
 pub mod connections;
 pub mod engine;
+pub mod engine_json;
 pub mod flags;
 pub mod http;
 pub mod own_container;

@@ -115,7 +115,8 @@ pub fn container_id_from_cgroup_mounts(mountinfo: &str) -> Option<String> {
 }
 
 /// The container id of the `/etc/hostname`, `/etc/hosts` or `/etc/resolv.conf` bind mounts
-/// (`/var/lib/docker/containers/<id>/hostname`; Podman's `…/overlay-containers/<id>/userdata/hostname`):
+/// (`/var/lib/docker/containers/<id>/hostname`; Podman's `…/overlay-containers/<id>/userdata/hostname`, or
+/// `vfs-containers` and so on after its storage driver):
 /// the owner of the network namespace, which is this container only when it did not join another's.
 pub fn container_id_from_network_files(mountinfo: &str) -> Option<String> {
     mountinfo.lines().find_map(|line| {
@@ -126,8 +127,8 @@ pub fn container_id_from_network_files(mountinfo: &str) -> Option<String> {
         }
         let dir = dir.strip_suffix("/userdata").unwrap_or(dir);
         let (parent, id) = dir.rsplit_once('/')?;
-        let known_parent =
-            parent.ends_with("/containers") || parent.ends_with("/overlay-containers");
+        // Podman keeps them under `<graph root>/<storage driver>-containers/`: overlay, vfs, btrfs, zfs.
+        let known_parent = parent.ends_with("/containers") || parent.ends_with("-containers");
         (known_parent && is_id(id)).then(|| id.to_owned())
     })
 }
@@ -304,6 +305,14 @@ mod tests {
         );
         assert_eq!(
             container_id_from_network_files(&mountinfo).as_deref(),
+            Some(X)
+        );
+        // Rootless, on the vfs driver: `<graph root>/vfs-containers/`.
+        let rootless = format!(
+            "200 190 0:44 /home/u/.local/share/containers/storage/vfs-containers/{X}/userdata/hosts /etc/hosts rw - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(
+            container_id_from_network_files(&rootless).as_deref(),
             Some(X)
         );
     }

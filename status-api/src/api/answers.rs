@@ -10,7 +10,8 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object};
 use serde::Serialize;
 use shared::{
-    ContainerSpec, ContainerStatus, DriftResponse, ErrorBody, SnapshotSummary, StatusResponse,
+    ContainerSpec, ContainerStatus, DriftResponse, Engine, ErrorBody, SnapshotSummary,
+    StatusResponse,
 };
 
 use super::payload::{to_json, JsonBytes};
@@ -44,6 +45,9 @@ pub(super) struct ReadyBody {
     /// `scope` (the baseline was taken in status-api's scope), `state_dir` (no other status-api holds the
     /// state directory's lock; names the lock and the pid holding it when one does).
     pub(super) checks: BTreeMap<String, CheckBody>,
+    /// The engine watched (Docker or Podman); null until it has answered `GET /version`.
+    #[oai(nullable)]
+    pub(super) engine: Option<Engine>,
 }
 
 impl Example for HealthBody {
@@ -79,6 +83,7 @@ impl Example for ReadyBody {
                     up("1 container, taken 2026-11-30T09:05:00Z"),
                 ),
             ]),
+            engine: Some(Engine::example()),
         }
     }
 }
@@ -240,6 +245,7 @@ struct StatusBody<'a> {
     snapshot_taken_at: Option<DateTime<Utc>>,
     scope: Option<String>,
     events_live: bool,
+    engine: Option<&'a Engine>,
     resync_interval_seconds: u64,
     server_container_id: Option<&'a str>,
     engine_reachable: bool,
@@ -257,6 +263,7 @@ pub(super) fn render_status(view: &View, keep: impl Fn(&ContainerStatus) -> bool
         snapshot_taken_at: view.baseline.as_ref().map(|baseline| baseline.taken_at()),
         scope: view.scope.as_ref().map(ToString::to_string),
         events_live: view.events_live,
+        engine: view.engine.as_ref(),
         resync_interval_seconds: view.resync_interval.as_secs(),
         server_container_id: view.own_container_id.as_deref(),
         engine_reachable: view.readiness.engine_reachable(),

@@ -387,6 +387,7 @@ impl StatusApi {
                     )
                 })
                 .collect(),
+            engine: view.engine.clone(),
         };
         if readiness.ready {
             ReadyAnswer::Ready(Json(body))

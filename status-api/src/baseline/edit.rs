@@ -82,7 +82,7 @@ impl BaselineKeeper {
                 ours: scope_in_words(ours.as_deref()),
             });
         }
-        self.file.writable().map_err(SnapshotError::from)?;
+        self.file.writable()?;
         Ok(current.snapshot.clone())
     }
 
@@ -130,7 +130,7 @@ impl BaselineKeeper {
         name: &str,
     ) -> Result<Arc<Baseline>, EditError> {
         snapshot.taken_at = Utc::now();
-        self.file.save(&snapshot).map_err(SnapshotError::from)?;
+        self.file.save(&snapshot)?;
         tracing::info!(container = %name, edit = what, members = snapshot.containers.len(), "baseline edited");
         let baseline = Arc::new(Baseline::new(snapshot));
         self.current.send_replace(Some(baseline.clone()));

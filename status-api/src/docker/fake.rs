@@ -11,7 +11,7 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary, EventActor, Ev
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use shared::{in_scope, Scope};
+use shared::{in_scope, Engine as EngineIdentity, EngineKind, Scope};
 use tokio::sync::{mpsc, watch};
 
 use super::{EngineError, EngineReader, Result};
@@ -50,6 +50,10 @@ struct Engine {
     in_flight: usize,
     max_in_flight: usize,
     pings: usize,
+    /// What `identify` answers.
+    kind: EngineKind,
+    /// Inspects of these ids still to fail with an answer that cannot be read, by id.
+    unreadable: HashMap<String, usize>,
 }
 
 impl FakeEngine {
@@ -64,16 +68,29 @@ impl FakeEngine {
     /// Creates or replaces a container. `state` is the engine's word (`running`, `exited`, `paused`…).
     pub(crate) fn put(&self, id: &str, name: &str, state: &str, labels: &[(&str, &str)]) {
         let labels: HashMap<&str, &str> = labels.iter().copied().collect();
-        let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
-            "Id": id,
-            "Name": format!("/{name}"),
-            "Image": "sha256:0",
-            "State": {"Status": state, "StartedAt": "2026-11-22T10:00:00Z"},
-            "Config": {"Image": "busybox:latest", "Labels": labels},
-            "HostConfig": {},
-        }))
-        .expect("a valid inspect answer");
+        // Read as the real reader reads the engine's JSON, so a test may put Podman's states.
+        let inspect: ContainerInspectResponse =
+            shared::runtime::engine_json::inspect(serde_json::json!({
+                "Id": id,
+                "Name": format!("/{name}"),
+                "Image": "sha256:0",
+                "State": {"Status": state, "StartedAt": "2026-11-22T10:00:00Z"},
+                "Config": {"Image": "busybox:latest", "Labels": labels},
+                "HostConfig": {},
+            }))
+            .expect("a valid inspect answer");
         self.engine().containers.insert(id.to_owned(), inspect);
+    }
+
+    /// Makes the engine say it is `kind` when asked `GET /version`.
+    pub(crate) fn set_kind(&self, kind: EngineKind) {
+        self.engine().kind = kind;
+    }
+
+    /// Makes the next `times` inspects of `id` answer something that cannot be read, as Docker's models
+    /// failed on Podman's `stopped`.
+    pub(crate) fn fail_inspects(&self, id: &str, times: usize) {
+        self.engine().unreadable.insert(id.to_owned(), times);
     }
 
     /// Marks a container as started with `--rm` (`HostConfig.AutoRemove`).
@@ -226,6 +243,20 @@ fn unreachable(op: &'static str, target: &str) -> EngineError {
 }
 
 impl EngineReader for FakeEngine {
+    fn identify(&self) -> BoxFuture<'_, Result<EngineIdentity>> {
+        let engine = self.engine();
+        let result = if engine.unreachable {
+            Err(unreachable("asking the version of", "the engine"))
+        } else {
+            Ok(EngineIdentity {
+                kind: engine.kind,
+                version: "0.0.0".to_owned(),
+                api_version: "1.41".to_owned(),
+            })
+        };
+        async move { result }.boxed()
+    }
+
     fn negotiate(&self) -> BoxFuture<'_, Result<()>> {
         let result = if self.engine().unreachable {
             Err(unreachable("negotiating", "the API version"))
@@ -325,6 +356,14 @@ impl EngineReader for FakeEngine {
             let mut engine = self.engine();
             engine.in_flight -= 1;
             engine.inspected.push(id.to_owned());
+            if let Some(left) = engine.unreadable.get_mut(id).filter(|left| **left > 0) {
+                *left -= 1;
+                return Err(EngineError::Unreadable {
+                    op: "inspect",
+                    target: id.to_owned(),
+                    source: serde_json::from_str::<u8>("\"stopped\"").expect_err("not a number"),
+                });
+            }
             Ok(engine.containers.get(id).cloned())
         }
         .boxed()
@@ -334,6 +373,7 @@ impl EngineReader for FakeEngine {
         &self,
         _scope: &Scope,
         _since: Option<String>,
+        _kind: EngineKind,
     ) -> BoxStream<'static, Result<EventMessage>> {
         let mut engine = self.engine();
         if engine.unreachable {

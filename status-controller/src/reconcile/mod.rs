@@ -100,8 +100,9 @@ pub struct Reconciler<S, R, C> {
 
 /// What woke the loop.
 enum Wakeup {
-    /// The long poll answered: a change, or its wait ran out.
-    Answer(Result<StatusResponse, StatusError>),
+    /// The long poll answered: a change, or its wait ran out. Boxed: an answer is hundreds of bytes, the
+    /// other wake-ups none.
+    Answer(Box<Result<StatusResponse, StatusError>>),
     /// `--interval` passed: a full pass, status and snapshot re-read.
     Interval,
     /// A held-back action may go ahead, or an action ended: plan again from the newest view held.
@@ -154,7 +155,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                 _ = interval.tick() => Wakeup::Interval,
                 () = sleep_until(wake) => Wakeup::Replan,
                 () = finished.notified() => Wakeup::Replan,
-                answer = long_poll.as_mut() => Wakeup::Answer(answer),
+                answer = long_poll.as_mut() => Wakeup::Answer(Box::new(answer)),
             };
             if matches!(wakeup, Wakeup::Answer(_)) {
                 poll = None;
@@ -227,7 +228,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         since: Option<u64>,
     ) -> Result<Option<Observation>, Hold> {
         let (answer, full) = match wakeup {
-            Wakeup::Answer(answer) => (answer, since.is_none()),
+            Wakeup::Answer(answer) => (*answer, since.is_none()),
             Wakeup::Interval => (self.wiring.source.status(None, Duration::ZERO).await, true),
             Wakeup::Replan => {
                 let Some(view) = self.latest.clone() else {

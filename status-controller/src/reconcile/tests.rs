@@ -254,6 +254,7 @@ fn stopped_web() -> StatusResponse {
         snapshot_taken_at: Some(Utc::now()),
         scope: None,
         events_live: true,
+        engine: None,
         resync_interval_seconds: 30,
         server_container_id: None,
         engine_reachable: true,

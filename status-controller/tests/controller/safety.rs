@@ -158,6 +158,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
             snapshot_taken_at: Some(now),
             scope: Some(scope.scope()),
             events_live: true,
+            engine: None,
             resync_interval_seconds: 30,
             server_container_id: None,
             engine_reachable: true,
