@@ -82,7 +82,7 @@ async fn unknown_things_are_json_404s() -> anyhow::Result<()> {
         "/nope",
         "/status/no-such-container",
         "/status/a/b",
-        "/snapshot/containers/x",
+        "/snapshot/containers/x/nope",
     ] {
         let (status, body) = api.get(path).await?;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
@@ -96,6 +96,9 @@ async fn unknown_things_are_json_404s() -> anyhow::Result<()> {
     let response = api.client.put(api.url("/snapshot")).send().await?;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
+    let response = api.client.get(api.url("/snapshot/containers/x")).send().await?;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "PUT, DELETE");
     api.stop().await
 }
 
