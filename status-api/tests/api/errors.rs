@@ -96,7 +96,11 @@ async fn unknown_things_are_json_404s() -> anyhow::Result<()> {
     let response = api.client.put(api.url("/snapshot")).send().await?;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
-    let response = api.client.get(api.url("/snapshot/containers/x")).send().await?;
+    let response = api
+        .client
+        .get(api.url("/snapshot/containers/x"))
+        .send()
+        .await?;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "PUT, DELETE");
     api.stop().await
