@@ -117,8 +117,9 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
     };
     let mut config: Map<String, Value> =
         object_or_empty(&spec.config, "Config").map_err(parse_error("Config"))?;
-    let host_config: Map<String, Value> =
+    let mut host_config: Map<String, Value> =
         object_or_empty(&spec.host_config, "HostConfig").map_err(parse_error("HostConfig"))?;
+    normalize_ulimit_names(&mut host_config);
     let networks: Option<HashMap<String, EndpointSettings>> =
         serde_json::from_value(spec.networks.clone()).map_err(parse_error("Networks"))?;
     let networks = networks.unwrap_or_default();
@@ -177,6 +178,22 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
         extra_networks,
         anonymous_volumes,
     })
+}
+
+/// Ulimit names as every engine's create takes them: Podman's inspect writes `RLIMIT_NOFILE` where Docker
+/// writes `nofile`, and Podman's own create refuses its own spelling ("invalid ulimit type").
+fn normalize_ulimit_names(host_config: &mut Map<String, Value>) {
+    let Some(ulimits) = host_config.get_mut("Ulimits").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for ulimit in ulimits {
+        if let Some(name) = ulimit.get_mut("Name") {
+            if let Some(spelled) = name.as_str() {
+                let lower = spelled.to_ascii_lowercase();
+                *name = Value::String(lower.strip_prefix("rlimit_").unwrap_or(&lower).to_owned());
+            }
+        }
+    }
 }
 
 /// `value` as a JSON object; null is an empty one.
@@ -412,6 +429,28 @@ mod tests {
         );
         let chosen = recreation_of_env(json!(["HOSTNAME=db-primary"]));
         assert_eq!(chosen.body["Env"], json!(["HOSTNAME=db-primary"]));
+    }
+
+    #[test]
+    fn ulimit_names_are_spelled_as_every_engine_takes_them() {
+        let spec = spec(
+            json!({"Image": "busybox:latest"}),
+            json!({"Ulimits": [
+                {"Name": "RLIMIT_NOFILE", "Soft": 1024, "Hard": 2048},
+                {"Name": "nproc", "Soft": 64, "Hard": 64},
+                {"Name": "RLIMIT_CORE", "Soft": 0, "Hard": 0}
+            ]}),
+            json!({}),
+        );
+        let recreation = recreation(&spec).expect("valid spec");
+        let names: Vec<&str> = recreation.body["HostConfig"]["Ulimits"]
+            .as_array()
+            .expect("ulimits")
+            .iter()
+            .filter_map(|ulimit| ulimit["Name"].as_str())
+            .collect();
+        assert_eq!(names, vec!["nofile", "nproc", "core"]);
+        assert_eq!(recreation.body["HostConfig"]["Ulimits"][0]["Hard"], 2048);
     }
 
     fn recreation_of_env(env: Value) -> Recreation {
