@@ -301,7 +301,7 @@ impl EngineWriter for DockerWriter {
                 }
                 Ok(created.id)
             }
-            // 404 is "No such image: …" — or a network of the spec that no longer exists, which the engine's
+            // 404 is "No such image: …" (Podman: "no such image: …: image not known") — or a network of the spec that no longer exists, which the engine's
             // own message says better than we could.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404,

@@ -260,6 +260,9 @@ fn anonymous_volumes(
     volumes
 }
 
+/// Podman's default network: what Docker calls `bridge`.
+const DEFAULT_PODMAN_NETWORK: &str = "podman";
+
 /// The network to create with, and the others to connect afterwards. None at all when the network mode
 /// shares another namespace (`host`, `none`, `container:<id>`): there are no endpoints to make.
 fn split_networks(
@@ -279,10 +282,15 @@ fn split_networks(
         })
         .collect();
     networks.sort_by(|a, b| a.0.cmp(&b.0));
-    let wanted = if mode == "default" { "bridge" } else { mode };
-    let primary_at = networks
+    // Docker names the default network `bridge` and writes a user network's name as the mode. Podman writes
+    // `bridge` as the mode of every bridge network, its default network included, which it names `podman`.
+    let wanted: &[&str] = match mode {
+        "default" | "bridge" => &["bridge", DEFAULT_PODMAN_NETWORK],
+        named => &[named],
+    };
+    let primary_at = wanted
         .iter()
-        .position(|(name, _)| name == wanted)
+        .find_map(|wanted| networks.iter().position(|(name, _)| name == wanted))
         .unwrap_or(0);
     if networks.is_empty() {
         return (None, networks);
@@ -554,6 +562,35 @@ mod tests {
             .map(|(name, _)| name)
             .collect();
         assert_eq!(all, vec!["front", "audit", "back"]);
+    }
+
+    #[test]
+    fn podmans_default_network_is_created_with_and_a_user_network_connected_after() {
+        // Podman writes `bridge` as the mode of every bridge network; its default one is named `podman`.
+        let recreation = recreation(&spec(
+            json!({"Image": "busybox:latest"}),
+            json!({"NetworkMode": "bridge"}),
+            json!({
+                "podman": engine_endpoint("podman", json!(["0123456789ab"])),
+                "apps": engine_endpoint("apps", json!(["web", "0123456789ab"])),
+            }),
+        ))
+        .expect("valid spec");
+        let endpoints = recreation.body["NetworkingConfig"]["EndpointsConfig"]
+            .as_object()
+            .expect("one network");
+        assert_eq!(
+            endpoints.keys().collect::<Vec<_>>(),
+            vec!["podman"],
+            "the default network first, as the engine made it"
+        );
+        assert_eq!(endpoints["podman"].get("Aliases"), None);
+        assert_eq!(recreation.extra_networks.len(), 1);
+        assert_eq!(recreation.extra_networks[0].0, "apps");
+        assert_eq!(
+            recreation.extra_networks[0].1.aliases,
+            Some(vec!["web".to_owned()])
+        );
     }
 
     #[test]

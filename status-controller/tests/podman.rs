@@ -2,15 +2,15 @@
 //! private socket), both with `--docker-host` on it, at `--resync-interval 1h` and `--interval 1h`: every
 //! heal seen here was driven by Podman's event stream. Fails, never skips, when Podman is not installed.
 //!
+//! The workloads run on Podman's default network (`podman`, which Docker calls `bridge`), on that and a
+//! network of the test's own with an alias, or with `--network none`, and each is recreated as it was.
+//!
 //! What does not apply to Podman here, and why:
-//! - **a failing HEALTHCHECK → restart**: Podman runs healthchecks from systemd timers; with no systemd (a CI
-//!   container, this private service) they never run and health stays `starting`. status-api reports that
-//!   truthfully (`on_podman_health_is_reported_as_podman_has_it`); there is nothing to heal.
-//! - **a removed member → recreate on a bridge network**: the workloads here run with `--network none` (no
-//!   bridge networking in this private service); Podman's default network is `podman`, not `bridge`, and the
-//!   recreate of a container on it is not proven yet. A recreate with `--network none` is
-//!   (`on_podman_a_removed_member_is_recreated`): Podman 4.3's inspect writes ulimit names (`RLIMIT_NOFILE`)
-//!   that its own create refuses, and the recreate request now writes them as `nofile`.
+//! - **a HEALTHCHECK that fails on its own schedule**: Podman runs healthchecks from systemd timers; with no
+//!   systemd (a CI container, this private service) they never run by themselves and health stays
+//!   `starting`, which status-api reports truthfully (`on_podman_health_is_reported_as_podman_has_it`). The
+//!   check is run here with `podman healthcheck run`, as a systemd timer would run it, and an unhealthy
+//!   member is restarted (`on_podman_an_unhealthy_member_is_restarted`).
 
 use std::process::Output;
 use std::time::Duration;
@@ -36,26 +36,30 @@ async fn state(podman: &PrivatePodman, name: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
+/// Runs a container of `scope` named `<scope>-<suffix>` on Podman's default network.
 async fn run(
     podman: &PrivatePodman,
     scope: &TestScope,
     suffix: &str,
     image: &str,
 ) -> anyhow::Result<String> {
+    run_with(podman, scope, suffix, &[], image).await
+}
+
+/// [`run`] with more `podman run` options (`--network`, `--network-alias`, ...).
+async fn run_with(
+    podman: &PrivatePodman,
+    scope: &TestScope,
+    suffix: &str,
+    options: &[&str],
+    image: &str,
+) -> anyhow::Result<String> {
     let name = scope.name(suffix);
-    podman
-        .podman(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            &scope.label(),
-            "--network",
-            "none",
-            image,
-        ])
-        .await?;
+    let label = scope.label();
+    let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
+    args.extend_from_slice(options);
+    args.push(image);
+    podman.podman(&args).await?;
     Ok(name)
 }
 
@@ -137,6 +141,31 @@ impl Controller {
     }
 }
 
+/// Waits until the controller's `/actions` records `action` on `container` with result `ok`.
+async fn wait_action(controller: &Controller, container: &str, action: &str) -> anyhow::Result<()> {
+    wait_until(
+        &format!("/actions to hold {action} {container}"),
+        PATIENCE,
+        || async {
+            let actions: serde_json::Value = reqwest::get(controller.url("/actions"))
+                .await?
+                .json()
+                .await?;
+            Ok(actions["actions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|record| {
+                    record["container"] == container
+                        && record["action"] == action
+                        && record["result"] == "ok"
+                }))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_podman_stopped_killed_and_paused_members_are_healed_and_an_unexpected_one_stopped(
 ) -> anyhow::Result<()> {
@@ -172,65 +201,124 @@ async fn on_podman_stopped_killed_and_paused_members_are_healed_and_an_unexpecte
         (&paused, "unpause"),
         (&stranger, "stop"),
     ] {
-        wait_until(
-            &format!("/actions to hold {action} {name}"),
-            PATIENCE,
-            || async {
-                let actions: serde_json::Value = reqwest::get(controller.url("/actions"))
-                    .await?
-                    .json()
-                    .await?;
-                Ok(actions["actions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|record| {
-                        record["container"] == name.as_str()
-                            && record["action"] == action
-                            && record["result"] == "ok"
-                    }))
-            },
-        )
-        .await?;
+        wait_action(&controller, name, action).await?;
     }
     Ok(())
 }
 
+/// The networks a container is on, each with the aliases it was given (not the engine's short-id alias).
+async fn networks_of(
+    podman: &PrivatePodman,
+    name: &str,
+) -> anyhow::Result<(String, Vec<(String, Vec<String>)>)> {
+    let inspect = podman.inspect(name).await?;
+    let short_id = inspect["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .get(..12)
+        .unwrap_or_default()
+        .to_owned();
+    let mode = inspect["HostConfig"]["NetworkMode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut networks: Vec<(String, Vec<String>)> = inspect["NetworkSettings"]["Networks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(network, endpoint)| {
+            let mut aliases: Vec<String> = endpoint["Aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|alias| alias.as_str())
+                .filter(|alias| *alias != short_id)
+                .map(str::to_owned)
+                .collect();
+            aliases.sort();
+            (network.clone(), aliases)
+        })
+        .collect();
+    networks.sort();
+    Ok((mode, networks))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_podman_a_removed_member_is_recreated() -> anyhow::Result<()> {
+async fn on_podman_removed_members_are_recreated_on_their_networks() -> anyhow::Result<()> {
     let scope = TestScope::new();
     let podman = podman().await?;
-    let member = run(&podman, &scope, "member", BUSYBOX_IMAGE).await?;
-    let old_id = podman.inspect(&member).await?["Id"].clone();
+    let network = scope.name("apps");
+    podman.podman(&["network", "create", &network]).await?;
+    let on_default = run(&podman, &scope, "default", BUSYBOX_IMAGE).await?;
+    let on_network = run_with(
+        &podman,
+        &scope,
+        "aliased",
+        &[
+            "--network",
+            "podman",
+            "--network",
+            &network,
+            "--network-alias",
+            "web",
+        ],
+        BUSYBOX_IMAGE,
+    )
+    .await?;
+    let isolated = run_with(
+        &podman,
+        &scope,
+        "isolated",
+        &["--network", "none"],
+        BUSYBOX_IMAGE,
+    )
+    .await?;
+    let members = [&on_default, &on_network, &isolated];
+    let mut before = Vec::new();
+    for member in members {
+        let id = podman.inspect(member).await?["Id"].clone();
+        before.push((id, networks_of(&podman, member).await?));
+    }
+    assert_eq!(
+        before[0].1 .1,
+        vec![("podman".to_owned(), vec![])],
+        "Podman's default network is `podman`"
+    );
+    let mut expected = vec![network.as_str(), "podman"];
+    expected.sort_unstable();
+    let aliased = &before[1].1 .1;
+    let names: Vec<&str> = aliased.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, expected, "on two networks");
+    assert!(
+        aliased.contains(&(network.clone(), vec!["web".to_owned()])),
+        "{aliased:?}"
+    );
+    assert_eq!(before[2].1 .0, "none");
     let api = api_on(&podman, &scope).await?;
     let controller = Controller::start(&podman, &api).await?;
 
-    podman.podman(&["rm", "-f", &member]).await?;
-    wait_until(
-        "the member to be recreated and running",
-        PATIENCE,
-        || async {
-            let inspect = podman.inspect(&member).await;
-            Ok(inspect.is_ok_and(|inspect| {
-                inspect["Id"] != old_id && inspect["State"]["Status"] == "running"
-            }))
-        },
-    )
-    .await?;
-    let actions: serde_json::Value = reqwest::get(controller.url("/actions"))
-        .await?
-        .json()
+    for member in members {
+        podman.podman(&["rm", "-f", member]).await?;
+    }
+    for (member, (old_id, networks)) in members.into_iter().zip(&before) {
+        wait_until(
+            &format!("{member} to be recreated and running"),
+            PATIENCE,
+            || async {
+                let inspect = podman.inspect(member).await;
+                Ok(inspect.is_ok_and(|inspect| {
+                    inspect["Id"] != *old_id && inspect["State"]["Status"] == "running"
+                }))
+            },
+        )
         .await?;
-    let recreated = actions["actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|record| {
-            record["container"] == member.as_str()
-                && record["action"] == "recreate"
-                && record["result"] == "ok"
-        });
-    assert!(recreated, "{actions}");
+        assert_eq!(
+            &networks_of(&podman, member).await?,
+            networks,
+            "{member} is on the networks it was on, with its aliases"
+        );
+        wait_action(&controller, member, "recreate").await?;
+    }
     Ok(())
 }
 
@@ -298,6 +386,47 @@ async fn on_podman_health_is_reported_as_podman_has_it() -> anyhow::Result<()> {
     assert_eq!(
         status["health"], "starting",
         "no systemd here, so no healthcheck runs"
+    );
+    Ok(())
+}
+
+/// Runs the container's healthcheck once, as Podman's systemd timer would.
+async fn run_healthcheck(podman: &PrivatePodman, name: &str) -> anyhow::Result<String> {
+    // `healthcheck run` exits 1 when the check fails: what counts is the state it leaves.
+    let _ = podman.podman(&["healthcheck", "run", name]).await;
+    Ok(podman.inspect(name).await?["State"]["Health"]["Status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_podman_an_unhealthy_member_is_restarted() -> anyhow::Result<()> {
+    let scope = TestScope::new();
+    let podman = podman().await?;
+    let checked = run(&podman, &scope, "checked", HEALTH_IMAGE).await?;
+    wait_until("the member to be healthy", PATIENCE, || async {
+        Ok(run_healthcheck(&podman, &checked).await? == "healthy")
+    })
+    .await?;
+    let started = podman.inspect(&checked).await?["State"]["StartedAt"].clone();
+    let api = api_on(&podman, &scope).await?;
+    let controller = Controller::start(&podman, &api).await?;
+
+    // The check fails from now on; the run that finds it so sends Podman's `health_status` event.
+    podman
+        .podman(&["exec", &checked, "/bin/busybox", "rm", "/tmp/healthy"])
+        .await?;
+    wait_until("the member to be unhealthy", PATIENCE, || async {
+        Ok(run_healthcheck(&podman, &checked).await? == "unhealthy")
+    })
+    .await?;
+    wait_action(&controller, &checked, "restart").await?;
+    let inspect = podman.inspect(&checked).await?;
+    assert_eq!(inspect["State"]["Status"], "running", "{inspect}");
+    assert_ne!(
+        inspect["State"]["StartedAt"], started,
+        "restarted: it started again"
     );
     Ok(())
 }

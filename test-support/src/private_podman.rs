@@ -4,6 +4,8 @@
 //! Each one has its own directory under `/tmp` holding the socket, a `containers.conf` and a `storage.conf`
 //! (read through `CONTAINERS_CONF` and `CONTAINERS_STORAGE_CONF`, so the host's Podman configuration and
 //! storage are never used): the `vfs` driver, `cgroupfs`, events in a file (no journald in a CI container),
+//! network definitions in its own directory (Podman's default network, `podman`, is built in; its bridge
+//! `cni-podman0` on the host is shared, as on any host that runs Podman),
 //! and `default_ulimits` for `nofile` and `nproc` within the test's own limits — without them a container
 //! fails to start with `error setting rlimit type 7` wherever the hard limit is below Podman's default.
 //! Images come from the shared Docker engine (`docker save | podman load`); no registry is needed.
@@ -50,13 +52,19 @@ impl PrivatePodman {
         ));
         std::fs::create_dir_all(dir.join("run")).context("creating Podman's run root")?;
         std::fs::create_dir_all(dir.join("root")).context("creating Podman's storage root")?;
+        std::fs::create_dir_all(dir.join("networks")).context("creating Podman's network dir")?;
         std::fs::write(
             dir.join("containers.conf"),
-            "[containers]\n\
+            format!(
+                "[containers]\n\
              default_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
              [engine]\n\
              cgroup_manager = \"cgroupfs\"\n\
-             events_logger = \"file\"\n",
+             events_logger = \"file\"\n\
+             [network]\n\
+             network_config_dir = \"{}\"\n",
+                dir.join("networks").display()
+            ),
         )
         .context("writing containers.conf")?;
         std::fs::write(
@@ -179,6 +187,14 @@ impl Drop for PrivatePodman {
                 "--time",
                 "0",
             ])
+            .envs(envs(&self.dir))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // Networks a test made: their definitions are in this service's own directory, but each has a
+        // bridge on the host, which only `network rm` takes down.
+        let _ = Command::new("podman")
+            .args(["--url", &self.host(), "network", "prune", "--force"])
             .envs(envs(&self.dir))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
