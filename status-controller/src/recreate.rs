@@ -120,6 +120,7 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
     let mut host_config: Map<String, Value> =
         object_or_empty(&spec.host_config, "HostConfig").map_err(parse_error("HostConfig"))?;
     normalize_ulimit_names(&mut host_config);
+    drop_derived_cpu_quota(&mut host_config);
     let networks: Option<HashMap<String, EndpointSettings>> =
         serde_json::from_value(spec.networks.clone()).map_err(parse_error("Networks"))?;
     let networks = networks.unwrap_or_default();
@@ -193,6 +194,20 @@ fn normalize_ulimit_names(host_config: &mut Map<String, Value>) {
                 *name = Value::String(lower.strip_prefix("rlimit_").unwrap_or(&lower).to_owned());
             }
         }
+    }
+}
+
+/// `--cpus` alone: Podman's inspect writes `NanoCpus` and the period and quota it derived from them, and its
+/// own create refuses the three together ("NanoCpus conflicts with CpuPeriod and CpuQuota"), as Docker's does.
+/// Docker's inspect writes 0 for the two, which means "not set" to every engine.
+fn drop_derived_cpu_quota(host_config: &mut Map<String, Value>) {
+    let nano_cpus = host_config
+        .get("NanoCpus")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if nano_cpus > 0 {
+        host_config.remove("CpuPeriod");
+        host_config.remove("CpuQuota");
     }
 }
 
@@ -459,6 +474,31 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["nofile", "nproc", "core"]);
         assert_eq!(recreation.body["HostConfig"]["Ulimits"][0]["Hard"], 2048);
+    }
+
+    #[test]
+    fn cpus_are_sent_once_not_also_as_the_period_and_quota_derived_from_them() {
+        let podman = recreation(&spec(
+            json!({"Image": "busybox:latest"}),
+            json!({"NanoCpus": 500_000_000, "CpuPeriod": 100_000, "CpuQuota": 50_000}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        let host_config = &podman.body["HostConfig"];
+        assert_eq!(host_config["NanoCpus"], 500_000_000);
+        assert_eq!(host_config.get("CpuPeriod"), None, "{host_config}");
+        assert_eq!(host_config.get("CpuQuota"), None, "{host_config}");
+
+        let quota_only = recreation(&spec(
+            json!({"Image": "busybox:latest"}),
+            json!({"NanoCpus": 0, "CpuPeriod": 100_000, "CpuQuota": 25_000}),
+            json!({}),
+        ))
+        .expect("valid spec");
+        assert_eq!(
+            quota_only.body["HostConfig"]["CpuQuota"], 25_000,
+            "a quota set by itself is kept"
+        );
     }
 
     fn recreation_of_env(env: Value) -> Recreation {

@@ -124,6 +124,32 @@ impl PrivatePodman {
         all.pop().context("podman inspect answered nothing")
     }
 
+    /// The container as the service's Docker-compatible API shows it (`GET /containers/{name}/json`), which is
+    /// what dockstate reads; `podman inspect` shows libpod's own format.
+    pub async fn inspect_compat(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        let output = tokio::process::Command::new("curl")
+            .args([
+                "--silent",
+                "--show-error",
+                "--fail-with-body",
+                "--unix-socket",
+            ])
+            .arg(self.dir.join("podman.sock"))
+            .arg(format!("http://localhost/v1.41/containers/{name}/json"))
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running curl on the Podman socket")?;
+        if !output.status.success() {
+            bail!(
+                "inspecting {name} through Podman's API failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        serde_json::from_slice(&output.stdout).context("Podman's inspect answer is JSON")
+    }
+
     /// Copies `image` from the shared Docker engine into this service (`docker save | podman load`). Podman
     /// stores it as `localhost/<image>` and finds it by the name it was saved under.
     pub async fn load_image(&self, image: &str) -> anyhow::Result<()> {

@@ -12,6 +12,8 @@
 //!   check is run here with `podman healthcheck run`, as a systemd timer would run it, and an unhealthy
 //!   member is restarted (`on_podman_an_unhealthy_member_is_restarted`).
 
+mod fidelity;
+
 use std::process::Output;
 use std::time::Duration;
 
@@ -54,11 +56,24 @@ async fn run_with(
     options: &[&str],
     image: &str,
 ) -> anyhow::Result<String> {
+    run_command(podman, scope, suffix, options, image, &[]).await
+}
+
+/// [`run_with`] and a command after the image.
+async fn run_command(
+    podman: &PrivatePodman,
+    scope: &TestScope,
+    suffix: &str,
+    options: &[&str],
+    image: &str,
+    command: &[&str],
+) -> anyhow::Result<String> {
     let name = scope.name(suffix);
     let label = scope.label();
     let mut args = vec!["run", "-d", "--name", &name, "--label", &label];
     args.extend_from_slice(options);
     args.push(image);
+    args.extend_from_slice(command);
     podman.podman(&args).await?;
     Ok(name)
 }
