@@ -86,12 +86,18 @@ function ago(iso) {
   return `${Math.floor(seconds / 86400)} d ago`;
 }
 
+/** `2026-12-02 07:17:32 UTC` for an RFC 3339 UTC time; the text as it is for anything else. */
+function exact(iso) {
+  const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$/.exec(iso || "");
+  return match ? `${match[1]} ${match[2]} UTC` : String(iso);
+}
+
 /** A node that shows the age of `iso` and keeps it current (see `tick`); the exact time on hover. */
 function age(tag, iso, className) {
   const node = el(tag, ago(iso), className);
   if (iso) {
     node.dataset.since = iso;
-    node.title = iso;
+    node.title = exact(iso);
   }
   return node;
 }
@@ -129,7 +135,7 @@ function renderSummary(status, snapshot) {
   const scope = snapshot ? snapshot.scope : status.scope;
   byId("scope").textContent = scope || "the whole host";
   if (snapshot) {
-    fill(byId("baseline"), [age("span", snapshot.taken_at), el("span", snapshot.taken_at, "detail mono")]);
+    fill(byId("baseline"), [age("span", snapshot.taken_at), el("span", exact(snapshot.taken_at), "detail")]);
     byId("members").textContent = String(snapshot.containers.length);
   } else {
     fill(byId("baseline"), [el("span", "no snapshot yet")]);
@@ -267,6 +273,11 @@ function showConnected() {
 
 function showDisconnected(error, retryMs) {
   document.body.classList.add("disconnected");
+  // What is shown may be out of date: say so, and redraw everything once status-api answers again.
+  seen.revision = null;
+  const verdict = byId("verdict");
+  verdict.textContent = "disconnected";
+  verdict.className = "badge badge-unknown";
   const banner = byId("banner");
   const why = error instanceof HttpError ? error.message : "status-api cannot be reached";
   banner.textContent = `Disconnected (${why}); retrying in ${Math.round(retryMs / 1000)} s…`;

@@ -1,7 +1,8 @@
 //! The live page at `/` in a real browser: three members run and are in sync; one is killed and the page, without
 //! reloading, shows it exited and as `stopped` drift; a real status-controller heals it and the page shows it
 //! running, healthy and in sync again. A member labelled with markup shows the label as text. No console error,
-//! no request to any host but the server, no horizontal scroll on a phone.
+//! no request to any host but the server, no horizontal scroll on a phone. Last, status-api stops: the page
+//! says it is disconnected and retries with backoff rather than in a tight loop.
 //!
 //! Screenshots (a desktop window and a 390 × 844 phone) go to `target/ci-artifacts/browser/live-page/`.
 
@@ -134,28 +135,27 @@ async fn the_live_page_shows_a_killed_member_as_drift_until_it_is_healed() -> an
 
     let shots = artifacts_dir("live-page")?;
     let browser = Browser::start(&tools).await?;
-    let outcome = watch(&browser, &server, &scope, &shots).await;
+    let outcome = watch(&browser, server, &scope, &shots).await;
     if outcome.is_err() {
         let _ = browser.screenshot(&shots.join("failed.png")).await;
     }
     let closed = browser.close().await;
     println!("screenshots: {}", shots.display());
     outcome?;
-    closed?;
-    server.stop().await
+    closed
 }
 
-/// Act and assert: in sync, killed, healed, then the same page on a phone.
+/// Act and assert: in sync, killed, healed, the same page on a phone, then status-api gone.
 async fn watch(
     browser: &Browser,
-    server: &StatusApiServer,
+    server: StatusApiServer,
     scope: &TestScope,
     shots: &Path,
 ) -> anyhow::Result<()> {
     let base = server.base();
     let members = ["web", "db", "cache"].map(|suffix| scope.name(suffix));
     let web = scope.name("web");
-    browser.viewport(1280, 860, false).await?;
+    browser.viewport(1280, 640, false).await?;
     open(browser, &format!("{base}/")).await?;
 
     let first = until(
@@ -207,7 +207,7 @@ async fn watch(
     );
 
     // A real status-controller heals it; the page follows.
-    let controller = StatusControllerServer::start(server, &[]).await?;
+    let controller = StatusControllerServer::start(&server, &[]).await?;
     let healed = until(
         browser,
         "the page to show web running, healthy and in sync again",
@@ -243,5 +243,40 @@ async fn watch(
             faults.join("\n- ")
         );
     }
+
+    // status-api goes away: the page says so, and backs off (1 s, 2 s, 4 s, ...) instead of spinning.
+    server.stop().await?;
+    let gone = until(
+        browser,
+        "the page to say it is disconnected",
+        UI_TIMEOUT,
+        |shown| {
+            shown
+                .banner
+                .as_deref()
+                .is_some_and(|banner| banner.starts_with("Disconnected"))
+                && shown.verdict == "disconnected"
+        },
+    )
+    .await?;
+    browser.screenshot(&shots.join("disconnected.png")).await?;
+    anyhow::ensure!(
+        gone.marker.as_deref() == Some("loaded once"),
+        "the page reloaded"
+    );
+    browser.requested_urls().await?;
+    let watched = Duration::from_secs(8);
+    tokio::time::sleep(watched).await;
+    let attempts = browser
+        .requested_urls()
+        .await?
+        .into_iter()
+        .filter(|url| url.starts_with(&format!("{base}/status")))
+        .count();
+    // Retries 1 + 2 + 4 s apart: at least one and at most 4 attempts in 8 s; a tight loop would make hundreds.
+    anyhow::ensure!(
+        (1..=4).contains(&attempts),
+        "{attempts} requests for /status in {watched:?} while status-api was down"
+    );
     Ok(())
 }
