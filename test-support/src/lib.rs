@@ -34,6 +34,7 @@ mod program;
 mod proxy;
 mod scope;
 mod status_api;
+mod status_controller;
 mod wait;
 
 pub use cli::{container_health, container_state, docker, inspect_json, main_pid};
@@ -44,4 +45,5 @@ pub use program::Program;
 pub use proxy::EngineProxy;
 pub use scope::{TestScope, TEST_LABEL_KEY};
 pub use status_api::{StatusApiOptions, StatusApiServer};
+pub use status_controller::StatusControllerServer;
 pub use wait::wait_until;

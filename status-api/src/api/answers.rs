@@ -89,13 +89,6 @@ impl Example for ReadyBody {
 }
 
 #[derive(Debug, ApiResponse)]
-pub(super) enum RootAnswer {
-    /// The API is described at `/docs`.
-    #[oai(status = 303)]
-    SeeDocs(#[oai(header = "Location")] String),
-}
-
-#[derive(Debug, ApiResponse)]
 pub(super) enum StatusAnswer {
     /// The containers, sorted by name.
     #[oai(status = 200)]

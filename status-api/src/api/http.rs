@@ -193,6 +193,8 @@ pub fn route_of(path: &str) -> &'static str {
         ["openapi.json"] => "/openapi.json",
         ["docs", ..] => "/docs",
         ["favicon.ico"] => "/favicon.ico",
+        ["ui.js"] => "/ui.js",
+        ["ui.css"] => "/ui.css",
         _ => "unmatched",
     }
 }
@@ -213,5 +215,6 @@ mod tests {
         assert_eq!(route_of("/docs/swagger-ui.css"), "/docs");
         assert_eq!(route_of("/nope/at/all"), "unmatched");
         assert_eq!(route_of("/"), "/");
+        assert_eq!(route_of("/ui.js"), "/ui.js");
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod filter;
 mod http;
 mod operations;
+mod page;
 mod params;
 mod payload;
 mod statics;
@@ -45,8 +46,8 @@ pub struct ApiState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// The whole application: the operations, `/docs`, `/openapi.json`, the favicon, and the JSON-error/metrics
-/// edge.
+/// The whole application: the operations, the live page at `/`, `/docs`, `/openapi.json`, the favicon, and the
+/// JSON-error/metrics edge.
 pub fn app(state: ApiState) -> impl poem::Endpoint {
     let metrics = state.metrics.clone();
     let token_configured = state.token.is_some();
@@ -55,17 +56,18 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
         let state = state.clone();
         move || Bytes::from(openapi_service(state.clone()).spec())
     }));
-    // The page embeds the UI's 1.5 MB of script, so it is built on the first visit rather than at start: a
+    // Swagger UI's page embeds 1.5 MB of script, so it is built on the first visit rather than at start: a
     // status-api nobody browses does not carry it in memory.
-    let page = Arc::new(Static::new("text/html; charset=utf-8", move || {
+    let docs = Arc::new(Static::new("text/html; charset=utf-8", move || {
         Bytes::from(openapi_service(state.clone()).swagger_ui_html())
     }));
-    Route::new()
-        .at("/docs", serve(page.clone()))
-        .at("/docs/", serve(page))
+    let site = Route::new()
+        .at("/docs", serve(docs.clone()))
+        .at("/docs/", serve(docs))
         .at("/openapi.json", serve(document))
         .at("/favicon.ico", poem::get(favicon))
-        .nest("/", service)
+        .nest("/", service);
+    page::with_page(site)
         .into_endpoint()
         .around(move |endpoint, request| {
             http::around(endpoint, request, metrics.clone(), token_configured)
@@ -266,6 +268,39 @@ mod tests {
         let text = drift.0.into_body().into_string().await.expect("body");
         let parsed: DriftResponse = serde_json::from_str(&text).expect("a DriftResponse");
         assert!(parsed.in_sync);
+    }
+
+    #[tokio::test]
+    async fn the_live_page_and_its_files_are_served_under_a_strict_policy() {
+        let (app, _parts) = cold_app(None);
+        let client = TestClient::new(app);
+        for (path, content_type) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/ui.js", "text/javascript; charset=utf-8"),
+            ("/ui.css", "text/css; charset=utf-8"),
+        ] {
+            let response = client.get(path).send().await;
+            assert_eq!(response.0.status(), StatusCode::OK, "{path}");
+            response.assert_content_type(content_type);
+            response.assert_header(
+                header::CONTENT_SECURITY_POLICY,
+                page::CONTENT_SECURITY_POLICY,
+            );
+            response.assert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+            let etag = response.0.headers()[header::ETAG].clone();
+            let again = client
+                .get(path)
+                .header(header::IF_NONE_MATCH, etag)
+                .send()
+                .await;
+            again.assert_status(StatusCode::NOT_MODIFIED);
+        }
+        let html = client.get("/").send().await.0.into_body().into_string();
+        assert!(html.await.expect("body").contains("id=\"containers\""));
+        // Like /docs, the page is no operation of the API.
+        let document = json_of(client.get("/openapi.json").send().await).await;
+        let paths = document["paths"].as_object().expect("paths");
+        assert!(!paths.contains_key("/"), "{:?}", paths.keys());
     }
 
     #[tokio::test]

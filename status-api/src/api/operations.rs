@@ -10,8 +10,8 @@ use shared::{error_chain, ContainerState, ContainerStatus, DriftResponse};
 
 use super::answers::{
     error, no_snapshot, render_status, CheckBody, ContainerAnswer, DriftAnswer, HealthBody,
-    MemberEditAnswer, ReadyAnswer, ReadyBody, RebaselineAnswer, RootAnswer, SnapshotAnswer,
-    SpecAnswer, StatusAnswer,
+    MemberEditAnswer, ReadyAnswer, ReadyBody, RebaselineAnswer, SnapshotAnswer, SpecAnswer,
+    StatusAnswer,
 };
 use super::auth::{authorize, BearerToken, Denied};
 use super::filter::{listed_by_default, StatusFilter};
@@ -36,12 +36,6 @@ impl StatusApi {
                 Denied::NoTokenConfigured(body) => MemberEditAnswer::Forbidden(body),
                 Denied::BadToken(body) => MemberEditAnswer::Unauthorized(body),
             })
-    }
-
-    /// A person who opens the bare address lands on the docs.
-    #[oai(path = "/", method = "get", hidden)]
-    async fn root(&self) -> RootAnswer {
-        RootAnswer::SeeDocs("/docs".to_owned())
     }
 
     /// Live status of the containers

@@ -139,6 +139,7 @@ async fn large_answers_are_compressed_and_docs_are_cacheable() -> anyhow::Result
     for path in [
         "/docs",
         "/openapi.json",
+        "/ui.js",
         "/status",
         "/status?all=true&name=x",
     ] {
@@ -202,8 +203,38 @@ async fn docs_serve_swagger_ui_from_the_binary() -> anyhow::Result<()> {
         !html.contains("cdn."),
         "the UI must not load from a CDN: this works offline"
     );
+    api.stop().await
+}
+
+#[tokio::test]
+async fn the_live_page_is_served_from_the_binary() -> anyhow::Result<()> {
+    let scope = TestScope::new();
+    let api = spawn_api(&scope, Options::default()).await?;
     let root = api.client.get(api.url("/")).send().await?;
-    assert_eq!(root.url().path(), "/docs", "/ leads to the docs");
+    assert_eq!(root.status(), StatusCode::OK);
+    assert_eq!(
+        root.url().path(),
+        "/",
+        "/ is the page itself, not a redirect"
+    );
+    assert!(root.headers()["content-type"]
+        .to_str()?
+        .starts_with("text/html"));
+    let policy = root.headers()["content-security-policy"]
+        .to_str()?
+        .to_owned();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    let html = root.text().await?;
+    for asset in ["/ui.js", "/ui.css"] {
+        assert!(html.contains(asset), "the page loads {asset}");
+        let (status, body) = api.text(asset).await?;
+        assert_eq!(status, StatusCode::OK, "{asset}");
+        assert!(!body.is_empty(), "{asset}");
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
     api.stop().await
 }
 

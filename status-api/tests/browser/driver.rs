@@ -145,6 +145,33 @@ impl Browser {
         }
     }
 
+    /// Makes the page's viewport `width` × `height` CSS pixels, as a phone (`mobile`: the viewport meta tag
+    /// applies) or a desktop window, through DevTools' device emulation: a window cannot be made as narrow as a
+    /// phone.
+    pub async fn viewport(&self, width: u32, height: u32, mobile: bool) -> anyhow::Result<()> {
+        self.devtools(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await
+    }
+
+    /// chromedriver's `POST /session/{id}/goog/cdp/execute`: one DevTools command.
+    async fn devtools(&self, command: &str, params: Value) -> anyhow::Result<()> {
+        let url = format!(
+            "{}/session/{}/goog/cdp/execute",
+            self.driver_url, self.session
+        );
+        reqwest::Client::new()
+            .post(&url)
+            .json(&json!({"cmd": command, "params": params}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("DevTools {command}"))?;
+        Ok(())
+    }
+
     /// Saves a PNG of the window to `path`.
     pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let png = self

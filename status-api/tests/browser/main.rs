@@ -2,9 +2,11 @@
 //! `GET /drift`, clicks Try it out and Execute without filling anything in, and must see 200 with the test's
 //! containers in the response panel — with no console error, and no request to any host but the server.
 //!
-//! Screenshots of each step go to `target/ci-artifacts/browser/`, where CI keeps them.
+//! Screenshots of each step go to `target/ci-artifacts/browser/docs/`, where CI keeps them. The live page at `/`
+//! has its own test, in `live_page`.
 
 mod driver;
+mod live_page;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,7 +44,7 @@ async fn swagger_ui_executes_status_and_drift_as_they_come() -> anyhow::Result<(
     })
     .await?;
 
-    let shots = artifacts_dir()?;
+    let shots = artifacts_dir("docs")?;
     let browser = Browser::start(&tools).await?;
     let outcome = use_the_docs(&browser, &server.base(), &scope, &shots).await;
     let closed = browser.close().await;
@@ -59,11 +61,7 @@ async fn use_the_docs(
     scope: &TestScope,
     shots: &Path,
 ) -> anyhow::Result<()> {
-    // What the browser did on its own (its new-tab page) is not the page's doing: leave it, then forget it.
-    browser.client.goto("about:blank").await?;
-    browser.requested_urls().await?;
-    browser.console().await?;
-    browser.client.goto(&format!("{base}/docs")).await?;
+    open(browser, &format!("{base}/docs")).await?;
     browser
         .client
         .wait()
@@ -89,34 +87,11 @@ async fn use_the_docs(
     )
     .await;
 
-    // Every request of the page, the favicon's included, must have gone to the server itself.
-    let origin = base.trim_end_matches('/');
-    let foreign: Vec<String> = browser
-        .requested_urls()
-        .await?
-        .into_iter()
-        .filter(|url| !url.starts_with("data:") && !url.starts_with(&format!("{origin}/")))
-        .collect();
-    let errors: Vec<Value> = browser
-        .console()
-        .await?
-        .into_iter()
-        .filter(|entry| entry["level"] == "SEVERE")
-        .collect();
-
-    let mut failures = Vec::new();
+    let mut failures = page_faults(browser, base).await?;
     for (operation, outcome) in [("GET /status", status), ("GET /drift", drift)] {
         if let Err(e) = outcome {
             failures.push(format!("{operation}: {e:#}"));
         }
-    }
-    if !errors.is_empty() {
-        failures.push(format!("console errors: {}", Value::Array(errors)));
-    }
-    if !foreign.is_empty() {
-        failures.push(format!(
-            "requests to other hosts than {origin}: {foreign:?}"
-        ));
     }
     if !failures.is_empty() {
         bail!(
@@ -226,11 +201,50 @@ async fn wait_for(operation: &Element, css: &str) -> anyhow::Result<Element> {
     Ok(operation.find(Locator::Css(css)).await?)
 }
 
-/// `target/ci-artifacts/browser/`, emptied: the directory CI keeps.
-fn artifacts_dir() -> anyhow::Result<PathBuf> {
+/// Goes to `url` with the logs emptied first: what the browser did on its own (its new-tab page) is not the
+/// page's doing, so it leaves that page and forgets its requests and messages.
+async fn open(browser: &Browser, url: &str) -> anyhow::Result<()> {
+    browser.client.goto("about:blank").await?;
+    browser.requested_urls().await?;
+    browser.console().await?;
+    browser.client.goto(url).await?;
+    Ok(())
+}
+
+/// What the browser saw go wrong since the last look: console errors, and requests to any other origin than
+/// `base` (every request of a page, the favicon's included, must go to the server itself).
+async fn page_faults(browser: &Browser, base: &str) -> anyhow::Result<Vec<String>> {
+    let origin = base.trim_end_matches('/');
+    let foreign: Vec<String> = browser
+        .requested_urls()
+        .await?
+        .into_iter()
+        .filter(|url| !url.starts_with("data:") && !url.starts_with(&format!("{origin}/")))
+        .collect();
+    let errors: Vec<Value> = browser
+        .console()
+        .await?
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .collect();
+    let mut faults = Vec::new();
+    if !errors.is_empty() {
+        faults.push(format!("console errors: {}", Value::Array(errors)));
+    }
+    if !foreign.is_empty() {
+        faults.push(format!(
+            "requests to other hosts than {origin}: {foreign:?}"
+        ));
+    }
+    Ok(faults)
+}
+
+/// `target/ci-artifacts/browser/<name>/`, emptied: the directory CI keeps.
+fn artifacts_dir(name: &str) -> anyhow::Result<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .with_file_name("ci-artifacts")
-        .join("browser");
+        .join("browser")
+        .join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }

@@ -18,13 +18,11 @@ use std::process::Output;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use test_support::{
-    ensure_test_images, wait_until, PrivatePodman, StatusApiOptions, StatusApiServer, TestScope,
-    BUSYBOX_IMAGE, HEALTH_IMAGE,
+    ensure_test_images, wait_until, PrivatePodman, StatusApiOptions, StatusApiServer,
+    StatusControllerServer, TestScope, BUSYBOX_IMAGE, HEALTH_IMAGE,
 };
 use tokio::process::Command;
-use tokio::sync::oneshot;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_status-controller");
 
@@ -105,55 +103,13 @@ async fn api_on(podman: &PrivatePodman, scope: &TestScope) -> anyhow::Result<Sta
     .context("status-api on Podman becomes ready")
 }
 
-/// A status-controller in this process on `podman`, against `api`, at `--interval 1h`; stopped on drop.
-struct Controller {
-    address: std::net::SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Controller {
-    async fn start(podman: &PrivatePodman, api: &StatusApiServer) -> anyhow::Result<Self> {
-        let url = format!("http://{}", api.address);
-        let host = podman.host();
-        let token = api.token_file.clone().context("the api has a token")?;
-        let token = token.to_string_lossy().into_owned();
-        let settings = status_controller::Settings::try_parse_from([
-            "status-controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-url",
-            &url,
-            "--interval",
-            "1h",
-            "--docker-host",
-            &host,
-            "--token-file",
-            &token,
-        ])?;
-        let app = status_controller::Application::build(&settings).await?;
-        let address = app.address();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async move {
-            let _ = stopped.await;
-        }));
-        let controller = Self {
-            address,
-            _stop: stop,
-        };
-        wait_until("the controller to be ready", PATIENCE, || async {
-            Ok(reqwest::get(controller.url("/ready"))
-                .await?
-                .status()
-                .as_u16()
-                == 200)
-        })
-        .await?;
-        Ok(controller)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
+/// A status-controller in this process on `podman`, against `api`, at `--interval 1h`, with `api`'s token;
+/// stopped on drop.
+async fn controller_on(
+    podman: &PrivatePodman,
+    api: &StatusApiServer,
+) -> anyhow::Result<StatusControllerServer> {
+    StatusControllerServer::start(api, &["--docker-host", &podman.host()]).await
 }
 
 /// Waits until the controller's `/actions` records `action` on `container` with result `ok`.
@@ -190,7 +146,7 @@ async fn on_podman_stopped_killed_and_paused_members_are_healed_and_an_unexpecte
     let killed = run(&podman, &scope, "killed", BUSYBOX_IMAGE).await?;
     let paused = run(&podman, &scope, "paused", BUSYBOX_IMAGE).await?;
     let api = api_on(&podman, &scope).await?;
-    let controller = Controller::start(&podman, &api).await?;
+    let controller = controller_on(&podman, &api).await?;
 
     // `podman stop`: its `died` reaches status-api through the stream (not the 1 h re-list), and it runs again.
     podman.podman(&["stop", "-t", "1", &stopped]).await?;
@@ -310,7 +266,7 @@ async fn on_podman_removed_members_are_recreated_on_their_networks() -> anyhow::
     );
     assert_eq!(before[2].1 .0, "none");
     let api = api_on(&podman, &scope).await?;
-    let controller = Controller::start(&podman, &api).await?;
+    let controller = controller_on(&podman, &api).await?;
 
     for member in members {
         podman.podman(&["rm", "-f", member]).await?;
