@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use test_support::{wait_until, TestScope, VOLUME_IMAGE};
 
-use super::{api_on, podman, run_command, Controller, PATIENCE};
+use super::{api_on, controller_on, podman, run_command, PATIENCE};
 
 /// Sleeps until stopped; exits at once on SIGTERM and SIGINT (the member's stop signal).
 const SLEEP: &str = "trap 'exit 0' TERM INT; sleep 3600 & wait";
@@ -94,7 +94,7 @@ async fn on_podman_a_recreated_container_inspects_as_the_one_removed() -> anyhow
     assert!(anonymous, "the image's VOLUME /data is an anonymous volume");
 
     let api = api_on(&podman, &scope).await?;
-    let controller = Controller::start(&podman, &api).await?;
+    let controller = controller_on(&podman, &api).await?;
     podman.podman(&["rm", "-f", &full]).await?;
     let old_id = before["Id"].clone();
     let recreated = wait_until(&format!("{full} to be recreated"), PATIENCE, || async {

@@ -113,7 +113,11 @@ async fn controller_on(
 }
 
 /// Waits until the controller's `/actions` records `action` on `container` with result `ok`.
-async fn wait_action(controller: &Controller, container: &str, action: &str) -> anyhow::Result<()> {
+async fn wait_action(
+    controller: &StatusControllerServer,
+    container: &str,
+    action: &str,
+) -> anyhow::Result<()> {
     wait_until(
         &format!("/actions to hold {action} {container}"),
         PATIENCE,
@@ -382,7 +386,7 @@ async fn on_podman_an_unhealthy_member_is_restarted() -> anyhow::Result<()> {
     .await?;
     let started = podman.inspect(&checked).await?["State"]["StartedAt"].clone();
     let api = api_on(&podman, &scope).await?;
-    let controller = Controller::start(&podman, &api).await?;
+    let controller = controller_on(&podman, &api).await?;
 
     // The check fails from now on; the run that finds it so sends Podman's `health_status` event.
     podman
