@@ -91,7 +91,7 @@ async fn a_quarantine_is_told_to_a_json_and_a_slack_receiver() -> anyhow::Result
     assert_eq!(body["attempt"], 3, "{body}");
     assert_eq!(body["summary"], format!("{name} quarantined"), "{body}");
     assert_mentions(&body, "/detail", "3 attempts");
-    assert_mentions(&body, "/reason", "stopped");
+    assert_mentions(&body, "/reason", "exit code");
     let time = body["time"].as_str().unwrap_or_default();
     assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{body}");
 
