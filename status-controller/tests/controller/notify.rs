@@ -79,6 +79,7 @@ async fn a_quarantine_is_told_to_a_json_and_a_slack_receiver() -> anyhow::Result
             request.json()["kind"] == "quarantine_entered"
         })
         .await?;
+    eprintln!("json: {}", told.body);
     assert_eq!(told.method, "POST");
     assert_eq!(told.path, "/hooks/dockstate?key=k1");
     assert_eq!(told.header("content-type"), Some("application/json"));
@@ -102,6 +103,7 @@ async fn a_quarantine_is_told_to_a_json_and_a_slack_receiver() -> anyhow::Result
                 .is_some_and(|text| text.contains("quarantined"))
         })
         .await?;
+    eprintln!("slack: {}", told.body);
     assert_eq!(told.path, "/services/T0/B0/K1");
     let text = told.json()["text"].as_str().unwrap_or_default().to_owned();
     let head = format!(
@@ -140,6 +142,7 @@ async fn heals_reach_an_ntfy_topic_in_one_batch() -> anyhow::Result<()> {
         })
         .await?;
     let host = engine_host().await?;
+    eprintln!("ntfy: {:?}\n{}", told.headers, told.body);
     assert_eq!(told.path, "/dockstate-alerts");
     assert_eq!(
         told.header("title"),
