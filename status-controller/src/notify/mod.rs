@@ -193,3 +193,134 @@ impl Notifications {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use test_support::WebhookReceiver;
+
+    use super::*;
+    use crate::model::{ActionKind, ActionResult, Ended, Hold, HoldReason};
+
+    fn heal(container: &str) -> NotifyEvent {
+        let ended = Ended {
+            container: container.into(),
+            kind: ActionKind::Start,
+            result: ActionResult::Ok,
+            new_id: None,
+            reason: "exited with exit code 137".into(),
+            detail: None,
+            time: Utc::now(),
+        };
+        NotifyEvent::of_ended(&ended, 1).expect("a heal")
+    }
+
+    fn long_hold() -> NotifyEvent {
+        let hold = Hold::new(HoldReason::Stale, "status-api's view is 3 min old");
+        NotifyEvent::hold_started(&hold, Duration::from_secs(125), Utc::now())
+    }
+
+    fn heals_on() -> NotifyOptions {
+        NotifyOptions {
+            heals: true,
+            ..NotifyOptions::default()
+        }
+    }
+
+    fn start(receiver: &WebhookReceiver, delivery: Delivery) -> (Notifier, Notifications, Metrics) {
+        let target = Target::parse(&receiver.url("json+", "/in")).expect("a URL");
+        let metrics = Metrics::new();
+        let (notifier, notifications) =
+            Notifications::start(vec![target], heals_on(), delivery, metrics.clone(), async {
+                "test-host".to_owned()
+            });
+        (notifier, notifications, metrics)
+    }
+
+    fn items(request: &test_support::Received) -> usize {
+        request.json()["items"].as_array().map_or(0, Vec::len)
+    }
+
+    #[tokio::test]
+    async fn heals_are_batched_by_count_and_by_window() {
+        let receiver = WebhookReceiver::start().await.expect("a receiver");
+        let delivery = Delivery {
+            batch_window: Duration::from_millis(300),
+            batch_max: 3,
+            ..Delivery::default()
+        };
+        let (notifier, notifications, metrics) = start(&receiver, delivery);
+        for container in ["a", "b", "c", "d", "e"] {
+            notifier.send(heal(container));
+        }
+        notifier.send(long_hold());
+        receiver
+            .wait_for("the second batch", Duration::from_secs(20), |request| {
+                items(request) == 2
+            })
+            .await
+            .expect("two batches");
+        let received = receiver.received();
+        let kinds: Vec<_> = received
+            .iter()
+            .map(|request| (request.json()["kind"].clone(), items(request)))
+            .collect();
+        // The full batch goes at once, the hold right after it, the rest when the window ends.
+        assert_eq!(
+            kinds,
+            [
+                (serde_json::json!("heals"), 3),
+                (serde_json::json!("hold_started"), 0),
+                (serde_json::json!("heals"), 2)
+            ]
+        );
+        assert_eq!(received[0].json()["host"], "test-host");
+        assert_eq!(received[2].json()["items"][1]["container"], "e");
+        notifications.finish(FLUSH_TIMEOUT).await;
+        assert!(metrics
+            .render()
+            .contains("dockstate_controller_notifications_total{result=\"sent\"} 3"));
+    }
+
+    #[tokio::test]
+    async fn what_is_queued_at_shutdown_is_sent() {
+        let receiver = WebhookReceiver::start().await.expect("a receiver");
+        let delivery = Delivery {
+            batch_window: Duration::from_secs(3600),
+            ..Delivery::default()
+        };
+        let (notifier, notifications, _) = start(&receiver, delivery);
+        notifier.send(heal("a"));
+        notifier.send(long_hold());
+        notifications.finish(FLUSH_TIMEOUT).await;
+        let kinds: Vec<_> = receiver
+            .received()
+            .iter()
+            .map(|request| request.json()["kind"].clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["hold_started", "heals"],
+            "the batch was not waited for"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_heals_need_asking() {
+        let metrics = Metrics::new();
+        let (queue, mut receiver) = mpsc::channel(1);
+        let notifier = Notifier::new(vec![queue], NotifyOptions::default(), metrics.clone());
+        notifier.send(heal("a"));
+        assert!(receiver.try_recv().is_err(), "heals are not asked for");
+        for _ in 0..3 {
+            notifier.send(long_hold());
+        }
+        assert!(metrics
+            .render()
+            .contains("dockstate_controller_notifications_total{result=\"dropped\"} 2"));
+        assert_eq!(
+            receiver.try_recv().expect("the first").kind,
+            EventKind::HoldStarted
+        );
+    }
+}

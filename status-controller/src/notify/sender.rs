@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::event::{EventKind, NotifyEvent};
 use super::format::{render, Message, Rendered};
 use super::target::Target;
+use crate::clock::sleep_until;
 use crate::metrics::Metrics;
 use crate::model::NotificationResult;
 
@@ -75,7 +76,7 @@ impl Worker {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut heals: Vec<NotifyEvent> = Vec::new();
-        let mut batch_ends: Option<tokio::time::Instant> = None;
+        let mut batch_ends: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -89,7 +90,7 @@ impl Worker {
                     None => break,
                     Some(event) if event.kind == EventKind::Heals => {
                         if heals.is_empty() {
-                            batch_ends = Some(tokio::time::Instant::now() + self.delivery.batch_window);
+                            batch_ends = Some(tokio::time::Instant::now().into_std() + self.delivery.batch_window);
                         }
                         heals.push(event);
                         if heals.len() >= self.delivery.batch_max {
@@ -188,12 +189,4 @@ pub fn local_host_name() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// Sleeps until `at`, or forever when there is no batch to end.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

@@ -24,7 +24,7 @@ use shared::{ContainerState, DriftKind, SnapshotSummary, StatusResponse};
 use tokio::sync::watch;
 
 use crate::backoff::{Gate, HealGuard, HealLimits, QuarantineEnd};
-use crate::clock::Clock;
+use crate::clock::{sleep_until, Clock};
 use crate::freshness::{complete_view, FreshView};
 use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
@@ -623,12 +623,4 @@ async fn read_snapshot(source: &impl StatusSource) -> Result<SnapshotSummary, Ho
 
 fn earliest(current: Option<Instant>, candidate: Instant) -> Option<Instant> {
     Some(current.map_or(candidate, |current| current.min(candidate)))
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wake for.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
 }
