@@ -26,3 +26,12 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// Sleeps until `at` on tokio's clock, or forever when there is nothing to wake for: a `select!` branch that
+/// fires only when a wake-up is due.
+pub async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}

@@ -13,6 +13,8 @@ use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
 
 pub use crate::model::Unexpected;
+use crate::notify::target::{parse_notify_urls, parse_url_file, TargetList, UrlFile};
+use crate::notify::{NotifyOptions, Target};
 
 /// The shortest `--interval` accepted: the long poll already reacts within milliseconds, the interval is only
 /// the safety net, and a shorter one would just load status-api.
@@ -87,6 +89,36 @@ pub struct Settings {
     #[arg(long)]
     pub once: bool,
 
+    /// Send notifications here (repeatable; in the environment, several separated by whitespace). A prefix
+    /// picks the format: slack+https://…, ntfy+https://…, json+https://…; a plain http(s) URL gets json.
+    /// URLs that carry a secret belong in --notify-url-file.
+    #[arg(long = "notify-url", env = "STATUS_CONTROLLER_NOTIFY_URL", value_parser = parse_notify_urls)]
+    pub notify_url: Vec<TargetList>,
+
+    /// A file of notification URLs, one a line (blank lines and `#` comments skipped), for URLs that carry
+    /// secrets; read at start-up.
+    #[arg(long, env = "STATUS_CONTROLLER_NOTIFY_URL_FILE", value_parser = parse_url_file)]
+    pub notify_url_file: Option<UrlFile>,
+
+    /// Notify every heal too, batched (a few seconds' worth in one message).
+    #[arg(
+        long,
+        env = "STATUS_CONTROLLER_NOTIFY_HEALS",
+        action = ArgAction::SetTrue,
+        value_parser = parse_switch
+    )]
+    pub notify_heals: bool,
+
+    /// Notify a hold (status-api unreachable, stale, another scope, …) once it has lasted this long, and its
+    /// end.
+    #[arg(
+        long,
+        env = "STATUS_CONTROLLER_NOTIFY_HOLD_AFTER",
+        default_value = "2m",
+        value_parser = parse_duration
+    )]
+    pub notify_hold_after: Duration,
+
     /// `pretty` or `json`. Default: pretty on a terminal, else json.
     #[arg(long, env = "STATUS_CONTROLLER_LOG_FORMAT", value_parser = parse_log_format)]
     pub log_format: Option<LogFormat>,
@@ -112,6 +144,27 @@ impl Settings {
 
     pub fn log_format(&self) -> LogFormat {
         self.log_format.unwrap_or_else(LogFormat::detect)
+    }
+
+    /// Every notification receiver: `--notify-url`s, then the lines of `--notify-url-file`.
+    pub fn notify_targets(&self) -> Vec<Target> {
+        self.notify_url
+            .iter()
+            .flat_map(|list| list.0.iter().cloned())
+            .chain(
+                self.notify_url_file
+                    .iter()
+                    .flat_map(|file| file.targets.iter().cloned()),
+            )
+            .collect()
+    }
+
+    /// `--notify-heals` and `--notify-hold-after`.
+    pub fn notify_options(&self) -> NotifyOptions {
+        NotifyOptions {
+            heals: self.notify_heals,
+            hold_after: self.notify_hold_after,
+        }
     }
 }
 
@@ -178,6 +231,51 @@ mod tests {
         assert_eq!(settings.scope(), None);
         assert_eq!(settings.command, None);
         assert_eq!(settings.max_connections, 1024);
+        assert!(settings.notify_targets().is_empty());
+        assert_eq!(settings.notify_options(), NotifyOptions::default());
+    }
+
+    #[test]
+    fn notify_flags_parse_and_add_up() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let file = dir.path().join("urls");
+        std::fs::write(&file, "# the team's\nntfy+https://ntfy.sh/SECRET\n").expect("write");
+        let file_arg = file.to_str().expect("utf-8");
+        let settings = parse(&[
+            "--notify-url",
+            "https://a.example/hook slack+https://hooks.slack.com/services/T/B/K",
+            "--notify-url",
+            "json+http://127.0.0.1:9/in",
+            "--notify-url-file",
+            file_arg,
+            "--notify-heals",
+            "--notify-hold-after",
+            "30s",
+        ])
+        .expect("valid");
+        let formats: Vec<_> = settings
+            .notify_targets()
+            .iter()
+            .map(|target| target.format().to_string())
+            .collect();
+        assert_eq!(formats, ["json", "slack", "json", "ntfy"]);
+        assert_eq!(
+            settings.notify_options(),
+            NotifyOptions {
+                heals: true,
+                hold_after: Duration::from_secs(30)
+            }
+        );
+        assert!(
+            !format!("{settings:?}").contains("SECRET"),
+            "Debug shows no URL path"
+        );
+        std::fs::write(&file, "\nhttps://ok.example/\n  nope\n").expect("write");
+        let err = parse(&["--notify-url-file", file_arg])
+            .expect_err("line 3 is bad")
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains(file_arg), "{err}");
     }
 
     #[test]
@@ -235,7 +333,13 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_a_hint() {
-        let cases: [(&[&str], &str); 9] = [
+        let cases: [(&[&str], &str); 12] = [
+            (&["--notify-url", "hooks.example.com"], "slack+https://"),
+            (
+                &["--notify-url", "teams+https://x.example/"],
+                "json, slack, ntfy",
+            ),
+            (&["--notify-hold-after", "soon"], "30s"),
             (&["--api-url", "status-api:8080"], "http://"),
             (&["--api-url", "https://status-api:8443"], "plain http"),
             (&["--api-url", "http://status-api:8080/?x=1"], "base URL"),

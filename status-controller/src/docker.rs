@@ -96,6 +96,16 @@ impl DockerWriter {
 }
 
 impl DockerWriter {
+    /// The engine's host name (`GET /info`'s `Name`): what notifications say they are from. `None` when
+    /// the engine does not answer within `wait` or gives no name.
+    pub async fn host_name(&self, wait: Duration) -> Option<String> {
+        let info = tokio::time::timeout(wait, self.docker.info())
+            .await
+            .ok()?
+            .ok()?;
+        info.name.filter(|name| !name.is_empty())
+    }
+
     /// The same client, for one stop or restart: its own timeout lies beyond the wait [`slow_call`] puts
     /// around the call, so the answer is "not finished yet", never "could not be reached".
     fn patient(&self, grace: Duration) -> bollard::Docker {

@@ -280,6 +280,9 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 kind: action.kind,
                 result: outcome.result,
                 new_id: outcome.new_id.clone(),
+                reason: action.reason.clone(),
+                detail: outcome.detail.clone(),
+                time,
             });
         let record = ActionRecord {
             time,

@@ -8,7 +8,7 @@
 //! - I/O: [`status_client`] (status-api, behind `StatusSource`), [`docker`] (the only Docker handle in
 //!   dockstate that can change the host, behind `EngineWriter`);
 //! - runtime: [`executor`] (actions as bounded tasks), [`journal`], [`metrics`], [`state`] (what the server
-//!   reads), [`config`];
+//!   reads), [`notify`] (notifications, never waited for), [`config`];
 //! - the loop: [`reconcile`];
 //! - edges: [`server`] (the controller's own HTTP server), [`startup`] (the one way the parts are built, and
 //!   the running application), [`once`] (one pass for cron and CI, over the parts `main` built).
@@ -23,6 +23,7 @@ pub mod freshness;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod once;
 pub mod plan;
 pub mod recheck;

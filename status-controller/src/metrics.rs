@@ -10,7 +10,7 @@ use prometheus::{
 
 use strum::VariantArray;
 
-use crate::model::{ActionKind, ActionResult, HoldReason};
+use crate::model::{ActionKind, ActionResult, HoldReason, NotificationResult};
 
 /// The metric families status-controller exports. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -24,6 +24,7 @@ pub struct Metrics {
     last_pass: Gauge,
     quarantined: IntGauge,
     ready: IntGauge,
+    notifications: IntCounterVec,
 }
 
 impl Metrics {
@@ -92,6 +93,15 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let notifications = IntCounterVec::new(
+            Opts::new(
+                "dockstate_controller_notifications_total",
+                "Notifications, by result: sent and failed (after the retries) count deliveries to one URL, dropped counts events a full queue turned away.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+
         for collector in [
             Box::new(actions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(action_duration.clone()),
@@ -101,6 +111,7 @@ impl Metrics {
             Box::new(last_pass.clone()),
             Box::new(quarantined.clone()),
             Box::new(ready.clone()),
+            Box::new(notifications.clone()),
             Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
         ] {
             registry
@@ -110,6 +121,9 @@ impl Metrics {
         // Every series exists from the start, so a dashboard shows 0, not "no data".
         for reason in HoldReason::VARIANTS {
             holds.with_label_values(&[reason.as_str()]);
+        }
+        for result in NotificationResult::VARIANTS {
+            notifications.with_label_values(&[result.as_str()]);
         }
         Self {
             registry,
@@ -121,6 +135,7 @@ impl Metrics {
             last_pass,
             quarantined,
             ready,
+            notifications,
         }
     }
 
@@ -158,6 +173,12 @@ impl Metrics {
         self.ready.set(i64::from(ready));
     }
 
+    pub fn count_notification(&self, result: NotificationResult) {
+        self.notifications
+            .with_label_values(&[result.as_str()])
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut body = Vec::new();
@@ -187,6 +208,7 @@ mod tests {
         metrics.count_hold(HoldReason::Stale);
         metrics.observe_heal(Duration::from_millis(260));
         metrics.set_quarantined(1);
+        metrics.count_notification(NotificationResult::Sent);
         let text = metrics.render();
         for name in [
             "dockstate_controller_actions_total{action=\"start\",result=\"ok\"} 1",
@@ -199,6 +221,8 @@ mod tests {
             "dockstate_controller_quarantined 1",
             "dockstate_controller_action_duration_seconds_bucket",
             "dockstate_controller_ready 0",
+            "dockstate_controller_notifications_total{result=\"sent\"} 1",
+            "dockstate_controller_notifications_total{result=\"dropped\"} 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

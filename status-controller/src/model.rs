@@ -197,6 +197,38 @@ impl HoldReason {
     }
 }
 
+/// How the delivery of a notification went: the `result` label of
+/// `dockstate_controller_notifications_total`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum NotificationResult {
+    /// The receiver accepted it (2xx).
+    Sent,
+    /// Given up after the retries (or refused with a 4xx that retrying cannot mend).
+    Failed,
+    /// Never sent: the queue to that receiver was full.
+    Dropped,
+}
+
+impl NotificationResult {
+    /// The `result` label.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// A hold: its reason and a sentence about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
@@ -367,6 +399,12 @@ pub struct Ended {
     pub result: ActionResult,
     /// The id the container has after the action, when the action gave it a new one (a recreate).
     pub new_id: Option<String>,
+    /// Why it was planned (the action's reason), for notifications.
+    pub reason: String,
+    /// What happened, when there is more to say than the result: for a failure, the error.
+    pub detail: Option<String>,
+    /// When it started.
+    pub time: chrono::DateTime<chrono::Utc>,
 }
 
 impl Ended {

@@ -22,6 +22,8 @@ use crate::docker::{DockerWriter, EngineWriter};
 use crate::executor::Executor;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
+use crate::notify::sender::local_host_name;
+use crate::notify::{Delivery, Notifications, FLUSH_TIMEOUT};
 use crate::plan::PlanSettings;
 use crate::reconcile::{LoopSettings, Reconciler, Wiring};
 use crate::server::{app, ServerState};
@@ -98,6 +100,7 @@ pub struct Application {
     reconciler: Reconciler<StatusClient, Executor<DockerWriter, StatusClient>, SystemClock>,
     docker: DockerWriter,
     server: ServerState,
+    notifications: Notifications,
 }
 
 impl std::fmt::Debug for Application {
@@ -120,6 +123,16 @@ impl Application {
         settings: &Settings,
         limits: HealLimits,
     ) -> Result<Self, StartupError> {
+        Self::build_with(settings, limits, Delivery::default()).await
+    }
+
+    /// Builds with other crash-loop limits and notification delivery than the product's (see
+    /// [`Self::build_with_limits`]).
+    pub async fn build_with(
+        settings: &Settings,
+        limits: HealLimits,
+        delivery: Delivery,
+    ) -> Result<Self, StartupError> {
         let components = Components::build(settings)?;
         if !components.client.has_token() {
             tracing::info!("no --token-file: removed containers will be reported, not recreated");
@@ -130,6 +143,19 @@ impl Application {
             journal: components.journal.clone(),
             metrics: components.metrics.clone(),
         };
+        let docker = components.docker.clone();
+        let (notifier, notifications) = Notifications::start(
+            settings.notify_targets(),
+            settings.notify_options(),
+            delivery,
+            components.metrics.clone(),
+            async move {
+                docker
+                    .host_name(Duration::from_secs(10))
+                    .await
+                    .unwrap_or_else(local_host_name)
+            },
+        );
         let loop_settings = LoopSettings {
             scope: settings.scope(),
             interval: settings.interval,
@@ -144,6 +170,7 @@ impl Application {
                 state,
                 metrics: components.metrics,
                 journal: components.journal,
+                notifier,
                 clock: SystemClock,
             },
             loop_settings,
@@ -160,6 +187,7 @@ impl Application {
             reconciler,
             docker: components.docker,
             server,
+            notifications,
         })
     }
 
@@ -206,6 +234,7 @@ impl Application {
         if let Err(err) = reconciler.await {
             tracing::error!(error = %err, "the reconcile loop panicked");
         }
+        self.notifications.finish(FLUSH_TIMEOUT).await;
         tracing::info!("status-controller stopped");
         match served {
             Ok(result) => result.map_err(StartupError::ServeFailed),

@@ -1,7 +1,8 @@
 //! No secret in any log at any level: status-api (in this process, through the same `init_telemetry` as its
 //! binary) and the status-controller binary, both at `RUST_LOG=trace`, follow a container whose environment
 //! and command line carry a secret through a snapshot, a heal, a recreate and a failed recreate — and the
-//! secret appears in neither program's output. bollard logs every request and response body at debug; only
+//! secret appears in neither program's output. Nor do the path and query of its notification URLs (a
+//! webhook's key), though it notifies the heal and the failed recreate to them. bollard logs every request and response body at debug; only
 //! the cap on third-party logs keeps the container's `Env` and `Cmd` out.
 //!
 //! Its own test binary: it sets `RUST_LOG` for the whole process and installs the global subscriber.
@@ -15,7 +16,7 @@ use anyhow::Context;
 use shared::runtime::telemetry::{init_telemetry, LogFormat};
 use test_support::{
     container_state, docker, ensure_test_images, wait_until, StatusApiOptions, StatusApiServer,
-    TestScope, BUSYBOX_IMAGE,
+    TestScope, WebhookReceiver, BUSYBOX_IMAGE,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -154,6 +155,19 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
     let token_dir = tempfile::tempdir()?;
     let token_file = token_dir.path().join("token");
     std::fs::File::create(&token_file)?.write_all(TOKEN.as_bytes())?;
+    // Notification URLs whose path and query are secrets: one on the command line, one in a file.
+    let receiver = WebhookReceiver::start().await?;
+    let hook_key = format!("hook-key-{:016x}", rand::random::<u64>());
+    let hook_token = format!("hook-token-{:016x}", rand::random::<u64>());
+    let flag_url = receiver.url("json+", &format!("/hooks/{hook_key}?token={hook_token}"));
+    let url_file = token_dir.path().join("notify-urls");
+    std::fs::write(
+        &url_file,
+        format!(
+            "# the team's channel\n{}\n",
+            receiver.url("slack+", &format!("/services/{hook_key}"))
+        ),
+    )?;
 
     let mut controller = Command::new(env!("CARGO_BIN_EXE_status-controller"))
         .args(["--api-url", &api.base(), "--listen", "127.0.0.1:0"])
@@ -161,6 +175,9 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
         .args(["--log-format", "json"])
         .arg("--token-file")
         .arg(&token_file)
+        .args(["--notify-url", &flag_url, "--notify-heals"])
+        .arg("--notify-url-file")
+        .arg(&url_file)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -221,6 +238,17 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
     send_signal("CONT", &pid).await?;
     removed?;
     wait_for_record(&base, &name, "recreate", "failed").await?;
+    let failed = receiver
+        .wait_for("the failed recreate, notified", PATIENCE, |request| {
+            request.json()["kind"] == "action_failed"
+        })
+        .await?;
+    assert_eq!(failed.json()["container"], name.as_str(), "{}", failed.body);
+    receiver
+        .wait_for("a heal, notified to slack", PATIENCE, |request| {
+            request.path.starts_with("/services/") && request.body.contains(&name)
+        })
+        .await?;
 
     controller.start_kill()?;
     let _ = tokio::time::timeout(Duration::from_secs(10), controller.wait()).await;
@@ -234,6 +262,16 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
         ("status-api", &api_text),
         ("status-controller", &controller_text),
     ] {
+        for hook_secret in [&hook_key, &hook_token] {
+            assert!(
+                !text.contains(hook_secret.as_str()),
+                "{program} logged a notification URL's path or query:\n{}",
+                text.lines()
+                    .filter(|line| line.contains(hook_secret.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
         assert!(
             !text.contains(&secret),
             "{program} logged the secret:\n{}",
@@ -265,6 +303,11 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
             "the controller's logs do not tell of {action}/{result}:\n{controller_text}"
         );
     }
+    let shown = format!("json+http://{}", receiver.address);
+    assert!(
+        controller_text.contains(&shown),
+        "the controller names its notification receiver by scheme and host:\n{controller_text}"
+    );
     assert!(
         controller_text.contains(&image),
         "the failed recreate names its missing image:\n{controller_text}"

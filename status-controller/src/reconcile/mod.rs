@@ -24,13 +24,14 @@ use shared::{ContainerState, DriftKind, SnapshotSummary, StatusResponse};
 use tokio::sync::watch;
 
 use crate::backoff::{Gate, HealGuard, HealLimits, QuarantineEnd};
-use crate::clock::Clock;
+use crate::clock::{sleep_until, Clock};
 use crate::freshness::{complete_view, FreshView};
 use crate::journal::{ActionRecord, Journal};
 use crate::metrics::Metrics;
 use crate::model::{
-    Action, ActionContext, ActionKind, ActionResult, ActionRunner, Hold, LONG_POLL_WAIT,
+    Action, ActionContext, ActionKind, ActionResult, ActionRunner, Hold, HoldReason, LONG_POLL_WAIT,
 };
+use crate::notify::{Notifier, NotifyEvent};
 use crate::plan::{plan, PlanSettings};
 use crate::state::{ControllerState, QuarantineView};
 use crate::status_client::{StatusError, StatusSource};
@@ -70,6 +71,8 @@ pub struct Wiring<S, R, C> {
     pub state: ControllerState,
     pub metrics: Metrics,
     pub journal: Journal,
+    /// Where failures, quarantines, long holds and (opt-in) heals are told; never waits.
+    pub notifier: Notifier,
     pub clock: C,
 }
 
@@ -96,6 +99,18 @@ pub struct Reconciler<S, R, C> {
     /// Containers an action just changed, with the revision status-api must pass before they are planned
     /// for again: a view at or below it may not show what the action did.
     settling: HashMap<String, u64>,
+    /// The containers in quarantine as of the last pass, to tell when one has served its time.
+    quarantined: HashSet<String>,
+    /// The hold under way: since when, its latest reason, and whether it was told as a long one.
+    holding: Option<HoldSpell>,
+}
+
+/// A hold under way, from its first held pass to the next fresh view (whatever its reasons on the way).
+#[derive(Debug, Clone, Copy)]
+struct HoldSpell {
+    since: Instant,
+    reason: HoldReason,
+    told: bool,
 }
 
 /// What woke the loop.
@@ -132,6 +147,8 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             first_seen: HashMap::new(),
             next_wake: None,
             settling: HashMap::new(),
+            quarantined: HashSet::new(),
+            holding: None,
         }
     }
 
@@ -189,6 +206,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                         );
                     }
                     self.wiring.metrics.set_ready(true);
+                    self.hold_over();
                     self.snapshot = Some(view.snapshot.clone());
                     if changed || forced || full || was_holding {
                         self.pass(&view, started);
@@ -282,6 +300,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         self.take_ended(revision);
         self.settling.retain(|_, settle| revision <= *settle);
         self.end_quarantines(view, now);
+        self.tell_quarantines_served(now);
         self.dispatch(actions, &context, now, revision);
         self.guard.forget_quiet(now);
         self.publish_quarantines(now);
@@ -295,6 +314,10 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
     /// a container the controller recreated keeps its attempts under its new id.
     fn take_ended(&mut self, revision: u64) {
         for ended in self.wiring.executor.take_ended() {
+            let attempt = self.guard.attempts(&ended.container);
+            if let Some(event) = NotifyEvent::of_ended(&ended, attempt) {
+                self.wiring.notifier.send(event);
+            }
             if let Some(id) = &ended.new_id {
                 self.guard.adopt_id(&ended.container, id);
             }
@@ -333,6 +356,13 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         self.wiring.metrics.count_action(action, result);
         let detail = format!("ended: {end}");
         tracing::info!(container, action = %action, result = %result, detail, "quarantine ended");
+        self.quarantined.remove(container);
+        self.wiring.notifier.send(NotifyEvent::quarantine_ended(
+            container,
+            action,
+            detail.clone(),
+            self.wiring.clock.utc(),
+        ));
         self.wiring.journal.push(ActionRecord {
             time: self.wiring.clock.utc(),
             container: container.to_owned(),
@@ -344,6 +374,34 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             detail: Some(detail),
             duration_seconds: 0.0,
         });
+    }
+
+    /// Tells of every quarantine that ended by running out since the last pass (one that ended early was
+    /// told by [`Self::quarantine_ended`]).
+    fn tell_quarantines_served(&mut self, now: Instant) {
+        let current: HashSet<String> = self
+            .guard
+            .quarantined(now)
+            .into_iter()
+            .map(|quarantine| quarantine.container)
+            .collect();
+        for container in self.quarantined.difference(&current) {
+            let action = match self.announced.get(container) {
+                Some((kind, _, ActionResult::Quarantined)) => *kind,
+                _ => ActionKind::Start,
+            };
+            let detail = format!(
+                "ended: served its {}s; the controller tries again",
+                self.guard.limits().quarantine_for.as_secs()
+            );
+            self.wiring.notifier.send(NotifyEvent::quarantine_ended(
+                container,
+                action,
+                detail,
+                self.wiring.clock.utc(),
+            ));
+        }
+        self.quarantined = current;
     }
 
     fn dispatch(
@@ -419,6 +477,16 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                         self.guard.limits().backoff.reset_after.as_secs(),
                         (until - now).as_secs()
                     );
+                    // Known here, not only at the next pass's count: the next pass may be the one at its end.
+                    self.quarantined.insert(action.container.clone());
+                    if entered {
+                        self.wiring.notifier.send(NotifyEvent::quarantine_entered(
+                            &action,
+                            attempts,
+                            detail.clone(),
+                            self.wiring.clock.utc(),
+                        ));
+                    }
                     self.announce(&action, ActionResult::Quarantined, Some(detail));
                     announced_now.insert(action.container);
                     next_wake = earliest(next_wake, until);
@@ -464,6 +532,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
 
     fn hold(&mut self, hold: Hold) {
         self.latest = None;
+        self.tell_long_hold(&hold);
         self.wiring.metrics.count_hold(hold.reason);
         self.wiring.metrics.set_ready(false);
         let detail = hold.detail.clone();
@@ -476,6 +545,47 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             );
         } else {
             tracing::debug!(reason, detail, "still holding");
+        }
+    }
+
+    /// Counts how long the controller has held, whatever the reasons on the way, and tells once when it
+    /// passes `--notify-hold-after`.
+    fn tell_long_hold(&mut self, hold: &Hold) {
+        let now = self.wiring.clock.now();
+        let spell = self.holding.get_or_insert(HoldSpell {
+            since: now,
+            reason: hold.reason,
+            told: false,
+        });
+        spell.reason = hold.reason;
+        let held_for = now.saturating_duration_since(spell.since);
+        if !spell.told && held_for >= self.wiring.notifier.options().hold_after {
+            spell.told = true;
+            tracing::warn!(reason = %hold.reason, held_for = ?held_for, "a long hold: no action for a while");
+            self.wiring.notifier.send(NotifyEvent::hold_started(
+                hold,
+                held_for,
+                self.wiring.clock.utc(),
+            ));
+        }
+    }
+
+    /// A fresh view: the hold under way, if any, is over; told if it was told as a long one.
+    fn hold_over(&mut self) {
+        let Some(spell) = self.holding.take() else {
+            return;
+        };
+        if spell.told {
+            let held_for = self
+                .wiring
+                .clock
+                .now()
+                .saturating_duration_since(spell.since);
+            self.wiring.notifier.send(NotifyEvent::hold_ended(
+                spell.reason,
+                held_for,
+                self.wiring.clock.utc(),
+            ));
         }
     }
 
@@ -513,12 +623,4 @@ async fn read_snapshot(source: &impl StatusSource) -> Result<SnapshotSummary, Ho
 
 fn earliest(current: Option<Instant>, candidate: Instant) -> Option<Instant> {
     Some(current.map_or(candidate, |current| current.min(candidate)))
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wake for.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
 }

@@ -18,6 +18,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::docker::{Applied, DockerError, Result as DockerResult};
 use crate::model::{HoldReason, Unexpected};
+use crate::notify::{EventKind, NotifyOptions};
 use crate::recreate::Recreation;
 use crate::status_client::Result as StatusResult;
 
@@ -131,6 +132,8 @@ struct FakeWriter {
     start_takes: Duration,
     /// The engine refuses every start (409).
     start_fails: bool,
+    /// Every start fails: the engine's answer cannot be read (a failure, not a conflict).
+    start_breaks: bool,
     /// The state each container is in, by name, as `docker inspect` spells it; `exited` when absent.
     states: Arc<Mutex<HashMap<String, &'static str>>>,
     /// A status-api that sees every start (and the death that follows it) as a new revision.
@@ -194,6 +197,13 @@ impl EngineWriter for FakeWriter {
     async fn start(&self, name: &str, _id: &str) -> DockerResult<Applied> {
         self.record("start", name);
         tokio::time::sleep(self.start_takes).await;
+        if self.start_breaks {
+            return Err(DockerError::Engine(EngineError::Unreadable {
+                op: "start",
+                target: name.to_owned(),
+                source: serde_json::from_str::<u8>("garbled").expect_err("not a number"),
+            }));
+        }
         if self.start_fails {
             return Err(DockerError::Engine(EngineError::Conflict {
                 op: "start",
@@ -294,8 +304,22 @@ struct Running {
 
 impl Running {
     fn start(source: &FakeSource, writer: &FakeWriter, limits: HealLimits) -> Self {
+        Self::notifying(source, writer, limits, None)
+    }
+
+    /// Starts the loop; with `notify`, it notifies into that queue with those options.
+    fn notifying(
+        source: &FakeSource,
+        writer: &FakeWriter,
+        limits: HealLimits,
+        notify: Option<(tokio::sync::mpsc::Sender<NotifyEvent>, NotifyOptions)>,
+    ) -> Self {
         let journal = Journal::new();
         let metrics = Metrics::new();
+        let notifier = match notify {
+            Some((queue, options)) => Notifier::new(vec![queue], options, metrics.clone()),
+            None => Notifier::off(metrics.clone()),
+        };
         let state = ControllerState::new();
         let executor = Executor::new(
             writer.clone(),
@@ -310,6 +334,7 @@ impl Running {
                 state: state.clone(),
                 metrics: metrics.clone(),
                 journal: journal.clone(),
+                notifier: notifier.clone(),
                 clock: SystemClock,
             },
             LoopSettings {
@@ -695,5 +720,199 @@ fn hold_reasons_are_the_metric_labels() {
             )),
             "{label}"
         );
+    }
+}
+
+/// Everything notified so far.
+fn notified(queue: &mut tokio::sync::mpsc::Receiver<NotifyEvent>, into: &mut Vec<NotifyEvent>) {
+    while let Ok(event) = queue.try_recv() {
+        into.push(event);
+    }
+}
+
+/// Waits (in paused time) until an event of `kind` has been notified; answers it.
+async fn next_of(
+    kind: EventKind,
+    queue: &mut tokio::sync::mpsc::Receiver<NotifyEvent>,
+    seen: &mut Vec<NotifyEvent>,
+) -> NotifyEvent {
+    for _ in 0..60_000 {
+        notified(queue, seen);
+        if let Some(at) = seen.iter().position(|event| event.kind == kind) {
+            return seen.remove(at);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no {kind} notified within ten minutes: {seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_starts_and_the_quarantine_they_lead_to_are_notified_with_their_attempts() {
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter {
+        start_breaks: true,
+        ..FakeWriter::default()
+    };
+    let limits = HealLimits {
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(400),
+            reset_after: Duration::from_secs(120),
+        },
+        quarantine_after: 3,
+        quarantine_for: Duration::from_secs(60),
+    };
+    let (queue, mut events) = tokio::sync::mpsc::channel(64);
+    let running = Running::notifying(
+        &source,
+        &writer,
+        limits,
+        Some((queue, NotifyOptions::default())),
+    );
+    let mut seen = Vec::new();
+
+    for attempt in 1..=3 {
+        let failed = next_of(EventKind::ActionFailed, &mut events, &mut seen).await;
+        assert_eq!(failed.container.as_deref(), Some("web"));
+        assert_eq!(failed.action, Some(ActionKind::Start));
+        assert_eq!(failed.result, Some(ActionResult::Failed));
+        assert_eq!(failed.attempt, Some(attempt), "{failed:?}");
+        let error = failed.error.unwrap_or_default();
+        assert!(error.contains("could not be read"), "{error}");
+    }
+    let entered = next_of(EventKind::QuarantineEntered, &mut events, &mut seen).await;
+    assert_eq!(entered.attempt, Some(3));
+    assert_eq!(entered.result, Some(ActionResult::Quarantined));
+    assert!(
+        entered
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("3 attempts"),
+        "{entered:?}"
+    );
+    let entered_at = tokio::time::Instant::now();
+
+    let ended = next_of(EventKind::QuarantineEnded, &mut events, &mut seen).await;
+    assert!(
+        entered_at.elapsed() >= Duration::from_secs(59),
+        "ended after its time: {:?}",
+        entered_at.elapsed()
+    );
+    assert_eq!(ended.action, Some(ActionKind::Start));
+    assert!(
+        ended
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("served its 60s"),
+        "{ended:?}"
+    );
+    // Once out, it is tried again, and that failure is told as the first of a new count.
+    let again = next_of(EventKind::ActionFailed, &mut events, &mut seen).await;
+    assert_eq!(again.attempt, Some(1), "{again:?}");
+    assert!(
+        seen.iter().all(|event| event.kind != EventKind::Heals),
+        "nothing healed: {seen:?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_hold_is_notified_once_and_so_is_its_end_but_a_short_one_is_not() {
+    let source = FakeSource::new(StatusResponse {
+        ready: false,
+        not_ready_reason: Some("docker: the engine does not answer".into()),
+        ..stopped_web()
+    });
+    let writer = FakeWriter::default();
+    let options = NotifyOptions {
+        heals: false,
+        hold_after: Duration::from_secs(20),
+    };
+    let (queue, mut events) = tokio::sync::mpsc::channel(64);
+    let running = Running::notifying(
+        &source,
+        &writer,
+        HealLimits::default(),
+        Some((queue, options)),
+    );
+    let began = tokio::time::Instant::now();
+    let mut seen = Vec::new();
+
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    notified(&mut events, &mut seen);
+    assert!(seen.is_empty(), "a hold of 10 s is not told: {seen:?}");
+
+    let started = next_of(EventKind::HoldStarted, &mut events, &mut seen).await;
+    assert!(
+        began.elapsed() >= Duration::from_secs(20),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(started.reason.as_deref(), Some("api_not_ready"));
+    assert!(
+        started
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("the engine does not answer"),
+        "{started:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    notified(&mut events, &mut seen);
+    assert!(seen.is_empty(), "told once: {seen:?}");
+
+    source.update(|status| {
+        status.ready = true;
+        status.not_ready_reason = None;
+    });
+    let ended = next_of(EventKind::HoldEnded, &mut events, &mut seen).await;
+    assert_eq!(ended.reason.as_deref(), Some("api_not_ready"));
+    assert!(
+        ended
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("held for 1m"),
+        "{ended:?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn heals_are_notified_only_when_asked_for() {
+    for heals in [false, true] {
+        let source = FakeSource::new(stopped_web());
+        let writer = FakeWriter::default();
+        let options = NotifyOptions {
+            heals,
+            ..NotifyOptions::default()
+        };
+        let (queue, mut events) = tokio::sync::mpsc::channel(64);
+        let running = Running::notifying(
+            &source,
+            &writer,
+            HealLimits::default(),
+            Some((queue, options)),
+        );
+        eventually("web's start recorded", || {
+            !running.journal.recent(1).is_empty()
+        })
+        .await;
+        // The loop learns of the end at its next pass.
+        source.update(|status| status.observed_at = Utc::now());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut seen = Vec::new();
+        notified(&mut events, &mut seen);
+        if heals {
+            let heal = seen.first().expect("the heal is told");
+            assert_eq!(heal.kind, EventKind::Heals);
+            assert_eq!(heal.container.as_deref(), Some("web"));
+            assert_eq!(heal.result, Some(ActionResult::Ok));
+        } else {
+            assert!(seen.is_empty(), "heals not asked for: {seen:?}");
+        }
+        running.stop().await;
     }
 }

@@ -17,7 +17,21 @@ use crate::helpers::{
 const CRASHES_AFTER_THE_FIRST_RUN: &str =
     "if [ -e /tmp/ran ]; then sleep 0.3; exit 1; fi; touch /tmp/ran; trap 'exit 0' TERM; sleep 3600 & wait";
 
-async fn run_crash_looper(scope: &TestScope) -> anyhow::Result<(String, String)> {
+/// Quarantined after 3 quick attempts, for an hour.
+pub fn quick_quarantine() -> HealLimits {
+    HealLimits {
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            reset_after: Duration::from_secs(60),
+        },
+        quarantine_after: 3,
+        quarantine_for: Duration::from_secs(3600),
+    }
+}
+
+/// Runs the crash looper in `scope` and waits until it runs; answers its name and id.
+pub async fn run_crash_looper(scope: &TestScope) -> anyhow::Result<(String, String)> {
     let id = scope
         .run_cmd(
             "looper",
@@ -66,15 +80,7 @@ async fn a_container_that_keeps_failing_is_quarantined() -> anyhow::Result<()> {
     ensure_test_images().await?;
     let scope = TestScope::new();
     let (name, id) = run_crash_looper(&scope).await?;
-    let limits = HealLimits {
-        backoff: BackoffPolicy {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            reset_after: Duration::from_secs(60),
-        },
-        quarantine_after: 3,
-        quarantine_for: Duration::from_secs(3600),
-    };
+    let limits = quick_quarantine();
     let pair = Pair::start(
         &scope,
         Options {
@@ -134,15 +140,7 @@ async fn a_quarantine_ends_when_a_new_container_takes_the_name() -> anyhow::Resu
     ensure_test_images().await?;
     let scope = TestScope::new();
     let (name, _) = run_crash_looper(&scope).await?;
-    let limits = HealLimits {
-        backoff: BackoffPolicy {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            reset_after: Duration::from_secs(60),
-        },
-        quarantine_after: 3,
-        quarantine_for: Duration::from_secs(3600),
-    };
+    let limits = quick_quarantine();
     let pair = Pair::start(
         &scope,
         Options {

@@ -10,6 +10,7 @@ mod heal;
 mod helpers;
 mod journal;
 mod members;
+mod notify;
 mod once;
 mod process;
 mod recreate;
