@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use strum::VariantArray;
@@ -24,6 +24,7 @@ pub struct Metrics {
     last_pass: Gauge,
     quarantined: IntGauge,
     ready: IntGauge,
+    hold_until: Gauge,
 }
 
 impl Metrics {
@@ -61,7 +62,7 @@ impl Metrics {
         let holds = IntCounterVec::new(
             Opts::new(
                 "dockstate_controller_holds_total",
-                "Passes that took no action because the view was not complete and fresh, by reason.",
+                "Passes that took no action because the view was not complete and fresh, by reason; for `maintenance`, maintenance holds set.",
             ),
             &["reason"],
         )
@@ -91,6 +92,11 @@ impl Metrics {
             "1 when the controller has a complete, fresh view and may act; else 0.",
         )
         .expect("valid metric");
+        let hold_until = Gauge::new(
+            "dockstate_controller_hold_until_timestamp_seconds",
+            "When the maintenance hold ends, in seconds since the epoch; 0 without one, +Inf while a damaged hold file holds.",
+        )
+        .expect("valid metric");
 
         for collector in [
             Box::new(actions.clone()) as Box<dyn prometheus::core::Collector>,
@@ -101,6 +107,7 @@ impl Metrics {
             Box::new(last_pass.clone()),
             Box::new(quarantined.clone()),
             Box::new(ready.clone()),
+            Box::new(hold_until.clone()),
             Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
         ] {
             registry
@@ -121,6 +128,7 @@ impl Metrics {
             last_pass,
             quarantined,
             ready,
+            hold_until,
         }
     }
 
@@ -143,6 +151,14 @@ impl Metrics {
 
     pub fn count_hold(&self, reason: HoldReason) {
         self.holds.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// The series the maintenance hold keeps itself: holds set, and when the current one ends.
+    pub fn maintenance(&self) -> (IntCounter, Gauge) {
+        let set = self
+            .holds
+            .with_label_values(&[HoldReason::Maintenance.as_str()]);
+        (set, self.hold_until.clone())
     }
 
     pub fn observe_heal(&self, since_drift_seen: Duration) {
@@ -199,6 +215,8 @@ mod tests {
             "dockstate_controller_quarantined 1",
             "dockstate_controller_action_duration_seconds_bucket",
             "dockstate_controller_ready 0",
+            "dockstate_controller_holds_total{reason=\"maintenance\"} 0",
+            "dockstate_controller_hold_until_timestamp_seconds 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

@@ -20,7 +20,9 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::docker::{DockerWriter, EngineWriter};
 use crate::executor::Executor;
+use crate::hold_file::{HoldFile, HoldFileError};
 use crate::journal::Journal;
+use crate::maintenance::{HoldMetrics, Maintenance};
 use crate::metrics::Metrics;
 use crate::plan::PlanSettings;
 use crate::reconcile::{LoopSettings, Reconciler, Wiring};
@@ -31,8 +33,11 @@ use crate::status_client::StatusClient;
 /// How long HTTP requests in flight get after the shutdown signal.
 pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Why status-controller could not start: the shared shape; it checks nothing of its own beyond it.
-pub type StartupError = shared::runtime::startup::StartupError;
+/// Why status-controller could not start: the shared shape, plus its state directory (`--state-dir`).
+pub type StartupError = shared::runtime::startup::StartupError<HoldFileError>;
+
+/// Why the parts could not be built: what both programs check (no state directory yet).
+pub type ComponentsError = shared::runtime::startup::StartupError;
 
 /// What an empty `--token-file` is told to hold.
 const EMPTY_TOKEN_HINT: &str =
@@ -42,6 +47,8 @@ const EMPTY_TOKEN_HINT: &str =
 /// ([`Application`]) and for `--once` (which `main` hands them to).
 #[derive(Debug, Clone)]
 pub struct Components {
+    /// The bearer token from `--token-file`: status-api's, and the one `POST /hold` and `DELETE /hold` take.
+    pub token: Option<Arc<str>>,
     pub client: StatusClient,
     pub docker: DockerWriter,
     pub executor: Executor<DockerWriter, StatusClient>,
@@ -52,9 +59,9 @@ pub struct Components {
 
 impl Components {
     /// Reads the token file (if any) and sets up the clients; makes no request yet.
-    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+    pub fn build(settings: &Settings) -> Result<Self, ComponentsError> {
         let token = settings.token_file.as_deref().map(read_token).transpose()?;
-        let client = StatusClient::new(settings.api_url.clone(), token);
+        let client = StatusClient::new(settings.api_url.clone(), token.clone());
         let docker = DockerWriter::connect(settings.docker_host.as_deref())?;
         let journal = Journal::new();
         let metrics = Metrics::new();
@@ -73,6 +80,7 @@ impl Components {
             own_network_owner: own.and_then(|own| own.network_owner),
         };
         Ok(Self {
+            token,
             client,
             docker,
             executor,
@@ -84,11 +92,46 @@ impl Components {
 }
 
 /// The bearer token in `path`, trimmed; an empty file is an error, not "no token".
-pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
+pub fn read_token(path: &Path) -> Result<Arc<str>, ComponentsError> {
     Ok(shared::runtime::token::read_token_file(
         path,
         EMPTY_TOKEN_HINT,
     )?)
+}
+
+/// The maintenance hold as `--state-dir` left it (or none without one).
+fn start_maintenance(
+    settings: &Settings,
+    components: &Components,
+) -> Result<Maintenance, StartupError> {
+    let file = settings
+        .state_dir
+        .as_deref()
+        .map(HoldFile::in_dir)
+        .transpose()
+        .map_err(StartupError::Program)?;
+    if file.is_none() && components.token.is_some() {
+        tracing::info!(
+            "no --state-dir: a maintenance hold (POST /hold) ends when status-controller restarts"
+        );
+    }
+    let (set, until) = components.metrics.maintenance();
+    Ok(Maintenance::start(
+        file,
+        HoldMetrics { set, until },
+        chrono::Utc::now(),
+    ))
+}
+
+/// A failure of the parts, in the shape of a start-up failure.
+fn widen(err: ComponentsError) -> StartupError {
+    match err {
+        ComponentsError::Token(err) => StartupError::Token(err),
+        ComponentsError::Engine(err) => StartupError::Engine(err),
+        ComponentsError::Bind(err) => StartupError::Bind(err),
+        ComponentsError::Program(never) => match never {},
+        ComponentsError::ServeFailed(err) => StartupError::ServeFailed(err),
+    }
 }
 
 /// A bound, not yet running, status-controller.
@@ -120,15 +163,18 @@ impl Application {
         settings: &Settings,
         limits: HealLimits,
     ) -> Result<Self, StartupError> {
-        let components = Components::build(settings)?;
+        let components = Components::build(settings).map_err(widen)?;
         if !components.client.has_token() {
-            tracing::info!("no --token-file: removed containers will be reported, not recreated");
+            tracing::info!("no --token-file: removed containers will be reported, not recreated, and POST /hold is refused");
         }
+        let maintenance = start_maintenance(settings, &components)?;
         let state = ControllerState::new();
         let server = ServerState {
             state: state.clone(),
             journal: components.journal.clone(),
             metrics: components.metrics.clone(),
+            maintenance: maintenance.clone(),
+            token: components.token.clone(),
         };
         let loop_settings = LoopSettings {
             scope: settings.scope(),
@@ -144,6 +190,7 @@ impl Application {
                 state,
                 metrics: components.metrics,
                 journal: components.journal,
+                maintenance,
                 clock: SystemClock,
             },
             loop_settings,

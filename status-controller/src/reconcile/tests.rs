@@ -17,6 +17,7 @@ use crate::executor::Executor;
 use super::*;
 use crate::clock::SystemClock;
 use crate::docker::{Applied, DockerError, Result as DockerResult};
+use crate::maintenance::{HoldMetrics, HoldRequest};
 use crate::model::{HoldReason, Unexpected};
 use crate::recreate::Recreation;
 use crate::status_client::Result as StatusResult;
@@ -286,6 +287,7 @@ fn stopped_web() -> StatusResponse {
 /// A loop running over the fakes.
 struct Running {
     state: ControllerState,
+    maintenance: Maintenance,
     journal: Journal,
     metrics: Metrics,
     stop: watch::Sender<bool>,
@@ -297,6 +299,8 @@ impl Running {
         let journal = Journal::new();
         let metrics = Metrics::new();
         let state = ControllerState::new();
+        let (set, until) = metrics.maintenance();
+        let maintenance = Maintenance::start(None, HoldMetrics { set, until }, Utc::now());
         let executor = Executor::new(
             writer.clone(),
             source.clone(),
@@ -310,6 +314,7 @@ impl Running {
                 state: state.clone(),
                 metrics: metrics.clone(),
                 journal: journal.clone(),
+                maintenance: maintenance.clone(),
                 clock: SystemClock,
             },
             LoopSettings {
@@ -329,6 +334,7 @@ impl Running {
         let task = tokio::spawn(reconciler.run(stopped));
         Self {
             state,
+            maintenance,
             journal,
             metrics,
             stop,
@@ -446,6 +452,49 @@ async fn it_holds_while_status_api_is_behind_the_engine_and_acts_once_it_caught_
     assert!(
         metrics.contains("dockstate_controller_holds_total{reason=\"view_behind\"}"),
         "{metrics}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter::default();
+    let running = Running::start(&source, &writer, HealLimits::default());
+    // Set before the loop's first pass: the spawned loop has not run yet.
+    let hold = HoldRequest {
+        lasts: Duration::from_secs(3600),
+        reason: "kernel update".into(),
+        by: Some("alice".into()),
+    };
+    running
+        .maintenance
+        .set(hold, "test", Utc::now())
+        .expect("no file to write");
+
+    eventually("a pass on a fresh view", || running.state.readiness().0).await;
+    // Long enough for the long poll to answer its unchanged revision too.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(writer.calls(), 0, "nothing is dispatched while held");
+    assert!(
+        running.journal.recent(usize::MAX).is_empty(),
+        "and nothing is recorded as done"
+    );
+    assert!(running.state.readiness().0, "held on purpose is not broken");
+
+    running
+        .maintenance
+        .end("bob", Utc::now())
+        .expect("no file to remove");
+    // No new revision: the end itself wakes the loop, which plans again from the view it holds.
+    eventually("web to be started", || writer.starts().len() == 1).await;
+    assert_eq!(
+        source
+            .asked()
+            .iter()
+            .filter(|since| since.is_none())
+            .count(),
+        1
     );
     running.stop().await;
 }
@@ -684,7 +733,8 @@ fn hold_reasons_are_the_metric_labels() {
             "no_snapshot",
             "bad_answer",
             "scope_mismatch",
-            "view_behind"
+            "view_behind",
+            "maintenance"
         ]
     );
     let metrics = Metrics::new().render();
