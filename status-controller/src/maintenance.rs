@@ -4,7 +4,8 @@
 //!
 //! Every change of the hold goes through one of three transitions — [`Maintenance::set`],
 //! [`Maintenance::end`] and the expiry inside [`Maintenance::state`] — and each is announced in one place
-//! ([`Maintenance::announce`]): the log line, the metrics, and anything else that must hear of it.
+//! ([`Maintenance::announce`]): the log line, the metrics, and the listeners start-up registered with
+//! [`Maintenance::on_change`] (so that, say, notifications hear of it without this module knowing them).
 //!
 //! With `--state-dir` the hold is kept in [`HoldFile`], so a restart does not end it early; a file that
 //! cannot be read holds the controller until the operator clears it, since nobody else knows what was meant.
@@ -198,6 +199,10 @@ pub struct HoldMetrics {
     pub until: Gauge,
 }
 
+/// Told of every change of the hold, after the log line and the metrics. Called outside the hold's lock;
+/// it must not block.
+pub type Listener = Box<dyn Fn(&HoldChange<'_>) + Send + Sync>;
+
 /// The maintenance hold, shared by the HTTP server (which sets and ends it) and the loop (which obeys it and
 /// wakes when it runs out). Cheap to clone.
 #[derive(Debug, Clone)]
@@ -205,7 +210,6 @@ pub struct Maintenance {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     state: Mutex<HoldState>,
     /// `None` without `--state-dir`: a restart ends the hold.
@@ -213,6 +217,16 @@ struct Inner {
     /// When the current hold runs out, for the loop to wake at; changes whenever the hold does.
     until: watch::Sender<Option<DateTime<Utc>>>,
     metrics: HoldMetrics,
+    listeners: Mutex<Vec<Listener>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("state", &self.state)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Maintenance {
@@ -250,10 +264,20 @@ impl Maintenance {
                 file,
                 until: watch::Sender::new(None),
                 metrics,
+                listeners: Mutex::new(Vec::new()),
             }),
         };
         maintenance.replace(&mut maintenance.lock(), state);
         maintenance
+    }
+
+    /// Adds `listener`, told of every change from now on.
+    pub fn on_change(&self, listener: impl Fn(&HoldChange<'_>) + Send + Sync + 'static) {
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Box::new(listener));
     }
 
     /// Whether a hold outlives a restart (`--state-dir` given).
@@ -355,8 +379,20 @@ impl Maintenance {
         self.announce(HoldChange::Expired { hold });
     }
 
-    /// The one place a change of the hold is told: the log line at warn, and the metrics.
+    /// The one place a change of the hold is told: the log line at warn, the metrics, and the listeners.
     fn announce(&self, change: HoldChange<'_>) {
+        self.log_and_count(change);
+        let listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for listener in listeners.iter() {
+            listener(&change);
+        }
+    }
+
+    fn log_and_count(&self, change: HoldChange<'_>) {
         match change {
             HoldChange::Set { hold, replaced } => {
                 self.inner.metrics.set.inc();
@@ -549,6 +585,48 @@ mod tests {
             "runs out at its end"
         );
         assert_eq!(metrics.until.get(), 0.0);
+    }
+
+    #[test]
+    fn every_transition_is_told_once_to_the_listeners() {
+        let maintenance = Maintenance::start(None, metrics(), Utc::now());
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        maintenance.on_change(move |change| {
+            let line = match change {
+                HoldChange::Set { hold, replaced } => {
+                    format!("set by {} replacing {}", hold.by, replaced.is_some())
+                }
+                HoldChange::Ended { by, .. } => format!("ended by {by}"),
+                HoldChange::Expired { hold } => format!("expired, set by {}", hold.by),
+            };
+            sink.lock().expect("not poisoned").push(line);
+        });
+        let now = Utc::now();
+        maintenance
+            .set(request(Duration::from_secs(60)), "c", now)
+            .expect("set");
+        maintenance
+            .set(request(Duration::from_secs(60)), "c", now)
+            .expect("set");
+        maintenance.end("bob", now).expect("ended");
+        maintenance.end("bob", now).expect("nothing to end");
+        maintenance
+            .set(request(Duration::from_secs(1)), "c", now)
+            .expect("set");
+        let later = now + chrono::Duration::seconds(2);
+        assert!(!maintenance.holds(later));
+        assert!(!maintenance.holds(later), "runs out once");
+        assert_eq!(
+            *heard.lock().expect("not poisoned"),
+            [
+                "set by alice replacing false",
+                "set by alice replacing true",
+                "ended by bob",
+                "set by alice replacing false",
+                "expired, set by alice",
+            ]
+        );
     }
 
     #[test]

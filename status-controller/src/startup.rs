@@ -36,9 +36,6 @@ pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Why status-controller could not start: the shared shape, plus its state directory (`--state-dir`).
 pub type StartupError = shared::runtime::startup::StartupError<HoldFileError>;
 
-/// Why the parts could not be built: what both programs check (no state directory yet).
-pub type ComponentsError = shared::runtime::startup::StartupError;
-
 /// What an empty `--token-file` is told to hold.
 const EMPTY_TOKEN_HINT: &str =
     "put status-api's token in it (the same file status-api's --token-file reads)";
@@ -54,22 +51,28 @@ pub struct Components {
     pub executor: Executor<DockerWriter, StatusClient>,
     pub journal: Journal,
     pub metrics: Metrics,
+    /// The maintenance hold, as `--state-dir` left it: the loop and `--once` alike dispatch nothing while
+    /// it lasts.
+    pub maintenance: Maintenance,
     pub plan: PlanSettings,
 }
 
 impl Components {
-    /// Reads the token file (if any) and sets up the clients; makes no request yet.
-    pub fn build(settings: &Settings) -> Result<Self, ComponentsError> {
+    /// Reads the token file (if any) and the maintenance hold (with `--state-dir`), and sets up the
+    /// clients; makes no request yet.
+    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         let token = settings.token_file.as_deref().map(read_token).transpose()?;
         let client = StatusClient::new(settings.api_url.clone(), token.clone());
         let docker = DockerWriter::connect(settings.docker_host.as_deref())?;
         let journal = Journal::new();
         let metrics = Metrics::new();
+        let maintenance = start_maintenance(settings, &metrics)?;
         let executor = Executor::new(
             docker.clone(),
             client.clone(),
             journal.clone(),
             metrics.clone(),
+            maintenance.clone(),
         );
         let own = OwnContainer::detect();
         OwnContainer::log(own.as_ref());
@@ -86,52 +89,34 @@ impl Components {
             executor,
             journal,
             metrics,
+            maintenance,
             plan,
         })
     }
 }
 
 /// The bearer token in `path`, trimmed; an empty file is an error, not "no token".
-pub fn read_token(path: &Path) -> Result<Arc<str>, ComponentsError> {
+pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
     Ok(shared::runtime::token::read_token_file(
         path,
         EMPTY_TOKEN_HINT,
     )?)
 }
 
-/// The maintenance hold as `--state-dir` left it (or none without one).
-fn start_maintenance(
-    settings: &Settings,
-    components: &Components,
-) -> Result<Maintenance, StartupError> {
+/// The maintenance hold as `--state-dir` left it (free without one).
+fn start_maintenance(settings: &Settings, metrics: &Metrics) -> Result<Maintenance, StartupError> {
     let file = settings
         .state_dir
         .as_deref()
         .map(HoldFile::in_dir)
         .transpose()
         .map_err(StartupError::Program)?;
-    if file.is_none() && components.token.is_some() {
-        tracing::info!(
-            "no --state-dir: a maintenance hold (POST /hold) ends when status-controller restarts"
-        );
-    }
-    let (set, until) = components.metrics.maintenance();
+    let (set, until) = metrics.maintenance();
     Ok(Maintenance::start(
         file,
         HoldMetrics { set, until },
         chrono::Utc::now(),
     ))
-}
-
-/// A failure of the parts, in the shape of a start-up failure.
-fn widen(err: ComponentsError) -> StartupError {
-    match err {
-        ComponentsError::Token(err) => StartupError::Token(err),
-        ComponentsError::Engine(err) => StartupError::Engine(err),
-        ComponentsError::Bind(err) => StartupError::Bind(err),
-        ComponentsError::Program(never) => match never {},
-        ComponentsError::ServeFailed(err) => StartupError::ServeFailed(err),
-    }
 }
 
 /// A bound, not yet running, status-controller.
@@ -163,11 +148,15 @@ impl Application {
         settings: &Settings,
         limits: HealLimits,
     ) -> Result<Self, StartupError> {
-        let components = Components::build(settings).map_err(widen)?;
+        let components = Components::build(settings)?;
         if !components.client.has_token() {
             tracing::info!("no --token-file: removed containers will be reported, not recreated, and POST /hold is refused");
+        } else if !components.maintenance.persistent() {
+            tracing::info!(
+                "no --state-dir: a maintenance hold (POST /hold) ends when status-controller restarts"
+            );
         }
-        let maintenance = start_maintenance(settings, &components)?;
+        let maintenance = components.maintenance;
         let state = ControllerState::new();
         let server = ServerState {
             state: state.clone(),

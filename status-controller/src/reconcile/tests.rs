@@ -306,6 +306,7 @@ impl Running {
             source.clone(),
             journal.clone(),
             metrics.clone(),
+            maintenance.clone(),
         );
         let reconciler = Reconciler::new(
             Wiring {
@@ -497,6 +498,50 @@ async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
         1
     );
     running.stop().await;
+}
+
+#[tokio::test]
+async fn an_action_that_waited_for_its_lane_does_not_start_once_held() {
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter::default();
+    let metrics = Metrics::new();
+    let (set, until) = metrics.maintenance();
+    let maintenance = Maintenance::start(None, HoldMetrics { set, until }, Utc::now());
+    let journal = Journal::new();
+    let executor = Executor::new(
+        writer.clone(),
+        source,
+        journal.clone(),
+        metrics,
+        maintenance.clone(),
+    );
+    let hold = HoldRequest {
+        lasts: Duration::from_secs(600),
+        reason: "disk swap".into(),
+        by: None,
+    };
+    maintenance.set(hold, "test", Utc::now()).expect("no file");
+    let action = Action {
+        container: "web".into(),
+        id: "web-id".into(),
+        kind: ActionKind::Start,
+        drift: Some(DriftKind::Stopped),
+        policy: Default::default(),
+        state: Some(ContainerState::Exited),
+        reason: "exited with exit code 137".into(),
+        waits_for: None,
+    };
+    let record = executor
+        .spawn(action, Arc::new(ActionContext::default()), Instant::now())
+        .expect("not busy")
+        .await
+        .expect("the task ends");
+    assert_eq!(record.result, ActionResult::Skipped);
+    assert_eq!(
+        record.detail.as_deref(),
+        Some("held for maintenance: not started")
+    );
+    assert_eq!(writer.calls(), 0, "the engine is not touched");
 }
 
 #[tokio::test(start_paused = true)]
