@@ -1,5 +1,5 @@
 //! Start-up and shutdown. [`Application::build`] checks what can be checked before running (the token file,
-//! the Docker client settings) and binds the port, so tests and `main` learn the real address first;
+//! the Docker client settings, the state directory and the maintenance hold it keeps) and binds the port, so tests and `main` learn the real address first;
 //! [`Application::run_until_stopped`] then runs the reconcile loop and the HTTP server until the shutdown
 //! future resolves, finishes the action in hand, starts no new one, and returns within 10 s. [`Components`]
 //! is the one way the parts are built, for the loop and for `--once` alike.
