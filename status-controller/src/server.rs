@@ -414,13 +414,21 @@ mod tests {
     const TOKEN: &str = "s3cret-token";
 
     fn server_state(state: ControllerState, token: Option<&str>) -> ServerState {
+        server_state_over(state, token, None)
+    }
+
+    fn server_state_over(
+        state: ControllerState,
+        token: Option<&str>,
+        file: Option<crate::hold_file::HoldFile>,
+    ) -> ServerState {
         let registry = Metrics::new();
         let (set, until) = registry.maintenance();
         ServerState {
             state,
             journal: Journal::new(),
             maintenance: Maintenance::start(
-                None,
+                file,
                 crate::maintenance::HoldMetrics { set, until },
                 Utc::now(),
             ),
@@ -537,6 +545,75 @@ mod tests {
             .send()
             .await
             .assert_status(StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_hold_file_is_not_ready_until_the_operator_clears_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(crate::hold_file::FILE_NAME);
+        std::fs::write(&path, b"{not json").expect("writes");
+        let file = crate::hold_file::HoldFile::in_dir(dir.path()).expect("a directory");
+        let client = TestClient::new(app(server_state_over(
+            ControllerState::new(),
+            Some(TOKEN),
+            Some(file),
+        )));
+
+        let response = client.get("/ready").send().await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.json().await;
+        let hold = body
+            .value()
+            .object()
+            .get("checks")
+            .object()
+            .get("hold")
+            .object();
+        hold.get("status").assert_string("DOWN");
+        let detail = hold.get("detail").string().to_owned();
+        assert!(detail.contains(&path.display().to_string()), "{detail}");
+        assert!(detail.contains("DELETE /hold"), "{detail}");
+        let response = client.get("/hold").send().await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("error")
+            .assert_string("hold_file_damaged");
+        let answer = client.get("/health").send().await.json().await;
+        answer.value().object().get("hold").assert_null();
+        assert!(answer
+            .value()
+            .object()
+            .get("hold_problem")
+            .string()
+            .contains("damaged"));
+
+        let response = client
+            .delete("/hold")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("ended")
+            .assert_string("damaged_hold_file");
+        assert!(!path.exists(), "removed");
+        let body = client.get("/ready").send().await.json().await;
+        body.value()
+            .object()
+            .get("checks")
+            .object()
+            .get("hold")
+            .object()
+            .get("status")
+            .assert_string("UP");
     }
 
     #[tokio::test]
