@@ -2,7 +2,10 @@
 # BuildKit: the engine here may have no buildx and no registry). `make images` fills the build context:
 #   status-controller   the static binary
 #   etc/passwd, etc/group   the numeric user 10001 (dockstate)
-# The controller keeps no state on disk: it needs no writable path at all.
+#   state/              an empty directory, copied with --chown so /var/lib/status-controller belongs to 10001
+#                       and a named volume mounted there starts out owned by it too. The controller keeps only a
+#                       maintenance hold there (--state-dir, set by compose and k8s, not by the image: without a
+#                       writable volume the image works, and a hold ends when the controller restarts).
 FROM scratch
 
 ARG VERSION=dev
@@ -22,6 +25,7 @@ LABEL org.opencontainers.image.title="dockstate status-controller" \
       dockstate.policy="ignore"
 
 COPY etc/passwd etc/group /etc/
+COPY --chown=10001:10001 state/ /var/lib/status-controller/
 COPY status-controller /status-controller
 
 ENV STATUS_CONTROLLER_LISTEN=0.0.0.0:8000

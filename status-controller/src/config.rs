@@ -79,6 +79,11 @@ pub struct Settings {
     #[arg(long, env = "STATUS_CONTROLLER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
+    /// Directory where a maintenance hold (`POST /hold`) is kept, so that it outlives a restart of the
+    /// controller (never its own end). Created (mode 0700) when missing. Without it a restart ends the hold.
+    #[arg(long, env = "STATUS_CONTROLLER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// The scope this controller expects status-api to watch: KEY or KEY=VALUE. When set and status-api
     /// reports another scope, the controller holds. Empty or unset: whatever status-api watches.
     #[arg(long, env = "STATUS_CONTROLLER_SCOPE", value_parser = parse_scope)]
@@ -228,6 +233,7 @@ mod tests {
         assert!(!settings.dry_run);
         assert!(!settings.once);
         assert!(settings.token_file.is_none());
+        assert!(settings.state_dir.is_none());
         assert_eq!(settings.scope(), None);
         assert_eq!(settings.command, None);
         assert_eq!(settings.max_connections, 1024);
@@ -316,6 +322,8 @@ mod tests {
             "json",
             "--max-connections",
             "64",
+            "--state-dir",
+            "/var/lib/status-controller",
         ])
         .expect("valid flags");
         assert_eq!(settings.api_url.as_str(), "http://status-api:8080/prefix/");
@@ -329,6 +337,10 @@ mod tests {
         );
         assert_eq!(settings.log_format(), LogFormat::Json);
         assert_eq!(settings.max_connections, 64);
+        assert_eq!(
+            settings.state_dir.as_deref(),
+            Some(std::path::Path::new("/var/lib/status-controller"))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::docker::{Applied, DockerError, EngineWriter};
 use crate::journal::{ActionRecord, Journal};
+use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
 use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner, Ended, Outcome};
 use crate::recheck::{owner_runs, recheck, Seen};
@@ -84,6 +85,8 @@ struct Inner<W, S> {
     specs: S,
     journal: Journal,
     metrics: Metrics,
+    /// A maintenance hold set while an action waited for its lane keeps it from starting.
+    maintenance: Maintenance,
     heal_lane: Semaphore,
     restart_lane: Semaphore,
     cleanup_lane: Semaphore,
@@ -156,13 +159,20 @@ impl<W: EngineWriter, S: StatusSource> ActionRunner for Executor<W, S> {
 }
 
 impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
-    pub fn new(docker: W, specs: S, journal: Journal, metrics: Metrics) -> Self {
+    pub fn new(
+        docker: W,
+        specs: S,
+        journal: Journal,
+        metrics: Metrics,
+        maintenance: Maintenance,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 docker,
                 specs,
                 journal,
                 metrics,
+                maintenance,
                 heal_lane: Semaphore::new(HEAL_CONCURRENCY),
                 restart_lane: Semaphore::new(RESTART_CONCURRENCY),
                 cleanup_lane: Semaphore::new(CLEANUP_CONCURRENCY),
@@ -256,6 +266,8 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         let started = Instant::now();
         let outcome = if self.tracker.stopping.load(Ordering::SeqCst) {
             Outcome::skipped("shutting down: not started")
+        } else if self.inner.maintenance.holds(time) {
+            Outcome::skipped("held for maintenance: not started")
         } else {
             self.apply(&action, context).await
         };

@@ -8,7 +8,8 @@
 //! - I/O: [`status_client`] (status-api, behind `StatusSource`), [`docker`] (the only Docker handle in
 //!   dockstate that can change the host, behind `EngineWriter`);
 //! - runtime: [`executor`] (actions as bounded tasks), [`journal`], [`metrics`], [`state`] (what the server
-//!   reads), [`notify`] (notifications, never waited for), [`config`];
+//!   reads), [`notify`] (notifications, never waited for), [`maintenance`] (the operator's hold, kept in
+//!   [`hold_file`]), [`config`];
 //! - the loop: [`reconcile`];
 //! - edges: [`server`] (the controller's own HTTP server), [`startup`] (the one way the parts are built, and
 //!   the running application), [`once`] (one pass for cron and CI, over the parts `main` built).
@@ -20,7 +21,9 @@ pub mod dependants;
 pub mod docker;
 pub mod executor;
 pub mod freshness;
+pub mod hold_file;
 pub mod journal;
+pub mod maintenance;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use strum::VariantArray;
@@ -25,6 +25,7 @@ pub struct Metrics {
     quarantined: IntGauge,
     ready: IntGauge,
     notifications: IntCounterVec,
+    hold_until: Gauge,
 }
 
 impl Metrics {
@@ -62,7 +63,7 @@ impl Metrics {
         let holds = IntCounterVec::new(
             Opts::new(
                 "dockstate_controller_holds_total",
-                "Passes that took no action because the view was not complete and fresh, by reason.",
+                "Passes that took no action because the view was not complete and fresh, by reason; for `maintenance`, maintenance holds set.",
             ),
             &["reason"],
         )
@@ -92,6 +93,11 @@ impl Metrics {
             "1 when the controller has a complete, fresh view and may act; else 0.",
         )
         .expect("valid metric");
+        let hold_until = Gauge::new(
+            "dockstate_controller_hold_until_timestamp_seconds",
+            "When the maintenance hold ends, in seconds since the epoch; 0 without one, +Inf while a damaged hold file holds.",
+        )
+        .expect("valid metric");
 
         let notifications = IntCounterVec::new(
             Opts::new(
@@ -112,6 +118,7 @@ impl Metrics {
             Box::new(quarantined.clone()),
             Box::new(ready.clone()),
             Box::new(notifications.clone()),
+            Box::new(hold_until.clone()),
             Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
         ] {
             registry
@@ -136,6 +143,7 @@ impl Metrics {
             quarantined,
             ready,
             notifications,
+            hold_until,
         }
     }
 
@@ -160,6 +168,14 @@ impl Metrics {
         self.holds.with_label_values(&[reason.as_str()]).inc();
     }
 
+    /// The series the maintenance hold keeps itself: holds set, and when the current one ends.
+    pub fn maintenance(&self) -> (IntCounter, Gauge) {
+        let set = self
+            .holds
+            .with_label_values(&[HoldReason::Maintenance.as_str()]);
+        (set, self.hold_until.clone())
+    }
+
     pub fn observe_heal(&self, since_drift_seen: Duration) {
         self.heal.observe(since_drift_seen.as_secs_f64());
     }
@@ -173,10 +189,9 @@ impl Metrics {
         self.ready.set(i64::from(ready));
     }
 
-    pub fn count_notification(&self, result: NotificationResult) {
-        self.notifications
-            .with_label_values(&[result.as_str()])
-            .inc();
+    /// `dockstate_controller_notifications_total{result}`, for the notifications to count into.
+    pub fn notifications(&self) -> IntCounterVec {
+        self.notifications.clone()
     }
 
     /// The Prometheus text exposition of every metric.
@@ -208,7 +223,10 @@ mod tests {
         metrics.count_hold(HoldReason::Stale);
         metrics.observe_heal(Duration::from_millis(260));
         metrics.set_quarantined(1);
-        metrics.count_notification(NotificationResult::Sent);
+        metrics
+            .notifications()
+            .with_label_values(&[NotificationResult::Sent.as_str()])
+            .inc();
         let text = metrics.render();
         for name in [
             "dockstate_controller_actions_total{action=\"start\",result=\"ok\"} 1",
@@ -223,6 +241,8 @@ mod tests {
             "dockstate_controller_ready 0",
             "dockstate_controller_notifications_total{result=\"sent\"} 1",
             "dockstate_controller_notifications_total{result=\"dropped\"} 0",
+            "dockstate_controller_holds_total{reason=\"maintenance\"} 0",
+            "dockstate_controller_hold_until_timestamp_seconds 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

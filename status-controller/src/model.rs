@@ -188,6 +188,9 @@ pub enum HoldReason {
     /// status-api's view is behind the engine: too many events not yet applied, or the oldest of them too
     /// old (`event_backlog`, `event_lag_seconds` in `/status`).
     ViewBehind,
+    /// An operator's maintenance hold (`POST /hold`): counted once when it is set. Never a hold of the view:
+    /// the controller stays ready while it lasts.
+    Maintenance,
 }
 
 impl HoldReason {

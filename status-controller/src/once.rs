@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use shared::runtime::startup::StartupError;
 
+use crate::hold_file::HoldFileError;
+
 use crate::config::Settings;
 use crate::docker::EngineWriter;
 use crate::error_chain;
@@ -43,7 +45,7 @@ impl OnceOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum OnceError {
     #[error(transparent)]
-    Startup(#[from] StartupError),
+    Startup(#[from] StartupError<HoldFileError>),
     #[error("not acting on status-api's view: {0}")]
     Held(Hold),
     #[error("{failed} of {attempted} actions failed (see the table above)")]

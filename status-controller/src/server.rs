@@ -1,20 +1,25 @@
 //! The controller's own HTTP server: `/health` (the loop is making progress, not merely the process alive),
-//! `/ready` (a complete, fresh view to act on), `/metrics` and `/actions` (what it did recently, newest
-//! first). Every error is `{"error", "message"}` JSON; every request runs in a span of its own.
+//! `/ready` (a complete, fresh view to act on), `/metrics`, `/actions` (what it did recently, newest
+//! first) and `/hold` (the maintenance hold: `POST` sets it and `DELETE` ends it, with the bearer token).
+//! Every error is `{"error", "message"}` JSON; every request runs in a span of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{Method, StatusCode};
+use chrono::Utc;
+use poem::http::{header, HeaderValue, Method, StatusCode};
 use poem::web::{Data, Json};
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use serde::Serialize;
 use shared::runtime::http::error_json;
+use subtle::ConstantTimeEq;
 
 use tracing::Instrument;
 
+use crate::hold_file::MaintenanceHold;
 use crate::journal::{ActionRecord, Journal, CAPACITY};
+use crate::maintenance::{parse_end_query, parse_hold_query, Ended, HoldState, Maintenance};
 use crate::metrics::Metrics;
 use crate::state::{ControllerState, QuarantineView, ReadinessCheck, STALL_AFTER};
 
@@ -24,22 +29,26 @@ pub struct ServerState {
     pub state: ControllerState,
     pub journal: Journal,
     pub metrics: Metrics,
+    pub maintenance: Maintenance,
+    /// The token from `--token-file`, which `POST /hold` and `DELETE /hold` require; `None`: they are off.
+    pub token: Option<Arc<str>>,
 }
 
-/// The whole server: the four endpoints and the JSON-error edge.
+/// The whole server: the five endpoints and the JSON-error edge.
 pub fn app(state: ServerState) -> impl Endpoint {
     Route::new()
         .at("/health", get(health))
         .at("/ready", get(ready))
         .at("/metrics", get(metrics))
         .at("/actions", get(actions))
+        .at("/hold", get(show_hold).post(set_hold).delete(end_hold))
         .data(state)
         .around(json_errors)
         .around(trace_requests)
 }
 
 /// The routes this server knows, so a span's `route` never carries an arbitrary path.
-const ROUTES: [&str; 4] = ["/health", "/ready", "/metrics", "/actions"];
+const ROUTES: [&str; 5] = ["/health", "/ready", "/metrics", "/actions", "/hold"];
 
 /// A span per request (method, route, status, duration), closed with one event: at info when the answer is
 /// not a success, at debug otherwise, so probes do not flood the logs.
@@ -83,6 +92,27 @@ struct HealthBody {
     /// Seconds since the loop last got somewhere: an answer from status-api, a pass, or a hold.
     last_progress_seconds_ago: f64,
     detail: String,
+    #[serde(flatten)]
+    hold: HoldFields,
+}
+
+/// The maintenance hold as `/health` and `/actions` show it: `hold` (null when there is none) and, only when
+/// the hold file cannot be read, `hold_problem`.
+#[derive(Debug, Serialize)]
+struct HoldFields {
+    hold: Option<MaintenanceHold>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_problem: Option<String>,
+}
+
+impl HoldFields {
+    fn of(maintenance: &Maintenance) -> Self {
+        let state = maintenance.state(Utc::now());
+        Self {
+            hold: state.hold().cloned(),
+            hold_problem: state.problem().map(str::to_owned),
+        }
+    }
 }
 
 /// 200 while the reconcile loop makes progress; 503 when it has not moved for three long polls, which only
@@ -103,6 +133,7 @@ fn health(Data(api): Data<&ServerState>) -> Response {
                 STALL_AFTER.as_secs()
             )
         },
+        hold: HoldFields::of(&api.maintenance),
     };
     let status = if up {
         StatusCode::OK
@@ -116,7 +147,8 @@ fn health(Data(api): Data<&ServerState>) -> Response {
 struct ReadyBody {
     /// `READY` or `NOT_READY`.
     status: &'static str,
-    /// `snapshot` (read from status-api) and `status_api` (its view is complete and fresh).
+    /// `snapshot` (read from status-api), `status_api` (its view is complete and fresh) and `hold` (the
+    /// maintenance hold: up while held on purpose, down only when its file cannot be read).
     checks: BTreeMap<&'static str, CheckBody>,
 }
 
@@ -128,10 +160,14 @@ struct CheckBody {
 }
 
 /// 200 when the controller may act: it has the snapshot, and status-api's latest view was reachable,
-/// ready, live and fresh. Else 503, and `checks` says why.
+/// ready, live and fresh. Else 503, and `checks` says why. A maintenance hold keeps it at 200: held on
+/// purpose is not broken; a hold file that cannot be read is 503 until the operator clears it.
 #[handler]
 fn ready(Data(api): Data<&ServerState>) -> Response {
-    let (ready, checks) = api.state.readiness();
+    let (ready, mut checks) = api.state.readiness();
+    let hold = hold_check(&api.maintenance.state(Utc::now()));
+    let ready = ready && hold.ok;
+    checks.insert("hold", hold);
     let body = ReadyBody {
         status: if ready { "READY" } else { "NOT_READY" },
         checks: checks
@@ -150,6 +186,29 @@ fn ready(Data(api): Data<&ServerState>) -> Response {
     Json(body).with_status(status).into_response()
 }
 
+/// The `hold` check of `/ready`: who held the controller, why and until when.
+fn hold_check(state: &HoldState) -> ReadinessCheck {
+    match state {
+        HoldState::Free => ReadinessCheck {
+            ok: true,
+            detail: "no maintenance hold".into(),
+        },
+        HoldState::Held(hold) => ReadinessCheck {
+            ok: true,
+            detail: format!(
+                "held for maintenance by {} until {} ({}): no action until then",
+                hold.by,
+                hold.until.to_rfc3339(),
+                hold.reason
+            ),
+        },
+        HoldState::Damaged(problem) => ReadinessCheck {
+            ok: false,
+            detail: problem.clone(),
+        },
+    }
+}
+
 #[handler]
 fn metrics(Data(api): Data<&ServerState>) -> Response {
     Response::builder()
@@ -163,6 +222,8 @@ struct ActionsBody {
     actions: Vec<ActionRecord>,
     /// Containers left alone because they kept failing.
     quarantined: Vec<QuarantineView>,
+    #[serde(flatten)]
+    hold: HoldFields,
 }
 
 /// The recent actions, newest first (`?limit=N`, 1 to 256, default all that are kept), and the containers in
@@ -176,8 +237,134 @@ fn actions(request: &Request, Data(api): Data<&ServerState>) -> Response {
     Json(ActionsBody {
         actions: api.journal.recent(limit),
         quarantined: api.state.quarantined(),
+        hold: HoldFields::of(&api.maintenance),
     })
     .into_response()
+}
+
+/// `GET /hold`: the maintenance hold, 404 `not_held` without one. No token needed: `/health` shows as much.
+#[handler]
+fn show_hold(Data(api): Data<&ServerState>) -> Response {
+    match api.maintenance.state(Utc::now()) {
+        HoldState::Free => not_held(),
+        HoldState::Held(hold) => Json(hold).into_response(),
+        HoldState::Damaged(problem) => error_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hold_file_damaged",
+            problem,
+        ),
+    }
+}
+
+/// `POST /hold?for=D&reason=R&by=B` (bearer token): holds every action for `D` (at most 24 h), replacing any
+/// hold there is. 201 with the hold, 200 when it replaced one.
+#[handler]
+fn set_hold(request: &Request, Data(api): Data<&ServerState>) -> Response {
+    if let Some(refused) = refusal(api.token.as_deref(), request) {
+        return refused;
+    }
+    let asked = match parse_hold_query(request.uri().query().unwrap_or_default()) {
+        Ok(asked) => asked,
+        Err(message) => return error_json(StatusCode::BAD_REQUEST, "bad_request", message),
+    };
+    match api.maintenance.set(asked, &client(request), Utc::now()) {
+        Ok((hold, replaced)) => {
+            let status = if replaced.holds() {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Json(hold).with_status(status).into_response()
+        }
+        Err(err) => error_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "write_failed",
+            format!("{}: the hold is not set", crate::error_chain(&err)),
+        ),
+    }
+}
+
+/// What `DELETE /hold` answers when it cleared a damaged hold file.
+#[derive(Debug, Serialize)]
+struct ClearedBody {
+    /// Always `damaged_hold_file`.
+    ended: &'static str,
+    /// What was wrong with it.
+    problem: String,
+}
+
+/// `DELETE /hold?by=B` (bearer token): ends the hold. 200 with the hold that ended, 404 `not_held`.
+#[handler]
+fn end_hold(request: &Request, Data(api): Data<&ServerState>) -> Response {
+    if let Some(refused) = refusal(api.token.as_deref(), request) {
+        return refused;
+    }
+    let by = match parse_end_query(request.uri().query().unwrap_or_default()) {
+        Ok(by) => by.unwrap_or_else(|| client(request)),
+        Err(message) => return error_json(StatusCode::BAD_REQUEST, "bad_request", message),
+    };
+    match api.maintenance.end(&by, Utc::now()) {
+        Ok(None) => not_held(),
+        Ok(Some(Ended::Hold(hold))) => Json(hold).into_response(),
+        Ok(Some(Ended::DamagedFile(problem))) => Json(ClearedBody {
+            ended: "damaged_hold_file",
+            problem,
+        })
+        .into_response(),
+        Err(err) => error_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "write_failed",
+            format!("{}: the hold stays", crate::error_chain(&err)),
+        ),
+    }
+}
+
+fn not_held() -> Response {
+    error_json(
+        StatusCode::NOT_FOUND,
+        "not_held",
+        "there is no maintenance hold: POST /hold?for=15m&reason=… sets one",
+    )
+}
+
+/// Who sent `request`, for a hold that names nobody: the client's IP address.
+fn client(request: &Request) -> String {
+    request
+        .remote_addr()
+        .as_socket_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+}
+
+/// The bearer token check of `POST /hold` and `DELETE /hold`: `None` lets the request through; else the
+/// answer is 403 when this controller has no token (none could help), 401 with `WWW-Authenticate` for a
+/// missing or wrong one. Compared in constant time, so the
+/// answer time tells nothing about how much of a guess was right; the token is never logged.
+fn refusal(expected: Option<&str>, request: &Request) -> Option<Response> {
+    let Some(expected) = expected else {
+        return Some(error_json(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this controller has no token configured: start it with --token-file to enable /hold",
+        ));
+    };
+    let sent = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let problem = match sent {
+        None => "this endpoint needs a token: send `Authorization: Bearer <token>` with the token from --token-file",
+        Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => return None,
+        Some(_) => "the bearer token is wrong: send the token from the controller's --token-file",
+    };
+    let mut response = error_json(StatusCode::UNAUTHORIZED, "unauthorized", problem);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"status-controller\""),
+    );
+    Some(response)
 }
 
 fn limit_param(query: Option<&str>) -> Result<usize, String> {
@@ -213,8 +400,8 @@ fn error_response(err: &poem::Error, method: &Method, path: &str) -> Response {
         err,
         method.as_str(),
         path,
-        "status-controller serves /health, /ready, /metrics and /actions",
-        "use GET",
+        "status-controller serves /health, /ready, /metrics, /actions and /hold",
+        "use GET (and POST or DELETE on /hold)",
     )
 }
 
@@ -224,12 +411,231 @@ mod tests {
 
     use super::*;
 
-    fn client() -> TestClient<impl Endpoint> {
-        TestClient::new(app(ServerState {
-            state: ControllerState::new(),
+    const TOKEN: &str = "s3cret-token";
+
+    fn server_state(state: ControllerState, token: Option<&str>) -> ServerState {
+        server_state_over(state, token, None)
+    }
+
+    fn server_state_over(
+        state: ControllerState,
+        token: Option<&str>,
+        file: Option<crate::hold_file::HoldFile>,
+    ) -> ServerState {
+        let registry = Metrics::new();
+        let (set, until) = registry.maintenance();
+        ServerState {
+            state,
             journal: Journal::new(),
-            metrics: Metrics::new(),
-        }))
+            maintenance: Maintenance::start(
+                file,
+                crate::maintenance::HoldMetrics { set, until },
+                Utc::now(),
+            ),
+            metrics: registry,
+            token: token.map(Arc::from),
+        }
+    }
+
+    fn client() -> TestClient<impl Endpoint> {
+        TestClient::new(app(server_state(ControllerState::new(), Some(TOKEN))))
+    }
+
+    #[tokio::test]
+    async fn the_hold_needs_the_token_and_answers_what_was_set() {
+        let client = client();
+        let response = client.post("/hold?for=15m").send().await;
+        response.assert_status(StatusCode::UNAUTHORIZED);
+        response.assert_header(
+            header::WWW_AUTHENTICATE,
+            "Bearer realm=\"status-controller\"",
+        );
+        let response = client
+            .post("/hold?for=15m")
+            .header(header::AUTHORIZATION, "Bearer wrong")
+            .send()
+            .await;
+        response.assert_status(StatusCode::UNAUTHORIZED);
+
+        let bearer = format!("Bearer {TOKEN}");
+        let response = client
+            .post("/hold?for=25h")
+            .header(header::AUTHORIZATION, &bearer)
+            .send()
+            .await;
+        response.assert_status(StatusCode::BAD_REQUEST);
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("error")
+            .assert_string("bad_request");
+
+        let response = client
+            .post("/hold?for=15m&reason=kernel+update&by=alice")
+            .header(header::AUTHORIZATION, &bearer)
+            .send()
+            .await;
+        response.assert_status(StatusCode::CREATED);
+        let body = response.json().await;
+        body.value().object().get("by").assert_string("alice");
+        body.value()
+            .object()
+            .get("reason")
+            .assert_string("kernel update");
+
+        let response = client.get("/hold").send().await;
+        response.assert_status_is_ok();
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("by")
+            .assert_string("alice");
+        let response = client.get("/ready").send().await;
+        let body = response.json().await;
+        let hold = body
+            .value()
+            .object()
+            .get("checks")
+            .object()
+            .get("hold")
+            .object();
+        hold.get("status").assert_string("UP");
+        assert!(hold.get("detail").string().contains("by alice until"));
+        let response = client
+            .post("/hold?for=1h")
+            .header(header::AUTHORIZATION, &bearer)
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        let by = response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("by")
+            .string()
+            .to_owned();
+        assert!(!by.is_empty(), "the client, when nobody is named");
+
+        let response = client
+            .delete("/hold")
+            .header(header::AUTHORIZATION, &bearer)
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        let response = client
+            .delete("/hold")
+            .header(header::AUTHORIZATION, &bearer)
+            .send()
+            .await;
+        response.assert_status(StatusCode::NOT_FOUND);
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("error")
+            .assert_string("not_held");
+        client
+            .get("/hold")
+            .send()
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_hold_file_is_not_ready_until_the_operator_clears_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(crate::hold_file::FILE_NAME);
+        std::fs::write(&path, b"{not json").expect("writes");
+        let file = crate::hold_file::HoldFile::in_dir(dir.path()).expect("a directory");
+        let client = TestClient::new(app(server_state_over(
+            ControllerState::new(),
+            Some(TOKEN),
+            Some(file),
+        )));
+
+        let response = client.get("/ready").send().await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.json().await;
+        let hold = body
+            .value()
+            .object()
+            .get("checks")
+            .object()
+            .get("hold")
+            .object();
+        hold.get("status").assert_string("DOWN");
+        let detail = hold.get("detail").string().to_owned();
+        assert!(detail.contains(&path.display().to_string()), "{detail}");
+        assert!(detail.contains("DELETE /hold"), "{detail}");
+        let response = client.get("/hold").send().await;
+        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("error")
+            .assert_string("hold_file_damaged");
+        let answer = client.get("/health").send().await.json().await;
+        answer.value().object().get("hold").assert_null();
+        assert!(answer
+            .value()
+            .object()
+            .get("hold_problem")
+            .string()
+            .contains("damaged"));
+
+        let response = client
+            .delete("/hold")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("ended")
+            .assert_string("damaged_hold_file");
+        assert!(!path.exists(), "removed");
+        let body = client.get("/ready").send().await.json().await;
+        body.value()
+            .object()
+            .get("checks")
+            .object()
+            .get("hold")
+            .object()
+            .get("status")
+            .assert_string("UP");
+    }
+
+    #[tokio::test]
+    async fn without_a_token_the_hold_is_forbidden() {
+        let client = TestClient::new(app(server_state(ControllerState::new(), None)));
+        for response in [
+            client.post("/hold?for=15m").send().await,
+            client
+                .delete("/hold")
+                .header(header::AUTHORIZATION, "Bearer anything")
+                .send()
+                .await,
+        ] {
+            response.assert_status(StatusCode::FORBIDDEN);
+            response
+                .json()
+                .await
+                .value()
+                .object()
+                .get("error")
+                .assert_string("forbidden");
+        }
     }
 
     #[tokio::test]
@@ -247,11 +653,7 @@ mod tests {
             .checked_sub(STALL_AFTER + std::time::Duration::from_secs(1))
             .expect("the clock is past it");
         state.set_last_progress(stalled_since);
-        let client = TestClient::new(app(ServerState {
-            state,
-            journal: Journal::new(),
-            metrics: Metrics::new(),
-        }));
+        let client = TestClient::new(app(server_state(state, None)));
         let response = client.get("/health").send().await;
         response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
         let body = response.json().await;

@@ -1,5 +1,5 @@
 //! Start-up and shutdown. [`Application::build`] checks what can be checked before running (the token file,
-//! the Docker client settings) and binds the port, so tests and `main` learn the real address first;
+//! the Docker client settings, the state directory and the maintenance hold it keeps) and binds the port, so tests and `main` learn the real address first;
 //! [`Application::run_until_stopped`] then runs the reconcile loop and the HTTP server until the shutdown
 //! future resolves, finishes the action in hand, starts no new one, and returns within 10 s. [`Components`]
 //! is the one way the parts are built, for the loop and for `--once` alike.
@@ -20,10 +20,12 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::docker::{DockerWriter, EngineWriter};
 use crate::executor::Executor;
+use crate::hold_file::{HoldFile, HoldFileError};
 use crate::journal::Journal;
+use crate::maintenance::{Ended, HoldChange, HoldMetrics, Maintenance};
 use crate::metrics::Metrics;
 use crate::notify::sender::local_host_name;
-use crate::notify::{Delivery, Notifications, FLUSH_TIMEOUT};
+use crate::notify::{Delivery, NotificationCounter, Notifications, Notifier, FLUSH_TIMEOUT};
 use crate::plan::PlanSettings;
 use crate::reconcile::{LoopSettings, Reconciler, Wiring};
 use crate::server::{app, ServerState};
@@ -33,8 +35,8 @@ use crate::status_client::StatusClient;
 /// How long HTTP requests in flight get after the shutdown signal.
 pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Why status-controller could not start: the shared shape; it checks nothing of its own beyond it.
-pub type StartupError = shared::runtime::startup::StartupError;
+/// Why status-controller could not start: the shared shape, plus its state directory (`--state-dir`).
+pub type StartupError = shared::runtime::startup::StartupError<HoldFileError>;
 
 /// What an empty `--token-file` is told to hold.
 const EMPTY_TOKEN_HINT: &str =
@@ -44,27 +46,35 @@ const EMPTY_TOKEN_HINT: &str =
 /// ([`Application`]) and for `--once` (which `main` hands them to).
 #[derive(Debug, Clone)]
 pub struct Components {
+    /// The bearer token from `--token-file`: status-api's, and the one `POST /hold` and `DELETE /hold` take.
+    pub token: Option<Arc<str>>,
     pub client: StatusClient,
     pub docker: DockerWriter,
     pub executor: Executor<DockerWriter, StatusClient>,
     pub journal: Journal,
     pub metrics: Metrics,
+    /// The maintenance hold, as `--state-dir` left it: the loop and `--once` alike dispatch nothing while
+    /// it lasts.
+    pub maintenance: Maintenance,
     pub plan: PlanSettings,
 }
 
 impl Components {
-    /// Reads the token file (if any) and sets up the clients; makes no request yet.
+    /// Reads the token file (if any) and the maintenance hold (with `--state-dir`), and sets up the
+    /// clients; makes no request yet.
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         let token = settings.token_file.as_deref().map(read_token).transpose()?;
-        let client = StatusClient::new(settings.api_url.clone(), token);
+        let client = StatusClient::new(settings.api_url.clone(), token.clone());
         let docker = DockerWriter::connect(settings.docker_host.as_deref())?;
         let journal = Journal::new();
         let metrics = Metrics::new();
+        let maintenance = start_maintenance(settings, &metrics)?;
         let executor = Executor::new(
             docker.clone(),
             client.clone(),
             journal.clone(),
             metrics.clone(),
+            maintenance.clone(),
         );
         let own = OwnContainer::detect();
         OwnContainer::log(own.as_ref());
@@ -75,11 +85,13 @@ impl Components {
             own_network_owner: own.and_then(|own| own.network_owner),
         };
         Ok(Self {
+            token,
             client,
             docker,
             executor,
             journal,
             metrics,
+            maintenance,
             plan,
         })
     }
@@ -91,6 +103,39 @@ pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
         path,
         EMPTY_TOKEN_HINT,
     )?)
+}
+
+/// Notifies the operator's hold as it is set, ended by `DELETE /hold` or runs out.
+fn tell_maintenance(maintenance: &Maintenance, notifier: Notifier) {
+    maintenance.on_change(move |change| match change {
+        HoldChange::Set { hold, .. } => {
+            notifier.maintenance_hold_set(&format!("{} (by {})", hold.reason, hold.by), hold.until);
+        }
+        HoldChange::Ended { ended, by } => {
+            let reason = match ended {
+                Ended::Hold(hold) => hold.reason.clone(),
+                Ended::DamagedFile(problem) => format!("a damaged hold file: {problem}"),
+            };
+            notifier.maintenance_hold_ended(&reason, &format!("lifted by DELETE /hold (by {by})"));
+        }
+        HoldChange::Expired { hold } => notifier.maintenance_hold_ended(&hold.reason, "expired"),
+    });
+}
+
+/// The maintenance hold as `--state-dir` left it (free without one).
+fn start_maintenance(settings: &Settings, metrics: &Metrics) -> Result<Maintenance, StartupError> {
+    let file = settings
+        .state_dir
+        .as_deref()
+        .map(HoldFile::in_dir)
+        .transpose()
+        .map_err(StartupError::Program)?;
+    let (set, until) = metrics.maintenance();
+    Ok(Maintenance::start(
+        file,
+        HoldMetrics { set, until },
+        chrono::Utc::now(),
+    ))
 }
 
 /// A bound, not yet running, status-controller.
@@ -135,20 +180,27 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let components = Components::build(settings)?;
         if !components.client.has_token() {
-            tracing::info!("no --token-file: removed containers will be reported, not recreated");
+            tracing::info!("no --token-file: removed containers will be reported, not recreated, and POST /hold is refused");
+        } else if !components.maintenance.persistent() {
+            tracing::info!(
+                "no --state-dir: a maintenance hold (POST /hold) ends when status-controller restarts"
+            );
         }
+        let maintenance = components.maintenance;
         let state = ControllerState::new();
         let server = ServerState {
             state: state.clone(),
             journal: components.journal.clone(),
             metrics: components.metrics.clone(),
+            maintenance: maintenance.clone(),
+            token: components.token.clone(),
         };
         let docker = components.docker.clone();
         let (notifier, notifications) = Notifications::start(
             settings.notify_targets(),
             settings.notify_options(),
             delivery,
-            components.metrics.clone(),
+            NotificationCounter::new(components.metrics.notifications()),
             async move {
                 docker
                     .host_name(Duration::from_secs(10))
@@ -156,6 +208,7 @@ impl Application {
                     .unwrap_or_else(local_host_name)
             },
         );
+        tell_maintenance(&maintenance, notifier.clone());
         let loop_settings = LoopSettings {
             scope: settings.scope(),
             interval: settings.interval,
@@ -171,6 +224,7 @@ impl Application {
                 metrics: components.metrics,
                 journal: components.journal,
                 notifier,
+                maintenance,
                 clock: SystemClock,
             },
             loop_settings,

@@ -1,6 +1,6 @@
 //! The one shape of a start-up failure, shared by both programs: what every program checks before it serves
 //! (the token file, the engine client, the port) plus what only that program checks (`E`: status-api's
-//! state directory and snapshot; nothing more for status-controller).
+//! state directory and snapshot; status-controller's `--state-dir`, where its maintenance hold is kept).
 
 use super::engine::EngineError;
 use super::http::BindError;

@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::metrics::Metrics;
 use crate::model::NotificationResult;
 
 pub mod event;
@@ -25,6 +24,21 @@ pub mod target;
 pub use event::{EventKind, NotifyEvent};
 pub use sender::Delivery;
 pub use target::{Format, Target};
+
+/// `dockstate_controller_notifications_total{result}`, handed over by the metrics registry: the one metric
+/// notifications keep.
+#[derive(Debug, Clone)]
+pub struct NotificationCounter(prometheus::IntCounterVec);
+
+impl NotificationCounter {
+    pub fn new(counter: prometheus::IntCounterVec) -> Self {
+        Self(counter)
+    }
+
+    pub fn count_notification(&self, result: NotificationResult) {
+        self.0.with_label_values(&[result.as_str()]).inc();
+    }
+}
 
 /// How long what is still queued gets at shutdown.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,7 +67,7 @@ impl Default for NotifyOptions {
 pub struct Notifier {
     queues: Arc<[mpsc::Sender<NotifyEvent>]>,
     options: NotifyOptions,
-    metrics: Metrics,
+    metrics: NotificationCounter,
 }
 
 impl Notifier {
@@ -61,7 +75,7 @@ impl Notifier {
     pub fn new(
         queues: Vec<mpsc::Sender<NotifyEvent>>,
         options: NotifyOptions,
-        metrics: Metrics,
+        metrics: NotificationCounter,
     ) -> Self {
         Self {
             queues: queues.into(),
@@ -71,7 +85,7 @@ impl Notifier {
     }
 
     /// No receivers: nothing is ever sent.
-    pub fn off(metrics: Metrics) -> Self {
+    pub fn off(metrics: NotificationCounter) -> Self {
         Self::new(Vec::new(), NotifyOptions::default(), metrics)
     }
 
@@ -132,7 +146,7 @@ impl Notifications {
         targets: Vec<Target>,
         options: NotifyOptions,
         delivery: Delivery,
-        metrics: Metrics,
+        metrics: NotificationCounter,
         host: impl Future<Output = String> + Send + 'static,
     ) -> (Notifier, Self) {
         let (stop, stopped) = watch::channel(false);
@@ -200,6 +214,7 @@ mod tests {
     use test_support::WebhookReceiver;
 
     use super::*;
+    use crate::metrics::Metrics;
     use crate::model::{ActionKind, ActionResult, Ended, Hold, HoldReason};
 
     fn heal(container: &str) -> NotifyEvent {
@@ -230,10 +245,13 @@ mod tests {
     fn start(receiver: &WebhookReceiver, delivery: Delivery) -> (Notifier, Notifications, Metrics) {
         let target = Target::parse(&receiver.url("json+", "/in")).expect("a URL");
         let metrics = Metrics::new();
-        let (notifier, notifications) =
-            Notifications::start(vec![target], heals_on(), delivery, metrics.clone(), async {
-                "test-host".to_owned()
-            });
+        let (notifier, notifications) = Notifications::start(
+            vec![target],
+            heals_on(),
+            delivery,
+            NotificationCounter::new(metrics.notifications()),
+            async { "test-host".to_owned() },
+        );
         (notifier, notifications, metrics)
     }
 
@@ -309,7 +327,11 @@ mod tests {
     fn a_full_queue_drops_and_counts_and_heals_need_asking() {
         let metrics = Metrics::new();
         let (queue, mut receiver) = mpsc::channel(1);
-        let notifier = Notifier::new(vec![queue], NotifyOptions::default(), metrics.clone());
+        let notifier = Notifier::new(
+            vec![queue],
+            NotifyOptions::default(),
+            NotificationCounter::new(metrics.notifications()),
+        );
         notifier.send(heal("a"));
         assert!(receiver.try_recv().is_err(), "heals are not asked for");
         for _ in 0..3 {

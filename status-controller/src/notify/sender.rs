@@ -13,7 +13,6 @@ use super::event::{EventKind, NotifyEvent};
 use super::format::{render, Message, Rendered};
 use super::target::Target;
 use crate::clock::sleep_until;
-use crate::metrics::Metrics;
 use crate::model::NotificationResult;
 
 /// How notifications are delivered. The defaults are the product; a test or an embedding program may change
@@ -61,7 +60,7 @@ enum Failure {
 pub(super) struct Worker {
     pub target: Target,
     pub client: reqwest::Client,
-    pub metrics: Metrics,
+    pub metrics: super::NotificationCounter,
     /// The engine's host name, once known.
     pub host: watch::Receiver<Option<Arc<str>>>,
     pub delivery: Delivery,

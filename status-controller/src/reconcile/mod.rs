@@ -9,6 +9,10 @@
 //! from the newest view it holds, without dropping the long poll in flight. Reports (and everything under
 //! `--dry-run`) are recorded once per appearance, not once per pass.
 //!
+//! A maintenance hold ([`Maintenance`]) is obeyed here: while it lasts, passes still observe and plan (reports
+//! and dry-run records are kept as usual) but dispatch nothing. The loop wakes when the hold changes or runs
+//! out, so healing resumes at once from the newest view, not at the next change or interval.
+//!
 //! A pass never plans for a container from a view that predates what was just done to it: once an action
 //! that changed a container ends, the container is left out of the plan until status-api shows a revision
 //! newer than the newest the loop held when it learned of the end.
@@ -27,6 +31,7 @@ use crate::backoff::{Gate, HealGuard, HealLimits, QuarantineEnd};
 use crate::clock::{sleep_until, Clock};
 use crate::freshness::{complete_view, FreshView};
 use crate::journal::{ActionRecord, Journal};
+use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
 use crate::model::{
     Action, ActionContext, ActionKind, ActionResult, ActionRunner, Hold, HoldReason, LONG_POLL_WAIT,
@@ -73,6 +78,8 @@ pub struct Wiring<S, R, C> {
     pub journal: Journal,
     /// Where failures, quarantines, long holds and (opt-in) heals are told; never waits.
     pub notifier: Notifier,
+    /// The operator's maintenance hold: while it lasts nothing is dispatched.
+    pub maintenance: Maintenance,
     pub clock: C,
 }
 
@@ -161,22 +168,29 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let finished = self.wiring.executor.finished();
+        let mut hold_changes = self.wiring.maintenance.watch();
         let mut poll: Option<Poll> = None;
 
         loop {
             let long_poll = poll.get_or_insert_with(|| self.long_poll(since));
             let wake = self.next_wake;
+            let hold_ends = self.hold_ends(*hold_changes.borrow_and_update());
             let wakeup = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stop| *stop) => break,
                 _ = interval.tick() => Wakeup::Interval,
                 () = sleep_until(wake) => Wakeup::Replan,
                 () = finished.notified() => Wakeup::Replan,
+                // Set, ended or run out: plan again at once from the newest view.
+                Ok(()) = hold_changes.changed() => Wakeup::Replan,
+                () = sleep_until(hold_ends) => Wakeup::Replan,
                 answer = long_poll.as_mut() => Wakeup::Answer(Box::new(answer)),
             };
             if matches!(wakeup, Wakeup::Answer(_)) {
                 poll = None;
             }
+            // A hold that ran out ends here if nobody else noticed first, whatever the loop does next.
+            self.wiring.maintenance.state(self.wiring.clock.utc());
             let started = self.wiring.clock.now();
             let was_holding = self.wiring.state.holding();
             // A hung status-api must not hold up a shutdown: what follows races the stop signal too.
@@ -229,6 +243,15 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "actions still under way at shutdown were abandoned");
         }
         tracing::info!("reconcile loop stopped");
+    }
+
+    /// The moment on the loop's clock when a maintenance hold that lasts `until` runs out (just after, so
+    /// that the wall clock has passed it when the loop looks).
+    fn hold_ends(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> Option<Instant> {
+        let left = (until? - self.wiring.clock.utc())
+            .to_std()
+            .unwrap_or_default();
+        Some(self.wiring.clock.now() + left + Duration::from_millis(1))
     }
 
     /// A request for the next change after `since` (at once when there is no `since`), owning what it needs,
@@ -418,6 +441,8 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         self.first_seen.retain(|key, _| keys.contains(key));
         let mut announced_now = HashSet::new();
         let mut next_wake: Option<Instant> = None;
+        let held = self.wiring.maintenance.holds(self.wiring.clock.utc());
+        let mut held_back = 0_usize;
 
         for action in actions {
             let seen_at = *self
@@ -445,6 +470,14 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                     Some("dry run: not carried out".into()),
                 );
                 announced_now.insert(action.container);
+                continue;
+            }
+            if held {
+                // Held on purpose: not a drift the controller is slow to heal, so its heal time starts
+                // when the hold ends.
+                self.first_seen
+                    .remove(&(action.container.clone(), action.kind));
+                held_back += 1;
                 continue;
             }
             if self.wiring.executor.is_busy(&action.container) {
@@ -500,6 +533,12 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                 .dispatch(action, context.clone(), seen_at);
         }
 
+        if held_back > 0 {
+            tracing::debug!(
+                held_back,
+                "held for maintenance: actions planned, none dispatched"
+            );
+        }
         self.announced
             .retain(|container, _| announced_now.contains(container));
         self.next_wake = next_wake;

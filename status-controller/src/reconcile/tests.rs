@@ -17,8 +17,9 @@ use crate::executor::Executor;
 use super::*;
 use crate::clock::SystemClock;
 use crate::docker::{Applied, DockerError, Result as DockerResult};
+use crate::maintenance::{HoldMetrics, HoldRequest};
 use crate::model::{HoldReason, Unexpected};
-use crate::notify::{EventKind, NotifyOptions};
+use crate::notify::{EventKind, NotificationCounter, NotifyOptions};
 use crate::recreate::Recreation;
 use crate::status_client::Result as StatusResult;
 
@@ -296,6 +297,7 @@ fn stopped_web() -> StatusResponse {
 /// A loop running over the fakes.
 struct Running {
     state: ControllerState,
+    maintenance: Maintenance,
     journal: Journal,
     metrics: Metrics,
     stop: watch::Sender<bool>,
@@ -317,15 +319,22 @@ impl Running {
         let journal = Journal::new();
         let metrics = Metrics::new();
         let notifier = match notify {
-            Some((queue, options)) => Notifier::new(vec![queue], options, metrics.clone()),
-            None => Notifier::off(metrics.clone()),
+            Some((queue, options)) => Notifier::new(
+                vec![queue],
+                options,
+                NotificationCounter::new(metrics.notifications()),
+            ),
+            None => Notifier::off(NotificationCounter::new(metrics.notifications())),
         };
         let state = ControllerState::new();
+        let (set, until) = metrics.maintenance();
+        let maintenance = Maintenance::start(None, HoldMetrics { set, until }, Utc::now());
         let executor = Executor::new(
             writer.clone(),
             source.clone(),
             journal.clone(),
             metrics.clone(),
+            maintenance.clone(),
         );
         let reconciler = Reconciler::new(
             Wiring {
@@ -335,6 +344,7 @@ impl Running {
                 metrics: metrics.clone(),
                 journal: journal.clone(),
                 notifier: notifier.clone(),
+                maintenance: maintenance.clone(),
                 clock: SystemClock,
             },
             LoopSettings {
@@ -354,6 +364,7 @@ impl Running {
         let task = tokio::spawn(reconciler.run(stopped));
         Self {
             state,
+            maintenance,
             journal,
             metrics,
             stop,
@@ -473,6 +484,93 @@ async fn it_holds_while_status_api_is_behind_the_engine_and_acts_once_it_caught_
         "{metrics}"
     );
     running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter::default();
+    let running = Running::start(&source, &writer, HealLimits::default());
+    // Set before the loop's first pass: the spawned loop has not run yet.
+    let hold = HoldRequest {
+        lasts: Duration::from_secs(3600),
+        reason: "kernel update".into(),
+        by: Some("alice".into()),
+    };
+    running
+        .maintenance
+        .set(hold, "test", Utc::now())
+        .expect("no file to write");
+
+    eventually("a pass on a fresh view", || running.state.readiness().0).await;
+    // Long enough for the long poll to answer its unchanged revision too.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(writer.calls(), 0, "nothing is dispatched while held");
+    assert!(
+        running.journal.recent(usize::MAX).is_empty(),
+        "and nothing is recorded as done"
+    );
+    assert!(running.state.readiness().0, "held on purpose is not broken");
+
+    running
+        .maintenance
+        .end("bob", Utc::now())
+        .expect("no file to remove");
+    // No new revision: the end itself wakes the loop, which plans again from the view it holds.
+    eventually("web to be started", || writer.starts().len() == 1).await;
+    assert_eq!(
+        source
+            .asked()
+            .iter()
+            .filter(|since| since.is_none())
+            .count(),
+        1
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_action_that_waited_for_its_lane_does_not_start_once_held() {
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter::default();
+    let metrics = Metrics::new();
+    let (set, until) = metrics.maintenance();
+    let maintenance = Maintenance::start(None, HoldMetrics { set, until }, Utc::now());
+    let journal = Journal::new();
+    let executor = Executor::new(
+        writer.clone(),
+        source,
+        journal.clone(),
+        metrics,
+        maintenance.clone(),
+    );
+    let hold = HoldRequest {
+        lasts: Duration::from_secs(600),
+        reason: "disk swap".into(),
+        by: None,
+    };
+    maintenance.set(hold, "test", Utc::now()).expect("no file");
+    let action = Action {
+        container: "web".into(),
+        id: "web-id".into(),
+        kind: ActionKind::Start,
+        drift: Some(DriftKind::Stopped),
+        policy: Default::default(),
+        state: Some(ContainerState::Exited),
+        reason: "exited with exit code 137".into(),
+        waits_for: None,
+    };
+    let record = executor
+        .spawn(action, Arc::new(ActionContext::default()), Instant::now())
+        .expect("not busy")
+        .await
+        .expect("the task ends");
+    assert_eq!(record.result, ActionResult::Skipped);
+    assert_eq!(
+        record.detail.as_deref(),
+        Some("held for maintenance: not started")
+    );
+    assert_eq!(writer.calls(), 0, "the engine is not touched");
 }
 
 #[tokio::test(start_paused = true)]
@@ -709,7 +807,8 @@ fn hold_reasons_are_the_metric_labels() {
             "no_snapshot",
             "bad_answer",
             "scope_mismatch",
-            "view_behind"
+            "view_behind",
+            "maintenance"
         ]
     );
     let metrics = Metrics::new().render();

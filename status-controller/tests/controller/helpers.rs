@@ -191,6 +191,84 @@ impl Drop for Controller {
     }
 }
 
+/// The built `status-controller` binary.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_status-controller");
+
+/// The built binary running as a child process (killed when dropped), as it runs in production: JSON logs on
+/// stdout, which are kept.
+#[derive(Debug)]
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub pid: u32,
+    /// Where it listens, from the log line that says so.
+    pub address: String,
+    logs: JoinHandle<Vec<String>>,
+}
+
+impl Binary {
+    /// Starts the binary with `--listen 127.0.0.1:0 --log-format json` and `args`, and waits until it
+    /// listens. It is not waited for beyond that: a test that needs it ready says so.
+    pub async fn start(args: &[&str]) -> anyhow::Result<Self> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let mut child = tokio::process::Command::new(BINARY)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().context("running")?;
+        let mut lines = BufReader::new(child.stdout.take().context("piped")?).lines();
+        let mut before = Vec::new();
+        let address = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.next_line().await? {
+                let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                before.push(line);
+                if log["message"] == "status-controller listening" {
+                    return Ok::<_, anyhow::Error>(
+                        log["address"].as_str().unwrap_or_default().to_owned(),
+                    );
+                }
+            }
+            bail!("the controller exited before it listened")
+        })
+        .await??;
+        // Keep reading its logs, so a full pipe never blocks it, and keep them for the end.
+        let logs = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                before.push(line);
+            }
+            before
+        });
+        Ok(Self {
+            child,
+            pid,
+            address,
+            logs,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        let ready = self.url("/ready");
+        wait_until("the binary to be ready", PATIENCE, || async {
+            Ok(reqwest::get(&ready).await?.status().is_success())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Every log line it wrote, once it has exited (it must have been stopped or killed first).
+    pub async fn logs(self) -> anyhow::Result<Vec<String>> {
+        Ok(self.logs.await?)
+    }
+}
+
 /// What a [`Pair`] is started with.
 #[derive(Debug, Default, Clone)]
 pub struct Options {

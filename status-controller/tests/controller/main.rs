@@ -8,6 +8,7 @@ mod fake_api;
 mod fidelity;
 mod heal;
 mod helpers;
+mod hold;
 mod journal;
 mod members;
 mod notify;

@@ -6,9 +6,7 @@ use std::process::Output;
 use test_support::{container_state, docker, ensure_test_images, wait_until, TestScope};
 use tokio::process::Command;
 
-use crate::helpers::{api_for_scope, init_logs, run_member, PATIENCE};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_status-controller");
+use crate::helpers::{api_for_scope, init_logs, run_member, BINARY, PATIENCE};
 
 /// Runs `status-controller --once <args>` with `envs`.
 async fn once(args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<Output> {
@@ -126,4 +124,53 @@ async fn exit_codes_say_in_sync_drift_or_error() -> anyhow::Result<()> {
         stderr(&output)
     );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_hold_in_its_state_dir_keeps_once_from_acting() -> anyhow::Result<()> {
+    use status_controller::hold_file::{HoldFile, MaintenanceHold};
+
+    ensure_test_images().await?;
+    init_logs();
+    let scope = TestScope::new();
+    let name = run_member(&scope, "web").await?;
+    let api = api_for_scope(&scope).await?;
+    let url = format!("http://{}", api.address);
+    let state_dir = tempfile::tempdir()?;
+    let now = chrono::Utc::now();
+    HoldFile::in_dir(state_dir.path())?.save(&MaintenanceHold {
+        reason: "disk swap".into(),
+        by: "ops".into(),
+        set_at: now,
+        until: now + chrono::Duration::minutes(10),
+    })?;
+    let state = state_dir.path().to_string_lossy().into_owned();
+    docker(&["stop", &name]).await?;
+
+    let last = std::sync::Mutex::new(None);
+    wait_until("--once to see the drift", PATIENCE, || async {
+        let output = once(&["--api-url", &url, "--state-dir", &state], &[]).await?;
+        let drift = code(&output) == Some(2);
+        *last.lock().expect("not poisoned") = Some(output);
+        Ok(drift)
+    })
+    .await?;
+    let output = last.into_inner()?.expect("ran");
+    let table = stdout(&output);
+    assert!(
+        table.contains("held for maintenance: not started"),
+        "{table}{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("held for maintenance"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        container_state(&name).await?.as_deref(),
+        Some("exited"),
+        "not started"
+    );
+    api.stop().await
 }

@@ -1,21 +1,15 @@
 //! The built binary as it runs in production: small, and on SIGTERM it finishes the action in hand, starts
 //! no new one, and exits within 10 s.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use test_support::{
-    container_state, docker, ensure_test_images, wait_until, TestScope, BUSYBOX_IMAGE,
-};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use test_support::{container_state, docker, ensure_test_images, TestScope, BUSYBOX_IMAGE};
 use tokio::process::Command;
 
 use crate::helpers::{
-    api_for_scope, init_logs, run_member, started_at, wait_for_restart, PATIENCE,
+    api_for_scope, init_logs, run_member, started_at, wait_for_restart, Binary, BINARY,
 };
-
-const BINARY: &str = env!("CARGO_BIN_EXE_status-controller");
 
 /// A field of /proc/<pid>/status, in KiB (`VmRSS`, `RssAnon`, …).
 fn memory_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
@@ -35,48 +29,10 @@ async fn the_binary_heals_stays_small_and_stops_cleanly_on_sigterm() -> anyhow::
     let name = run_member(&scope, "web").await?;
     let api = api_for_scope(&scope).await?;
 
-    let mut child = Command::new(BINARY)
-        .args([
-            "--api-url",
-            &format!("http://{}", api.address),
-            "--listen",
-            "127.0.0.1:0",
-            "--interval",
-            "1h",
-        ])
-        .args(["--log-format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("running")?;
-    let mut lines = BufReader::new(child.stdout.take().context("piped")?).lines();
-    // Its address is in the log line that says it listens.
-    let address = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await? {
-            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if log["message"] == "status-controller listening" {
-                return Ok::<_, anyhow::Error>(
-                    log["address"].as_str().unwrap_or_default().to_owned(),
-                );
-            }
-        }
-        anyhow::bail!("the controller exited before it listened")
-    })
-    .await??;
-    // Keep reading its logs, so a full pipe never blocks it, and keep them for the end.
-    let logs = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            all.push(line);
-        }
-        all
-    });
-    let ready = format!("http://{address}/ready");
-    wait_until("the binary to be ready", PATIENCE, || async {
-        Ok(reqwest::get(&ready).await?.status().is_success())
-    })
-    .await?;
+    let api_url = format!("http://{}", api.address);
+    let mut binary = Binary::start(&["--api-url", &api_url, "--interval", "1h"]).await?;
+    let (pid, address) = (binary.pid, binary.address.clone());
+    binary.wait_ready().await?;
 
     // It heals, as the in-process one does.
     let before = started_at(&name).await?;
@@ -137,7 +93,7 @@ async fn the_binary_heals_stays_small_and_stops_cleanly_on_sigterm() -> anyhow::
         .status()
         .await?;
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    let exit = tokio::time::timeout(Duration::from_secs(10), binary.child.wait())
         .await
         .context("did not exit within 10 s of SIGTERM")??;
     let took = signalled.elapsed();
@@ -150,7 +106,7 @@ async fn the_binary_heals_stays_small_and_stops_cleanly_on_sigterm() -> anyhow::
     );
     let probe = healthcheck(address.clone()).await?;
     assert_eq!(probe.status.code(), Some(1), "nothing serves any more");
-    let logs = logs.await?;
+    let logs = binary.logs().await?;
     assert!(
         logs.iter()
             .any(|line| line.contains("action done") && line.contains(&slow)),
