@@ -258,6 +258,7 @@ taken=$$(printf '%s' "$$snapshot" | grep -o '"taken_at":"[^"]*"' | cut -d'"' -f4
 members=$$(printf '%s' "$$snapshot" | grep -o '"image":' | wc -l); \
 echo; \
 echo "dockstate is up (project $(COMPOSE_PROJECT_NAME), scope: $(or $(STATUS_API_SCOPE),the whole host))"; \
+echo "  live page       $(API_URL)/"; \
 echo "  API docs        $(API_URL)/docs"; \
 echo "  live status     $(API_URL)/status"; \
 echo "  drift           $(API_URL)/drift"; \
