@@ -70,6 +70,26 @@ pub async fn build_images() -> anyhow::Result<()> {
 
 static STATIC_BUILT: OnceCell<PathBuf> = OnceCell::const_new();
 
+/// A state directory for status-api holding a baseline of `scope` with no members, as status-api trusts it:
+/// the directory 0700, `snapshot.json` 0600, both owned by whoever runs the test. Answers the directory and
+/// the file.
+pub fn empty_baseline(scope: &TestScope) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let state = tempfile::tempdir()?;
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700))?;
+    let snapshot = serde_json::json!({
+        "format": 1,
+        "taken_at": "2026-01-01T00:00:00Z",
+        "scope": scope.scope(),
+        "containers": [],
+    });
+    let file = state.path().join("snapshot.json");
+    std::fs::write(&file, serde_json::to_vec(&snapshot)?)?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    Ok((state, file))
+}
+
 /// `make static` once per test process: both programs as they ship (the statically linked release build the
 /// images hold), without building the images. Returns the directory that holds `status-api` and
 /// `status-controller`, the Makefile's `$(RELEASE_DIR)`.

@@ -9,11 +9,10 @@
 //! Both run on the host's network (Podman's default network has no name resolution without the `dnsname`
 //! plugin, which the controller would need to reach status-api by name), each on a port of its own.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use anyhow::Context;
-use e2e::{build_images, free_port};
+use e2e::{build_images, empty_baseline, free_port};
 use serde_json::Value;
 use test_support::{ensure_test_images, wait_until, PrivatePodman, TestScope, BUSYBOX_IMAGE};
 
@@ -86,17 +85,7 @@ async fn on_podman_the_controller_never_stops_its_own_containers() -> anyhow::Re
 
     // A baseline with no members, in a state directory status-api trusts: root's (the containers run as
     // root here, as they would need to on a rootful Podman socket that only root may open), 0700 and 0600.
-    let state = tempfile::tempdir()?;
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700))?;
-    let snapshot = serde_json::json!({
-        "format": 1,
-        "taken_at": "2026-01-01T00:00:00Z",
-        "scope": scope.scope(),
-        "containers": [],
-    });
-    let file = state.path().join("snapshot.json");
-    std::fs::write(&file, serde_json::to_vec(&snapshot)?)?;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    let (state, _) = empty_baseline(&scope)?;
     let state_mount = format!("{}:/var/lib/status-api", state.path().display());
 
     let (api_port, controller_port) = (free_port()?, free_port()?);

@@ -11,10 +11,10 @@
 //! controller's own container, protects X, and stops the controller. X itself is unexpected too; stopping it
 //! would cut the controller's network, so it is protected as the namespace owner of one of the pair.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use e2e::{build_images, free_port};
+use e2e::{build_images, empty_baseline, free_port};
 use serde_json::Value;
 use test_support::{
     container_state, docker, ensure_test_images, wait_until, TestScope, BUSYBOX_IMAGE,
@@ -67,17 +67,7 @@ impl StatusApi {
         // A baseline with no members, in a state directory status-api trusts: owned by the user it runs as,
         // writable by nobody else (0700, the file 0600). As root the test gives both to the image's user
         // 10001; otherwise the container runs as the test's own user, who owns them already.
-        let state = tempfile::tempdir()?;
-        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700))?;
-        let snapshot = serde_json::json!({
-            "format": 1,
-            "taken_at": "2026-01-01T00:00:00Z",
-            "scope": scope.scope(),
-            "containers": [],
-        });
-        let file = state.path().join("snapshot.json");
-        std::fs::write(&file, serde_json::to_vec(&snapshot)?)?;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        let (state, file) = empty_baseline(scope)?;
         let owner = std::fs::metadata(state.path())?.uid();
         let user = if owner == 0 {
             for path in [state.path(), file.as_path()] {

@@ -437,6 +437,18 @@ mod tests {
         }
     }
 
+    /// Asserts the status of `response` and the `error` code of its JSON body.
+    async fn assert_error(response: poem::test::TestResponse, status: StatusCode, code: &str) {
+        response.assert_status(status);
+        response
+            .json()
+            .await
+            .value()
+            .object()
+            .get("error")
+            .assert_string(code);
+    }
+
     fn client() -> TestClient<impl Endpoint> {
         TestClient::new(app(server_state(ControllerState::new(), Some(TOKEN))))
     }
@@ -463,14 +475,7 @@ mod tests {
             .header(header::AUTHORIZATION, &bearer)
             .send()
             .await;
-        response.assert_status(StatusCode::BAD_REQUEST);
-        response
-            .json()
-            .await
-            .value()
-            .object()
-            .get("error")
-            .assert_string("bad_request");
+        assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
 
         let response = client
             .post("/hold?for=15m&reason=kernel+update&by=alice")
@@ -532,14 +537,7 @@ mod tests {
             .header(header::AUTHORIZATION, &bearer)
             .send()
             .await;
-        response.assert_status(StatusCode::NOT_FOUND);
-        response
-            .json()
-            .await
-            .value()
-            .object()
-            .get("error")
-            .assert_string("not_held");
+        assert_error(response, StatusCode::NOT_FOUND, "not_held").await;
         client
             .get("/hold")
             .send()
@@ -574,14 +572,12 @@ mod tests {
         assert!(detail.contains(&path.display().to_string()), "{detail}");
         assert!(detail.contains("DELETE /hold"), "{detail}");
         let response = client.get("/hold").send().await;
-        response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
-        response
-            .json()
-            .await
-            .value()
-            .object()
-            .get("error")
-            .assert_string("hold_file_damaged");
+        assert_error(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hold_file_damaged",
+        )
+        .await;
         let answer = client.get("/health").send().await.json().await;
         answer.value().object().get("hold").assert_null();
         assert!(answer
@@ -627,14 +623,7 @@ mod tests {
                 .send()
                 .await,
         ] {
-            response.assert_status(StatusCode::FORBIDDEN);
-            response
-                .json()
-                .await
-                .value()
-                .object()
-                .get("error")
-                .assert_string("forbidden");
+            assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
         }
     }
 
@@ -702,32 +691,22 @@ mod tests {
 
         for bad in ["0", "x", "100000"] {
             let response = client().get(format!("/actions?limit={bad}")).send().await;
-            response.assert_status(StatusCode::BAD_REQUEST);
-            let body = response.json().await;
-            body.value()
-                .object()
-                .get("error")
-                .assert_string("bad_request");
+            assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
         }
     }
 
     #[tokio::test]
     async fn unknown_paths_and_methods_answer_json() {
         let response = client().get("/nope").send().await;
-        response.assert_status(StatusCode::NOT_FOUND);
-        let body = response.json().await;
-        body.value()
-            .object()
-            .get("error")
-            .assert_string("not_found");
+        assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
 
         let response = client().post("/actions").send().await;
-        response.assert_status(StatusCode::METHOD_NOT_ALLOWED);
-        let body = response.json().await;
-        body.value()
-            .object()
-            .get("error")
-            .assert_string("method_not_allowed");
+        assert_error(
+            response,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
     }
 
     #[test]
