@@ -20,7 +20,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use prometheus::Histogram;
 use shared::backoff::Backoff;
-use shared::{error_chain, in_scope, ContainerState, ContainerStatus, Health};
+use shared::{error_chain, in_scope, ContainerState, ContainerStatus, EngineKind, Health};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -41,6 +41,11 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How often the engine is pinged while it does not answer, so the view is ready again soon after it does.
 const PING_RETRY: Duration = Duration::from_millis(250);
+
+/// How long after a `health_status` event on Podman its container is read once more. Podman 4 can send the
+/// event before it has recorded the check's result, so the inspect the event leads to may still read the old
+/// health; nothing else would say it changed until the next re-list.
+pub const PODMAN_HEALTH_REREAD: Duration = Duration::from_millis(500);
 
 /// The watch loop: the engine on one side, the store's writer on the other.
 #[derive(Debug)]
@@ -140,6 +145,8 @@ impl Inventory {
             BoxFuture<'_, Result<HashMap<String, ContainerStatus>, EngineError>>,
         > = None;
         let mut touched: HashSet<String> = HashSet::new();
+        // Containers to read once more a moment after a Podman `health_status` event.
+        let mut rereads: FuturesUnordered<BoxFuture<'static, String>> = FuturesUnordered::new();
         let mut ping = self.ping_after(PING_INTERVAL);
         // Logged when it changes, not on every ping.
         let mut answering = true;
@@ -150,7 +157,13 @@ impl Inventory {
                         if backoff.failures() > 0 {
                             backoff.reset();
                         }
-                        if let Some(id) = self.receive(&mut applier, event, relisted_at) {
+                        if let Some((id, action)) = self.receive(&mut applier, event, relisted_at) {
+                            if action == "health_status" && engine.kind == EngineKind::Podman {
+                                let again = id.clone();
+                                rereads.push(
+                                    tokio::time::sleep(PODMAN_HEALTH_REREAD).map(|()| again).boxed(),
+                                );
+                            }
                             if relist.is_some() {
                                 touched.insert(id);
                             }
@@ -159,6 +172,13 @@ impl Inventory {
                     Some(Err(err)) => return Err(err),
                     None => return Ok(()),
                 },
+                Some(id) = rereads.next(), if !rereads.is_empty() => {
+                    // No event time: a second look, not news, so it counts towards no lag.
+                    applier.receive(&id, None, false);
+                    if relist.is_some() {
+                        touched.insert(id);
+                    }
+                }
                 Some((id, batch, result)) = inspects.next(), if !inspects.is_empty() => {
                     self.apply(&mut applier, id, &batch, result?);
                 }
@@ -285,7 +305,8 @@ impl Inventory {
             .collect())
     }
 
-    /// Hands one event to the applier; the container's id when it is one that can change the view. An event
+    /// Hands one event to the applier; the container's id and the event (in Docker's words) when it is one
+    /// that can change the view. An event
     /// dated before `relisted_at` is a replay that the re-list already reflects: it is applied (harmless) but
     /// neither counts towards the lag nor is observed in the histogram.
     fn receive(
@@ -293,7 +314,7 @@ impl Inventory {
         applier: &mut Applier,
         event: EventMessage,
         relisted_at: DateTime<Utc>,
-    ) -> Option<String> {
+    ) -> Option<(String, &'static str)> {
         self.writer.count_event();
         let time = event_time(&event).filter(|time| *time >= relisted_at);
         let actor = event.actor?;
@@ -308,7 +329,7 @@ impl Inventory {
         if time.is_some() {
             self.foresee(&id, action, actor.attributes.as_ref(), time);
         }
-        Some(id)
+        Some((id, action))
     }
 
     /// Applies at once what the event itself proves about a container the view already holds: `start` and
@@ -873,6 +894,29 @@ mod tests {
         settle(async { assert!(engine.emit("sync", RUNNING_ID)) }).await;
         settle(async { assert!(engine.emit("exec_died", RUNNING_ID)) }).await;
         assert_eq!(store.revision(), revision);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_health_event_is_read_again_a_moment_later_on_podman_only() {
+        for (kind, reads) in [
+            (shared::EngineKind::Podman, 2),
+            (shared::EngineKind::Docker, 1),
+        ] {
+            let engine = FakeEngine::new();
+            engine.set_kind(kind);
+            engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+            let (store, _stop) = start(&engine);
+            live(&engine, &store).await;
+            let before = engine.inspects();
+            settle(async { assert!(engine.emit("health_status", RUNNING_ID)) }).await;
+            tokio::time::sleep(PODMAN_HEALTH_REREAD * 2).await;
+            settle(async {}).await;
+            assert_eq!(
+                engine.inspects() - before,
+                reads,
+                "{kind:?}: Podman 4 may send the event before it has recorded the health"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

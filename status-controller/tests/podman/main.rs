@@ -118,7 +118,7 @@ async fn wait_action(
     container: &str,
     action: &str,
 ) -> anyhow::Result<()> {
-    wait_until(
+    let recorded = wait_until(
         &format!("/actions to hold {action} {container}"),
         PATIENCE,
         || async {
@@ -137,7 +137,14 @@ async fn wait_action(
                 }))
         },
     )
-    .await?;
+    .await;
+    if let Err(err) = recorded {
+        let actions = reqwest::get(controller.url("/actions"))
+            .await?
+            .text()
+            .await?;
+        anyhow::bail!("{err}; the controller's actions: {actions}");
+    }
     Ok(())
 }
 
