@@ -73,6 +73,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
             label: &label,
             start: true,
             restart_always: false,
+            slow_stop: None,
         },
     )
     .await?;
@@ -84,6 +85,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
                 label: &label,
                 start: false,
                 restart_always: false,
+                slow_stop: None,
             },
         )
         .await?,

@@ -38,7 +38,18 @@ pub struct Spec<'a> {
     pub label: &'a str,
     pub start: bool,
     pub restart_always: bool,
+    /// `Some(seconds)`: the main process ignores SIGTERM and the stop timeout is `seconds`, so every stop
+    /// really waits it out before the engine kills.
+    pub slow_stop: Option<i64>,
 }
+
+/// A main process that ignores SIGTERM (the shell traps it to nothing) and sleeps until killed.
+const IGNORES_TERM: [&str; 4] = [
+    "/bin/busybox",
+    "sh",
+    "-c",
+    "trap '' TERM; while true; do sleep 1; done",
+];
 
 /// Creates (and maybe starts) `names`, eight at a time; answers their ids in order.
 pub async fn create_many(
@@ -55,6 +66,10 @@ pub async fn create_many(
                 let body = ContainerCreateBody {
                     image: Some(BUSYBOX_IMAGE.to_owned()),
                     labels: Some(labels),
+                    cmd: spec
+                        .slow_stop
+                        .map(|_| IGNORES_TERM.iter().map(|arg| (*arg).to_owned()).collect()),
+                    stop_timeout: spec.slow_stop,
                     host_config: Some(HostConfig {
                         restart_policy: spec.restart_always.then_some(RestartPolicy {
                             name: Some(RestartPolicyNameEnum::ALWAYS),
@@ -202,10 +217,16 @@ pub async fn main_pid(docker: &Docker, id: &str) -> anyhow::Result<i64> {
 /// `kill -9 <pid>` — the way a process dies without Docker's knowledge, which keeps its restart policy on
 /// (`docker kill` and `docker stop` switch it off).
 pub async fn kill_9(pid: i64) -> anyhow::Result<()> {
+    kill_9_all(&[pid]).await
+}
+
+/// `kill -9 <pid>...` in one command: every process dies within the same moment.
+pub async fn kill_9_all(pids: &[i64]) -> anyhow::Result<()> {
     let status = tokio::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
+        .arg("-9")
+        .args(pids.iter().map(i64::to_string))
         .status()
         .await?;
-    anyhow::ensure!(status.success(), "kill -9 {pid} failed");
+    anyhow::ensure!(status.success(), "kill -9 {pids:?} failed");
     Ok(())
 }

@@ -35,6 +35,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
             label: &managed.label(),
             start: true,
             restart_always: false,
+            slow_stop: None,
         },
     )
     .await?;
@@ -49,6 +50,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
             label: &managed.label(),
             start: true,
             restart_always: false,
+            slow_stop: None,
         },
     )
     .await?;
@@ -62,6 +64,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
             label: &plain.label(),
             start: true,
             restart_always: true,
+            slow_stop: None,
         },
     )
     .await?;
@@ -109,6 +112,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
                 label: &managed.label(),
                 start: true,
                 restart_always: false,
+                slow_stop: None,
             },
         )
         .await?;
@@ -170,6 +174,7 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
             label: &floor.label(),
             start: false,
             restart_always: false,
+            slow_stop: None,
         },
     )
     .await?;

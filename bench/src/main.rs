@@ -5,11 +5,14 @@
 //! recreated latencies, the engine's own floors, `/status` throughput and latency at 10/100/1,000 containers
 //! beside the engine's list call and nginx serving the same bytes, resident memory, time to ready, image
 //! sizes, and whether the view keeps up under churn (engine event → `/status`). Prints one table and writes
-//! JSON. `--only heal|serve|churn` runs one part.
+//! JSON. Then many drifts at once: 50 members killed together against 50 `--restart always` containers,
+//! and 30 unexpected containers with a 1 s stop timeout started together. `--only
+//! heal|serve|churn|mass-heal|mass-stop` runs one part.
 
 mod churn;
 mod engine;
 mod heal;
+mod mass;
 mod procs;
 mod serve;
 mod stats;
@@ -20,16 +23,20 @@ use anyhow::Context;
 use serde_json::json;
 
 const USAGE: &str = "usage: bench [--trials N] [--sizes 10,100,1000] [--bin-dir DIR] [--out FILE] \
-[--wrk-seconds N] [--only heal|serve|churn] [--containers N] [--rate R] [--churn-seconds S]
+[--wrk-seconds N] [--only PART] [--containers N] [--rate R] [--churn-seconds S] [--mass-heal N] \
+[--mass-stop N] [--rounds N]
   --trials         heal trials per measurement (20)
   --sizes          container counts for the /status throughput runs (10,100,1000)
   --bin-dir        where the release binaries of status-api and status-controller are (target/release)
   --out            the JSON results (target/bench/results.json)
   --wrk-seconds    seconds of wrk load per size (5)
-  --only           run one part: heal, serve or churn
+  --only           run one part: heal, serve, churn, mass-heal or mass-stop
   --containers     churn: containers created (1000)
   --rate           churn: start/stop operations per second (35)
-  --churn-seconds  churn: seconds of churn (30)";
+  --churn-seconds  churn: seconds of churn (30)
+  --mass-heal      mass-heal: members killed at once, and as many `--restart always` containers (50)
+  --mass-stop      mass-stop: unexpected containers started at once (30)
+  --rounds         mass-heal and mass-stop: rounds, each on fresh containers (3)";
 
 /// What `make bench` passes.
 #[derive(Debug)]
@@ -42,7 +49,10 @@ struct Args {
     /// Run only this part (`heal`, `serve` or `churn`); all of them when `None`.
     only: Option<String>,
     churn: churn::Churn,
+    mass: mass::Mass,
 }
+
+const PARTS: [&str; 5] = ["heal", "serve", "churn", "mass-heal", "mass-stop"];
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
@@ -56,6 +66,11 @@ fn parse_args() -> anyhow::Result<Args> {
             containers: 1000,
             rate: 35.0,
             seconds: 30,
+        },
+        mass: mass::Mass {
+            heal: 50,
+            stop: 30,
+            rounds: 3,
         },
     };
     let mut given = std::env::args().skip(1);
@@ -86,8 +101,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--only" => {
                 let part = value()?;
                 anyhow::ensure!(
-                    ["heal", "serve", "churn"].contains(&part.as_str()),
-                    "--only takes heal, serve or churn, not {part}"
+                    PARTS.contains(&part.as_str()),
+                    "--only takes one of {}, not {part}",
+                    PARTS.join(", ")
                 );
                 args.only = Some(part);
             }
@@ -105,6 +121,19 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.churn.seconds = value()?
                     .parse()
                     .context("--churn-seconds takes a whole number")?
+            }
+            "--mass-heal" => {
+                args.mass.heal = value()?
+                    .parse()
+                    .context("--mass-heal takes a whole number")?
+            }
+            "--mass-stop" => {
+                args.mass.stop = value()?
+                    .parse()
+                    .context("--mass-stop takes a whole number")?
+            }
+            "--rounds" => {
+                args.mass.rounds = value()?.parse().context("--rounds takes a whole number")?
             }
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -141,6 +170,8 @@ async fn main() -> anyhow::Result<()> {
     let mut heal = serde_json::Value::Null;
     let mut serve = serde_json::Value::Null;
     let mut churn = serde_json::Value::Null;
+    let mut mass_heal = serde_json::Value::Null;
+    let mut mass_stop = serde_json::Value::Null;
     if runs("heal") {
         eprintln!("== heal latency ({} trials each)", args.trials);
         heal = heal::run(&docker, &args.bin_dir, args.trials).await?;
@@ -156,6 +187,20 @@ async fn main() -> anyhow::Result<()> {
         );
         churn = churn::run(&docker, &args.bin_dir, args.churn).await?;
     }
+    if runs("mass-heal") {
+        eprintln!(
+            "== mass heal: {} members killed at once, {} rounds",
+            args.mass.heal, args.mass.rounds
+        );
+        mass_heal = mass::heal(&docker, &args.bin_dir, args.mass).await?;
+    }
+    if runs("mass-stop") {
+        eprintln!(
+            "== mass stop: {} unexpected started at once, {} rounds",
+            args.mass.stop, args.mass.rounds
+        );
+        mass_stop = mass::stop(&docker, &args.bin_dir, args.mass).await?;
+    }
     let images = image_sizes().await;
 
     let machine = json!({
@@ -169,6 +214,8 @@ async fn main() -> anyhow::Result<()> {
         "heal": heal,
         "serve": serve,
         "churn": churn,
+        "mass_heal": mass_heal,
+        "mass_stop": mass_stop,
         "images": images,
     });
     println!("{}", stats::table(&results));

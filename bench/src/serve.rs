@@ -44,6 +44,7 @@ pub async fn run(
                     label: &scope.label(),
                     start: true,
                     restart_always: false,
+                    slow_stop: None,
                 },
             )
             .await?;
@@ -54,6 +55,7 @@ pub async fn run(
                     label: &scope.label(),
                     start: false,
                     restart_always: false,
+                    slow_stop: None,
                 },
             )
             .await?;

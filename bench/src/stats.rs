@@ -58,7 +58,74 @@ pub fn table(results: &Value) -> String {
     if !results["churn"].is_null() {
         churn(&results["churn"], &mut out);
     }
+    if !results["mass_heal"].is_null() {
+        mass_heal(&results["mass_heal"], &mut out);
+    }
+    if !results["mass_stop"].is_null() {
+        mass_stop(&results["mass_stop"], &mut out);
+    }
     out
+}
+
+/// A ratio to two decimals: 1.0 is a tie.
+fn ratio(value: &Value) -> String {
+    value
+        .as_f64()
+        .map(|r| format!("{r:.2}"))
+        .unwrap_or_else(|| "n/a".to_owned())
+}
+
+/// One table row: `| label | n | p50 | max |`.
+fn row(label: &str, summary: &Value) -> String {
+    format!(
+        "| {label} | {} | {} | {} |\n",
+        summary["n"],
+        num(&summary["p50_ms"]),
+        num(&summary["max_ms"])
+    )
+}
+
+/// Many members killed at once: all running again, dockstate against `--restart always`.
+fn mass_heal(mass: &Value, out: &mut String) {
+    out.push_str(&format!(
+        "\nmass heal: {} killed at once (kill -9 from the host), {} rounds; ratio dockstate / --restart always: \
+         {} at p50, {} at worst\n\n| kill → (ms) | n | p50 | max |\n|---|---|---|---|\n",
+        mass["members"],
+        mass["rounds"],
+        ratio(&mass["ratio_p50"]),
+        ratio(&mass["ratio_max"]),
+    ));
+    out.push_str(&row(
+        "all running, dockstate",
+        &mass["dockstate_all_running"],
+    ));
+    out.push_str(&row(
+        "all running, --restart always",
+        &mass["docker_restart_all_running"],
+    ));
+    out.push_str(&row("each running, dockstate", &mass["dockstate_each"]));
+    out.push_str(&row(
+        "each running, --restart always",
+        &mass["docker_restart_each"],
+    ));
+}
+
+/// Many unexpected containers at once, each stop waiting out its stop timeout.
+fn mass_stop(mass: &Value, out: &mut String) {
+    out.push_str(&format!(
+        "\nmass stop: {} unexpected started at once, SIGTERM ignored, {} s stop timeout, {} rounds\n\n\
+         | (ms) | n | p50 | max |\n|---|---|---|---|\n",
+        mass["unexpected"], mass["stop_timeout_s"], mass["rounds"],
+    ));
+    out.push_str(&row(
+        "first start → all stopped",
+        &mass["first_start_to_all_stopped"],
+    ));
+    out.push_str(&row(
+        "worst start → stopped, per round",
+        &mass["worst_start_to_stopped"],
+    ));
+    out.push_str(&row("each start → stopped", &mass["each_start_to_stopped"]));
 }
 
 /// The view under churn: engine event → visible in a `/status` long poll.

@@ -29,12 +29,19 @@ use crate::status_client::StatusSource;
 
 mod rebuild;
 
-/// How many starts, unpauses and recreates run at once.
+/// How many starts, unpauses and recreates run at once. Measured with 50 members killed at once (`make
+/// bench`, mass-heal: docs/benchmarks.md), 16 or 32 brought them all back no sooner than 8: the engine
+/// serialises much of a start, so a wider lane only queues the same work inside the engine.
 pub const HEAL_CONCURRENCY: usize = 8;
-/// How many restarts run at once, apart from the heals.
-pub const RESTART_CONCURRENCY: usize = 4;
-/// How many stops and removals run at once, apart from the heals and the restarts.
-pub const CLEANUP_CONCURRENCY: usize = 4;
+/// How many restarts (and replaces) run at once, apart from the heals. A restart mostly waits: on the
+/// container's stop timeout, then on the engine's start, which the heal lane's bound already keeps from
+/// crowding the engine; so the bound only caps how many the engine is asked to stop at once.
+pub const RESTART_CONCURRENCY: usize = 16;
+/// How many stops and removals run at once, apart from the heals and the restarts. A stop costs the
+/// controller nothing while the engine waits out the stop timeout, so the bound is wide enough that 30
+/// unexpected containers are stopped together (`make bench`, mass-stop: docs/benchmarks.md) rather than
+/// 4 at a time, one stop timeout after another.
+pub const CLEANUP_CONCURRENCY: usize = 32;
 
 /// Which lane an action waits in: by what it may cost, not by what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -291,7 +291,8 @@ async fn a_slow_stop_never_delays_a_heal() -> anyhow::Result<()> {
     let name = run_member(&scope, "web").await?;
     let pair = Pair::start(&scope, Options::default()).await?;
 
-    // More strangers than the clean-up lane takes at once, each ignoring SIGTERM for its 3 s stop timeout.
+    // Strangers each ignoring SIGTERM for its 3 s stop timeout: their stops are still under way (the
+    // clean-up lane takes them all at once) when the member dies, and the heal must not wait for them.
     let mut strangers = Vec::new();
     for i in 0..6 {
         let suffix = format!("slow{i}");
@@ -374,7 +375,8 @@ async fn slow_restarts_never_delay_a_start() -> anyhow::Result<()> {
     for (member, _) in &slow {
         docker(&["exec", member, "/bin/busybox", "rm", "/tmp/healthy"]).await?;
     }
-    // The restarts are under way once the engine has sent SIGTERM to as many as the restart lane takes.
+    // The restarts are under way once the engine has sent SIGTERM to at least 4 of them (the restart lane
+    // takes all 8 at once).
     wait_until("the slow restarts to be under way", PATIENCE, || async {
         let mut terminated = 0;
         for (_, id) in &slow {
