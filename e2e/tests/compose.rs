@@ -276,8 +276,11 @@ async fn the_compose_file_is_valid_with_and_without_the_demo_profile() -> anyhow
     with_demo.sort_unstable();
     assert_eq!(with_demo, [DEMO_SERVICE, API_SERVICE, CONTROLLER_SERVICE]);
 
+    // status-api's baseline, and the controller's maintenance hold.
     let volumes = stack.compose(&["config", "--volumes"]).await?;
-    assert_eq!(volumes.trim(), "state");
+    let mut volumes: Vec<&str> = volumes.lines().map(str::trim).collect();
+    volumes.sort_unstable();
+    assert_eq!(volumes, ["controller-state", "state"]);
 
     // The scope reaches status-api, and the demo carries the scope's label so that it is in scope.
     let config = stack.compose(&["--profile", "demo", "config"]).await?;
