@@ -92,7 +92,13 @@ pub async fn run(docker: &Docker, bin_dir: &Path, churn: Churn) -> anyhow::Resul
     );
 
     let spawned = Instant::now();
-    let api = procs::status_api(bin_dir, &scope.scope(), &work.state("churn"), &work.token())?;
+    let api = procs::status_api(
+        bin_dir,
+        &scope.scope(),
+        &work.state("churn"),
+        &work.token(),
+        procs::Logs::Warnings,
+    )?;
     let ready = api.wait_ready(spawned, Duration::from_secs(180)).await?;
     eprintln!(
         "   status-api ready in {} ms; churning at {}/s for {}s",

@@ -13,6 +13,7 @@ use test_support::TestScope;
 use crate::engine::{create_many, kill_9, main_pid, now_nanos, Recorder, Spec};
 use crate::procs::{self, Workdir};
 use crate::stats::summary;
+use crate::trace::{self, Trial};
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -74,10 +75,11 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
         &managed.scope(),
         &work.state("heal"),
         &work.token(),
+        procs::Logs::HealTrace,
     )?;
     api.wait_ready(Instant::now(), Duration::from_secs(30))
         .await?;
-    let controller = procs::controller(bin_dir, &api, &work.token())?;
+    let controller = procs::controller(bin_dir, &api, &work.token(), procs::Logs::HealTrace)?;
     controller
         .wait_ready(Instant::now(), Duration::from_secs(30))
         .await?;
@@ -87,17 +89,23 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
 
     let mut healed = Vec::new();
     let mut kill_to_die = Vec::new();
+    let mut traced = Vec::new();
     for (id, name) in heal_ids.iter().zip(&heal_names) {
-        let (run, die) = kill_and_wait(docker, &managed_events, id, name).await?;
-        healed.push(run);
-        kill_to_die.push(die);
+        let trial = kill_and_wait(docker, &managed_events, id, name).await?;
+        healed.push(nanos(trial.started - trial.killed));
+        kill_to_die.push(nanos(trial.died - trial.killed));
+        traced.push(trial);
     }
     let mut restarted = Vec::new();
     for (id, name) in restart_ids.iter().zip(&restart_names) {
-        let (run, die) = kill_and_wait(docker, &plain_events, id, name).await?;
-        restarted.push(run);
-        kill_to_die.push(die);
+        let trial = kill_and_wait(docker, &plain_events, id, name).await?;
+        restarted.push(nanos(trial.started - trial.killed));
+        kill_to_die.push(nanos(trial.died - trial.killed));
     }
+    let breakdown = match (&api.trace, &controller.trace) {
+        (Some(api), Some(controller)) => trace::breakdown(&traced, api, controller),
+        _ => Value::Null,
+    };
     eprintln!("   kill → running measured");
 
     // Unexpected → stopped: from its `start` event to its `die` event.
@@ -196,12 +204,17 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
 
     let dockstate = summary(&healed);
     let docker_restart = summary(&restarted);
-    let ratio = dockstate["p50_ms"].as_f64().unwrap_or(f64::NAN)
-        / docker_restart["p50_ms"].as_f64().unwrap_or(f64::NAN);
+    let ratio = |key: &str| {
+        let ratio = dockstate[key].as_f64().unwrap_or(f64::NAN)
+            / docker_restart[key].as_f64().unwrap_or(f64::NAN);
+        (ratio * 100.0).round() / 100.0
+    };
     Ok(json!({
+        "ratio_p50": ratio("p50_ms"),
+        "ratio_p90": ratio("p90_ms"),
         "dockstate": dockstate,
         "docker_restart": docker_restart,
-        "ratio_p50": (ratio * 100.0).round() / 100.0,
+        "breakdown": breakdown,
         "unexpected_stopped": summary(&stopped),
         "removed_recreated": summary(&recreated),
         "start_call": summary(&start_call),
@@ -210,13 +223,13 @@ pub async fn run(docker: &Docker, bin_dir: &Path, trials: usize) -> anyhow::Resu
     }))
 }
 
-/// Kills the container's main process; answers (kill → running again, kill → `die`).
+/// Kills the container's main process; answers when it was killed, died and ran again.
 async fn kill_and_wait(
     docker: &Docker,
     events: &Recorder,
     id: &str,
     name: &str,
-) -> anyhow::Result<(Duration, Duration)> {
+) -> anyhow::Result<Trial> {
     let pid = main_pid(docker, id).await?;
     let killed = now_nanos();
     kill_9(pid).await?;
@@ -235,8 +248,11 @@ async fn kill_and_wait(
         .await?;
     // Let the controller and the engine settle before the next trial.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Ok((
-        nanos(started.time_nanos - killed),
-        nanos(died.time_nanos - killed),
-    ))
+    Ok(Trial {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        killed,
+        died: died.time_nanos,
+        started: started.time_nanos,
+    })
 }

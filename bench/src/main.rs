@@ -16,6 +16,7 @@ mod mass;
 mod procs;
 mod serve;
 mod stats;
+mod trace;
 
 use std::path::PathBuf;
 

@@ -43,10 +43,16 @@ async fn start_pair(
     scope: &TestScope,
     work: &Workdir,
 ) -> anyhow::Result<(Program, Program)> {
-    let api = procs::status_api(bin_dir, &scope.scope(), &work.state("mass"), &work.token())?;
+    let api = procs::status_api(
+        bin_dir,
+        &scope.scope(),
+        &work.state("mass"),
+        &work.token(),
+        procs::Logs::Warnings,
+    )?;
     api.wait_ready(Instant::now(), Duration::from_secs(60))
         .await?;
-    let controller = procs::controller(bin_dir, &api, &work.token())?;
+    let controller = procs::controller(bin_dir, &api, &work.token(), procs::Logs::Warnings)?;
     controller
         .wait_ready(Instant::now(), Duration::from_secs(60))
         .await?;

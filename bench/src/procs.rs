@@ -9,11 +9,15 @@ use anyhow::Context;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+use crate::trace::{self, TraceLog};
+
 /// A running program.
 #[derive(Debug)]
 pub struct Program {
     pub base: String,
     child: Child,
+    /// Its heal-trace events, when it was started with them on.
+    pub trace: Option<TraceLog>,
 }
 
 impl Program {
@@ -23,8 +27,17 @@ impl Program {
 
     /// Resident memory now, from /proc.
     pub fn rss_bytes(&self) -> Option<u64> {
+        self.proc_status("VmRSS:")
+    }
+
+    /// The most it has been resident since it started (the kernel's high-water mark), from /proc.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.proc_status("VmHWM:")
+    }
+
+    fn proc_status(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        let line = status.lines().find(|line| line.starts_with(field))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }
@@ -87,15 +100,33 @@ impl Workdir {
     }
 }
 
-fn spawn(binary: &Path, args: &[String]) -> anyhow::Result<Child> {
-    Command::new(binary)
+/// Whether a program writes its heal-trace events (read back into a [`TraceLog`]) or warnings only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    Warnings,
+    HealTrace,
+}
+
+fn spawn(binary: &Path, args: &[String], logs: Logs) -> anyhow::Result<(Child, Option<TraceLog>)> {
+    let traced = logs == Logs::HealTrace;
+    let mut child = Command::new(binary)
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", if traced { trace::RUST_LOG } else { "warn" })
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(if traced {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let trace = child.stderr.take().map(|stderr| {
+        let log = TraceLog::default();
+        log.follow(stderr);
+        log
+    });
+    Ok((child, trace))
 }
 
 /// Starts status-api on a free port; answers at once (see [`Program::wait_ready`]).
@@ -104,6 +135,7 @@ pub fn status_api(
     scope: &str,
     state_dir: &Path,
     token: &Path,
+    logs: Logs,
 ) -> anyhow::Result<Program> {
     let port = free_port()?;
     let args = [
@@ -120,15 +152,22 @@ pub fn status_api(
         "--log-format".to_owned(),
         "json".to_owned(),
     ];
+    let (child, trace) = spawn(&bin_dir.join("status-api"), &args, logs)?;
     Ok(Program {
         base: format!("http://127.0.0.1:{port}"),
-        child: spawn(&bin_dir.join("status-api"), &args)?,
+        child,
+        trace,
     })
 }
 
 /// Starts status-controller against `api`, with the periodic pass an hour away so the long poll is
 /// what is measured.
-pub fn controller(bin_dir: &Path, api: &Program, token: &Path) -> anyhow::Result<Program> {
+pub fn controller(
+    bin_dir: &Path,
+    api: &Program,
+    token: &Path,
+    logs: Logs,
+) -> anyhow::Result<Program> {
     let port = free_port()?;
     let args = [
         "--listen".to_owned(),
@@ -142,8 +181,10 @@ pub fn controller(bin_dir: &Path, api: &Program, token: &Path) -> anyhow::Result
         "--log-format".to_owned(),
         "json".to_owned(),
     ];
+    let (child, trace) = spawn(&bin_dir.join("status-controller"), &args, logs)?;
     Ok(Program {
         base: format!("http://127.0.0.1:{port}"),
-        child: spawn(&bin_dir.join("status-controller"), &args)?,
+        child,
+        trace,
     })
 }

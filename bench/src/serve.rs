@@ -29,6 +29,7 @@ pub async fn run(
     let proxy = EngineProxy::start().await?;
     let mut rows = Vec::new();
     let mut made = 0;
+    let mut running_ids = Vec::new();
     let mut largest = json!(null);
     let api_version = docker.client_version().to_string();
 
@@ -37,17 +38,19 @@ pub async fn run(
             let names: Vec<String> = (made..size).map(|i| scope.name(&format!("c{i}"))).collect();
             let running_now = made.min(RUNNING);
             let to_run = RUNNING.saturating_sub(running_now).min(names.len());
-            create_many(
-                docker,
-                &names[..to_run],
-                Spec {
-                    label: &scope.label(),
-                    start: true,
-                    restart_always: false,
-                    slow_stop: None,
-                },
-            )
-            .await?;
+            running_ids.extend(
+                create_many(
+                    docker,
+                    &names[..to_run],
+                    Spec {
+                        label: &scope.label(),
+                        start: true,
+                        restart_always: false,
+                        slow_stop: None,
+                    },
+                )
+                .await?,
+            );
             create_many(
                 docker,
                 &names[to_run..],
@@ -64,7 +67,13 @@ pub async fn run(
         eprintln!("   {size} containers");
         let state = work.state(&format!("serve-{index}"));
         let spawned = Instant::now();
-        let api = procs::status_api(bin_dir, &scope.scope(), &state, &work.token())?;
+        let api = procs::status_api(
+            bin_dir,
+            &scope.scope(),
+            &state,
+            &work.token(),
+            procs::Logs::Warnings,
+        )?;
         let ready = api.wait_ready(spawned, Duration::from_secs(120)).await?;
 
         let status_url = format!("{}/status?all=true", api.base);
@@ -103,7 +112,10 @@ pub async fn run(
             "rss_bytes_after_load": api.rss_bytes(),
         });
         if index + 1 == sizes.len() {
-            let controller = procs::controller(bin_dir, &api, &work.token())?;
+            let parked = park_long_polls(docker, &api, &running_ids).await?;
+            row["long_polls"] = parked.clone();
+            let controller =
+                procs::controller(bin_dir, &api, &work.token(), procs::Logs::Warnings)?;
             controller
                 .wait_ready(Instant::now(), Duration::from_secs(60))
                 .await?;
@@ -112,6 +124,8 @@ pub async fn run(
             largest = json!({
                 "containers": size,
                 "rss_bytes": {"status_api": api.rss_bytes(), "status_controller": controller.rss_bytes()},
+                "peak_rss_bytes": {"status_api": api.peak_rss_bytes(), "status_controller": controller.peak_rss_bytes()},
+                "long_polls": parked,
                 "ready_ms": (ready.as_secs_f64() * 10_000.0).round() / 10.0,
             });
             row["rss_bytes_controller"] = json!(controller.rss_bytes());
@@ -122,8 +136,64 @@ pub async fn run(
         "sizes": rows,
         "largest": largest["containers"],
         "rss_bytes": largest["rss_bytes"],
+        "peak_rss_bytes": largest["peak_rss_bytes"],
+        "long_polls": largest["long_polls"],
         "ready_ms": largest["ready_ms"],
         "wrk": format!("wrk -t2 -c16 -d{seconds}s --latency"),
+    }))
+}
+
+/// Long polls parked at once on `/status?all=true` while memory is read.
+const PARKED_LONG_POLLS: usize = 200;
+
+/// Parks [`PARKED_LONG_POLLS`] long polls on status-api and reads its resident memory while they wait; then
+/// kills one running container, so every one of them is answered with the new revision at once (each a copy of
+/// the same prepared body, unless the server shares it), and reads the memory again and its peak.
+async fn park_long_polls(
+    docker: &Docker,
+    api: &procs::Program,
+    running: &[String],
+) -> anyhow::Result<Value> {
+    let url = format!("{}/status?all=true", api.base);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let first: Value = client.get(&url).send().await?.json().await?;
+    let revision = first["revision"]
+        .as_u64()
+        .context("/status has no revision")?;
+    let polls: Vec<_> = (0..PARKED_LONG_POLLS)
+        .map(|_| {
+            let request = client.get(format!("{url}&since={revision}&wait=60")).send();
+            tokio::spawn(async move {
+                let response = request.await?.error_for_status()?;
+                let body: Value = response.json().await?;
+                anyhow::Ok(body["revision"].as_u64().unwrap_or(0))
+            })
+        })
+        .collect();
+    // Every one of them connected and parked: the server holds them, nothing has changed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    anyhow::ensure!(
+        polls.iter().all(|poll| !poll.is_finished()),
+        "a long poll was answered before anything changed"
+    );
+    let parked_rss = api.rss_bytes();
+
+    let victim = running.first().context("no running container")?;
+    crate::engine::kill_9(crate::engine::main_pid(docker, victim).await?).await?;
+    for poll in polls {
+        let answered = poll.await??;
+        anyhow::ensure!(
+            answered > revision,
+            "a long poll was answered with revision {answered}, not a newer one than {revision}"
+        );
+    }
+    Ok(json!({
+        "parked": PARKED_LONG_POLLS,
+        "rss_bytes_parked": parked_rss,
+        "rss_bytes_after_answers": api.rss_bytes(),
+        "peak_rss_bytes": api.peak_rss_bytes(),
     }))
 }
 

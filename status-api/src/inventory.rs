@@ -323,7 +323,7 @@ impl Inventory {
         // In Docker's words (Podman's `remove` is `destroy`); every healthcheck run is an `exec_*` event,
         // which Docker's filter drops and Podman's stream (not filtered by name) carries: dropped here.
         let action = event_action(&reported)?;
-        tracing::debug!(container = %id, action = %reported, "engine event");
+        tracing::debug!(target: crate::HEAL_TRACE, container = %id, action = %reported, stage = "event", "engine event");
         applier.receive(&id, time, action == "destroy");
         // A replay may be older than what the re-list read: only the inspect may apply it.
         if time.is_some() {
@@ -380,6 +380,7 @@ impl Inventory {
             _ => return,
         }
         self.writer.apply(id.to_owned(), Some(status));
+        tracing::debug!(target: crate::HEAL_TRACE, container = %id, action, stage = "foreseen", "view updated from the event");
     }
 
     /// Reads one container's current state for a batch of its events.
@@ -419,6 +420,7 @@ impl Inventory {
         // Events that came while this inspect was out have an inspect of their own coming, and may already
         // be in the view (`foresee`): this answer is older than both, so it must not undo them.
         if let Some(status) = status.filter(|_| !applier.is_waiting(&id)) {
+            tracing::debug!(target: crate::HEAL_TRACE, container = %id, stage = "inspected", "view updated from the inspect");
             self.writer.apply(id, status);
         }
         let now = Utc::now();

@@ -19,5 +19,10 @@ pub mod state_dir;
 pub mod store;
 pub mod view;
 
+/// The `tracing` target of the debug events that mark each step of a container's change through status-api
+/// (engine event received, view updated from it, view updated from its inspect): `make bench` turns them on
+/// with `RUST_LOG=status_api::heal_trace=debug` to show where one heal's time goes, and so can an operator.
+pub const HEAL_TRACE: &str = "status_api::heal_trace";
+
 pub use config::Settings;
 pub use startup::Application;

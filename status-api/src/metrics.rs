@@ -2,6 +2,7 @@
 //! are computed from the current [`View`](crate::view::View) at scrape time, so they can never drift
 //! from what `/status` and `/drift` say.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus::{
@@ -12,12 +13,42 @@ use shared::DriftKind;
 
 use crate::store::Store;
 
+/// Every route template of the API, the `route` label of the requests to it (`api::route_of` maps a path to
+/// one); `unmatched` for any other path.
+pub const ROUTES: [&str; 16] = [
+    "/",
+    "/status",
+    "/status/{name_or_id}",
+    "/snapshot",
+    "/snapshot/containers/{name}/spec",
+    "/snapshot/containers/{name}",
+    "/drift",
+    "/health",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/favicon.ico",
+    "/ui.js",
+    "/ui.css",
+    "unmatched",
+];
+
+/// The methods whose request series are resolved once and then counted without a lock.
+const METHODS: [&str; 5] = ["GET", "HEAD", "POST", "PUT", "DELETE"];
+/// The statuses whose request series are resolved once and then counted without a lock.
+const STATUSES: [u16; 12] = [200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 500, 503];
+
 /// The metric families status-api exports. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
+    /// The request series of each (method, route, status) in [`METHODS`] × [`ROUTES`] × [`STATUSES`], each
+    /// looked up in its family (which takes the family's lock) the first time it is counted, and read with
+    /// one atomic load after that: counting a request costs no lock.
+    series: Arc<[OnceLock<RequestSeries>]>,
     containers: IntGaugeVec,
     drift: IntGaugeVec,
     events: IntCounter,
@@ -96,6 +127,9 @@ impl Metrics {
             registry,
             requests,
             duration,
+            series: (0..METHODS.len() * ROUTES.len() * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             containers,
             drift,
             events,
@@ -109,14 +143,22 @@ impl Metrics {
         self.event_lag.clone()
     }
 
-    /// Counts one answered request. `route` is the route template, never the raw path.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let status = status.to_string();
-        let labels = [method, route, status.as_str()];
-        self.requests.with_label_values(&labels).inc();
-        self.duration
-            .with_label_values(&labels)
-            .observe(elapsed.as_secs_f64());
+    /// Counts one answered request. `route` is the route template's index in [`ROUTES`], never the raw
+    /// path. The common requests (every route, the usual methods and statuses) take no lock.
+    pub fn observe_request(&self, method: &str, route: usize, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let resolve = || {
+            let status = status.to_string();
+            let labels = [method, ROUTES[route], status.as_str()];
+            RequestSeries {
+                count: self.requests.with_label_values(&labels),
+                duration: self.duration.with_label_values(&labels),
+            }
+        };
+        match series_index(method, route, status) {
+            Some(index) => self.series[index].get_or_init(resolve).observe(seconds),
+            None => resolve().observe(seconds),
+        }
     }
 
     /// The Prometheus text exposition of every metric, with the gauges read from the current view.
@@ -152,6 +194,92 @@ impl Default for Metrics {
     }
 }
 
+/// One (method, route, status)'s counter and histogram.
+#[derive(Debug)]
+struct RequestSeries {
+    count: IntCounter,
+    duration: Histogram,
+}
+
+impl RequestSeries {
+    fn observe(&self, seconds: f64) {
+        self.count.inc();
+        self.duration.observe(seconds);
+    }
+}
+
+/// Where a request's series sits in [`Metrics::series`], when it is one kept there.
+fn series_index(method: &str, route: usize, status: u16) -> Option<usize> {
+    let method = METHODS.iter().position(|known| *known == method)?;
+    let status = STATUSES.iter().position(|known| *known == status)?;
+    (route < ROUTES.len()).then_some((method * ROUTES.len() + route) * STATUSES.len() + status)
+}
+
 fn gauge(count: usize) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of `http_server_requests_total` for one set of labels.
+    fn requests(metrics: &Metrics, method: &str, route: &str, status: &str) -> Option<f64> {
+        metrics
+            .registry
+            .gather()
+            .into_iter()
+            .find(|family| family.name() == "http_server_requests_total")?
+            .get_metric()
+            .iter()
+            .find(|metric| {
+                let labels: Vec<(&str, &str)> = metric
+                    .get_label()
+                    .iter()
+                    .map(|label| (label.name(), label.value()))
+                    .collect();
+                labels.contains(&("method", method))
+                    && labels.contains(&("route", route))
+                    && labels.contains(&("status", status))
+            })
+            .map(|metric| metric.get_counter().get_value())
+    }
+
+    #[test]
+    fn requests_are_counted_under_their_labels_whether_kept_resolved_or_not() {
+        let metrics = Metrics::new();
+        let status = ROUTES
+            .iter()
+            .position(|r| *r == "/status")
+            .expect("a route");
+        let unmatched = ROUTES.len() - 1;
+        for _ in 0..3 {
+            metrics.observe_request("GET", status, 200, Duration::from_millis(1));
+        }
+        // Not among the kept statuses or methods: counted all the same.
+        metrics.observe_request("GET", status, 418, Duration::from_millis(1));
+        metrics.observe_request("other", unmatched, 200, Duration::from_millis(1));
+        assert_eq!(requests(&metrics, "GET", "/status", "200"), Some(3.0));
+        assert_eq!(requests(&metrics, "GET", "/status", "418"), Some(1.0));
+        assert_eq!(requests(&metrics, "other", "unmatched", "200"), Some(1.0));
+        assert_eq!(requests(&metrics, "HEAD", "/status", "200"), None);
+        assert!(series_index("GET", ROUTES.len(), 200).is_none());
+    }
+
+    #[test]
+    fn every_kept_series_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for method in METHODS {
+            for route in 0..ROUTES.len() {
+                for status in STATUSES {
+                    let index = series_index(method, route, status).expect("kept");
+                    assert!(index < METHODS.len() * ROUTES.len() * STATUSES.len());
+                    assert!(
+                        seen.insert(index),
+                        "{method} {route} {status} shares a slot"
+                    );
+                }
+            }
+        }
+    }
 }

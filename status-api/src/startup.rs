@@ -167,9 +167,8 @@ impl Application {
             }
             let _ = stop_tx.send(true);
         };
-        let served = poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app(state), signal, Some(DRAIN_TIMEOUT))
-            .await;
+        let served =
+            shared::runtime::serve::serve(self.acceptor, app(state), signal, DRAIN_TIMEOUT).await;
         watcher.abort();
         first_snapshot.abort();
         // Let a waiting status-api take over now, not when the last request handle goes away.

@@ -269,6 +269,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         };
         // The lanes are never closed, so acquiring cannot fail.
         let _permit = lane.acquire().await.ok();
+        tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, stage = "lane", "lane acquired");
         let time = Utc::now();
         let started = Instant::now();
         let outcome = if self.tracker.stopping.load(Ordering::SeqCst) {
@@ -279,6 +280,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             self.apply(&action, context).await
         };
         let elapsed = started.elapsed();
+        tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, result = %outcome.result, stage = "called", "engine call returned");
         let span = tracing::Span::current();
         span.record("result", outcome.result.as_str());
         span.record("duration_ms", elapsed.as_millis() as u64);
@@ -335,6 +337,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             Ok(seen) => seen,
             Err(outcome) => return outcome,
         };
+        tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, stage = "rechecked", "re-check answered");
         if matches!(action.kind, ActionKind::Start | ActionKind::Restart) {
             if let Err(outcome) = self.owners_run(&seen.shares).await {
                 return outcome;

@@ -37,6 +37,11 @@ pub mod startup;
 pub mod state;
 pub mod status_client;
 
+/// The `tracing` target of the debug events that mark each step of a heal through the controller (status
+/// answered, action dispatched, re-check answered, engine call returned): `make bench` turns them on with
+/// `RUST_LOG=status_controller::heal_trace=debug` to show where one heal's time goes, and so can an operator.
+pub const HEAL_TRACE: &str = "status_controller::heal_trace";
+
 pub use config::Settings;
 pub use startup::Application;
 

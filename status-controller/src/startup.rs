@@ -266,12 +266,13 @@ impl Application {
         let reconciler = tokio::spawn(self.reconciler.run(stop_rx.clone()));
 
         let mut server_stop = stop_rx;
-        let server = poem::Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+        let server = shared::runtime::serve::serve(
+            self.acceptor,
             app(self.server),
             async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             },
-            Some(HTTP_DRAIN_TIMEOUT),
+            HTTP_DRAIN_TIMEOUT,
         );
         let mut server = tokio::spawn(server);
         tracing::info!(address = %self.address, "status-controller listening");

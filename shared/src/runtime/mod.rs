@@ -8,6 +8,7 @@
 //! - [`engine`]: connecting to the Docker engine, and the one error type for what an engine call did.
 //! - [`http`]: binding the port, the `{error, message}` answers, the `method` label, the `healthcheck` probe.
 //! - [`connections`]: the connection cap, header and idle deadlines, and accept back-off both servers sit behind.
+//! - [`serve`]: the connection loop both servers run, with vectored writes and a graceful drain.
 //! - [`own_container`]: which container this process runs in, so nothing ever acts on it.
 //! - [`startup`]: the one shape of a start-up failure.
 //! - [`process`]: process-wide tunables set first thing in `main`.
@@ -21,6 +22,7 @@ pub mod http;
 pub mod own_container;
 pub mod process;
 pub mod process_metrics;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

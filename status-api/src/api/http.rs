@@ -10,7 +10,7 @@ use poem_openapi::error::{AuthorizationError, ParseParamError, ParsePathError};
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ROUTES};
 
 /// Wraps the whole application: JSON errors inside, metrics and the request's log line outside, so both
 /// see the final status.
@@ -22,9 +22,10 @@ pub async fn around<E: Endpoint>(
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = route_of(request.uri().path());
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or_default().to_owned();
+    let route_index = route_index(request.uri().path());
+    let route = ROUTES[route_index];
+    // For the message of an error answer: a reference-counted copy, not a new string per request.
+    let uri = request.uri().clone();
     let span = tracing::info_span!(
         "request",
         method = %method,
@@ -35,7 +36,13 @@ pub async fn around<E: Endpoint>(
     let response = async {
         let response = match endpoint.call(request).await {
             Ok(response) => response.into_response(),
-            Err(err) => error_response(&err, method.as_str(), &path, &query, token_configured),
+            Err(err) => error_response(
+                &err,
+                method.as_str(),
+                uri.path(),
+                uri.query().unwrap_or_default(),
+                token_configured,
+            ),
         };
         with_standard_headers(response, route)
     }
@@ -43,7 +50,7 @@ pub async fn around<E: Endpoint>(
     .await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    metrics.observe_request(method_label(&method), route, status, elapsed);
+    metrics.observe_request(method_label(&method), route_index, status, elapsed);
     span.record("status", status);
     span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
     let _entered = span.enter();
@@ -178,25 +185,44 @@ fn parameter_hint(name: &str) -> &'static str {
 
 /// The route template a path belongs to, so metrics never get a label per container name.
 pub fn route_of(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        [""] => "/",
-        ["status"] => "/status",
-        ["status", _] => "/status/{name_or_id}",
-        ["snapshot"] => "/snapshot",
-        ["snapshot", "containers", _, "spec"] => "/snapshot/containers/{name}/spec",
-        ["snapshot", "containers", _] => "/snapshot/containers/{name}",
-        ["drift"] => "/drift",
-        ["health"] => "/health",
-        ["ready"] => "/ready",
-        ["metrics"] => "/metrics",
-        ["openapi.json"] => "/openapi.json",
-        ["docs", ..] => "/docs",
-        ["favicon.ico"] => "/favicon.ico",
-        ["ui.js"] => "/ui.js",
-        ["ui.css"] => "/ui.css",
+    ROUTES[route_index(path)]
+}
+
+/// The index in [`ROUTES`] of the template a path belongs to. Reads the path without allocating: it runs
+/// for every request.
+pub fn route_index(path: &str) -> usize {
+    let mut segments = path.trim_matches('/').split('/');
+    let first = segments.next().unwrap_or_default();
+    let (second, third, fourth, more) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next().is_some(),
+    );
+    let template = match (first, second, third, fourth, more) {
+        ("", None, ..) => "/",
+        ("status", None, ..) => "/status",
+        ("status", Some(_), None, ..) => "/status/{name_or_id}",
+        ("snapshot", None, ..) => "/snapshot",
+        ("snapshot", Some("containers"), Some(_), Some("spec"), false) => {
+            "/snapshot/containers/{name}/spec"
+        }
+        ("snapshot", Some("containers"), Some(_), None, _) => "/snapshot/containers/{name}",
+        ("drift", None, ..) => "/drift",
+        ("health", None, ..) => "/health",
+        ("ready", None, ..) => "/ready",
+        ("metrics", None, ..) => "/metrics",
+        ("openapi.json", None, ..) => "/openapi.json",
+        ("docs", ..) => "/docs",
+        ("favicon.ico", None, ..) => "/favicon.ico",
+        ("ui.js", None, ..) => "/ui.js",
+        ("ui.css", None, ..) => "/ui.css",
         _ => "unmatched",
-    }
+    };
+    ROUTES
+        .iter()
+        .position(|route| *route == template)
+        .unwrap_or(ROUTES.len() - 1)
 }
 
 #[cfg(test)]
@@ -216,5 +242,20 @@ mod tests {
         assert_eq!(route_of("/nope/at/all"), "unmatched");
         assert_eq!(route_of("/"), "/");
         assert_eq!(route_of("/ui.js"), "/ui.js");
+        assert_eq!(route_of("/status/a/b"), "unmatched");
+        assert_eq!(
+            route_of("/snapshot/containers/web"),
+            "/snapshot/containers/{name}"
+        );
+        assert_eq!(route_of("/snapshot/containers/web/spec/x"), "unmatched");
+        assert_eq!(route_of("/snapshot/other/web"), "unmatched");
+        assert_eq!(route_of("/health/x"), "unmatched");
+        for (index, route) in ROUTES.iter().enumerate() {
+            assert_eq!(
+                ROUTES.iter().position(|r| r == route),
+                Some(index),
+                "{route} once"
+            );
+        }
     }
 }

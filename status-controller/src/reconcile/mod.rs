@@ -207,6 +207,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                     full,
                     forced,
                 })) => {
+                    tracing::debug!(target: crate::HEAL_TRACE, revision = view.observed.revision, changed, stage = "answered", "status-api answered");
                     since = Some(view.observed.revision);
                     api_backoff.reset();
                     if self
@@ -528,6 +529,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             }
             self.guard
                 .record_attempt(&action.container, &action.id, now, rand::random::<f64>());
+            tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, revision, stage = "dispatched", "action dispatched");
             self.wiring
                 .executor
                 .dispatch(action, context.clone(), seen_at);
