@@ -112,18 +112,19 @@ fn spawn(binary: &Path, args: &[String], logs: Logs) -> anyhow::Result<(Child, O
     let mut child = Command::new(binary)
         .args(args)
         .env("RUST_LOG", if traced { trace::RUST_LOG } else { "warn" })
-        .stdout(Stdio::null())
-        .stderr(if traced {
+        // The logs go to stdout: read back when traced, else only warnings, which are of no use here.
+        .stdout(if traced {
             Stdio::piped()
         } else {
-            Stdio::inherit()
+            Stdio::null()
         })
+        .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let trace = child.stderr.take().map(|stderr| {
+    let trace = child.stdout.take().map(|stdout| {
         let log = TraceLog::default();
-        log.follow(stderr);
+        log.follow(stdout);
         log
     });
     Ok((child, trace))

@@ -199,6 +199,10 @@ fn heal(heal: &Value, out: &mut String) {
         ("unexpected → stopped", "unexpected_stopped"),
         ("removed → recreated and running", "removed_recreated"),
         ("floor: engine start call", "start_call"),
+        (
+            "floor: kill -9 → running, started the moment `die` arrives",
+            "start_at_die",
+        ),
         ("floor: kill → `die` event", "kill_to_die"),
     ] {
         let row = &heal[key];
@@ -215,6 +219,10 @@ fn heal(heal: &Value, out: &mut String) {
         "\nheal ratio, dockstate / Docker restart policy: **{}** at p50 (target ≤ 0.80), **{}** at p90 (target ≤ 0.9)\n",
         ratio(&heal["ratio_p50"]),
         ratio(&heal["ratio_p90"]),
+    ));
+    out.push_str(&format!(
+        "floor ratio at p50 (a start sent the moment `die` arrives / Docker restart policy): {}\n",
+        ratio(&heal["floor_ratio_p50"]),
     ));
     breakdown(&heal["breakdown"], out);
 }

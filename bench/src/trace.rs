@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::ChildStderr;
+use tokio::process::ChildStdout;
 
 use crate::stats::summary;
 
@@ -26,18 +26,18 @@ pub struct Mark {
 }
 
 /// The trace events a program wrote, collected as it writes them. Lines that are not trace events (warnings)
-/// pass through to our own stderr.
+/// pass through to the benchmark's stderr.
 #[derive(Debug, Clone, Default)]
 pub struct TraceLog {
     marks: Arc<Mutex<Vec<Mark>>>,
 }
 
 impl TraceLog {
-    /// Reads `stderr` until it closes.
-    pub fn follow(&self, stderr: ChildStderr) {
+    /// Reads the program's log lines from `stdout` until it closes.
+    pub fn follow(&self, stdout: ChildStdout) {
         let marks = self.marks.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
+            let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 match parse(&line) {
                     Some(mark) => marks
@@ -171,7 +171,19 @@ pub fn breakdown(trials: &[Trial], api: &TraceLog, controller: &TraceLog) -> Val
             step
         })
         .collect();
-    json!({ "trials": trials.len(), "traced": complete, "steps": steps })
+    let count = |marks: &[Mark]| {
+        let mut stages = std::collections::BTreeMap::<&str, usize>::new();
+        for mark in marks {
+            *stages.entry(mark.stage.as_str()).or_default() += 1;
+        }
+        json!(stages)
+    };
+    json!({
+        "trials": trials.len(),
+        "traced": complete,
+        "steps": steps,
+        "marks": {"status_api": count(&api), "status_controller": count(&controller)},
+    })
 }
 
 /// The time of every milestone of one trial in the order they happen: `die`, the traced steps up to the

@@ -264,6 +264,8 @@ impl Inventory {
                 }
                 tracing::Span::current().record("containers", containers.len());
                 self.writer.replace_all(containers);
+                // A re-list parsed an inspect answer per container and dropped it: give that memory back.
+                shared::runtime::process::release_free_memory();
                 Ok(())
             }
             Err(err) => {

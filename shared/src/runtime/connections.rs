@@ -1,8 +1,8 @@
 //! The guard both HTTP servers accept connections through, so that a flood of idle or slow clients cannot
 //! starve them: a cap on open connections (at the cap the longest-idle one is closed, so a probe always gets
 //! in), a deadline to receive a request's headers, an idle timeout between requests, and accept errors
-//! (EMFILE and kin) backed off instead of retried in a hot loop. poem builds hyper without a timer, so
-//! hyper's own header timeout is off: these deadlines are the only ones.
+//! (EMFILE and kin) backed off instead of retried in a hot loop. [`super::serve`] builds hyper without a
+//! timer, so hyper's own header timeout is off: these deadlines are the only ones.
 //!
 //! The per-connection bookkeeping (which phase of a request it is in, when it last moved) is in
 //! [`tracked`]; this module owns the table of open connections and the accept loop.
@@ -143,8 +143,8 @@ impl Table {
     }
 }
 
-/// Wraps poem's TCP acceptor with the [`ConnectionLimits`]. Deadlines are swept while poem waits for the
-/// next connection, which it always does while it serves, so no task of its own is needed.
+/// Wraps poem's TCP acceptor with the [`ConnectionLimits`]. Deadlines are swept while the server waits for
+/// the next connection, which it always does while it serves, so no task of its own is needed.
 pub struct GuardedAcceptor<A> {
     inner: A,
     limits: ConnectionLimits,
