@@ -6,6 +6,7 @@
 //! stop timeout, until every one is stopped. Each round uses fresh containers, so neither the controller's
 //! crash-loop backoff nor Docker's own restart delay carries over from one round to the next.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -52,11 +53,40 @@ async fn start_pair(
     )?;
     api.wait_ready(Instant::now(), Duration::from_secs(60))
         .await?;
-    let controller = procs::controller(bin_dir, &api, &work.token(), procs::Logs::Warnings)?;
+    // Traced, so the mass stop can tell when each stop was dispatched (and its warnings, holds among
+    // them, reach the benchmark's stderr).
+    let controller = procs::controller(bin_dir, &api, &work.token(), procs::Logs::HealTrace)?;
     controller
         .wait_ready(Instant::now(), Duration::from_secs(60))
         .await?;
     Ok((api, controller))
+}
+
+/// The controller's holds so far, by reason, from its `/metrics`.
+async fn holds(controller: &Program) -> BTreeMap<String, u64> {
+    let Ok(response) = reqwest::get(format!("{}/metrics", controller.base)).await else {
+        return BTreeMap::new();
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.strip_prefix("dockstate_controller_holds_total{reason=\""))
+        .filter_map(|rest| {
+            let (reason, count) = rest.split_once("\"} ")?;
+            Some((reason.to_owned(), count.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
+/// The holds that came between two readings of [`holds`], as `reason +n` words.
+fn new_holds(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Value {
+    after
+        .iter()
+        .filter_map(|(reason, count)| {
+            let new = count.saturating_sub(before.get(reason).copied().unwrap_or(0));
+            (new > 0).then(|| (reason.clone(), json!(new)))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// The first event of `action` for each of `ids` after `after` (each id's own time when `after` is per
@@ -137,14 +167,17 @@ pub async fn heal(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
         mass.heal * mass.rounds,
         mass.heal * mass.rounds
     );
-    let (_api, _controller) = start_pair(bin_dir, &managed, &work).await?;
+    let (_api, controller) = start_pair(bin_dir, &managed, &work).await?;
     let managed_events = Recorder::start(docker, &managed.label()).await?;
+    let mut round_holds = Vec::new();
     let plain_events = Recorder::start(docker, &plain.label()).await?;
 
     let (mut healed_all, mut restarted_all) = (Vec::new(), Vec::new());
     let (mut healed_each, mut restarted_each) = (Vec::new(), Vec::new());
     for (round, (members, restarting)) in members.iter().zip(&restarting).enumerate() {
+        let held_before = holds(&controller).await;
         let (all, each) = kill_all_and_wait(docker, &managed_events, members).await?;
+        round_holds.push(new_holds(&held_before, &holds(&controller).await));
         healed_all.push(all);
         healed_each.extend(each);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -152,10 +185,11 @@ pub async fn heal(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
         restarted_all.push(plain_all);
         restarted_each.extend(each);
         eprintln!(
-            "   round {}: dockstate {} ms, --restart always {} ms",
+            "   round {}: dockstate {} ms, --restart always {} ms; controller holds meanwhile: {}",
             round + 1,
             all.as_millis(),
-            plain_all.as_millis()
+            plain_all.as_millis(),
+            round_holds.last().unwrap_or(&Value::Null)
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -175,6 +209,7 @@ pub async fn heal(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
         "ratio_max": (worst_ratio * 100.0).round() / 100.0,
         "dockstate_each": summary(&healed_each),
         "docker_restart_each": summary(&restarted_each),
+        "controller_holds_per_round": round_holds,
     }))
 }
 
@@ -194,10 +229,11 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
         },
     )
     .await?;
-    let (_api, _controller) = start_pair(bin_dir, &scope, &work).await?;
+    let (_api, controller) = start_pair(bin_dir, &scope, &work).await?;
     let events = Recorder::start(docker, &scope.label()).await?;
 
     let (mut all_stopped, mut worst, mut each) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut to_dispatch, mut round_holds) = (Vec::new(), Vec::new());
     for round in 0..mass.rounds {
         let names: Vec<String> = (0..mass.stop)
             .map(|i| scope.name(&format!("unexpected-{round}-{i}")))
@@ -213,6 +249,7 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
             },
         )
         .await?;
+        let held_before = holds(&controller).await;
         let before = now_nanos();
         let starts = futures::future::join_all(
             ids.iter()
@@ -237,15 +274,41 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
             .map(|(start, die)| since(*start, die.time_nanos))
             .collect();
         let round_worst = round_each.iter().max().copied().unwrap_or_default();
+        // Each container's `start` → the controller dispatching its stop: the view and the plan, not the
+        // engine's stop.
+        let marks = controller
+            .trace
+            .as_ref()
+            .map(crate::trace::TraceLog::snapshot)
+            .unwrap_or_default();
+        let round_dispatch: Vec<Duration> = names
+            .iter()
+            .zip(&started_at)
+            .filter_map(|(name, start)| {
+                marks
+                    .iter()
+                    .find(|mark| {
+                        mark.stage == "dispatched"
+                            && mark.container.as_deref() == Some(name.as_str())
+                            && mark.time_nanos >= *start
+                    })
+                    .map(|mark| since(*start, mark.time_nanos))
+            })
+            .collect();
+        round_holds.push(new_holds(&held_before, &holds(&controller).await));
         all_stopped.push(since(first_start, last_die));
         worst.push(round_worst);
         each.extend(round_each);
         eprintln!(
-            "   round {}: first start → all stopped {} ms, worst start → stopped {} ms",
+            "   round {}: first start → all stopped {} ms, worst start → stopped {} ms, worst start → stop \
+             dispatched {} ms; controller holds meanwhile: {}",
             round + 1,
             since(first_start, last_die).as_millis(),
-            round_worst.as_millis()
+            round_worst.as_millis(),
+            round_dispatch.iter().max().copied().unwrap_or_default().as_millis(),
+            round_holds.last().unwrap_or(&Value::Null)
         );
+        to_dispatch.extend(round_dispatch);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     Ok(json!({
@@ -255,5 +318,7 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
         "first_start_to_all_stopped": summary(&all_stopped),
         "worst_start_to_stopped": summary(&worst),
         "each_start_to_stopped": summary(&each),
+        "each_start_to_stop_dispatched": summary(&to_dispatch),
+        "controller_holds_per_round": round_holds,
     }))
 }

@@ -109,6 +109,10 @@ fn mass_heal(mass: &Value, out: &mut String) {
         "each running, --restart always",
         &mass["docker_restart_each"],
     ));
+    out.push_str(&format!(
+        "\ncontroller holds per round: {}\n",
+        mass["controller_holds_per_round"]
+    ));
 }
 
 /// Many unexpected containers at once, each stop waiting out its stop timeout.
@@ -127,6 +131,14 @@ fn mass_stop(mass: &Value, out: &mut String) {
         &mass["worst_start_to_stopped"],
     ));
     out.push_str(&row("each start → stopped", &mass["each_start_to_stopped"]));
+    out.push_str(&row(
+        "each start → stop dispatched by the controller",
+        &mass["each_start_to_stop_dispatched"],
+    ));
+    out.push_str(&format!(
+        "\ncontroller holds per round: {}\n",
+        mass["controller_holds_per_round"]
+    ));
 }
 
 /// The view under churn: engine event → visible in a `/status` long poll.

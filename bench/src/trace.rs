@@ -50,7 +50,7 @@ impl TraceLog {
         });
     }
 
-    fn snapshot(&self) -> Vec<Mark> {
+    pub fn snapshot(&self) -> Vec<Mark> {
         self.marks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
