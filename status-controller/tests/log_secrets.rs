@@ -5,6 +5,8 @@
 //! webhook's key), though it notifies the heal and the failed recreate to them. bollard logs every request and response body at debug; only
 //! the cap on third-party logs keeps the container's `Env` and `Cmd` out.
 //!
+//! The same logs carry the heal trace (`heal_trace` targets) that `make bench` reads: its steps are checked too.
+//!
 //! Its own test binary: it sets `RUST_LOG` for the whole process and installs the global subscriber.
 
 use std::io::Write as _;
@@ -311,6 +313,41 @@ async fn no_secret_reaches_either_program_s_logs_at_trace() -> anyhow::Result<()
     assert!(
         controller_text.contains(&image),
         "the failed recreate names its missing image:\n{controller_text}"
+    );
+    // The heal trace (what `make bench` reads to show where a heal's time goes): every step of the heal
+    // is told, in order, under the two `heal_trace` targets.
+    let stages =
+        |text: &str, target: &str, keep: &dyn Fn(&serde_json::Value) -> bool| -> Vec<String> {
+            text.lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|log| log["target"] == target && keep(log))
+                .filter_map(|log| log["stage"].as_str().map(ToOwned::to_owned))
+                .collect()
+        };
+    let api_stages = stages(&api_text, status_api::HEAL_TRACE, &|_| true);
+    for stage in ["event", "foreseen", "inspected"] {
+        assert!(
+            api_stages.iter().any(|seen| seen == stage),
+            "status-api's heal trace has no `{stage}`: {api_stages:?}"
+        );
+    }
+    let heal = stages(&controller_text, status_controller::HEAL_TRACE, &|log| {
+        log["container"] == name.as_str() && log["action"] == "start"
+    });
+    let first = |stage: &str| heal.iter().position(|seen| seen == stage);
+    let order: Vec<Option<usize>> = ["dispatched", "lane", "rechecked", "called"]
+        .into_iter()
+        .map(first)
+        .collect();
+    assert!(
+        order.iter().all(Option::is_some) && order.windows(2).all(|pair| pair[0] < pair[1]),
+        "the controller's heal trace of the start is not dispatched → lane → rechecked → called: {heal:?}"
+    );
+    assert!(
+        controller_text
+            .lines()
+            .any(|line| line.contains(r#""stage":"answered""#)),
+        "the controller's heal trace has no `answered`"
     );
     Ok(())
 }
