@@ -234,6 +234,7 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
 
     let (mut all_stopped, mut worst, mut each) = (Vec::new(), Vec::new(), Vec::new());
     let (mut to_dispatch, mut round_holds) = (Vec::new(), Vec::new());
+    let (mut to_recheck, mut to_die) = (Vec::new(), Vec::new());
     for round in 0..mass.rounds {
         let names: Vec<String> = (0..mass.stop)
             .map(|i| scope.name(&format!("unexpected-{round}-{i}")))
@@ -274,27 +275,35 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
             .map(|(start, die)| since(*start, die.time_nanos))
             .collect();
         let round_worst = round_each.iter().max().copied().unwrap_or_default();
-        // Each container's `start` → the controller dispatching its stop: the view and the plan, not the
-        // engine's stop.
+        // Each container's way from its `start` to stopped, from the controller's heal trace: the view and
+        // the plan (→ dispatched), the lane and the re-check inspect (→ re-checked), the engine's stop
+        // (→ the `die` event: SIGTERM, the 1 s timeout, SIGKILL, the exit).
         let marks = controller
             .trace
             .as_ref()
             .map(crate::trace::TraceLog::snapshot)
             .unwrap_or_default();
-        let round_dispatch: Vec<Duration> = names
-            .iter()
-            .zip(&started_at)
-            .filter_map(|(name, start)| {
-                marks
-                    .iter()
-                    .find(|mark| {
-                        mark.stage == "dispatched"
-                            && mark.container.as_deref() == Some(name.as_str())
-                            && mark.time_nanos >= *start
-                    })
-                    .map(|mark| since(*start, mark.time_nanos))
-            })
-            .collect();
+        let first_mark = |name: &str, stage: &str, after: i64| {
+            marks
+                .iter()
+                .find(|mark| {
+                    mark.stage == stage
+                        && mark.container.as_deref() == Some(name)
+                        && mark.time_nanos >= after
+                })
+                .map(|mark| mark.time_nanos)
+        };
+        let mut round_dispatch = Vec::new();
+        for ((name, start), die) in names.iter().zip(&started_at).zip(&died) {
+            let Some(dispatched) = first_mark(name, "dispatched", *start) else {
+                continue;
+            };
+            round_dispatch.push(since(*start, dispatched));
+            if let Some(rechecked) = first_mark(name, "rechecked", dispatched) {
+                to_recheck.push(since(dispatched, rechecked));
+                to_die.push(since(rechecked, die.time_nanos));
+            }
+        }
         round_holds.push(new_holds(&held_before, &holds(&controller).await));
         all_stopped.push(since(first_start, last_die));
         worst.push(round_worst);
@@ -319,6 +328,8 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
         "worst_start_to_stopped": summary(&worst),
         "each_start_to_stopped": summary(&each),
         "each_start_to_stop_dispatched": summary(&to_dispatch),
+        "each_dispatched_to_rechecked": summary(&to_recheck),
+        "each_rechecked_to_stopped": summary(&to_die),
         "controller_holds_per_round": round_holds,
     }))
 }

@@ -135,6 +135,14 @@ fn mass_stop(mass: &Value, out: &mut String) {
         "each start → stop dispatched by the controller",
         &mass["each_start_to_stop_dispatched"],
     ));
+    out.push_str(&row(
+        "each dispatched → re-check inspect answered",
+        &mass["each_dispatched_to_rechecked"],
+    ));
+    out.push_str(&row(
+        "each re-checked → stopped (the engine's stop)",
+        &mass["each_rechecked_to_stopped"],
+    ));
     out.push_str(&format!(
         "\ncontroller holds per round: {}\n",
         mass["controller_holds_per_round"]
