@@ -250,13 +250,15 @@ impl Drop for PrivateEngine {
             // Thaw first: a frozen dockerd cannot act on SIGTERM.
             let _ = run_ok("kill", &["-CONT", &child.id().to_string()]);
             let host = format!("unix://{}", self.dir.join("docker.sock").display());
-            // Remove its containers while it answers, so no shim outlives it.
-            if let Ok(ids) = run_ok_output("docker", &["-H", &host, "ps", "-aq"]) {
+            // Remove its containers while it answers, so no shim outlives it. Bounded: a dockerd can hang
+            // in a kill that never ends (seen once after a restart, `rm -f` waiting in `Daemon.Kill` for
+            // minutes); it is stopped below and its shims killed by `cleanup` all the same.
+            if let Ok(ids) = run_within("docker", &["-H", &host, "ps", "-aq"], TEARDOWN_CALL) {
                 let ids: Vec<&str> = ids.split_whitespace().collect();
                 if !ids.is_empty() {
                     let mut args = vec!["-H", host.as_str(), "rm", "-f"];
                     args.extend(ids);
-                    let _ = run_ok("docker", &args);
+                    let _ = run_within("docker", &args, TEARDOWN_CALL);
                 }
             }
             let _ = run_ok("kill", &["-TERM", &child.id().to_string()]);
@@ -339,6 +341,40 @@ fn process_alive(pid: u32) -> bool {
             rest.split_whitespace().next().map(|state| state != "Z")
         })
         .unwrap_or(false)
+}
+
+/// How long each engine call of the teardown may take before it is given up.
+const TEARDOWN_CALL: Duration = Duration::from_secs(20);
+
+/// Runs `program` for at most `limit`; its output when it succeeded in time. A program still running then
+/// is killed.
+fn run_within(program: &str, args: &[&str], limit: Duration) -> anyhow::Result<String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {program}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let mut out = String::new();
+            if let Some(mut stdout) = child.stdout.take() {
+                std::io::Read::read_to_string(&mut stdout, &mut out)?;
+            }
+            if !status.success() {
+                bail!("`{program} {}` failed ({status})", args.join(" "));
+            }
+            return Ok(out);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("`{program} {}` still ran after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn run_ok(program: &str, args: &[&str]) -> anyhow::Result<()> {
