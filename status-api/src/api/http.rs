@@ -199,30 +199,25 @@ pub fn route_index(path: &str) -> usize {
         segments.next(),
         segments.next().is_some(),
     );
-    let template = match (first, second, third, fourth, more) {
-        ("", None, ..) => "/",
-        ("status", None, ..) => "/status",
-        ("status", Some(_), None, ..) => "/status/{name_or_id}",
-        ("snapshot", None, ..) => "/snapshot",
-        ("snapshot", Some("containers"), Some(_), Some("spec"), false) => {
-            "/snapshot/containers/{name}/spec"
-        }
-        ("snapshot", Some("containers"), Some(_), None, _) => "/snapshot/containers/{name}",
-        ("drift", None, ..) => "/drift",
-        ("health", None, ..) => "/health",
-        ("ready", None, ..) => "/ready",
-        ("metrics", None, ..) => "/metrics",
-        ("openapi.json", None, ..) => "/openapi.json",
-        ("docs", ..) => "/docs",
-        ("favicon.ico", None, ..) => "/favicon.ico",
-        ("ui.js", None, ..) => "/ui.js",
-        ("ui.css", None, ..) => "/ui.css",
-        _ => "unmatched",
-    };
-    ROUTES
-        .iter()
-        .position(|route| *route == template)
-        .unwrap_or(ROUTES.len() - 1)
+    // Indexes into ROUTES, in its order (the test maps a path to every one of them).
+    match (first, second, third, fourth, more) {
+        ("", None, ..) => 0,
+        ("status", None, ..) => 1,
+        ("status", Some(_), None, ..) => 2,
+        ("snapshot", None, ..) => 3,
+        ("snapshot", Some("containers"), Some(_), Some("spec"), false) => 4,
+        ("snapshot", Some("containers"), Some(_), None, _) => 5,
+        ("drift", None, ..) => 6,
+        ("health", None, ..) => 7,
+        ("ready", None, ..) => 8,
+        ("metrics", None, ..) => 9,
+        ("openapi.json", None, ..) => 10,
+        ("docs", ..) => 11,
+        ("favicon.ico", None, ..) => 12,
+        ("ui.js", None, ..) => 13,
+        ("ui.css", None, ..) => 14,
+        _ => 15,
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +245,30 @@ mod tests {
         assert_eq!(route_of("/snapshot/containers/web/spec/x"), "unmatched");
         assert_eq!(route_of("/snapshot/other/web"), "unmatched");
         assert_eq!(route_of("/health/x"), "unmatched");
+        // One path for every template, in the order of ROUTES: each index names its own template.
+        let paths = [
+            "/",
+            "/status",
+            "/status/web",
+            "/snapshot",
+            "/snapshot/containers/web/spec",
+            "/snapshot/containers/web",
+            "/drift",
+            "/health",
+            "/ready",
+            "/metrics",
+            "/openapi.json",
+            "/docs",
+            "/favicon.ico",
+            "/ui.js",
+            "/ui.css",
+            "/elsewhere",
+        ];
+        assert_eq!(paths.len(), ROUTES.len());
+        for (index, path) in paths.into_iter().enumerate() {
+            assert_eq!(route_index(path), index, "{path}");
+        }
+        assert_eq!(ROUTES[15], "unmatched");
         for (index, route) in ROUTES.iter().enumerate() {
             assert_eq!(
                 ROUTES.iter().position(|r| r == route),
