@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod address_range;
 mod cli;
 pub mod flood;
 mod images;

@@ -2,8 +2,9 @@
 //! is never restarted, frozen or killed by a test.
 //!
 //! Each private `dockerd` gets its own bridge (never `"bridge": "none"`, which makes dockerd delete the
-//! host's `docker0`), one of the three documentation address ranges, its own socket, data root, short exec
-//! root and pid file, no iptables rules, and the `vfs` storage driver (test images are a few MB). At most
+//! host's `docker0`), a `/20` of its own out of `198.18.0.0/15` that overlaps no route or address of this
+//! host ([`crate::address_range`]; the bridge takes the first `/24`, the rest is for the test's own networks),
+//! its own socket, data root, short exec root and pid file, no iptables rules, and the `vfs` storage driver (test images are a few MB). At most
 //! three run at once on a machine: a slot is claimed with an advisory lock on a file, so concurrent test
 //! processes never share a bridge or a range. Dropping the engine stops it, kills what it left running,
 //! unmounts and removes its directories, and deletes its bridge — also when the test failed.
@@ -15,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::address_range::{free_range, host_prefixes, Ipv4Net};
 use crate::cli::stdout_or_error;
 
-/// One documentation range per concurrent engine (RFC 5737): the bridge takes `.1`.
-const RANGES: [&str; 3] = ["192.0.2", "198.51.100", "203.0.113"];
+/// How many private engines may run at once on one machine.
+const SLOTS: usize = 3;
 
 /// How long a (re)started engine may take to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,6 +33,8 @@ pub struct PrivateEngine {
     _slot_lock: File,
     dir: PathBuf,
     exec_root: PathBuf,
+    /// The addresses it may use; its bridge holds the first `/24`.
+    range: Ipv4Net,
     child: Option<Child>,
 }
 
@@ -47,13 +51,19 @@ impl PrivateEngine {
         std::fs::create_dir_all(dir.join("data")).context("creating the engine's data root")?;
         std::fs::create_dir_all(&exec_root).context("creating the engine's exec root")?;
         let bridge = bridge_name(slot);
-        let range = RANGES[slot];
+        // Read after the clean-up, so a bridge of ours left behind by a killed test does not count.
+        let range = free_range(slot, SLOTS, &host_prefixes()?)?;
+        let bridge_net = range.subnet24(0).expect("a /20 holds /24s");
+        eprintln!(
+            "private engine {slot}: range {range}, bridge {bridge} at {}/24 (checked against `ip -j route` and `ip -j addr`)",
+            bridge_net.host(1)
+        );
         for args in [
             vec!["link", "add", bridge.as_str(), "type", "bridge"],
             vec![
                 "addr",
                 "add",
-                &format!("{range}.1/24"),
+                &format!("{}/24", bridge_net.host(1)),
                 "dev",
                 bridge.as_str(),
             ],
@@ -75,6 +85,7 @@ impl PrivateEngine {
             _slot_lock: lock,
             dir,
             exec_root,
+            range,
             child: None,
         };
         engine.spawn_dockerd().await?;
@@ -84,6 +95,13 @@ impl PrivateEngine {
     /// The engine's address, for `DOCKER_HOST` or `--docker-host`.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket().display())
+    }
+
+    /// The addresses this engine may use (a `/20` in `198.18.0.0/15`): its bridge is on the first `/24`;
+    /// [`Ipv4Net::subnet24`] gives the others, for `docker network create --subnet`, a swarm's
+    /// `docker_gwbridge` or `--default-addr-pool`.
+    pub fn range(&self) -> Ipv4Net {
+        self.range
     }
 
     /// The pid of the running `dockerd`.
@@ -285,7 +303,7 @@ fn bridge_name(slot: usize) -> String {
 async fn claim_slot() -> anyhow::Result<(usize, File)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        for slot in 0..RANGES.len() {
+        for slot in 0..SLOTS {
             let path = format!("/tmp/dockstate-engine-{slot}.lock");
             let file = OpenOptions::new()
                 .create(true)
@@ -299,8 +317,7 @@ async fn claim_slot() -> anyhow::Result<(usize, File)> {
         }
         if Instant::now() > deadline {
             bail!(
-                "all {} private engine slots stayed busy for a minute",
-                RANGES.len()
+                "all {SLOTS} private engine slots stayed busy for a minute"
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

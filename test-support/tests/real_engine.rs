@@ -253,11 +253,19 @@ async fn a_private_engine_can_be_killed_frozen_and_cleaned_up() -> anyhow::Resul
     let address = engine
         .docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "member"])
         .await?;
+    let range = engine.range();
+    let address: std::net::Ipv4Addr = address.parse()?;
     assert!(
-        ["192.0.2.", "198.51.100.", "203.0.113."]
-            .iter()
-            .any(|range| address.starts_with(range)),
-        "a documentation range of its own, got {address:?}"
+        range.overlaps(&test_support::address_range::Ipv4Net::new(address, 32))
+            && range.overlaps(&"198.18.0.0/15".parse()?),
+        "an address of its own range {range} in 198.18.0.0/15, got {address}"
+    );
+    let host = test_support::address_range::host_prefixes()?;
+    assert!(
+        host.iter()
+            .filter(|prefix| prefix.overlaps(&range))
+            .all(|prefix| prefix.overlaps(&range.subnet24(0).unwrap()) && prefix.prefix() >= 24),
+        "nothing of the host but the engine's own bridge is in {range}: {host:?}"
     );
     let pid = engine.pid().expect("running");
     let cmdline_of = |pid: u32| {
