@@ -53,7 +53,8 @@ impl Ipv4Net {
     /// The `index`th `/24` inside this prefix (for a prefix of 24 or longer, only 0 exists).
     pub fn subnet24(&self, index: u32) -> Option<Ipv4Net> {
         let count = 1u32 << 24u8.saturating_sub(self.prefix);
-        (index < count).then(|| Ipv4Net::new(Ipv4Addr::from(u32::from(self.addr) + (index << 8)), 24))
+        (index < count)
+            .then(|| Ipv4Net::new(Ipv4Addr::from(u32::from(self.addr) + (index << 8)), 24))
     }
 
     /// The `n`th address of the prefix (`.1` is the gateway a bridge takes).
@@ -113,7 +114,8 @@ fn ip_json(args: &[&str]) -> anyhow::Result<serde_json::Value> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    serde_json::from_slice(&output.stdout).with_context(|| format!("reading `ip {}`", args.join(" ")))
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading `ip {}`", args.join(" ")))
 }
 
 /// The prefixes named by `ip -j route` (`dst`) and `ip -j addr` (`addr_info[].local/prefixlen`).
@@ -145,7 +147,10 @@ fn prefixes_in(routes: &serde_json::Value, addresses: &serde_json::Value) -> Vec
             if let (Some(Ok(addr)), Some(prefix)) = (local.map(str::parse::<Ipv4Addr>), prefix) {
                 // The address itself and the network it is on.
                 prefixes.push(Ipv4Net::new(addr, 32));
-                prefixes.push(Ipv4Net::new(addr, u8::try_from(prefix.min(32)).unwrap_or(32)));
+                prefixes.push(Ipv4Net::new(
+                    addr,
+                    u8::try_from(prefix.min(32)).unwrap_or(32),
+                ));
             }
         }
     }
@@ -212,7 +217,10 @@ mod tests {
         for (slot, ranges) in all.iter().enumerate() {
             assert!(!ranges.is_empty());
             for range in ranges {
-                assert!(block.overlaps(range) && range.prefix() == RANGE_PREFIX, "{range}");
+                assert!(
+                    block.overlaps(range) && range.prefix() == RANGE_PREFIX,
+                    "{range}"
+                );
                 for (other, others) in all.iter().enumerate() {
                     if other != slot {
                         assert!(others.iter().all(|o| !o.overlaps(range)), "{range} shared");
@@ -240,10 +248,19 @@ mod tests {
         ]);
         let taken = prefixes_in(&routes, &addresses);
         assert!(taken.contains(&net("192.0.2.0/24")));
-        assert!(!taken.iter().any(|t| t.prefix() == 0), "the default route is no prefix");
+        assert!(
+            !taken.iter().any(|t| t.prefix() == 0),
+            "the default route is no prefix"
+        );
         // Slot 0 tries 198.18.0.0/20 (the host route), then 198.18.48.0/20 (the vpn), then 198.18.96.0/20.
-        assert_eq!(free_range(0, 3, &taken).unwrap().to_string(), "198.18.96.0/20");
-        assert_eq!(free_range(1, 3, &taken).unwrap().to_string(), "198.18.16.0/20");
+        assert_eq!(
+            free_range(0, 3, &taken).unwrap().to_string(),
+            "198.18.96.0/20"
+        );
+        assert_eq!(
+            free_range(1, 3, &taken).unwrap().to_string(),
+            "198.18.16.0/20"
+        );
         let everything = [net("198.18.0.0/15")];
         assert!(free_range(0, 3, &everything).is_err());
     }

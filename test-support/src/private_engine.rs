@@ -316,9 +316,7 @@ async fn claim_slot() -> anyhow::Result<(usize, File)> {
             }
         }
         if Instant::now() > deadline {
-            bail!(
-                "all {SLOTS} private engine slots stayed busy for a minute"
-            );
+            bail!("all {SLOTS} private engine slots stayed busy for a minute");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
