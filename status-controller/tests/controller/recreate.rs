@@ -10,6 +10,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use shared::backoff::BackoffPolicy;
+use status_controller::backoff::HealLimits;
 use test_support::{
     container_state, docker, ensure_test_images, inspect_json, wait_until, TestScope,
     BUSYBOX_IMAGE, VOLUME_IMAGE,
@@ -34,10 +36,18 @@ pub async fn watching_pair(scope: &TestScope) -> anyhow::Result<Pair> {
 
 /// The controller that acts, beside `pair`'s: same status-api, same token.
 pub async fn acting_controller(pair: &Pair) -> anyhow::Result<Controller> {
+    acting_controller_with(pair, None).await
+}
+
+/// [`acting_controller`] with other heal limits.
+async fn acting_controller_with(
+    pair: &Pair,
+    limits: Option<HealLimits>,
+) -> anyhow::Result<Controller> {
     let token = pair.token_file().context("the pair has a token")?;
     let token = token.to_str().context("a UTF-8 path")?;
     let api = pair.api.as_ref().context("status-api runs")?.address;
-    let controller = Controller::start(api, &["--token-file", token], None).await?;
+    let controller = Controller::start(api, &["--token-file", token], limits).await?;
     controller.wait_ready().await?;
     Ok(controller)
 }
@@ -484,9 +494,15 @@ async fn a_recreate_cut_short_is_finished_before_it_starts() -> anyhow::Result<(
     let scope = TestScope::new();
     let labels = scope.labels_args();
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    // A /24 of its own in 198.19.0.0/16 (inside 198.18.0.0/15, the only range tests may take), from the
+    // scope's random id, so parallel runs rarely meet.
+    let octet = u8::from_str_radix(&scope.id()[1..3], 16)?;
+    let subnet = format!("198.19.{octet}.0/24");
+    let address = format!("198.19.{octet}.10");
     let (front, back) = (scope.name("front"), scope.name("back"));
+    let back_as_made = [&["network", "create", "--subnet", &subnet], &labels[..], &[&back]].concat();
     docker(&[&["network", "create"], &labels[..], &[&front]].concat()).await?;
-    docker(&[&["network", "create"], &labels[..], &[&back]].concat()).await?;
+    docker(&back_as_made).await?;
     let name = scope.name("api");
     let member_args = ["--network", front.as_str(), "--network-alias", "api"];
     let old_id = scope.run("api", BUSYBOX_IMAGE, &member_args).await?;
@@ -495,6 +511,8 @@ async fn a_recreate_cut_short_is_finished_before_it_starts() -> anyhow::Result<(
         "connect",
         "--alias",
         "api-internal",
+        "--ip",
+        &address,
         &back,
         &name,
     ])
@@ -502,18 +520,28 @@ async fn a_recreate_cut_short_is_finished_before_it_starts() -> anyhow::Result<(
     wait_for_state(&name, "running").await?;
     let pair = watching_pair(&scope).await?;
 
-    // Without its second network, the controller's own recreate stops between create and start.
+    // `back` made again without a subnet: the engine refuses the member's static address there, so the
+    // controller's own recreate stops between create and start, the container on `front` only.
     docker(&["rm", "-f", &name]).await?;
     docker(&["network", "rm", &back]).await?;
-    let controller = acting_controller(&pair).await?;
+    docker(&[&["network", "create"], &labels[..], &[&back]].concat()).await?;
+    // The next attempt waits 2 to 4 s, time enough to put `back` right in between.
+    let limits = HealLimits {
+        backoff: BackoffPolicy {
+            initial: std::time::Duration::from_secs(4),
+            ..BackoffPolicy::default()
+        },
+        ..HealLimits::default()
+    };
+    let controller = acting_controller_with(&pair, Some(limits)).await?;
     let record = controller
         .wait_for_record(&name, "recreate", "failed")
         .await?;
+    docker(&["network", "rm", &back]).await?;
+    docker(&back_as_made).await?;
     assert_mentions(&record, "/detail", "left created as");
     let half_made = inspect_json(&name).await?;
     assert_ne!(half_made["Id"], old_id.trim());
-    assert_eq!(half_made["State"]["Status"], "created");
-    docker(&[&["network", "create"], &labels[..], &[&back]].concat()).await?;
 
     wait_for_state(&name, "running").await?;
     let after = inspect_json(&name).await?;
@@ -523,8 +551,12 @@ async fn a_recreate_cut_short_is_finished_before_it_starts() -> anyhow::Result<(
         .map(|networks| networks.keys().cloned().collect())
         .unwrap_or_default();
     assert_eq!(networks, vec![back.clone(), front.clone()]);
-    let aliases = after["NetworkSettings"]["Networks"][&back]["Aliases"].to_string();
-    assert!(aliases.contains("api-internal"), "{aliases}");
+    let endpoint = &after["NetworkSettings"]["Networks"][&back];
+    assert!(
+        endpoint["Aliases"].to_string().contains("api-internal"),
+        "{endpoint}"
+    );
+    assert_eq!(endpoint["IPAddress"], address.as_str(), "{endpoint}");
     let record = controller.wait_for_record(&name, "start", "ok").await?;
     assert_mentions(&record, "/detail", &format!("connected {back} first"));
     controller.stop().await?;
