@@ -322,7 +322,8 @@ fn volumes(
                     && mount["Target"] == destination
             })
     };
-    let mut configured: BTreeSet<&str> = binds.iter().map(|(_, destination)| *destination).collect();
+    let mut configured: BTreeSet<&str> =
+        binds.iter().map(|(_, destination)| *destination).collect();
     configured.extend(
         host_mounts
             .iter()
@@ -651,7 +652,10 @@ mod tests {
                 {"Type": "volume", "Source": "a".repeat(64), "Target": "/var/lib/db", "ReadOnly": false},
             ])
         );
-        assert_eq!(body["HostConfig"]["Binds"], json!(["keep:/named:ro", "/srv:/srv"]));
+        assert_eq!(
+            body["HostConfig"]["Binds"],
+            json!(["keep:/named:ro", "/srv:/srv"])
+        );
         assert_eq!(body["Volumes"].as_object().map(Map::len), Some(4));
 
         recreation.forget_volume(&"a".repeat(64));

@@ -35,7 +35,9 @@ pub(super) struct Made(Mutex<HashSet<String>>);
 
 impl Made {
     fn ids(&self) -> MutexGuard<'_, HashSet<String>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn insert(&self, id: &str) {
@@ -176,10 +178,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         {
             Ok(Ok(recreation)) => {
                 let missing = missing_networks(&recreation, seen);
-                if !self.inner.made.contains(id) {
-                    // Not one it made: whoever made it chose its networks.
-                    lacking = missing.into_iter().map(|(network, _)| network).collect();
-                } else {
+                if self.inner.made.contains(id) {
                     for (network, endpoint) in missing {
                         if let Err(err) = docker.connect_network(name, id, &network, endpoint).await
                         {
@@ -187,6 +186,9 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                         }
                         connected.push(network);
                     }
+                } else {
+                    // Not one it made: whoever made it chose its networks.
+                    lacking = missing.into_iter().map(|(network, _)| network).collect();
                 }
             }
             Ok(Err(err)) => return Outcome::failed(&err),

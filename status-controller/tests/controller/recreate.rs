@@ -167,7 +167,11 @@ async fn a_gone_volume_is_made_afresh_and_actions_say_so() -> anyhow::Result<()>
     let members = [
         ("db", VOLUME_IMAGE, vec![]),
         ("mounted", BUSYBOX_IMAGE, SOURCELESS_MOUNT.to_vec()),
-        ("keeper", BUSYBOX_IMAGE, vec!["--volume", named_mount.as_str()]),
+        (
+            "keeper",
+            BUSYBOX_IMAGE,
+            vec!["--volume", named_mount.as_str()],
+        ),
     ];
     let mut before = Vec::new();
     for (suffix, image, args) in &members {
@@ -239,7 +243,11 @@ impl ComposeProject {
 
     fn args<'a>(&'a self, args: &[&'a str]) -> anyhow::Result<Vec<&'a str>> {
         let file = self.file.to_str().context("a UTF-8 path")?;
-        Ok([&["--project-name", self.project.as_str(), "--file", file], args].concat())
+        Ok([
+            &["--project-name", self.project.as_str(), "--file", file],
+            args,
+        ]
+        .concat())
     }
 
     async fn compose(&self, args: &[&str]) -> anyhow::Result<()> {
@@ -500,7 +508,12 @@ async fn a_recreate_cut_short_is_finished_before_it_starts() -> anyhow::Result<(
     let subnet = format!("198.19.{octet}.0/24");
     let address = format!("198.19.{octet}.10");
     let (front, back) = (scope.name("front"), scope.name("back"));
-    let back_as_made = [&["network", "create", "--subnet", &subnet], &labels[..], &[&back]].concat();
+    let back_as_made = [
+        &["network", "create", "--subnet", &subnet],
+        &labels[..],
+        &[&back],
+    ]
+    .concat();
     docker(&[&["network", "create"], &labels[..], &[&front]].concat()).await?;
     docker(&back_as_made).await?;
     let name = scope.name("api");
