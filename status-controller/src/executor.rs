@@ -94,6 +94,8 @@ struct Inner<W, S> {
     metrics: Metrics,
     /// A maintenance hold set while an action waited for its lane keeps it from starting.
     maintenance: Maintenance,
+    /// The containers it created and has not started yet: the only ones whose start connects networks.
+    made: rebuild::Made,
     heal_lane: Semaphore,
     restart_lane: Semaphore,
     cleanup_lane: Semaphore,
@@ -180,6 +182,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 journal,
                 metrics,
                 maintenance,
+                made: rebuild::Made::default(),
                 heal_lane: Semaphore::new(HEAL_CONCURRENCY),
                 restart_lane: Semaphore::new(RESTART_CONCURRENCY),
                 cleanup_lane: Semaphore::new(CLEANUP_CONCURRENCY),

@@ -4,7 +4,9 @@
 //! The body is the stored JSON itself, not a round trip through the client library's typed models: a field
 //! those models do not know (`Config.MacAddress` on API 1.41, say) is sent as it was recorded. What carries
 //! over: everything in `Config` and `HostConfig`, the networks with their aliases, static addresses and
-//! driver options, and the anonymous volumes, re-attached by name so that their data comes back. What does
+//! driver options, and the anonymous volumes — declared ones (`-v /path`, an image's `VOLUME`, compose's
+//! `volumes: ["/path"]`) and volume mounts without a source (`--mount type=volume,dst=/path`, compose's long
+//! syntax) — re-attached by name so that their data comes back. What does
 //! not: what the engine assigned to the old container at run time — the endpoint's id, dynamic address,
 //! gateway and MAC, and the alias, hostname and `HOSTNAME` variable it derived from the old id — so the new
 //! container gets its own. A container that joins another's network (`container:<owner>`, the owner by name
@@ -21,14 +23,50 @@ use shared::ContainerSpec;
 /// A network by name, and the endpoint to make on it.
 pub type Network = (String, EndpointSettings);
 
-/// An anonymous volume of the old container, re-attached by its name.
+/// A volume the old container had mounted, which the new one mounts again by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnonymousVolume {
-    /// The name the engine gave it (64 hex digits).
+pub struct Volume {
+    /// Its name: the one the engine gave an anonymous volume (64 hex digits), or the one it was given.
     pub name: String,
     /// Where it is mounted.
     pub destination: String,
     pub read_only: bool,
+    /// How the request names it.
+    pub attach: Attach,
+}
+
+/// How a recreate names a volume, by how the old container was given it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Anonymous, declared by `Config.Volumes` (`-v /path`, an image's `VOLUME`, compose's `volumes:
+    /// ["/path"]`) and named by nothing in `HostConfig`: a volume mount naming it is added to
+    /// `HostConfig.Mounts`.
+    AddMount,
+    /// Anonymous, a volume in `HostConfig.Mounts` without a source (`--mount type=volume,dst=/path`,
+    /// compose's long syntax): that entry's source is filled in, the rest of it kept as recorded.
+    FillSource,
+    /// Named by the spec itself (`HostConfig.Binds`, or a `HostConfig.Mounts` source — as compose names a
+    /// service's anonymous volume once it has recreated the service): sent as recorded. Were it gone, the
+    /// engine would make a fresh, empty one under that name.
+    AsRecorded,
+}
+
+impl Volume {
+    /// Whether the engine made it up for the old container: re-attaching it is the recreate's doing.
+    pub fn anonymous(&self) -> bool {
+        self.attach != Attach::AsRecorded
+    }
+
+    /// Its name as `/actions` shows it: an engine-made name by its first 12 digits, as `docker` shows ids.
+    pub fn short_name(&self) -> &str {
+        let engine_made =
+            self.name.len() == 64 && self.name.bytes().all(|byte| byte.is_ascii_hexdigit());
+        if engine_made {
+            &self.name[..12]
+        } else {
+            &self.name
+        }
+    }
 }
 
 /// What to send to the engine to recreate one container.
@@ -46,8 +84,9 @@ pub struct Recreation {
     pub primary_network: Option<Network>,
     /// The other networks, to connect after create, in name order.
     pub extra_networks: Vec<Network>,
-    /// The anonymous volumes to re-attach by name (added to `HostConfig.Mounts` when the body is sent).
-    pub anonymous_volumes: Vec<AnonymousVolume>,
+    /// The volumes it mounts by name, in destination order: the anonymous ones, which the recreate names
+    /// in `HostConfig.Mounts` when the body is sent, and those the spec names itself.
+    pub volumes: Vec<Volume>,
 }
 
 impl Recreation {
@@ -70,34 +109,56 @@ impl Recreation {
         self.body["Image"].as_str().unwrap_or(&self.image)
     }
 
-    /// Leaves out the re-attachment of an anonymous volume that no longer exists: the engine then makes a
-    /// fresh, empty one at that path, as it does for any declared volume without a source.
+    /// Leaves out a volume that no longer exists. An anonymous one is then not re-attached, and the engine
+    /// makes a fresh, empty one at that path, as it does for any declared volume or volume mount without a
+    /// source; one the spec names, the engine makes afresh under that name.
     pub fn forget_volume(&mut self, name: &str) {
-        self.anonymous_volumes.retain(|volume| volume.name != name);
+        self.volumes.retain(|volume| volume.name != name);
     }
 
-    /// The body to send: [`body`](Self::body) with the anonymous volumes added to `HostConfig.Mounts`.
+    /// The body to send: [`body`](Self::body) with the anonymous volumes named in `HostConfig.Mounts` —
+    /// a source filled in where the recorded mount had none, a mount added for a declared one.
     pub fn request_body(&self) -> Value {
         let mut body = self.body.clone();
-        if self.anonymous_volumes.is_empty() {
+        if !self.volumes.iter().any(Volume::anonymous) {
             return body;
         }
         let host_config = &mut body["HostConfig"];
         if !host_config["Mounts"].is_array() {
             host_config["Mounts"] = Value::Array(Vec::new());
         }
-        if let Some(mounts) = host_config["Mounts"].as_array_mut() {
-            mounts.extend(self.anonymous_volumes.iter().map(|volume| {
-                json!({
+        let Some(mounts) = host_config["Mounts"].as_array_mut() else {
+            return body;
+        };
+        for volume in &self.volumes {
+            match volume.attach {
+                Attach::FillSource => {
+                    if let Some(mount) = mounts
+                        .iter_mut()
+                        .find(|mount| is_sourceless_volume_at(mount, &volume.destination))
+                    {
+                        mount["Source"] = Value::String(volume.name.clone());
+                    }
+                }
+                Attach::AddMount => mounts.push(json!({
                     "Type": "volume",
                     "Source": volume.name,
                     "Target": volume.destination,
                     "ReadOnly": volume.read_only,
-                })
-            }));
+                })),
+                Attach::AsRecorded => {}
+            }
         }
         body
     }
+}
+
+/// Whether `mount` (an entry of `HostConfig.Mounts`) is a volume at `destination` that names no volume: the
+/// engine makes a new one for it at every create.
+fn is_sourceless_volume_at(mount: &Value, destination: &str) -> bool {
+    mount["Type"] == "volume"
+        && mount["Target"].as_str() == Some(destination)
+        && mount["Source"].as_str().unwrap_or_default().is_empty()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +204,7 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
         .to_owned();
     config.insert("Image".to_owned(), Value::String(image.clone()));
 
-    let anonymous_volumes = anonymous_volumes(&spec.mounts, &config, &host_config);
+    let volumes = volumes(&spec.mounts, &config, &host_config);
 
     let network_mode = host_config
         .get("NetworkMode")
@@ -177,7 +238,7 @@ pub fn recreation(spec: &ContainerSpec) -> Result<Recreation, SpecError> {
         body: Value::Object(body),
         primary_network: primary,
         extra_networks,
-        anonymous_volumes,
+        volumes,
     })
 }
 
@@ -222,39 +283,56 @@ fn object_or_empty(value: &Value, part: &str) -> Result<Map<String, Value>, serd
     }
 }
 
-/// The old container's anonymous volumes: volumes mounted at a path its `Config.Volumes` declares (from the
-/// image's `VOLUME` or `-v /path`) that no bind or mount of `HostConfig` names — the engine made them up and
-/// would make new, empty ones unless told their names.
-fn anonymous_volumes(
+/// The volumes of the old container (its `Mounts` of type volume) and how to name each in the request
+/// ([`Attach`]). A volume at a path that neither `Config.Volumes` declares nor `HostConfig` mounts came
+/// with `--volumes-from`: it is the other container's, left to `HostConfig.VolumesFrom`.
+fn volumes(
     mounts: &Value,
     config: &Map<String, Value>,
     host_config: &Map<String, Value>,
-) -> Vec<AnonymousVolume> {
+) -> Vec<Volume> {
     let declared: BTreeSet<&str> = config
         .get("Volumes")
         .and_then(Value::as_object)
         .map(|volumes| volumes.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    let mut configured: BTreeSet<String> = host_config
+    let host_mounts: Vec<&Value> = host_config
+        .get("Mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    // `source:destination[:options]`; the source of a volume is its name, of a bind a path.
+    let binds: Vec<(&str, &str)> = host_config
         .get("Binds")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .filter_map(|bind| bind.split(':').nth(1).map(str::to_owned))
+        .filter_map(|bind| {
+            let mut parts = bind.split(':');
+            Some((parts.next()?, parts.next()?))
+        })
         .collect();
+    let named_at = |name: &str, destination: &str| {
+        binds.contains(&(name, destination))
+            || host_mounts.iter().any(|mount| {
+                mount["Type"] == "volume"
+                    && mount["Source"] == name
+                    && mount["Target"] == destination
+            })
+    };
+    let mut configured: BTreeSet<&str> =
+        binds.iter().map(|(_, destination)| *destination).collect();
     configured.extend(
-        host_config
-            .get("Mounts")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|mount| mount["Target"].as_str().map(str::to_owned)),
+        host_mounts
+            .iter()
+            .filter_map(|mount| mount["Target"].as_str()),
     );
     if let Some(tmpfs) = host_config.get("Tmpfs").and_then(Value::as_object) {
-        configured.extend(tmpfs.keys().cloned());
+        configured.extend(tmpfs.keys().map(String::as_str));
     }
-    let mut volumes: Vec<AnonymousVolume> = mounts
+    let mut volumes: Vec<Volume> = mounts
         .as_array()
         .into_iter()
         .flatten()
@@ -262,12 +340,23 @@ fn anonymous_volumes(
         .filter_map(|mount| {
             let name = mount["Name"].as_str().filter(|name| !name.is_empty())?;
             let destination = mount["Destination"].as_str()?;
-            (declared.contains(destination) && !configured.contains(destination)).then(|| {
-                AnonymousVolume {
-                    name: name.to_owned(),
-                    destination: destination.to_owned(),
-                    read_only: mount["RW"] == false,
-                }
+            let attach = if host_mounts
+                .iter()
+                .any(|mount| is_sourceless_volume_at(mount, destination))
+            {
+                Attach::FillSource
+            } else if named_at(name, destination) {
+                Attach::AsRecorded
+            } else if declared.contains(destination) && !configured.contains(destination) {
+                Attach::AddMount
+            } else {
+                return None;
+            };
+            Some(Volume {
+                name: name.to_owned(),
+                destination: destination.to_owned(),
+                read_only: mount["RW"] == false,
+                attach,
             })
         })
         .collect();
@@ -418,8 +507,8 @@ mod tests {
         );
         assert!(recreation.extra_networks.is_empty());
         assert!(
-            recreation.anonymous_volumes.is_empty(),
-            "/data is bound by name"
+            recreation.volumes.is_empty(),
+            "no volume is mounted in this spec"
         );
     }
 
@@ -522,8 +611,17 @@ mod tests {
         assert_eq!(recreation.body.get("NetworkingConfig"), None);
     }
 
+    /// `(destination, how)` of each volume, in order.
+    fn attached(recreation: &Recreation) -> Vec<(&str, Attach)> {
+        recreation
+            .volumes
+            .iter()
+            .map(|volume| (volume.destination.as_str(), volume.attach))
+            .collect()
+    }
+
     #[test]
-    fn anonymous_volumes_are_reattached_by_name() {
+    fn declared_anonymous_volumes_are_reattached_by_name() {
         let mut with_mounts = spec(
             json!({"Image": "db", "Volumes": {"/var/lib/db": {}, "/named": {}, "/run": {}, "/ro": {}}}),
             json!({"Binds": ["keep:/named:ro", "/srv:/srv"], "Tmpfs": {"/run": ""}}),
@@ -537,15 +635,14 @@ mod tests {
             {"Type": "volume", "Name": "c".repeat(64), "Destination": "/from-another", "RW": true},
         ]);
         let mut recreation = recreation(&with_mounts).expect("valid spec");
-        let reattached: Vec<&str> = recreation
-            .anonymous_volumes
-            .iter()
-            .map(|volume| volume.destination.as_str())
-            .collect();
         assert_eq!(
-            reattached,
-            vec!["/ro", "/var/lib/db"],
-            "not the named, bound, tmpfs or --volumes-from ones"
+            attached(&recreation),
+            vec![
+                ("/named", Attach::AsRecorded),
+                ("/ro", Attach::AddMount),
+                ("/var/lib/db", Attach::AddMount)
+            ],
+            "not the bound, tmpfs or --volumes-from ones"
         );
         let body = recreation.request_body();
         assert_eq!(
@@ -554,6 +651,10 @@ mod tests {
                 {"Type": "volume", "Source": "b".repeat(64), "Target": "/ro", "ReadOnly": true},
                 {"Type": "volume", "Source": "a".repeat(64), "Target": "/var/lib/db", "ReadOnly": false},
             ])
+        );
+        assert_eq!(
+            body["HostConfig"]["Binds"],
+            json!(["keep:/named:ro", "/srv:/srv"])
         );
         assert_eq!(body["Volumes"].as_object().map(Map::len), Some(4));
 
@@ -564,6 +665,74 @@ mod tests {
             Some(1),
             "a gone volume is left to the engine to make afresh"
         );
+    }
+
+    #[test]
+    fn a_volume_mounted_without_a_source_gets_its_name_filled_in() {
+        // `--mount type=volume,dst=/data,readonly` and compose's `{type: volume, target: /cache}` beside
+        // a named volume mount: inspect keeps the sourceless ones as they were asked for.
+        let mut mounted = spec(
+            json!({"Image": "db"}),
+            json!({"Mounts": [
+                {"Type": "volume", "Target": "/data", "ReadOnly": true,
+                 "VolumeOptions": {"Labels": {"team": "a"}}},
+                {"Type": "volume", "Source": "keep", "Target": "/named"},
+                {"Type": "volume", "Target": "/cache"},
+            ]}),
+            json!({}),
+        );
+        mounted.mounts = json!([
+            {"Type": "volume", "Name": "a".repeat(64), "Destination": "/data", "RW": false, "Mode": "z"},
+            {"Type": "volume", "Name": "keep", "Destination": "/named", "RW": true, "Mode": "z"},
+            {"Type": "volume", "Name": "b".repeat(64), "Destination": "/cache", "RW": true, "Mode": "z"},
+        ]);
+        let mut recreation = recreation(&mounted).expect("valid spec");
+        assert_eq!(
+            attached(&recreation),
+            vec![
+                ("/cache", Attach::FillSource),
+                ("/data", Attach::FillSource),
+                ("/named", Attach::AsRecorded)
+            ]
+        );
+        assert_eq!(
+            recreation.request_body()["HostConfig"]["Mounts"],
+            json!([
+                {"Type": "volume", "Source": "a".repeat(64), "Target": "/data", "ReadOnly": true,
+                 "VolumeOptions": {"Labels": {"team": "a"}}},
+                {"Type": "volume", "Source": "keep", "Target": "/named"},
+                {"Type": "volume", "Source": "b".repeat(64), "Target": "/cache"},
+            ]),
+            "each in its place, with what else was asked for"
+        );
+
+        recreation.forget_volume(&"a".repeat(64));
+        assert_eq!(
+            recreation.request_body()["HostConfig"]["Mounts"][0],
+            json!({"Type": "volume", "Target": "/data", "ReadOnly": true,
+                   "VolumeOptions": {"Labels": {"team": "a"}}}),
+            "a gone volume is left to the engine to make afresh"
+        );
+    }
+
+    #[test]
+    fn an_anonymous_volume_compose_names_in_its_binds_is_sent_as_recorded() {
+        // What `docker-compose up` leaves once it has recreated a service with `volumes: ["/data"]`.
+        let bind = format!("{}:/data:rw", "a".repeat(64));
+        let mut composed = spec(
+            json!({"Image": "db", "Volumes": {"/data": {}}}),
+            json!({"Binds": [bind]}),
+            json!({}),
+        );
+        composed.mounts = json!([
+            {"Type": "volume", "Name": "a".repeat(64), "Destination": "/data", "RW": true, "Mode": "rw"},
+        ]);
+        let recreation = recreation(&composed).expect("valid spec");
+        assert_eq!(attached(&recreation), vec![("/data", Attach::AsRecorded)]);
+        assert_eq!(recreation.volumes[0].short_name(), "aaaaaaaaaaaa");
+        let body = recreation.request_body();
+        assert_eq!(body["HostConfig"]["Binds"], json!([bind]));
+        assert_eq!(body["HostConfig"].get("Mounts"), None, "nothing added");
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //! joins asked whether they run, the image and the anonymous volumes looked up (never pulled, never removed),
 //! create, connect, start — the same steps for the replace of a dependant whose namespace owner was
 //! recreated, after a graceful stop and removal — and the finishing of a recreate or replace that was cut
-//! short, so a container left `created` starts with every network of its member.
+//! short, so a container this controller left `created` starts with every network of its member. A
+//! `created` container it did not make (one made by hand under the member's name, say) is started as it
+//! is: the snapshot's networks and aliases are the member's, not an impostor's to take.
 //!
 //! Nothing here force-removes a container, or removes one it made: a recreate or replace that fails after its
 //! create leaves the container `created`, and the next pass finishes it through
 //! [`Executor::finish_and_start`]. The one removal is the replace's own, of the old dependant, stopped
 //! gracefully first and only once its spec, image and owners say it can be made again.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use shared::runtime::engine::EngineError;
@@ -20,6 +24,35 @@ use crate::model::{Action, ActionContext, ActionResult, Outcome};
 use crate::recheck::Seen;
 use crate::recreate::{recreation, Recreation};
 use crate::status_client::{StatusError, StatusSource};
+
+/// The containers this controller created for a recreate or replace that have not started yet: the only
+/// `created` containers whose start connects the spec's networks first. Kept in memory, so after the
+/// controller restarts, a recreate it had cut short is started as it is, without the networks it lacks,
+/// and `/actions` names them. No label marks them: it would be in the container's spec, which the
+/// snapshot's does not have.
+#[derive(Debug, Default)]
+pub(super) struct Made(Mutex<HashSet<String>>);
+
+impl Made {
+    fn ids(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn insert(&self, id: &str) {
+        self.ids().insert(id.to_owned());
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids().contains(id)
+    }
+
+    /// It started, or is gone: no start is left to finish.
+    fn forget(&self, id: &str) {
+        self.ids().remove(id);
+    }
+}
 
 /// A create request ready to send, and what could not be as it was (for `/actions`).
 struct Ready {
@@ -110,25 +143,32 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             }
             Err(err) => return Outcome::failed(&err),
         };
+        self.inner.made.insert(&id);
         for (network, endpoint) in recreation.extra_networks.iter().cloned() {
             if let Err(err) = docker.connect_network(name, &id, &network, endpoint).await {
                 return left_created(&id, &err);
             }
         }
-        match docker.start(name, &id).await {
+        let started = docker.start(name, &id).await;
+        if started.is_ok() {
+            self.inner.made.forget(&id);
+        }
+        match started {
             Ok(Applied::Done | Applied::AlreadyDone) => Outcome::recreated(&id, &notes),
             Ok(Applied::NoSuchContainer) => Outcome::gone(),
             Err(err) => left_created(&id, &err),
         }
     }
 
-    /// Starts a member that is `created` — perhaps a recreate cut short between create and start — after
-    /// connecting it to every network of its spec it lacks. Without the spec (no token, or no longer a
-    /// member) it is started as it is.
+    /// Starts a member that is `created`. When this controller created it (a recreate or replace cut short
+    /// between create and start), every network of its spec it lacks is connected first; any other
+    /// container is started as it is — the detail then names the networks of the spec it lacks. Without
+    /// the spec (no token, or no longer a member) it is started as it is.
     pub(super) async fn finish_and_start(&self, action: &Action, seen: &Seen) -> Outcome {
         let docker = &self.inner.docker;
         let (name, id) = (action.container.as_str(), seen.id.as_str());
         let mut connected = Vec::new();
+        let mut lacking = Vec::new();
         match self
             .inner
             .specs
@@ -137,11 +177,18 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
             .map(|spec| recreation(&spec))
         {
             Ok(Ok(recreation)) => {
-                for (network, endpoint) in missing_networks(&recreation, seen) {
-                    if let Err(err) = docker.connect_network(name, id, &network, endpoint).await {
-                        return Outcome::failed(&err);
+                let missing = missing_networks(&recreation, seen);
+                if self.inner.made.contains(id) {
+                    for (network, endpoint) in missing {
+                        if let Err(err) = docker.connect_network(name, id, &network, endpoint).await
+                        {
+                            return Outcome::failed(&err);
+                        }
+                        connected.push(network);
                     }
-                    connected.push(network);
+                } else {
+                    // Not one it made: whoever made it chose its networks.
+                    lacking = missing.into_iter().map(|(network, _)| network).collect();
                 }
             }
             Ok(Err(err)) => return Outcome::failed(&err),
@@ -149,14 +196,28 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 tracing::debug!(container = name, error = %err, "no spec: started as it is");
             }
         }
-        let outcome = outcome_of(docker.start(name, id).await, "already running (304)");
-        if connected.is_empty() || outcome.result != ActionResult::Ok {
+        let started = docker.start(name, id).await;
+        if started.is_ok() {
+            self.inner.made.forget(id);
+        }
+        let outcome = outcome_of(started, "already running (304)");
+        if outcome.result != ActionResult::Ok {
             return outcome;
         }
-        Outcome::ok(Some(format!(
-            "connected {} first (an unfinished recreate had left it without)",
-            connected.join(", ")
-        )))
+        if !connected.is_empty() {
+            return Outcome::ok(Some(format!(
+                "connected {} first (an unfinished recreate had left it without)",
+                connected.join(", ")
+            )));
+        }
+        if !lacking.is_empty() {
+            return Outcome::ok(Some(format!(
+                "started as it is, without the snapshot's networks {}: the controller did not create \
+                 this container (or created it before it last restarted), so it connects none",
+                lacking.join(", ")
+            )));
+        }
+        outcome
     }
 
     /// The reference when it still names an image here, else the id the member ran, else an error that
@@ -197,14 +258,15 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         Ok(())
     }
 
-    /// Leaves out the anonymous volumes that are gone: the engine makes fresh, empty ones in their place,
-    /// and the notes say so. Never creates or removes a volume itself.
+    /// Leaves out the volumes that are gone — anonymous ones, however they were given, and those the spec
+    /// names: the engine makes fresh, empty ones in their place, and the notes say so. Never creates or
+    /// removes a volume itself.
     async fn keep_volumes_that_exist(
         &self,
         recreation: &mut Recreation,
         notes: &mut Vec<String>,
     ) -> Result<(), DockerError> {
-        for volume in recreation.anonymous_volumes.clone() {
+        for volume in recreation.volumes.clone() {
             if !self
                 .inner
                 .docker
@@ -214,7 +276,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 recreation.forget_volume(&volume.name);
                 notes.push(format!(
                     "its volume {} at {} was gone: the engine made a fresh, empty one",
-                    &volume.name[..volume.name.len().min(12)],
+                    volume.short_name(),
                     volume.destination
                 ));
             }
@@ -267,6 +329,7 @@ fn left_created(id: &str, err: &DockerError) -> Outcome {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::sync::Arc;
 
     use serde_json::json;
     use shared::ContainerSpec;
@@ -314,5 +377,205 @@ mod tests {
                 ("back".to_owned(), Some(vec!["api-internal".to_owned()]))
             ]
         );
+    }
+
+    /// An engine where each call is remembered and succeeds, but for connecting the networks in `refused`.
+    #[derive(Debug, Clone, Default)]
+    struct Engine {
+        calls: Arc<Mutex<Vec<String>>>,
+        refused: Arc<Mutex<BTreeSet<String>>>,
+    }
+
+    impl Engine {
+        fn record(&self, call: String) {
+            self.calls.lock().expect("not poisoned").push(call);
+        }
+
+        fn take_calls(&self) -> Vec<String> {
+            std::mem::take(&mut *self.calls.lock().expect("not poisoned"))
+        }
+    }
+
+    impl EngineWriter for Engine {
+        async fn negotiate(&self) -> crate::docker::Result<()> {
+            Ok(())
+        }
+        async fn inspect(
+            &self,
+            _name: &str,
+            _id: &str,
+        ) -> crate::docker::Result<Option<bollard::models::ContainerInspectResponse>> {
+            Ok(None)
+        }
+        async fn start(&self, _name: &str, id: &str) -> crate::docker::Result<Applied> {
+            self.record(format!("start {id}"));
+            Ok(Applied::Done)
+        }
+        async fn unpause(&self, _name: &str, _id: &str) -> crate::docker::Result<Applied> {
+            Ok(Applied::Done)
+        }
+        async fn restart(&self, _: &str, _: &str, _: Duration) -> crate::docker::Result<Applied> {
+            Ok(Applied::Done)
+        }
+        async fn stop(&self, _: &str, _: &str, _: Duration) -> crate::docker::Result<Applied> {
+            Ok(Applied::Done)
+        }
+        async fn remove(&self, _name: &str, _id: &str) -> crate::docker::Result<Applied> {
+            Ok(Applied::Done)
+        }
+        async fn image_id(
+            &self,
+            _name: &str,
+            _reference: &str,
+        ) -> crate::docker::Result<Option<String>> {
+            Ok(Some("sha256:1".into()))
+        }
+        async fn volume_exists(&self, _name: &str, _volume: &str) -> crate::docker::Result<bool> {
+            Ok(true)
+        }
+        async fn create(&self, _recreation: &Recreation) -> crate::docker::Result<String> {
+            self.record("create".into());
+            Ok("made".into())
+        }
+        async fn connect_network(
+            &self,
+            _name: &str,
+            id: &str,
+            network: &str,
+            _endpoint: bollard::models::EndpointSettings,
+        ) -> crate::docker::Result<()> {
+            self.record(format!("connect {id} {network}"));
+            if self.refused.lock().expect("not poisoned").contains(network) {
+                return Err(DockerError::Engine(EngineError::Conflict {
+                    op: "connect",
+                    target: network.to_owned(),
+                    message: format!("network {network} not found"),
+                }));
+            }
+            Ok(())
+        }
+    }
+
+    /// status-api as a recreate sees it: the spec of `api`, a member on `front` and `back`.
+    #[derive(Debug, Clone)]
+    struct Specs;
+
+    impl StatusSource for Specs {
+        async fn status(
+            &self,
+            _since: Option<u64>,
+            _wait: Duration,
+        ) -> crate::status_client::Result<shared::StatusResponse> {
+            Err(StatusError::NoSnapshot)
+        }
+        async fn snapshot(&self) -> crate::status_client::Result<shared::SnapshotSummary> {
+            Err(StatusError::NoSnapshot)
+        }
+        async fn spec(&self, _name: &str) -> crate::status_client::Result<ContainerSpec> {
+            Ok(ContainerSpec {
+                name: "api".into(),
+                id: "0".repeat(64),
+                image: "busybox:latest".into(),
+                image_id: "sha256:1".into(),
+                config: json!({"Image": "busybox:latest"}),
+                host_config: json!({"NetworkMode": "front"}),
+                networks: json!({"front": {"Aliases": ["api"]}, "back": {"Aliases": ["api-internal"]}}),
+                mounts: serde_json::Value::Null,
+            })
+        }
+    }
+
+    fn executor(engine: &Engine) -> Executor<Engine, Specs> {
+        let metrics = crate::metrics::Metrics::new();
+        let (set, until) = metrics.maintenance();
+        let maintenance = crate::maintenance::Maintenance::start(
+            None,
+            crate::maintenance::HoldMetrics { set, until },
+            chrono::Utc::now(),
+        );
+        Executor::new(
+            engine.clone(),
+            Specs,
+            crate::journal::Journal::new(),
+            metrics,
+            maintenance,
+        )
+    }
+
+    fn action(kind: crate::model::ActionKind) -> Action {
+        Action {
+            container: "api".into(),
+            id: "0".repeat(64),
+            kind,
+            drift: None,
+            policy: Policy::Heal,
+            state: None,
+            reason: "test".into(),
+            waits_for: None,
+        }
+    }
+
+    /// `api`, `created`, with the network it was created with.
+    fn created(id: &str) -> Seen {
+        Seen {
+            id: id.into(),
+            name: "api".into(),
+            labels: Default::default(),
+            running: false,
+            paused: false,
+            created: true,
+            networks: BTreeSet::from(["front".to_owned()]),
+            moving: false,
+            unhealthy: false,
+            stop_timeout: None,
+            shares: SharedNamespaces::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_container_it_created_is_connected_before_it_starts() {
+        use crate::model::ActionKind;
+
+        let engine = Engine::default();
+        let executor = executor(&engine);
+        engine
+            .refused
+            .lock()
+            .expect("not poisoned")
+            .insert("back".into());
+        let cut_short = executor
+            .recreate(&action(ActionKind::Recreate), &ActionContext::default())
+            .await;
+        assert_eq!(cut_short.result, ActionResult::Failed, "{cut_short:?}");
+        assert_eq!(engine.take_calls(), ["create", "connect made back"]);
+        engine.refused.lock().expect("not poisoned").clear();
+
+        // Made by someone else (or before the controller restarted): started as it is.
+        let other = executor
+            .finish_and_start(&action(ActionKind::Start), &created("by-hand"))
+            .await;
+        assert_eq!(engine.take_calls(), ["start by-hand"]);
+        assert_eq!(other.result, ActionResult::Ok);
+        assert!(
+            other.detail.as_deref().is_some_and(|detail| detail
+                .starts_with("started as it is, without the snapshot's networks back:")),
+            "{other:?}"
+        );
+
+        // Its own: finished.
+        let finished = executor
+            .finish_and_start(&action(ActionKind::Start), &created("made"))
+            .await;
+        assert_eq!(engine.take_calls(), ["connect made back", "start made"]);
+        assert_eq!(
+            finished.detail.as_deref(),
+            Some("connected back first (an unfinished recreate had left it without)")
+        );
+
+        // Once started, it is no longer one to finish.
+        executor
+            .finish_and_start(&action(ActionKind::Start), &created("made"))
+            .await;
+        assert_eq!(engine.take_calls(), ["start made"]);
     }
 }

@@ -35,9 +35,10 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
     let scope = TestScope::new();
     let labels = scope.labels_args();
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-    // A /24 of its own in 10.213.0.0/16, from the scope's random id, so parallel runs rarely meet.
+    // A /24 of its own in 198.19.0.0/16 (inside 198.18.0.0/15, the only range tests may take), from the
+    // scope's random id, so parallel runs rarely meet.
     let octet = u8::from_str_radix(&scope.id()[1..3], 16)?;
-    let subnet = format!("10.213.{octet}.0/24");
+    let subnet = format!("198.19.{octet}.0/24");
     let (front, back, named) = (scope.name("front"), scope.name("back"), scope.name("named"));
     docker(
         &[
@@ -53,7 +54,7 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
     let bound = tempfile::tempdir()?;
     let bound_path = bound.path().to_str().context("a UTF-8 path")?;
 
-    let static_ip = format!("10.213.{octet}.10");
+    let static_ip = format!("198.19.{octet}.10");
     let named_mount = format!("{named}:/named");
     let bind_mount = format!("{bound_path}:/bound:ro");
     // Flag and value on one line, the way people write them.
@@ -78,6 +79,7 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
         "--add-host", "db.local:10.0.0.5",
         "--dns-option", "ndots:2",
         "--volume", &named_mount, "--volume", &bind_mount, "--volume", "/opt",
+        "--mount", "type=volume,dst=/cache",
         "--tmpfs", "/run:size=1m",
     ];
     let full = scope.name("full");
@@ -104,7 +106,7 @@ async fn a_recreated_container_inspects_as_the_one_removed() -> anyhow::Result<(
         wait_for_state(name, "running").await?;
         before.insert(name.clone(), inspect_json(name).await?);
     }
-    for destination in ["/data", "/opt"] {
+    for destination in ["/data", "/opt", "/cache"] {
         volumes.keep(&volume_at(&full, destination).await?);
     }
     let pair = Pair::start(
@@ -190,7 +192,7 @@ const LEFT_OUT_RULES: [&str; 7] = [
     "Networks.*.IPAddress, GlobalIPv6Address and MacAddress: dynamic, unless the address was static (IPAMConfig) or the MAC configured (Config.MacAddress)",
     "Networks.*.Aliases: the alias the engine makes of the container's own short id",
     "Config.Hostname: when it was the engine's default, the old short id",
-    "HostConfig.Mounts: the re-attachment, by name, of the old container's anonymous volumes (Mounts[] is compared)",
+    "HostConfig.Mounts: the re-attachment, by name, of the old container's anonymous volumes — a mount added for a declared one, the source filled in for a volume mount that had none (Mounts[] is compared)",
     "Mounts[].Mode of a re-attached anonymous volume: the engine's default mode for a volume given by name",
 ];
 
@@ -250,13 +252,30 @@ async fn comparable(inspect: &Value, old: &Value) -> anyhow::Result<BTreeMap<Str
         }
     }
     let anonymous: BTreeSet<String> = anonymous_volumes(old);
+    // Targets of the old container's volume mounts without a source (`--mount type=volume,dst=…`).
+    let sourceless: BTreeSet<String> = old["HostConfig"]["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|mount| mount["Type"] == "volume" && mount.get("Source").is_none())
+        .filter_map(|mount| mount["Target"].as_str().map(str::to_owned))
+        .collect();
     if let Some(mounts) = view["HostConfig"]["Mounts"].as_array_mut() {
-        mounts.retain(|mount| {
-            !(mount["Type"] == "volume"
+        let reattached = |mount: &Value| {
+            mount["Type"] == "volume"
                 && mount["Source"]
                     .as_str()
-                    .is_some_and(|source| anonymous.contains(source)))
-        });
+                    .is_some_and(|source| anonymous.contains(source))
+        };
+        for mount in mounts.iter_mut() {
+            let target = mount["Target"].as_str().unwrap_or_default();
+            if reattached(mount) && sourceless.contains(target) {
+                if let Some(mount) = mount.as_object_mut() {
+                    mount.remove("Source");
+                }
+            }
+        }
+        mounts.retain(|mount| !reattached(mount));
     }
     if view["HostConfig"]["Mounts"]
         .as_array()
