@@ -355,11 +355,21 @@ fn applied(
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 304, ..
         }) => Ok(Applied::AlreadyDone),
+        // Only a 404 about the container itself means it is gone: the engine also answers 404 when something
+        // the container needs is missing (a start whose network was removed: "network … not found"), and
+        // that is a failure to report, not a container to forget.
         Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(Applied::NoSuchContainer),
+            status_code: 404,
+            message,
+        }) if names_a_missing_container(&message) => Ok(Applied::NoSuchContainer),
         Err(err) => Err(EngineError::from_call(op, name, err).into()),
     }
+}
+
+/// Whether a 404's message says the container is missing: Docker's "No such container: …", Podman's
+/// "no container with name or ID … found: no such container".
+fn names_a_missing_container(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("no such container")
 }
 
 #[cfg(test)]
@@ -371,7 +381,11 @@ mod tests {
         let server = |status_code| {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code,
-                message: "x".into(),
+                message: if status_code == 404 {
+                    "No such container: web".into()
+                } else {
+                    "x".into()
+                },
             })
         };
         assert_eq!(applied("start", "web", Ok(())).ok(), Some(Applied::Done));
@@ -382,6 +396,34 @@ mod tests {
         assert_eq!(
             applied("start", "web", server(404)).ok(),
             Some(Applied::NoSuchContainer)
+        );
+        let missing_network = applied(
+            "start",
+            "web",
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message: "network back not found".into(),
+            }),
+        );
+        assert!(
+            matches!(
+                missing_network,
+                Err(DockerError::Engine(EngineError::Refused { .. }))
+            ),
+            "a 404 about something else than the container is a failure: {missing_network:?}"
+        );
+        assert_eq!(
+            applied(
+                "start",
+                "web",
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    message: "no container with name or ID \"web\" found: no such container".into(),
+                }),
+            )
+            .ok(),
+            Some(Applied::NoSuchContainer),
+            "Podman's words"
         );
         assert!(matches!(
             applied("start", "web", server(409)),

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod dependants;
+mod engine_answers;
 mod fake_api;
 mod fidelity;
 mod heal;
