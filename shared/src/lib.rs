@@ -8,6 +8,7 @@ pub mod drift;
 mod examples;
 pub mod image_ref;
 pub mod model;
+pub mod namespace_modes;
 pub mod namespaces;
 
 pub use drift::drift;

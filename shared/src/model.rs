@@ -8,7 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::namespaces::modes::SharedNamespaces;
+use crate::namespace_modes::SharedNamespaces;
 
 /// The label that sets a container's policy: `heal` (default), `observe` or `ignore`.
 pub const POLICY_LABEL: &str = "dockstate.policy";

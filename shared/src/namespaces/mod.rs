@@ -15,10 +15,8 @@ use crate::model::{
     in_scope, ContainerSpec, ContainerState, ContainerStatus, Scope, SnapshotMember,
 };
 
-pub mod modes;
-
-use modes::CONTAINER_MODE;
-pub use modes::{Namespace, SharedNamespaces};
+use crate::namespace_modes::CONTAINER_MODE;
+pub use crate::namespace_modes::{Namespace, SharedNamespaces};
 
 /// Rewrites every `container:<id>` in the specs' `HostConfig` to `container:<name>`, so the snapshot names a
 /// namespace owner the way it names members: by name, which a recreated owner keeps (and which the engine

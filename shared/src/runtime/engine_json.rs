@@ -7,7 +7,7 @@ use bollard::models::ContainerInspectResponse;
 use futures::TryStreamExt;
 use serde_json::Value;
 
-use super::engine::{EngineError, Result};
+use super::engine_error::{EngineError, Result};
 use crate::model::ContainerState;
 
 /// What an engine's `State.Status` means, with the engine's booleans as the tie-breaker for a state nobody

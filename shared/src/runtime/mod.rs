@@ -5,7 +5,8 @@
 //! - [`shutdown`]: the one future for Ctrl-C and SIGTERM.
 //! - [`flags`]: parsers for the flags both programs take (durations, scopes, switches).
 //! - [`token`]: reading the bearer-token file.
-//! - [`engine`]: connecting to the Docker engine, and the one error type for what an engine call did.
+//! - [`engine`]: connecting to the Docker engine; [`engine_error`]: the one error type for what an engine call
+//!   did; [`engine_json`]: reading the engine's own JSON, whatever engine wrote it.
 //! - [`http`]: binding the port, the `{error, message}` answers, the `method` label, the `healthcheck` probe.
 //! - [`connections`]: the connection cap, header and idle deadlines, and accept back-off both servers sit behind.
 //! - [`serve`]: the connection loop both servers run, with vectored writes and a graceful drain.
@@ -16,6 +17,7 @@
 
 pub mod connections;
 pub mod engine;
+pub mod engine_error;
 pub mod engine_json;
 pub mod flags;
 pub mod http;

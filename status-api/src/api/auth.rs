@@ -48,8 +48,8 @@ pub(super) fn authorize(token: Option<&str>, auth: &BearerToken) -> Result<(), D
 pub(super) fn missing_token(token_configured: bool) -> poem::Response {
     use poem::http::StatusCode;
     if token_configured {
-        super::http::error_json(StatusCode::UNAUTHORIZED, "unauthorized", TOKEN_NEEDED)
+        shared::runtime::http::error_json(StatusCode::UNAUTHORIZED, "unauthorized", TOKEN_NEEDED)
     } else {
-        super::http::error_json(StatusCode::FORBIDDEN, "forbidden", NO_TOKEN_CONFIGURED)
+        shared::runtime::http::error_json(StatusCode::FORBIDDEN, "forbidden", NO_TOKEN_CONFIGURED)
     }
 }

@@ -1,6 +1,7 @@
 //! The namespace modes of a Docker `HostConfig`: which containers' network, IPC and PID namespaces a
-//! container joined (`container:<id or name>`). The vocabulary of [`namespaces`](super); imports nothing of
-//! the crate, so the API types can hold it.
+//! container joined (`container:<id or name>`). The vocabulary of [`namespaces`](crate::namespaces) and of the
+//! API types in [`model`](crate::model), which hold it; imports nothing of the crate, so neither depends on
+//! the other through it.
 
 use serde::{Deserialize, Serialize};
 
