@@ -214,7 +214,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 recreation.forget_volume(&volume.name);
                 notes.push(format!(
                     "its volume {} at {} was gone: the engine made a fresh, empty one",
-                    &volume.name[..volume.name.len().min(12)],
+                    shared::short_id(&volume.name),
                     volume.destination
                 ));
             }
@@ -259,7 +259,7 @@ fn left_created(id: &str, err: &DockerError) -> Outcome {
     outcome.detail = Some(format!(
         "{}; left created as {}: the next pass connects what is missing and starts it",
         outcome.detail.unwrap_or_default(),
-        &id[..id.len().min(12)]
+        shared::short_id(id)
     ));
     outcome
 }

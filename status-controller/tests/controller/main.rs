@@ -17,4 +17,5 @@ mod process;
 mod recreate;
 mod safety;
 mod scope;
+mod startup_checks;
 mod strangers;
