@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{EndpointExt, Request};
+use poem::Request;
 use tokio::task::JoinHandle;
 
 use crate::wait_until;
