@@ -355,7 +355,10 @@ mod tests {
             ),
             (&["--notify-hold-after", "soon"], "30s"),
             (&["--api-url", "status-api:8080"], "http://"),
-            (&["--api-url", "ftp://status-api:8443"], "speaks http or https"),
+            (
+                &["--api-url", "ftp://status-api:8443"],
+                "speaks http or https",
+            ),
             (&["--api-url", "http://status-api:8080/?x=1"], "base URL"),
             (&["--interval", "often"], "30s"),
             (&["--interval", "10ms"], "shorter than 1s"),

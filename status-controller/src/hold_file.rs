@@ -201,7 +201,8 @@ mod tests {
     #[test]
     fn a_hold_round_trips_through_the_file_atomically_and_privately() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let taken = ControllerDir::take(&dir.path().join("controller")).expect("creates the directory");
+        let taken =
+            ControllerDir::take(&dir.path().join("controller")).expect("creates the directory");
         let file = HoldFile::in_dir(&taken);
         let now = Utc::now();
         assert_eq!(file.load(now).expect("no file is fine"), None);

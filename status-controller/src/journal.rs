@@ -237,11 +237,18 @@ mod tests {
         drop(before);
 
         let after = Journal::kept_in(&dir, problems());
-        assert_eq!(after.recent(usize::MAX), pushed, "the same records, newest first");
+        assert_eq!(
+            after.recent(usize::MAX),
+            pushed,
+            "the same records, newest first"
+        );
         assert_eq!(after.problem(), None);
         after.push(record("d"));
         assert_eq!(after.recent(1)[0].container, "d");
-        assert!(Journal::new().recent(usize::MAX).is_empty(), "memory only: nothing read");
+        assert!(
+            Journal::new().recent(usize::MAX).is_empty(),
+            "memory only: nothing read"
+        );
     }
 
     #[test]
@@ -260,10 +267,17 @@ mod tests {
         let journal = Journal::kept_in(&dir, counter.clone());
         assert_eq!(count(&counter, JournalProblem::SkippedLine), 1);
         let problem = journal.problem().expect("said");
-        assert!(problem.contains("1 line of the action journal"), "{problem}");
+        assert!(
+            problem.contains("1 line of the action journal"),
+            "{problem}"
+        );
         assert!(problem.contains("torn"), "{problem}");
         journal.push(record("b"));
-        let names: Vec<_> = journal.recent(usize::MAX).into_iter().map(|r| r.container).collect();
+        let names: Vec<_> = journal
+            .recent(usize::MAX)
+            .into_iter()
+            .map(|r| r.container)
+            .collect();
         assert_eq!(names, ["b", "a"]);
     }
 
@@ -281,8 +295,16 @@ mod tests {
         let problem = journal.problem().expect("said");
         assert!(problem.contains("symbolic link"), "{problem}");
         journal.push(record("a"));
-        assert_eq!(journal.recent(1)[0].container, "a", "actions are still journalled");
-        assert_eq!(std::fs::read(&elsewhere).expect("reads"), b"", "never written through the link");
+        assert_eq!(
+            journal.recent(1)[0].container,
+            "a",
+            "actions are still journalled"
+        );
+        assert_eq!(
+            std::fs::read(&elsewhere).expect("reads"),
+            b"",
+            "never written through the link"
+        );
     }
 
     #[test]

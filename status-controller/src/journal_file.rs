@@ -124,9 +124,13 @@ impl JournalFile {
         let mut loaded = Loaded::default();
         let mut records = VecDeque::with_capacity(keep);
         match read_previous(dir) {
-            Ok(Some(previous)) => {
-                parse_lines(&previous, PREVIOUS_FILE_NAME, keep, &mut records, &mut loaded.skipped)
-            }
+            Ok(Some(previous)) => parse_lines(
+                &previous,
+                PREVIOUS_FILE_NAME,
+                keep,
+                &mut records,
+                &mut loaded.skipped,
+            ),
             Ok(None) => {}
             Err(problem) => loaded.previous_problem = Some(problem),
         }
@@ -140,10 +144,11 @@ impl JournalFile {
             .map_or(0, |newline| newline + 1);
         let size = start + whole as u64;
         if whole < current.len() {
-            file.set_len(size).map_err(|source| JournalFileError::WriteFailed {
-                path: path.clone(),
-                source,
-            })?;
+            file.set_len(size)
+                .map_err(|source| JournalFileError::WriteFailed {
+                    path: path.clone(),
+                    source,
+                })?;
         }
         Ok((
             Self {
@@ -349,11 +354,7 @@ mod tests {
     fn numbers(records: &[ActionRecord]) -> Vec<usize> {
         records
             .iter()
-            .map(|record| {
-                record.container["web-".len()..]
-                    .parse()
-                    .expect("a number")
-            })
+            .map(|record| record.container["web-".len()..].parse().expect("a number"))
             .collect()
     }
 
@@ -381,7 +382,10 @@ mod tests {
 
         let (_, loaded) = JournalFile::open(&dir, 10).expect("opens again");
         assert_eq!(numbers(&loaded.records), (15..25).collect::<Vec<_>>());
-        assert_eq!(loaded.records[9], record(24).with_time(loaded.records[9].time));
+        assert_eq!(
+            loaded.records[9],
+            record(24).with_time(loaded.records[9].time)
+        );
         assert!(loaded.skipped.is_empty());
     }
 
@@ -414,7 +418,11 @@ mod tests {
         drop(file);
 
         let (_, loaded) = JournalFile::open(&dir, 10).expect("opens again");
-        assert_eq!(numbers(&loaded.records), [1, 2, 4], "4 is not glued onto the torn 3");
+        assert_eq!(
+            numbers(&loaded.records),
+            [1, 2, 4],
+            "4 is not glued onto the torn 3"
+        );
         assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
     }
 
@@ -425,8 +433,12 @@ mod tests {
         file.append(&record(1)).expect("appends");
         drop(file);
         let path = dir.path().join(FILE_NAME);
-        let mut raw = fs::OpenOptions::new().append(true).open(&path).expect("opens");
-        raw.write_all(b"{\"time\": \"not a time\"}\n\xff\xfe\n").expect("writes");
+        let mut raw = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("opens");
+        raw.write_all(b"{\"time\": \"not a time\"}\n\xff\xfe\n")
+            .expect("writes");
         raw.write_all(&line_of(&record(2))).expect("writes");
         drop(raw);
 
@@ -460,11 +472,16 @@ mod tests {
         }
         drop(file);
         let line = line_of(&record(total)).len() as u64;
-        let current = fs::metadata(dir.path().join(FILE_NAME)).expect("exists").len();
+        let current = fs::metadata(dir.path().join(FILE_NAME))
+            .expect("exists")
+            .len();
         let previous = fs::metadata(dir.path().join(PREVIOUS_FILE_NAME))
             .expect("one previous file")
             .len();
-        assert!(previous <= ROTATE_AT && previous > ROTATE_AT - line, "{previous}");
+        assert!(
+            previous <= ROTATE_AT && previous > ROTATE_AT - line,
+            "{previous}"
+        );
         assert!(current <= 10 * line, "a new file was begun: {current}");
         let mode = fs::metadata(dir.path().join(PREVIOUS_FILE_NAME))
             .expect("exists")
@@ -474,10 +491,20 @@ mod tests {
         assert_eq!(mode, 0o600);
         let mut names: Vec<_> = fs::read_dir(dir.path())
             .expect("lists")
-            .map(|entry| entry.expect("entry").file_name().into_string().expect("utf-8"))
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .into_string()
+                    .expect("utf-8")
+            })
             .collect();
         names.sort();
-        assert_eq!(names, [".lock", FILE_NAME, PREVIOUS_FILE_NAME], "one previous file only");
+        assert_eq!(
+            names,
+            [".lock", FILE_NAME, PREVIOUS_FILE_NAME],
+            "one previous file only"
+        );
 
         let (_, loaded) = JournalFile::open(&dir, 256).expect("opens again");
         assert_eq!(
@@ -502,12 +529,14 @@ mod tests {
         fs::write(&path, b"").expect("writes");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o622)).expect("chmod");
         let err = JournalFile::open(&dir, 10).expect_err("group-writable");
-        assert!(err.to_string().contains("writable by its group and others"), "{err}");
+        assert!(
+            err.to_string().contains("writable by its group and others"),
+            "{err}"
+        );
 
         // A bad previous file is left out; the current one is still used.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-        std::os::unix::fs::symlink(&elsewhere, dir.path().join(PREVIOUS_FILE_NAME))
-            .expect("links");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(PREVIOUS_FILE_NAME)).expect("links");
         let (_, loaded) = JournalFile::open(&dir, 10).expect("the current one is fine");
         let problem = loaded.previous_problem.expect("said").to_string();
         assert!(problem.contains("actions.jsonl.1"), "{problem}");

@@ -632,7 +632,11 @@ mod tests {
     #[test]
     fn a_hold_outlives_a_restart_with_a_state_dir_but_never_its_end() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = || Some(HoldFile::in_dir(&crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory")));
+        let file = || {
+            Some(HoldFile::in_dir(
+                &crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"),
+            ))
+        };
         let now = Utc::now();
         let first = Maintenance::start(file(), metrics(), now);
         assert!(first.persistent());
@@ -679,7 +683,9 @@ mod tests {
         let metrics = metrics();
         let now = Utc::now();
         let maintenance = Maintenance::start(
-            Some(HoldFile::in_dir(&crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"))),
+            Some(HoldFile::in_dir(
+                &crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"),
+            )),
             metrics.clone(),
             now,
         );

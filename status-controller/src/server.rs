@@ -555,7 +555,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(crate::hold_file::FILE_NAME);
         std::fs::write(&path, b"{not json").expect("writes");
-        let file = crate::hold_file::HoldFile::in_dir(&crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"));
+        let file = crate::hold_file::HoldFile::in_dir(
+            &crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"),
+        );
         let client = TestClient::new(app(server_state_over(
             ControllerState::new(),
             Some(TOKEN),

@@ -28,10 +28,10 @@ use crate::metrics::Metrics;
 use crate::notify::sender::local_host_name;
 use crate::notify::{Delivery, NotificationCounter, Notifications, Notifier, FLUSH_TIMEOUT};
 use crate::plan::PlanSettings;
-use crate::state_dir::{ControllerDir, ControllerDirError};
 use crate::reconcile::{LoopSettings, Reconciler, Wiring};
 use crate::server::{app, ServerState};
 use crate::state::ControllerState;
+use crate::state_dir::{ControllerDir, ControllerDirError};
 use crate::status_client::StatusClient;
 
 /// How long HTTP requests in flight get after the shutdown signal.

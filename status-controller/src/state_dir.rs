@@ -136,10 +136,11 @@ impl ControllerDir {
     /// writable by nobody else.
     pub fn inspect(path: &Path) -> Result<Self, ControllerDirError> {
         let uid = state_dir::effective_uid();
-        let meta = fs::symlink_metadata(path).map_err(|source| ControllerDirError::InspectFailed {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let meta =
+            fs::symlink_metadata(path).map_err(|source| ControllerDirError::InspectFailed {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if meta.file_type().is_symlink() {
             let target = fs::read_link(path)
                 .map_or_else(|_| "?".to_owned(), |target| target.display().to_string());
@@ -216,7 +217,10 @@ mod tests {
             )),
             "{message}"
         );
-        assert!(message.contains("give each its own --state-dir"), "{message}");
+        assert!(
+            message.contains("give each its own --state-dir"),
+            "{message}"
+        );
         ControllerDir::inspect(parent.path()).expect("--once does not need the lock");
         drop(first);
         ControllerDir::take(parent.path()).expect("free again");
@@ -254,9 +258,7 @@ mod tests {
         fs::create_dir(&real).expect("mkdir");
         let link = parent.path().join("link");
         std::os::unix::fs::symlink(&real, &link).expect("links");
-        let message = ControllerDir::take(&link)
-            .expect_err("a link")
-            .to_string();
+        let message = ControllerDir::take(&link).expect_err("a link").to_string();
         assert!(message.contains("is a symbolic link"), "{message}");
         assert!(message.contains(&real.display().to_string()), "{message}");
 

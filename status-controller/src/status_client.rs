@@ -249,9 +249,15 @@ mod tests {
             .expect_err("no TLS answer");
         assert!(matches!(err, StatusError::ApiUnreachable { .. }), "{err}");
         let hello = server.await.expect("the server ran");
-        assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record: {hello:?}");
+        assert_eq!(
+            hello.first(),
+            Some(&0x16),
+            "a TLS handshake record: {hello:?}"
+        );
         assert!(
-            hello.windows(b"localhost".len()).any(|window| window == b"localhost"),
+            hello
+                .windows(b"localhost".len())
+                .any(|window| window == b"localhost"),
             "the ClientHello names the host"
         );
     }

@@ -150,7 +150,6 @@ impl Orphaning {
     }
 }
 
-
 /// Everything in scope that can own a namespace, by id and by name, and the snapshot's members: built once
 /// per view, asked once per member.
 #[derive(Debug)]

@@ -278,8 +278,14 @@ mod tests {
             (0o702, "others"),
             (0o777, "its group and others"),
         ] {
-            let err = trust(Path::new("/srv/state"), 10001, mode, 10001, "status-controller")
-                .expect_err("too open");
+            let err = trust(
+                Path::new("/srv/state"),
+                10001,
+                mode,
+                10001,
+                "status-controller",
+            )
+            .expect_err("too open");
             assert_eq!(err.problem, format!("writable by {who} (mode {mode:04o})"));
             assert_eq!(err.fix, "chmod go-w /srv/state");
         }
@@ -288,7 +294,8 @@ mod tests {
     #[test]
     fn ours_or_roots_and_private_is_trusted() {
         trust(Path::new("/srv/state"), 10001, 0o700, 10001, "x").expect("ours");
-        trust(Path::new("/srv/state"), 10001, 0o755, 10001, "x").expect("readable by others is fine");
+        trust(Path::new("/srv/state"), 10001, 0o755, 10001, "x")
+            .expect("readable by others is fine");
         trust(Path::new("/srv/state"), 0, 0o755, 10001, "x").expect("root's");
     }
 
@@ -313,7 +320,10 @@ mod tests {
         }
         assert_eq!(lock_holder(dir.path()), Some(std::process::id()));
         drop(first);
-        assert!(matches!(try_lock(dir.path()).expect("locks"), Lock::Held(_)));
+        assert!(matches!(
+            try_lock(dir.path()).expect("locks"),
+            Lock::Held(_)
+        ));
     }
 
     #[test]
@@ -344,7 +354,10 @@ mod tests {
         fs::write(&file, b"{}").expect("writes");
         fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).expect("chmod");
         let err = open_to_read(&file, uid, "x").expect_err("world-writable");
-        assert_eq!(err.to_string(), "it is writable by its group and others (mode 0666)");
+        assert_eq!(
+            err.to_string(),
+            "it is writable by its group and others (mode 0666)"
+        );
         let err = open_to_append(&file, uid, "x").expect_err("world-writable");
         assert!(matches!(err, OpenError::Untrusted(_)), "{err}");
 
@@ -352,8 +365,14 @@ mod tests {
         fs::rename(&file, &elsewhere).expect("moves");
         fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o600)).expect("chmod");
         std::os::unix::fs::symlink(&elsewhere, &file).expect("links");
-        assert!(matches!(open_to_read(&file, uid, "x"), Err(OpenError::Symlink)));
-        assert!(matches!(open_to_append(&file, uid, "x"), Err(OpenError::Symlink)));
+        assert!(matches!(
+            open_to_read(&file, uid, "x"),
+            Err(OpenError::Symlink)
+        ));
+        assert!(matches!(
+            open_to_append(&file, uid, "x"),
+            Err(OpenError::Symlink)
+        ));
 
         let created = dir.path().join("actions.jsonl");
         open_to_append(&created, uid, "x").expect("creates");

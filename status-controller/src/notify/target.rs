@@ -110,7 +110,11 @@ pub fn redact(value: &str) -> Option<String> {
     // The URL after a format prefix, as Target::parse reads it.
     let url_scheme = scheme.rsplit_once('+').map_or(scheme, |(_, scheme)| scheme);
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let left_out = if authority_end < rest.len() { "/…" } else { "" };
+    let left_out = if authority_end < rest.len() {
+        "/…"
+    } else {
+        ""
+    };
     if let Ok(url) = Url::parse(&format!("{url_scheme}://{rest}")) {
         if url.host_str().is_some() {
             let prefix = &scheme[..scheme.len() - url_scheme.len()];
@@ -120,9 +124,13 @@ pub fn redact(value: &str) -> Option<String> {
     // Not a URL: show the host as far as it can be told from credentials (`user:pass/…` has no `@` before
     // the first `/`, and reads as a host with a port that is no number).
     let authority = &rest[..authority_end];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let host = match host.rsplit_once(':') {
-        Some((name, port)) if !port.bytes().all(|byte| byte.is_ascii_digit()) && !host.starts_with('[') => {
+        Some((name, port))
+            if !port.bytes().all(|byte| byte.is_ascii_digit()) && !host.starts_with('[') =>
+        {
             name.split(':').next().unwrap_or_default()
         }
         _ => host,
@@ -154,9 +162,8 @@ pub fn parse_notify_urls(value: &str) -> Result<TargetList, String> {
         .split_whitespace()
         .enumerate()
         .map(|(index, url)| {
-            Target::parse(url).map_err(|err| {
-                format!("URL number {}{} is refused: {err}", index + 1, shown(url))
-            })
+            Target::parse(url)
+                .map_err(|err| format!("URL number {}{} is refused: {err}", index + 1, shown(url)))
         })
         .collect::<Result<Vec<_>, _>>()
         .map(TargetList)
@@ -319,9 +326,18 @@ mod tests {
                 "https://user:pw@hooks.example.com:8443?token=KEY#x",
                 Some("https://hooks.example.com:8443/…"),
             ),
-            ("json+http://10.0.0.1:9000", Some("json+http://10.0.0.1:9000")),
-            ("teams+https://a.example/KEY", Some("teams+https://a.example/…")),
-            ("slack+gopher://me:KEY@b.example/KEY", Some("slack+gopher://b.example/…")),
+            (
+                "json+http://10.0.0.1:9000",
+                Some("json+http://10.0.0.1:9000"),
+            ),
+            (
+                "teams+https://a.example/KEY",
+                Some("teams+https://a.example/…"),
+            ),
+            (
+                "slack+gopher://me:KEY@b.example/KEY",
+                Some("slack+gopher://b.example/…"),
+            ),
             ("https://me:KEY@/KEY", Some("https:///…")),
             ("https://me:KEY/KEY@hooks.example/KEY", Some("https://me/…")),
             ("https://[::1/KEY", Some("https://[::1/…")),
@@ -379,7 +395,9 @@ mod tests {
         .expect("write");
         let err = parse_url_file(path.to_str().expect("utf-8")).expect_err("bad line");
         assert!(
-            err.contains("urls line 2: slack+gopher://hooks.example/…: it uses the scheme `gopher`"),
+            err.contains(
+                "urls line 2: slack+gopher://hooks.example/…: it uses the scheme `gopher`"
+            ),
             "{err}"
         );
         assert!(!err.contains("SECRET"), "{err}");

@@ -54,8 +54,8 @@ fn assert_refused(output: &Output, needles: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_state_directory_open_to_others_or_behind_a_link_is_refused_with_the_fix() -> anyhow::Result<()>
-{
+async fn a_state_directory_open_to_others_or_behind_a_link_is_refused_with_the_fix(
+) -> anyhow::Result<()> {
     let parent = tempfile::tempdir()?;
     let open = parent.path().join("open");
     std::fs::create_dir(&open)?;
@@ -110,13 +110,19 @@ async fn a_second_controller_on_the_same_state_directory_is_refused() -> anyhow:
     assert_refused(
         &output,
         &[
-            &format!("another status-controller (pid {}) holds the lock", first.pid),
+            &format!(
+                "another status-controller (pid {}) holds the lock",
+                first.pid
+            ),
             "give each its own --state-dir",
         ],
     );
     drop(first);
     Ok(())
 }
+
+/// Flags, environment, and what the refusal must say.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_notification_url_is_named_without_its_secret() -> anyhow::Result<()> {
@@ -128,7 +134,7 @@ async fn a_refused_notification_url_is_named_without_its_secret() -> anyhow::Res
     )?;
     let url_file_arg = url_file.to_str().context("utf-8")?;
     let slack = "slack+ftp://bot:hunter2@hooks.slack.com/services/T0/B0/SECRETKEY?token=SECRETKEY";
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [Case; 4] = [
         (
             &["--notify-url", slack],
             &[],
