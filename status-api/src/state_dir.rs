@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use shared::runtime::state_dir::{self, Distrust, Lock, OpenError, LOCK_FILE};
+use shared::runtime::state_dir::{self, Distrust, Lock, OpenError, User, LOCK_FILE};
 use tokio::sync::watch;
 
 /// Whose state directory this is, in the words of the messages.
@@ -297,7 +297,13 @@ impl StateDir {
     /// the file that was opened so it cannot be swapped in between.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateDirError> {
         let path = self.path.join(name);
-        let file = match state_dir::open_to_read(&path, self.uid, PROGRAM) {
+        let file = match state_dir::open_to_read(
+            &path,
+            User {
+                uid: self.uid,
+                program: PROGRAM,
+            },
+        ) {
             Ok(None) => return Ok(None),
             Ok(Some(file)) => file,
             Err(OpenError::Symlink) => return Err(StateDirError::Symlink { path }),
@@ -327,12 +333,19 @@ impl StateDir {
 /// Checks that a file or directory status-api reads its baseline from is owned by `uid` (or root) and
 /// writable by neither its group nor others; the error names what to run.
 fn trust(path: &Path, owner: u32, mode: u32, uid: u32) -> Result<(), StateDirError> {
-    state_dir::trust(path, owner, mode, uid, PROGRAM).map_err(|Distrust { problem, fix }| {
-        StateDirError::Untrusted {
-            path: path.to_path_buf(),
-            problem,
-            fix,
-        }
+    state_dir::trust(
+        path,
+        owner,
+        mode,
+        User {
+            uid,
+            program: PROGRAM,
+        },
+    )
+    .map_err(|Distrust { problem, fix }| StateDirError::Untrusted {
+        path: path.to_path_buf(),
+        problem,
+        fix,
     })
 }
 

@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::runtime::state_dir::{self, OpenError};
-
-use crate::state_dir::{ControllerDir, PROGRAM};
+use shared::runtime::state_dir::{self, OpenError, User};
 
 /// The longest hold there is: a maintenance window is hours, never days.
 pub const MAX_HOLD: Duration = Duration::from_secs(24 * 60 * 60);
@@ -87,16 +85,19 @@ pub struct HoldFile {
     dir: PathBuf,
     path: PathBuf,
     /// Whom the file must belong to (or root).
-    uid: u32,
+    user: User,
 }
 
 impl HoldFile {
-    /// The hold file in the checked state directory `dir`.
-    pub fn in_dir(dir: &ControllerDir) -> Self {
+    /// The hold file in the state directory `dir` (checked by [`ControllerDir`]), which must belong to
+    /// `user`.
+    ///
+    /// [`ControllerDir`]: crate::state_dir::ControllerDir
+    pub fn in_dir(dir: &Path, user: User) -> Self {
         Self {
-            dir: dir.path().to_path_buf(),
-            path: dir.path().join(FILE_NAME),
-            uid: dir.uid(),
+            dir: dir.to_path_buf(),
+            path: dir.join(FILE_NAME),
+            user,
         }
     }
 
@@ -113,7 +114,7 @@ impl HoldFile {
             path: self.path.clone(),
             source,
         };
-        let file = match state_dir::open_to_read(&self.path, self.uid, PROGRAM) {
+        let file = match state_dir::open_to_read(&self.path, self.user) {
             Ok(None) => return Ok(None),
             Ok(Some(file)) => file,
             Err(OpenError::Io(source)) => return Err(read_failed(source)),
@@ -184,9 +185,9 @@ mod tests {
 
     use super::*;
 
-    /// The checked state directory at `path`, without its lock (as `--once` sees it).
-    fn checked(path: &Path) -> ControllerDir {
-        ControllerDir::inspect(path).expect("a trusted directory")
+    /// The hold file in `dir`, for this process's user.
+    fn in_dir(dir: &Path) -> HoldFile {
+        HoldFile::in_dir(dir, User::current("status-controller"))
     }
 
     fn hold(set_at: DateTime<Utc>, lasts: chrono::Duration) -> MaintenanceHold {
@@ -201,9 +202,9 @@ mod tests {
     #[test]
     fn a_hold_round_trips_through_the_file_atomically_and_privately() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let taken =
-            ControllerDir::take(&dir.path().join("controller")).expect("creates the directory");
-        let file = HoldFile::in_dir(&taken);
+        let taken = crate::state_dir::ControllerDir::take(&dir.path().join("controller"))
+            .expect("creates the directory");
+        let file = HoldFile::in_dir(taken.path(), taken.user());
         let now = Utc::now();
         assert_eq!(file.load(now).expect("no file is fine"), None);
 
@@ -239,7 +240,7 @@ mod tests {
     #[test]
     fn an_expired_hold_is_read_as_it_is() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = HoldFile::in_dir(&checked(dir.path()));
+        let file = in_dir(dir.path());
         let long_ago = Utc::now() - chrono::Duration::hours(30);
         let old = hold(long_ago, chrono::Duration::hours(1));
         file.save(&old).expect("writes");
@@ -250,7 +251,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_reported_with_its_path() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = HoldFile::in_dir(&checked(dir.path()));
+        let file = in_dir(dir.path());
         let now = Utc::now();
         let cases: [(&[u8], &str); 2] = [
             (
@@ -285,7 +286,7 @@ mod tests {
     #[test]
     fn a_linked_or_world_writable_hold_file_is_not_trusted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = HoldFile::in_dir(&checked(dir.path()));
+        let file = in_dir(dir.path());
         let now = Utc::now();
         file.save(&hold(now, chrono::Duration::minutes(5)))
             .expect("writes");

@@ -13,7 +13,7 @@ use prometheus::IntCounterVec;
 use serde::{Deserialize, Serialize};
 use shared::DriftKind;
 
-use crate::journal_file::{JournalFile, Loaded};
+use crate::journal_file::{JournalFile, Loaded, MAX_LINE};
 use crate::model::{ActionKind, ActionResult, JournalProblem};
 use crate::state_dir::ControllerDir;
 
@@ -22,6 +22,9 @@ pub const CAPACITY: usize = 256;
 
 /// How many skipped lines are logged one by one at start; the rest are counted.
 const SKIPPED_LOGGED: usize = 10;
+/// How many characters of `reason` and `detail` a record cut to fit [`MAX_LINE`] keeps: even escaped six
+/// bytes a character, both fit.
+const CUT_TO: usize = 1000;
 
 /// One line of `GET /actions`, and of the journal file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +81,7 @@ impl Journal {
                 .inc_by(by as u64);
         };
         let mut inner = Inner::default();
-        match JournalFile::open(dir, CAPACITY) {
+        match JournalFile::open::<ActionRecord>(dir.path(), dir.user(), CAPACITY) {
             Ok((file, loaded)) => {
                 count(JournalProblem::SkippedLine, loaded.skipped.len());
                 if loaded.previous_problem.is_some() {
@@ -117,7 +120,7 @@ impl Journal {
         let mut inner = self.lock();
         let inner = &mut *inner;
         if let Some(file) = inner.file.as_mut() {
-            match file.append(&record) {
+            match file.append(&line_of(&record)) {
                 Ok(()) => {
                     if inner.write_problem.take().is_some() {
                         tracing::info!(path = %file.path().display(), "the action journal is written again");
@@ -164,8 +167,31 @@ impl Journal {
     }
 }
 
+/// `record` as one line of JSON with its newline. A record whose line would pass [`MAX_LINE`] (an engine
+/// error of many kilobytes) has its `reason` and `detail` cut to [`CUT_TO`] characters each.
+fn line_of(record: &ActionRecord) -> Vec<u8> {
+    let mut line = serde_json::to_vec(record).unwrap_or_default();
+    if line.len() > MAX_LINE {
+        let shorter = ActionRecord {
+            reason: shorten(&record.reason),
+            detail: record.detail.as_deref().map(shorten),
+            ..record.clone()
+        };
+        line = serde_json::to_vec(&shorter).unwrap_or_default();
+    }
+    line.push(b'\n');
+    line
+}
+
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(CUT_TO) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// Logs what reading the journal back skipped, and says it in one sentence for `/health`.
-fn start_problem(loaded: &Loaded) -> Option<String> {
+fn start_problem(loaded: &Loaded<ActionRecord>) -> Option<String> {
     for skipped in loaded.skipped.iter().take(SKIPPED_LOGGED) {
         tracing::warn!(file = skipped.file, line = skipped.line, why = %skipped.why, "skipped a line of the action journal");
     }
@@ -304,6 +330,25 @@ mod tests {
             std::fs::read(&elsewhere).expect("reads"),
             b"",
             "never written through the link"
+        );
+    }
+
+    #[test]
+    fn a_huge_record_is_cut_to_fit_one_line() {
+        let mut huge = record("web");
+        huge.detail = Some("é".repeat(100_000));
+        huge.reason = "\u{1}".repeat(100_000);
+        let line = line_of(&huge);
+        assert!(line.len() <= MAX_LINE, "{}", line.len());
+        assert_eq!(line.last(), Some(&b'\n'));
+        let back: ActionRecord = serde_json::from_slice(&line).expect("still a record");
+        assert_eq!(back.detail.expect("kept").chars().count(), CUT_TO + 1);
+        assert_eq!(back.container, "web");
+        let small = record("web");
+        assert_eq!(
+            serde_json::from_slice::<ActionRecord>(&line_of(&small)).expect("a record"),
+            small,
+            "a record that fits is kept whole"
         );
     }
 

@@ -8,16 +8,17 @@
 //! journal keeps in memory — are served again. A line that does not parse is skipped and reported, never
 //! fatal; a torn last line is cut off before the first new line is appended, so it cannot glue onto it.
 //! Nothing here ever stops an action: a journal that cannot be written is reported, and kept in memory.
+//!
+//! The file knows lines, not actions: what a line holds is the caller's (`journal`), so this module imports
+//! nothing of the crate.
 
 use std::collections::VecDeque;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use shared::runtime::state_dir::{self, OpenError};
-
-use crate::journal::ActionRecord;
-use crate::state_dir::{ControllerDir, PROGRAM};
+use serde::de::DeserializeOwned;
+use shared::runtime::state_dir::{self, OpenError, User};
 
 /// The journal's file inside `--state-dir`.
 pub const FILE_NAME: &str = "actions.jsonl";
@@ -25,8 +26,8 @@ pub const FILE_NAME: &str = "actions.jsonl";
 pub const PREVIOUS_FILE_NAME: &str = "actions.jsonl.1";
 /// The size at which the file is rotated.
 pub const ROTATE_AT: u64 = 1024 * 1024;
-/// The longest line written: a longer record has its `detail` shortened to fit.
-const MAX_LINE: usize = 16 * 1024;
+/// The longest line a caller appends (it cuts a longer record to fit): what a torn line can cost at most.
+pub const MAX_LINE: usize = 16 * 1024;
 /// How much of each file is read at start: its newest part, a little more than a full file.
 const READ_AT_MOST: u64 = ROTATE_AT + MAX_LINE as u64;
 
@@ -90,10 +91,10 @@ impl std::fmt::Display for SkippedLine {
 }
 
 /// What reading the journal back found.
-#[derive(Debug, Default)]
-pub struct Loaded {
+#[derive(Debug)]
+pub struct Loaded<T> {
     /// The newest records, oldest first, at most as many as were asked for.
-    pub records: Vec<ActionRecord>,
+    pub records: Vec<T>,
     pub skipped: Vec<SkippedLine>,
     /// Problems with the previous file, which is then left out (the current one is still used).
     pub previous_problem: Option<JournalFileError>,
@@ -103,27 +104,37 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct JournalFile {
     dir: PathBuf,
-    uid: u32,
+    /// Whom the files must belong to.
+    user: User,
     file: fs::File,
     /// Its size, as this controller wrote it: when to rotate.
     size: u64,
 }
 
 impl JournalFile {
-    /// Opens (or creates) the journal in `dir` and reads back its newest `keep` records, the previous file's
-    /// included. A torn last line is cut off here, so the next append starts on a line of its own.
-    pub fn open(dir: &ControllerDir, keep: usize) -> Result<(Self, Loaded), JournalFileError> {
-        let path = dir.path().join(FILE_NAME);
-        let file = state_dir::open_to_append(&path, dir.uid(), PROGRAM)
-            .map_err(|source| not_opened(&path, source))?;
+    /// Opens (or creates) the journal in the state directory `dir`, whose files must belong to `user`, and
+    /// reads back its newest `keep` records (lines that parse as `T`), the previous file's included. A torn
+    /// last line is cut off here, so the next append starts on a line of its own.
+    pub fn open<T: DeserializeOwned>(
+        dir: &Path,
+        user: User,
+        keep: usize,
+    ) -> Result<(Self, Loaded<T>), JournalFileError> {
+        let path = dir.join(FILE_NAME);
+        let file =
+            state_dir::open_to_append(&path, user).map_err(|source| not_opened(&path, source))?;
         let read_failed = |source| JournalFileError::ReadFailed {
             path: path.clone(),
             source,
         };
         let (start, current) = read_tail(&file).map_err(read_failed)?;
-        let mut loaded = Loaded::default();
+        let mut loaded = Loaded {
+            records: Vec::new(),
+            skipped: Vec::new(),
+            previous_problem: None,
+        };
         let mut records = VecDeque::with_capacity(keep);
-        match read_previous(dir) {
+        match read_previous(dir, user) {
             Ok(Some(previous)) => parse_lines(
                 &previous,
                 PREVIOUS_FILE_NAME,
@@ -152,8 +163,8 @@ impl JournalFile {
         }
         Ok((
             Self {
-                dir: dir.path().to_path_buf(),
-                uid: dir.uid(),
+                dir: dir.to_path_buf(),
+                user,
                 file,
                 size,
             },
@@ -165,10 +176,10 @@ impl JournalFile {
         self.dir.join(FILE_NAME)
     }
 
-    /// Appends `record` as one line, with one write(2), rotating first when the line would take the file
-    /// past [`ROTATE_AT`]. A write cut short (a full disk) is taken back, so no torn line stays behind.
-    pub fn append(&mut self, record: &ActionRecord) -> Result<(), JournalFileError> {
-        let line = line_of(record);
+    /// Appends `line` (one line of JSON with its newline, at most [`MAX_LINE`] bytes) with one write(2),
+    /// rotating first when it would take the file past [`ROTATE_AT`]. A write cut short (a full disk) is
+    /// taken back, so no torn line stays behind.
+    pub fn append(&mut self, line: &[u8]) -> Result<(), JournalFileError> {
         if self.size > 0 && self.size + line.len() as u64 > ROTATE_AT {
             self.rotate()?;
         }
@@ -177,7 +188,7 @@ impl JournalFile {
             source,
         };
         let written = loop {
-            match (&self.file).write(&line) {
+            match (&self.file).write(line) {
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -206,14 +217,14 @@ impl JournalFile {
             source,
         };
         fs::rename(&path, self.dir.join(PREVIOUS_FILE_NAME)).map_err(failed)?;
-        self.file = state_dir::open_to_append(&path, self.uid, PROGRAM)
+        self.file = state_dir::open_to_append(&path, self.user)
             .map_err(|source| not_opened(&path, source))?;
         self.size = 0;
         state_dir::sync_dir(&self.dir).map_err(failed)
     }
 }
 
-fn not_opened(path: &std::path::Path, source: OpenError) -> JournalFileError {
+fn not_opened(path: &Path, source: OpenError) -> JournalFileError {
     let path = path.to_path_buf();
     match source {
         OpenError::Io(source) => JournalFileError::OpenFailed { path, source },
@@ -222,9 +233,9 @@ fn not_opened(path: &std::path::Path, source: OpenError) -> JournalFileError {
 }
 
 /// The previous file's newest part; `None` when there is none.
-fn read_previous(dir: &ControllerDir) -> Result<Option<Vec<u8>>, JournalFileError> {
-    let path = dir.path().join(PREVIOUS_FILE_NAME);
-    let file = match state_dir::open_to_read(&path, dir.uid(), PROGRAM) {
+fn read_previous(dir: &Path, user: User) -> Result<Option<Vec<u8>>, JournalFileError> {
+    let path = dir.join(PREVIOUS_FILE_NAME);
+    let file = match state_dir::open_to_read(&path, user) {
         Ok(None) => return Ok(None),
         Ok(Some(file)) => file,
         Err(source) => return Err(not_opened(&path, source)),
@@ -255,11 +266,11 @@ fn read_tail(mut file: &fs::File) -> std::io::Result<(u64, Vec<u8>)> {
 
 /// Adds the records of `bytes` (a file's lines, oldest first) to `records`, keeping only the newest `keep`;
 /// a line that does not parse is skipped and told in `skipped` (a last line without its newline as torn).
-pub fn parse_lines(
+pub fn parse_lines<T: DeserializeOwned>(
     bytes: &[u8],
     file: &'static str,
     keep: usize,
-    records: &mut VecDeque<ActionRecord>,
+    records: &mut VecDeque<T>,
     skipped: &mut Vec<SkippedLine>,
 ) {
     let mut lines = bytes.split(|byte| *byte == b'\n').peekable();
@@ -282,7 +293,7 @@ pub fn parse_lines(
             });
             continue;
         }
-        match serde_json::from_slice::<ActionRecord>(line) {
+        match serde_json::from_slice::<T>(line) {
             Ok(record) => {
                 if records.len() == keep {
                     records.pop_front();
@@ -294,36 +305,9 @@ pub fn parse_lines(
             Err(err) => skipped.push(SkippedLine {
                 file,
                 line: number,
-                why: format!("not an action record ({err})"),
+                why: format!("not a record ({err})"),
             }),
         }
-    }
-}
-
-/// `record` as one line of JSON with its newline. A record whose line would pass [`MAX_LINE`] (an engine
-/// error of many kilobytes) has its `reason` and `detail` cut to [`CUT_TO`] characters each.
-pub fn line_of(record: &ActionRecord) -> Vec<u8> {
-    let mut line = serde_json::to_vec(record).unwrap_or_default();
-    if line.len() > MAX_LINE {
-        let shorter = ActionRecord {
-            reason: shorten(&record.reason),
-            detail: record.detail.as_deref().map(shorten),
-            ..record.clone()
-        };
-        line = serde_json::to_vec(&shorter).unwrap_or_default();
-    }
-    line.push(b'\n');
-    line
-}
-
-/// How many characters of `reason` and `detail` a record cut to fit [`MAX_LINE`] keeps: even escaped six
-/// bytes a character, both fit.
-const CUT_TO: usize = 1000;
-
-fn shorten(text: &str) -> String {
-    match text.char_indices().nth(CUT_TO) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
     }
 }
 
@@ -331,46 +315,46 @@ fn shorten(text: &str) -> String {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use chrono::Utc;
-    use shared::DriftKind;
+    use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::model::{ActionKind, ActionResult};
 
-    fn record(number: usize) -> ActionRecord {
-        ActionRecord {
-            time: Utc::now(),
-            container: format!("web-{number}"),
-            container_id: "0".repeat(64),
-            action: ActionKind::Start,
-            drift: Some(DriftKind::Stopped),
-            reason: "exited with exit code 137".into(),
-            result: ActionResult::Ok,
-            detail: Some("started again after a kill -9 of its main process".into()),
-            duration_seconds: 0.25,
-        }
+    /// What the tests journal: a number to follow the order by, and some text.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Entry {
+        number: usize,
+        text: String,
     }
 
-    fn numbers(records: &[ActionRecord]) -> Vec<usize> {
-        records
-            .iter()
-            .map(|record| record.container["web-".len()..].parse().expect("a number"))
-            .collect()
+    fn line(number: usize) -> Vec<u8> {
+        let entry = Entry {
+            number,
+            text: "started again after a kill -9 of its main process".into(),
+        };
+        let mut line = serde_json::to_vec(&entry).expect("json");
+        line.push(b'\n');
+        line
     }
 
-    fn taken() -> (tempfile::TempDir, ControllerDir) {
-        let parent = tempfile::tempdir().expect("tempdir");
-        let dir = ControllerDir::take(parent.path()).expect("a trusted directory");
-        (parent, dir)
+    fn numbers(records: &[Entry]) -> Vec<usize> {
+        records.iter().map(|entry| entry.number).collect()
+    }
+
+    fn me() -> User {
+        User::current("status-controller")
+    }
+
+    fn open(dir: &Path, keep: usize) -> (JournalFile, Loaded<Entry>) {
+        JournalFile::open(dir, me(), keep).expect("opens")
     }
 
     #[test]
     fn records_come_back_newest_last_and_bounded_from_a_private_file() {
-        let (_parent, dir) = taken();
-        let (mut file, loaded) = JournalFile::open(&dir, 10).expect("opens");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut file, loaded) = open(dir.path(), 10);
         assert!(loaded.records.is_empty() && loaded.skipped.is_empty());
         for number in 0..25 {
-            file.append(&record(number)).expect("appends");
+            file.append(&line(number)).expect("appends");
         }
         drop(file);
         let path = dir.path().join(FILE_NAME);
@@ -378,46 +362,40 @@ mod tests {
         assert_eq!(mode, 0o600);
         let text = fs::read_to_string(&path).expect("reads");
         assert_eq!(text.lines().count(), 25, "one line per record");
-        assert!(text.ends_with('\n'));
 
-        let (_, loaded) = JournalFile::open(&dir, 10).expect("opens again");
+        let (_, loaded) = open(dir.path(), 10);
         assert_eq!(numbers(&loaded.records), (15..25).collect::<Vec<_>>());
-        assert_eq!(
-            loaded.records[9],
-            record(24).with_time(loaded.records[9].time)
-        );
         assert!(loaded.skipped.is_empty());
     }
 
     #[test]
     fn a_torn_last_line_is_skipped_reported_and_cut_off_before_the_next() {
-        let (_parent, dir) = taken();
-        let (mut file, _) = JournalFile::open(&dir, 10).expect("opens");
-        file.append(&record(1)).expect("appends");
-        file.append(&record(2)).expect("appends");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut file, _) = open(dir.path(), 10);
+        file.append(&line(1)).expect("appends");
+        file.append(&line(2)).expect("appends");
         drop(file);
         // A crash mid-write: half a line, no end of line.
         let path = dir.path().join(FILE_NAME);
-        let half = &line_of(&record(3))[..40];
         fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .expect("opens")
-            .write_all(half)
+            .write_all(&line(3)[..20])
             .expect("writes");
 
-        let (mut file, loaded) = JournalFile::open(&dir, 10).expect("a torn line is not fatal");
+        let (mut file, loaded) = open(dir.path(), 10);
         assert_eq!(numbers(&loaded.records), [1, 2]);
         assert_eq!(loaded.skipped.len(), 1);
         let skipped = loaded.skipped[0].to_string();
         assert!(
-            skipped.starts_with("actions.jsonl line 3: torn: 40 bytes without an end of line"),
+            skipped.starts_with("actions.jsonl line 3: torn: 20 bytes without an end of line"),
             "{skipped}"
         );
-        file.append(&record(4)).expect("appends");
+        file.append(&line(4)).expect("appends");
         drop(file);
 
-        let (_, loaded) = JournalFile::open(&dir, 10).expect("opens again");
+        let (_, loaded) = open(dir.path(), 10);
         assert_eq!(
             numbers(&loaded.records),
             [1, 2, 4],
@@ -428,26 +406,20 @@ mod tests {
 
     #[test]
     fn a_damaged_line_is_skipped_and_the_rest_is_read() {
-        let (_parent, dir) = taken();
-        let (mut file, _) = JournalFile::open(&dir, 10).expect("opens");
-        file.append(&record(1)).expect("appends");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut file, _) = open(dir.path(), 10);
+        file.append(&line(1)).expect("appends");
+        file.append(b"{\"number\": \"one\"}\n").expect("appends");
+        file.append(b"\xff\xfe\n").expect("appends");
+        file.append(&line(2)).expect("appends");
         drop(file);
-        let path = dir.path().join(FILE_NAME);
-        let mut raw = fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("opens");
-        raw.write_all(b"{\"time\": \"not a time\"}\n\xff\xfe\n")
-            .expect("writes");
-        raw.write_all(&line_of(&record(2))).expect("writes");
-        drop(raw);
 
-        let (_, loaded) = JournalFile::open(&dir, 10).expect("damage is not fatal");
+        let (_, loaded) = open(dir.path(), 10);
         assert_eq!(numbers(&loaded.records), [1, 2]);
         let lines: Vec<_> = loaded.skipped.iter().map(|skipped| skipped.line).collect();
         assert_eq!(lines, [2, 3]);
         assert!(
-            loaded.skipped[0].why.starts_with("not an action record"),
+            loaded.skipped[0].why.starts_with("not a record"),
             "{:?}",
             loaded.skipped
         );
@@ -455,13 +427,13 @@ mod tests {
 
     #[test]
     fn the_file_rotates_at_its_bound_keeps_one_previous_and_both_are_read_back() {
-        let (_parent, dir) = taken();
-        let (mut file, _) = JournalFile::open(&dir, 256).expect("opens");
-        // Two rotations, then ten more records.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut file, _) = open(dir.path(), 256);
+        // Two rotations, then ten more lines.
         let (mut rotations, mut total, mut after) = (0, 0, 0);
         while after < 10 {
             let size = file.size;
-            file.append(&record(total)).expect("appends");
+            file.append(&line(total)).expect("appends");
             total += 1;
             if file.size < size {
                 rotations += 1;
@@ -471,24 +443,19 @@ mod tests {
             }
         }
         drop(file);
-        let line = line_of(&record(total)).len() as u64;
+        let longest = line(total).len() as u64;
         let current = fs::metadata(dir.path().join(FILE_NAME))
             .expect("exists")
             .len();
-        let previous = fs::metadata(dir.path().join(PREVIOUS_FILE_NAME))
-            .expect("one previous file")
-            .len();
+        let previous =
+            fs::metadata(dir.path().join(PREVIOUS_FILE_NAME)).expect("one previous file");
         assert!(
-            previous <= ROTATE_AT && previous > ROTATE_AT - line,
-            "{previous}"
+            previous.len() <= ROTATE_AT && previous.len() > ROTATE_AT - longest,
+            "{}",
+            previous.len()
         );
-        assert!(current <= 10 * line, "a new file was begun: {current}");
-        let mode = fs::metadata(dir.path().join(PREVIOUS_FILE_NAME))
-            .expect("exists")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(previous.permissions().mode() & 0o777, 0o600);
+        assert!(current <= 10 * longest, "a new file was begun: {current}");
         let mut names: Vec<_> = fs::read_dir(dir.path())
             .expect("lists")
             .map(|entry| {
@@ -502,11 +469,11 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            [".lock", FILE_NAME, PREVIOUS_FILE_NAME],
+            [FILE_NAME, PREVIOUS_FILE_NAME],
             "one previous file only"
         );
 
-        let (_, loaded) = JournalFile::open(&dir, 256).expect("opens again");
+        let (_, loaded) = open(dir.path(), 256);
         assert_eq!(
             numbers(&loaded.records),
             (total - 256..total).collect::<Vec<_>>(),
@@ -516,19 +483,19 @@ mod tests {
 
     #[test]
     fn a_linked_or_foreign_writable_journal_is_not_used() {
-        let (parent, dir) = taken();
+        let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(FILE_NAME);
-        let elsewhere = parent.path().join("elsewhere");
+        let elsewhere = dir.path().join("elsewhere");
         fs::write(&elsewhere, b"").expect("writes");
         std::os::unix::fs::symlink(&elsewhere, &path).expect("links");
-        let err = JournalFile::open(&dir, 10).expect_err("a link");
+        let err = JournalFile::open::<Entry>(dir.path(), me(), 10).expect_err("a link");
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(err.to_string().contains("Move it aside"), "{err}");
 
         fs::remove_file(&path).expect("unlinks");
         fs::write(&path, b"").expect("writes");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o622)).expect("chmod");
-        let err = JournalFile::open(&dir, 10).expect_err("group-writable");
+        let err = JournalFile::open::<Entry>(dir.path(), me(), 10).expect_err("group-writable");
         assert!(
             err.to_string().contains("writable by its group and others"),
             "{err}"
@@ -537,26 +504,8 @@ mod tests {
         // A bad previous file is left out; the current one is still used.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         std::os::unix::fs::symlink(&elsewhere, dir.path().join(PREVIOUS_FILE_NAME)).expect("links");
-        let (_, loaded) = JournalFile::open(&dir, 10).expect("the current one is fine");
+        let (_, loaded) = open(dir.path(), 10);
         let problem = loaded.previous_problem.expect("said").to_string();
         assert!(problem.contains("actions.jsonl.1"), "{problem}");
-    }
-
-    #[test]
-    fn a_huge_record_is_cut_to_fit_one_line() {
-        let mut huge = record(1);
-        huge.detail = Some("é".repeat(100_000));
-        let line = line_of(&huge);
-        assert!(line.len() <= MAX_LINE, "{}", line.len());
-        assert_eq!(line.last(), Some(&b'\n'));
-        let back: ActionRecord = serde_json::from_slice(&line).expect("still a record");
-        assert_eq!(back.detail.expect("kept").chars().count(), CUT_TO + 1);
-    }
-
-    impl ActionRecord {
-        fn with_time(mut self, time: chrono::DateTime<Utc>) -> Self {
-            self.time = time;
-            self
-        }
     }
 }

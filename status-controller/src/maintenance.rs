@@ -634,7 +634,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = || {
             Some(HoldFile::in_dir(
-                &crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"),
+                dir.path(),
+                shared::runtime::state_dir::User::current("status-controller"),
             ))
         };
         let now = Utc::now();
@@ -684,7 +685,8 @@ mod tests {
         let now = Utc::now();
         let maintenance = Maintenance::start(
             Some(HoldFile::in_dir(
-                &crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"),
+                dir.path(),
+                shared::runtime::state_dir::User::current("status-controller"),
             )),
             metrics.clone(),
             now,

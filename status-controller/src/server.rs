@@ -556,7 +556,8 @@ mod tests {
         let path = dir.path().join(crate::hold_file::FILE_NAME);
         std::fs::write(&path, b"{not json").expect("writes");
         let file = crate::hold_file::HoldFile::in_dir(
-            &crate::state_dir::ControllerDir::inspect(dir.path()).expect("a directory"),
+            dir.path(),
+            shared::runtime::state_dir::User::current("status-controller"),
         );
         let client = TestClient::new(app(server_state_over(
             ControllerState::new(),

@@ -158,7 +158,7 @@ fn tell_maintenance(maintenance: &Maintenance, notifier: Notifier) {
 fn start_maintenance(state_dir: Option<&ControllerDir>, metrics: &Metrics) -> Maintenance {
     let (set, until) = metrics.maintenance();
     Maintenance::start(
-        state_dir.map(HoldFile::in_dir),
+        state_dir.map(|dir| HoldFile::in_dir(dir.path(), dir.user())),
         HoldMetrics { set, until },
         chrono::Utc::now(),
     )

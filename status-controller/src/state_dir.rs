@@ -10,10 +10,10 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use shared::runtime::state_dir::{self, Lock, LOCK_FILE};
+use shared::runtime::state_dir::{self, Lock, User, LOCK_FILE};
 
 /// Whose state directory this is, in the words of the messages.
-pub const PROGRAM: &str = "status-controller";
+const PROGRAM: &str = "status-controller";
 
 /// Why the state directory cannot be used; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +84,8 @@ pub enum ControllerDirError {
 #[derive(Debug)]
 pub struct ControllerDir {
     path: PathBuf,
-    /// The effective uid the checks were made for, which the files in it must belong to too.
-    uid: u32,
+    /// Whom the checks were made for, whom the files in it must belong to too.
+    user: User,
     /// The open lock file; dropping it lets go of the lock.
     lock: Option<fs::File>,
 }
@@ -135,7 +135,7 @@ impl ControllerDir {
     /// run beside a controller that holds it): not a symbolic link, a directory, owned by us or root,
     /// writable by nobody else.
     pub fn inspect(path: &Path) -> Result<Self, ControllerDirError> {
-        let uid = state_dir::effective_uid();
+        let user = User::current(PROGRAM);
         let meta =
             fs::symlink_metadata(path).map_err(|source| ControllerDirError::InspectFailed {
                 path: path.to_path_buf(),
@@ -154,7 +154,7 @@ impl ControllerDir {
                 path: path.to_path_buf(),
             });
         }
-        state_dir::trust(path, meta.uid(), meta.mode(), uid, PROGRAM).map_err(|distrust| {
+        state_dir::trust(path, meta.uid(), meta.mode(), user).map_err(|distrust| {
             ControllerDirError::Untrusted {
                 path: path.to_path_buf(),
                 problem: distrust.problem,
@@ -163,7 +163,7 @@ impl ControllerDir {
         })?;
         Ok(Self {
             path: path.to_path_buf(),
-            uid,
+            user,
             lock: None,
         })
     }
@@ -172,9 +172,9 @@ impl ControllerDir {
         &self.path
     }
 
-    /// The uid the files in it must belong to (or root).
-    pub fn uid(&self) -> u32 {
-        self.uid
+    /// Whom the files in it must belong to (or root).
+    pub fn user(&self) -> User {
+        self.user
     }
 
     /// Whether this controller holds the lock (taken for the loop, never for `--once`).

@@ -24,9 +24,28 @@ pub struct Distrust {
     pub fix: String,
 }
 
-/// Checks that a file or directory that `program` (running as `uid`) trusts is owned by `uid` (or root, who
-/// can write anything anyway) and writable by neither its group nor others.
-pub fn trust(path: &Path, owner: u32, mode: u32, uid: u32, program: &str) -> Result<(), Distrust> {
+/// The user a program runs as: whom the files of its state directory must belong to (or root), and the
+/// program's name, for the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub program: &'static str,
+}
+
+impl User {
+    /// `program`, running as this process's effective uid.
+    pub fn current(program: &'static str) -> Self {
+        Self {
+            uid: effective_uid(),
+            program,
+        }
+    }
+}
+
+/// Checks that a file or directory `user` trusts, owned by `owner` with `mode`, is owned by the user (or
+/// root, who can write anything anyway) and writable by neither its group nor others.
+pub fn trust(path: &Path, owner: u32, mode: u32, user: User) -> Result<(), Distrust> {
+    let User { uid, program } = user;
     if owner != uid && owner != 0 {
         return Err(Distrust {
             problem: format!("owned by uid {owner}, but {program} runs as uid {uid}"),
@@ -139,15 +158,15 @@ pub enum OpenError {
 }
 
 /// Opens `path` to read, never through a symbolic link; `None` when there is no such file. The file must be a
-/// regular file, owned by `uid` or root and writable by nobody else — checked on the file that was opened, so
+/// regular file, owned by `user` or root and writable by nobody else — checked on the file that was opened, so
 /// it cannot be swapped in between.
-pub fn open_to_read(path: &Path, uid: u32, program: &str) -> Result<Option<fs::File>, OpenError> {
+pub fn open_to_read(path: &Path, user: User) -> Result<Option<fs::File>, OpenError> {
     let opened = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path);
     match opened {
-        Ok(file) => checked(file, path, uid, program).map(Some),
+        Ok(file) => checked(file, path, user).map(Some),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(open_failed(err)),
     }
@@ -155,7 +174,7 @@ pub fn open_to_read(path: &Path, uid: u32, program: &str) -> Result<Option<fs::F
 
 /// Opens `path` to append (`O_APPEND`: every write(2) lands whole at the end), creating it with mode 0600
 /// when it is missing, never through a symbolic link; the same checks as [`open_to_read`].
-pub fn open_to_append(path: &Path, uid: u32, program: &str) -> Result<fs::File, OpenError> {
+pub fn open_to_append(path: &Path, user: User) -> Result<fs::File, OpenError> {
     let file = fs::OpenOptions::new()
         .read(true)
         .append(true)
@@ -164,7 +183,7 @@ pub fn open_to_append(path: &Path, uid: u32, program: &str) -> Result<fs::File, 
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(open_failed)?;
-    checked(file, path, uid, program)
+    checked(file, path, user)
 }
 
 fn open_failed(err: std::io::Error) -> OpenError {
@@ -175,7 +194,7 @@ fn open_failed(err: std::io::Error) -> OpenError {
     }
 }
 
-fn checked(file: fs::File, path: &Path, uid: u32, program: &str) -> Result<fs::File, OpenError> {
+fn checked(file: fs::File, path: &Path, user: User) -> Result<fs::File, OpenError> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(OpenError::Untrusted(Distrust {
@@ -183,7 +202,7 @@ fn checked(file: fs::File, path: &Path, uid: u32, program: &str) -> Result<fs::F
             fix: format!("move it aside (mv {0} {0}.bad)", path.display()),
         }));
     }
-    trust(path, meta.uid(), meta.mode(), uid, program).map_err(OpenError::Untrusted)?;
+    trust(path, meta.uid(), meta.mode(), user).map_err(OpenError::Untrusted)?;
     Ok(file)
 }
 
@@ -260,10 +279,19 @@ fn is_temporary(name: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn user(uid: u32, program: &'static str) -> User {
+        User { uid, program }
+    }
+
     #[test]
     fn a_directory_of_another_user_is_refused_with_the_chown_that_fixes_it() {
-        let err = trust(Path::new("/srv/state"), 1234, 0o40700, 10001, "status-api")
-            .expect_err("not ours");
+        let err = trust(
+            Path::new("/srv/state"),
+            1234,
+            0o40700,
+            user(10001, "status-api"),
+        )
+        .expect_err("not ours");
         assert_eq!(
             err.problem,
             "owned by uid 1234, but status-api runs as uid 10001"
@@ -282,8 +310,7 @@ mod tests {
                 Path::new("/srv/state"),
                 10001,
                 mode,
-                10001,
-                "status-controller",
+                user(10001, "status-controller"),
             )
             .expect_err("too open");
             assert_eq!(err.problem, format!("writable by {who} (mode {mode:04o})"));
@@ -293,10 +320,10 @@ mod tests {
 
     #[test]
     fn ours_or_roots_and_private_is_trusted() {
-        trust(Path::new("/srv/state"), 10001, 0o700, 10001, "x").expect("ours");
-        trust(Path::new("/srv/state"), 10001, 0o755, 10001, "x")
+        trust(Path::new("/srv/state"), 10001, 0o700, user(10001, "x")).expect("ours");
+        trust(Path::new("/srv/state"), 10001, 0o755, user(10001, "x"))
             .expect("readable by others is fine");
-        trust(Path::new("/srv/state"), 0, 0o755, 10001, "x").expect("root's");
+        trust(Path::new("/srv/state"), 0, 0o755, user(10001, "x")).expect("root's");
     }
 
     #[test]
@@ -348,34 +375,28 @@ mod tests {
     #[test]
     fn links_and_foreign_writable_files_are_not_opened() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let uid = effective_uid();
+        let me = User::current("x");
         let file = dir.path().join("hold.json");
-        assert!(open_to_read(&file, uid, "x").expect("none").is_none());
+        assert!(open_to_read(&file, me).expect("none").is_none());
         fs::write(&file, b"{}").expect("writes");
         fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).expect("chmod");
-        let err = open_to_read(&file, uid, "x").expect_err("world-writable");
+        let err = open_to_read(&file, me).expect_err("world-writable");
         assert_eq!(
             err.to_string(),
             "it is writable by its group and others (mode 0666)"
         );
-        let err = open_to_append(&file, uid, "x").expect_err("world-writable");
+        let err = open_to_append(&file, me).expect_err("world-writable");
         assert!(matches!(err, OpenError::Untrusted(_)), "{err}");
 
         let elsewhere = dir.path().join("elsewhere");
         fs::rename(&file, &elsewhere).expect("moves");
         fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o600)).expect("chmod");
         std::os::unix::fs::symlink(&elsewhere, &file).expect("links");
-        assert!(matches!(
-            open_to_read(&file, uid, "x"),
-            Err(OpenError::Symlink)
-        ));
-        assert!(matches!(
-            open_to_append(&file, uid, "x"),
-            Err(OpenError::Symlink)
-        ));
+        assert!(matches!(open_to_read(&file, me), Err(OpenError::Symlink)));
+        assert!(matches!(open_to_append(&file, me), Err(OpenError::Symlink)));
 
         let created = dir.path().join("actions.jsonl");
-        open_to_append(&created, uid, "x").expect("creates");
+        open_to_append(&created, me).expect("creates");
         let mode = fs::metadata(&created).expect("exists").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }

@@ -139,7 +139,8 @@ async fn a_maintenance_hold_in_its_state_dir_keeps_once_from_acting() -> anyhow:
     let url = format!("http://{}", api.address);
     let state_dir = tempfile::tempdir()?;
     let now = chrono::Utc::now();
-    HoldFile::in_dir(&ControllerDir::inspect(state_dir.path())?).save(&MaintenanceHold {
+    let checked = ControllerDir::inspect(state_dir.path())?;
+    HoldFile::in_dir(checked.path(), checked.user()).save(&MaintenanceHold {
         reason: "disk swap".into(),
         by: "ops".into(),
         set_at: now,
