@@ -42,15 +42,12 @@ impl MaintenanceHold {
 /// Why the hold file could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldFileError {
+    /// Said once, in this message: `problem` is no `#[source]`.
     #[error(
-        "the maintenance hold file {path} is not to be trusted: {source}; status-controller reads only a \
-         regular file its user owns and nobody else can write. Remove it (DELETE /hold) and set the hold again"
+        "the maintenance hold file {path} is not to be trusted: {problem}; status-controller reads only a \
+         regular file its user owns and nobody else can write"
     )]
-    Untrusted {
-        path: PathBuf,
-        #[source]
-        source: OpenError,
-    },
+    Untrusted { path: PathBuf, problem: OpenError },
     #[error("cannot read the maintenance hold file {path}: {source}")]
     ReadFailed {
         path: PathBuf,
@@ -118,10 +115,10 @@ impl HoldFile {
             Ok(None) => return Ok(None),
             Ok(Some(file)) => file,
             Err(OpenError::Io(source)) => return Err(read_failed(source)),
-            Err(source) => {
+            Err(problem) => {
                 return Err(HoldFileError::Untrusted {
                     path: self.path.clone(),
-                    source,
+                    problem,
                 })
             }
         };
@@ -293,7 +290,7 @@ mod tests {
         fs::set_permissions(file.path(), fs::Permissions::from_mode(0o666)).expect("chmod");
         let err = file.load(now).expect_err("world-writable").to_string();
         assert!(err.contains("writable by its group and others"), "{err}");
-        assert!(err.contains("DELETE /hold"), "{err}");
+        assert!(err.contains("nobody else can write"), "{err}");
 
         let elsewhere = dir.path().join("elsewhere.json");
         fs::rename(file.path(), &elsewhere).expect("moves");

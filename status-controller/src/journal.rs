@@ -99,7 +99,7 @@ impl Journal {
             }
             Err(err) => {
                 count(JournalProblem::Unusable, 1);
-                let problem = shared::error_chain(&err);
+                let problem = err.to_string();
                 tracing::error!(
                     problem,
                     "the action journal file cannot be used: actions are kept in memory only until the next \
@@ -127,7 +127,7 @@ impl Journal {
                     }
                 }
                 Err(err) => {
-                    let problem = shared::error_chain(&err);
+                    let problem = err.to_string();
                     tracing::warn!(container = %record.container, action = %record.action, problem, "action not written to the journal file");
                     if let Some(problems) = &inner.problems {
                         problems
@@ -197,7 +197,7 @@ fn start_problem(loaded: &Loaded<ActionRecord>) -> Option<String> {
     }
     let mut sentences = Vec::new();
     if let Some(problem) = &loaded.previous_problem {
-        let problem = shared::error_chain(problem);
+        let problem = problem.to_string();
         tracing::warn!(problem, "the previous action journal file is left out");
         sentences.push(problem);
     }
@@ -320,6 +320,11 @@ mod tests {
         assert_eq!(count(&counter, JournalProblem::Unusable), 1);
         let problem = journal.problem().expect("said");
         assert!(problem.contains("symbolic link"), "{problem}");
+        assert_eq!(
+            problem.matches("symbolic link").count(),
+            1,
+            "said once: {problem}"
+        );
         journal.push(record("a"));
         assert_eq!(
             journal.recent(1)[0].container,

@@ -34,15 +34,12 @@ const READ_AT_MOST: u64 = ROTATE_AT + MAX_LINE as u64;
 /// Why the journal file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalFileError {
+    /// Said once, in this message: `problem` is no `#[source]`.
     #[error(
-        "the action journal {path} is not to be trusted: {source}; status-controller uses only a regular \
+        "the action journal {path} is not to be trusted: {problem}; status-controller uses only a regular \
          file its user owns and nobody else can write. Move it aside (mv {path} {path}.bad) and restart"
     )]
-    Untrusted {
-        path: PathBuf,
-        #[source]
-        source: OpenError,
-    },
+    Untrusted { path: PathBuf, problem: OpenError },
     #[error("cannot open the action journal {path}: {source}")]
     OpenFailed {
         path: PathBuf,
@@ -228,7 +225,7 @@ fn not_opened(path: &Path, source: OpenError) -> JournalFileError {
     let path = path.to_path_buf();
     match source {
         OpenError::Io(source) => JournalFileError::OpenFailed { path, source },
-        source => JournalFileError::Untrusted { path, source },
+        problem => JournalFileError::Untrusted { path, problem },
     }
 }
 
