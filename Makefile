@@ -112,10 +112,13 @@ static:
 
 ## Both images, FROM scratch, with the classic builder (no BuildKit, no registry). Safe to run concurrently:
 ## each run has its own build context, and cargo and docker lock what they share.
+# state/ is made 0755 whatever the umask: both programs refuse a state directory its group can write, and a
+# named volume mounted there starts out with that mode.
 images: static
 	@set -euo pipefail; \
 	context=$$(mktemp -d); trap 'rm -rf "$$context"' EXIT; \
-	mkdir -p "$$context/etc" "$$context/state"; \
+	mkdir -p "$$context/etc"; \
+	install -d -m 0755 "$$context/state"; \
 	cp compose/rootfs/etc/passwd compose/rootfs/etc/group "$$context/etc/"; \
 	cp $(RELEASE_DIR)/status-api $(RELEASE_DIR)/status-controller "$$context/"; \
 	for image in $(IMAGES); do \

@@ -3,9 +3,10 @@
 #   status-controller   the static binary
 #   etc/passwd, etc/group   the numeric user 10001 (dockstate)
 #   state/              an empty directory, copied with --chown so /var/lib/status-controller belongs to 10001
-#                       and a named volume mounted there starts out owned by it too. The controller keeps only a
-#                       maintenance hold there (--state-dir, set by compose and k8s, not by the image: without a
-#                       writable volume the image works, and a hold ends when the controller restarts).
+#                       and a named volume mounted there starts out owned by it too. The controller keeps its
+#                       maintenance hold and action journal there (--state-dir, set by compose and k8s, not by the
+#                       image: without a writable volume the image works, and both end when the controller
+#                       restarts).
 FROM scratch
 
 ARG VERSION=dev

@@ -31,6 +31,16 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     message
 }
 
+/// The first 12 characters of an id (or of a name), as `docker ps` shows ids: the whole text when it is
+/// shorter. Cut at a character boundary, never inside a character, so no id — short, odd or not hex — can
+/// panic it (a byte slice `&id[..12]` would, and a panic is an abort in the release build).
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(12) {
+        Some((end, _)) => &id[..end],
+        None => id,
+    }
+}
+
 /// `count` and `noun`, in the plural unless there is exactly one: `1 container`, `3 containers`.
 pub fn count_of(count: usize, noun: &str) -> String {
     if count == 1 {
@@ -42,7 +52,20 @@ pub fn count_of(count: usize, noun: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::count_of;
+    use super::{count_of, short_id};
+
+    #[test]
+    fn short_ids_are_cut_at_a_character_never_inside_one() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(short_id(id), "0123456789ab");
+        assert_eq!(short_id("abc"), "abc", "shorter than 12");
+        assert_eq!(short_id(""), "");
+        assert_eq!(short_id("0123456789ab"), "0123456789ab", "exactly 12");
+        // Byte 12 falls inside a character here: `&id[..12]` panics, `short_id` does not.
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+        assert_eq!(short_id("01234567890€x"), "01234567890€");
+        assert_eq!(short_id("日本語"), "日本語");
+    }
 
     #[test]
     fn counts_read_as_english() {

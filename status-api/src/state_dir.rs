@@ -4,23 +4,23 @@
 //! snapshot it holds is served, never replaced); and one status-api at a time writes there, the holder of an
 //! advisory `flock` on `<state-dir>/.lock`. Files are replaced through a temporary file with a random name,
 //! created exclusively and never through a symbolic link; temporaries a crash left behind are removed at start.
+//! The mechanics are the ones status-controller's state directory uses too ([`shared::runtime::state_dir`]);
+//! this module says what they mean for status-api.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use shared::runtime::state_dir::{self, Distrust, Lock, OpenError, User, LOCK_FILE};
 use tokio::sync::watch;
 
-/// The lock file, held by the one status-api that may write.
-const LOCK_FILE: &str = ".lock";
+/// Whose state directory this is, in the words of the messages.
+const PROGRAM: &str = "status-api";
 /// How often a status-api waiting for the lock tries again.
 const LOCK_RETRY: Duration = Duration::from_millis(500);
-/// How many random temporary names are tried before a write gives up (a clash is one in 2^64).
-const TEMPORARY_ATTEMPTS: usize = 4;
 
 /// What this status-api may do in its state directory, as readiness and `POST /snapshot` see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,14 +153,11 @@ impl StateDir {
     /// Creates the directory (mode 0700) when it is missing, then checks it ([`StateDir::existing`]).
     pub fn prepare(path: &Path) -> Result<Self, StateDirError> {
         if !path.exists() {
-            let uid = effective_uid();
-            let failed = |source| StateDirError::CreateFailed {
+            state_dir::create_private(path).map_err(|source| StateDirError::CreateFailed {
                 path: path.to_path_buf(),
-                uid,
+                uid: state_dir::effective_uid(),
                 source,
-            };
-            fs::create_dir_all(path).map_err(failed)?;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(failed)?;
+            })?;
         }
         Self::existing(path)
     }
@@ -169,7 +166,7 @@ impl StateDir {
     /// writable by nobody else. Whether we may write in it is decided here, without writing: a read-only
     /// directory holding a snapshot is served as it is.
     pub fn existing(path: &Path) -> Result<Self, StateDirError> {
-        let uid = effective_uid();
+        let uid = state_dir::effective_uid();
         let meta = fs::metadata(path).map_err(|source| StateDirError::InspectFailed {
             path: path.to_path_buf(),
             source,
@@ -182,7 +179,7 @@ impl StateDir {
             });
         }
         trust(path, meta.uid(), meta.mode(), uid)?;
-        let writable = may_write(path);
+        let writable = state_dir::may_write(path);
         let access = if writable {
             // Nobody holds the lock until `try_lock` says so: until then this status-api waits.
             Access::Locked {
@@ -230,40 +227,25 @@ impl StateDir {
             return Ok(self.access());
         }
         let lock_path = self.path.join(LOCK_FILE);
-        let failed = |source| StateDirError::LockFailed {
-            path: lock_path.clone(),
-            source,
-        };
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&lock_path)
-            .map_err(failed)?;
-        let access = match file.try_lock() {
-            Ok(()) => {
-                let pid = std::process::id().to_string();
-                file.set_len(0).map_err(failed)?;
-                file.write_all(pid.as_bytes()).map_err(failed)?;
-                self.remove_stale_temporaries();
+        let access = match state_dir::try_lock(&self.path) {
+            Ok(Lock::Held(file)) => {
+                state_dir::remove_stale_temporaries(&self.path);
                 *self.lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
                 tracing::info!(lock = %lock_path.display(), "state directory locked");
                 Access::Held {
                     dir: self.path.clone(),
                 }
             }
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                Access::Locked {
-                    lock: lock_path.clone(),
-                    holder: text.trim().parse().ok(),
-                }
+            Ok(Lock::Busy { holder }) => Access::Locked {
+                lock: lock_path,
+                holder,
+            },
+            Err(source) => {
+                return Err(StateDirError::LockFailed {
+                    path: lock_path,
+                    source,
+                })
             }
-            Err(fs::TryLockError::Error(source)) => return Err(failed(source)),
         };
         self.access.send_if_modified(|now| {
             let changed = *now != access;
@@ -303,13 +285,10 @@ impl StateDir {
                 path: self.path.clone(),
                 uid: self.uid,
             }),
-            Access::Held { .. } | Access::Locked { .. } => {
-                let lock = self.path.join(LOCK_FILE);
-                let holder = fs::read_to_string(&lock)
-                    .ok()
-                    .and_then(|text| text.trim().parse().ok());
-                Err(StateDirError::Locked { lock, holder })
-            }
+            Access::Held { .. } | Access::Locked { .. } => Err(StateDirError::Locked {
+                lock: self.path.join(LOCK_FILE),
+                holder: state_dir::lock_holder(&self.path),
+            }),
         }
     }
 
@@ -318,164 +297,62 @@ impl StateDir {
     /// the file that was opened so it cannot be swapped in between.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, StateDirError> {
         let path = self.path.join(name);
-        let failed = |source| StateDirError::ReadFailed {
-            path: path.clone(),
-            source,
-        };
-        let mut file = match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(StateDirError::Symlink { path })
+        let file = match state_dir::open_to_read(
+            &path,
+            User {
+                uid: self.uid,
+                program: PROGRAM,
+            },
+        ) {
+            Ok(None) => return Ok(None),
+            Ok(Some(file)) => file,
+            Err(OpenError::Symlink) => return Err(StateDirError::Symlink { path }),
+            Err(OpenError::Untrusted(Distrust { problem, fix })) => {
+                return Err(StateDirError::Untrusted { path, problem, fix })
             }
-            Err(source) => return Err(failed(source)),
+            Err(OpenError::Io(source)) => return Err(StateDirError::ReadFailed { path, source }),
         };
-        let meta = file.metadata().map_err(failed)?;
-        if !meta.is_file() {
-            return Err(StateDirError::Untrusted {
-                path: path.clone(),
-                problem: "not a regular file".into(),
-                fix: format!("move it aside (mv {0} {0}.bad)", path.display()),
-            });
-        }
-        trust(&path, meta.uid(), meta.mode(), self.uid)?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(failed)?;
+        (&file)
+            .read_to_end(&mut bytes)
+            .map_err(|source| StateDirError::ReadFailed { path, source })?;
         Ok(Some(bytes))
     }
 
-    /// Replaces `name` with `body`, atomically: a temporary file with a random name is created exclusively
-    /// (never through a symbolic link), mode 0600, written and fsynced, renamed over `name`, and the
-    /// directory fsynced — a crash at any point leaves the old file or the new one, never half.
+    /// Replaces `name` with `body`, atomically ([`state_dir::replace`]): a crash at any point leaves the old
+    /// file or the new one, never half.
     pub fn replace(&self, name: &str, body: &[u8]) -> Result<(), StateDirError> {
         self.writable()?;
-        let target = self.path.join(name);
-        let failed = |source| StateDirError::WriteFailed {
-            path: target.clone(),
+        state_dir::replace(&self.path, name, body).map_err(|source| StateDirError::WriteFailed {
+            path: self.path.join(name),
             source,
-        };
-        let (temporary, mut file) = self.create_temporary(name).map_err(failed)?;
-        let result = (|| {
-            file.write_all(body)?;
-            file.sync_all()?;
-            drop(file);
-            fs::rename(&temporary, &target)?;
-            fs::File::open(&self.path)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temporary);
-        }
-        result.map_err(failed)
-    }
-
-    fn create_temporary(&self, name: &str) -> std::io::Result<(PathBuf, fs::File)> {
-        let mut last = None;
-        for _ in 0..TEMPORARY_ATTEMPTS {
-            let path = self
-                .path
-                .join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-            {
-                Ok(file) => return Ok((path, file)),
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => last = Some(err),
-                Err(err) => return Err(err),
-            }
-        }
-        Err(last.unwrap_or_else(|| std::io::Error::other("no temporary name was free")))
-    }
-
-    /// Removes `.<name>.*.tmp` files: what a write interrupted by a crash (or `kill -9`) left behind. Only the
-    /// lock holder calls this, so no write of another status-api is in flight.
-    fn remove_stale_temporaries(&self) {
-        let Ok(entries) = fs::read_dir(&self.path) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if is_temporary(name.as_bytes()) {
-                let path = entry.path();
-                match fs::remove_file(&path) {
-                    Ok(()) => {
-                        tracing::info!(path = %path.display(), "removed a temporary file an interrupted write left")
-                    }
-                    Err(err) => {
-                        tracing::warn!(path = %path.display(), error = %err, "cannot remove a stale temporary file")
-                    }
-                }
-            }
-        }
+        })
     }
 }
 
-/// Whether `name` is one of our temporary files (`.<file>.<random>.tmp`).
-fn is_temporary(name: &[u8]) -> bool {
-    name.starts_with(b".") && name.ends_with(b".tmp") && name.len() > b"..tmp".len()
-}
-
-/// Checks that a file or directory status-api reads its baseline from is owned by `uid` (or root, who can
-/// write anything anyway) and writable by neither its group nor others; the error names what to run.
+/// Checks that a file or directory status-api reads its baseline from is owned by `uid` (or root) and
+/// writable by neither its group nor others; the error names what to run.
 fn trust(path: &Path, owner: u32, mode: u32, uid: u32) -> Result<(), StateDirError> {
-    if owner != uid && owner != 0 {
-        return Err(StateDirError::Untrusted {
-            path: path.to_path_buf(),
-            problem: format!("owned by uid {owner}, but status-api runs as uid {uid}"),
-            fix: format!("chown {uid} {}", path.display()),
-        });
-    }
-    let foreign_write = mode & 0o022;
-    if foreign_write != 0 {
-        let who = match foreign_write {
-            0o020 => "its group",
-            0o002 => "others",
-            _ => "its group and others",
-        };
-        return Err(StateDirError::Untrusted {
-            path: path.to_path_buf(),
-            problem: format!("writable by {who} (mode {:04o})", mode & 0o7777),
-            fix: format!("chmod go-w {}", path.display()),
-        });
-    }
-    Ok(())
-}
-
-/// The effective uid status-api runs as.
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid()
-    }
-}
-
-/// Whether this process may create and rename files in `dir` (access(2) with the effective ids, which also
-/// sees a read-only mount), without writing anything.
-fn may_write(dir: &Path) -> bool {
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::faccessat(
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::W_OK | libc::X_OK,
-            libc::AT_EACCESS,
-        ) == 0
-    }
+    state_dir::trust(
+        path,
+        owner,
+        mode,
+        User {
+            uid,
+            program: PROGRAM,
+        },
+    )
+    .map_err(|Distrust { problem, fix }| StateDirError::Untrusted {
+        path: path.to_path_buf(),
+        problem,
+        fix,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -512,14 +389,6 @@ mod tests {
         trust(Path::new("/srv/state"), 10001, 0o700, 10001).expect("ours");
         trust(Path::new("/srv/state"), 10001, 0o755, 10001).expect("readable by others is fine");
         trust(Path::new("/srv/state"), 0, 0o755, 10001).expect("root's");
-    }
-
-    #[test]
-    fn temporary_names_are_recognised() {
-        assert!(is_temporary(b".snapshot.json.0123456789abcdef.tmp"));
-        assert!(is_temporary(b".snapshot.json.4242.tmp"));
-        assert!(!is_temporary(b"snapshot.json"));
-        assert!(!is_temporary(b".lock"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
 
 pub use crate::model::Unexpected;
-use crate::notify::target::{parse_notify_urls, parse_url_file, TargetList, UrlFile};
+use crate::notify::target::{parse_url_file, NotifyUrlsParser, TargetList, UrlFile};
 use crate::notify::{NotifyOptions, Target};
 
 /// The shortest `--interval` accepted: the long poll already reacts within milliseconds, the interval is only
@@ -29,7 +29,8 @@ pub struct Settings {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Base URL of status-api (plain http).
+    /// Base URL of status-api: http://… or https://… (certificates are checked against the public roots
+    /// built into the binary).
     #[arg(
         long,
         env = "STATUS_CONTROLLER_API_URL",
@@ -97,7 +98,7 @@ pub struct Settings {
     /// Send notifications here (repeatable; in the environment, several separated by whitespace). A prefix
     /// picks the format: slack+https://…, ntfy+https://…, json+https://…; a plain http(s) URL gets json.
     /// URLs that carry a secret belong in --notify-url-file.
-    #[arg(long = "notify-url", env = "STATUS_CONTROLLER_NOTIFY_URL", value_parser = parse_notify_urls)]
+    #[arg(long = "notify-url", env = "STATUS_CONTROLLER_NOTIFY_URL", value_parser = NotifyUrlsParser)]
     pub notify_url: Vec<TargetList>,
 
     /// A file of notification URLs, one a line (blank lines and `#` comments skipped), for URLs that carry
@@ -173,16 +174,17 @@ impl Settings {
     }
 }
 
-/// Parses `--api-url`: an absolute `http://` URL without query or fragment. The path may carry a prefix (a
-/// reverse proxy's); it always ends with `/` afterwards so that endpoint paths join below it.
+/// Parses `--api-url`: an absolute `http://` or `https://` URL without query or fragment. The path may carry
+/// a prefix (a reverse proxy's); it always ends with `/` afterwards so that endpoint paths join below it.
 pub fn parse_api_url(value: &str) -> Result<Url, String> {
     let mut url = Url::parse(value.trim()).map_err(|err| {
         format!("`{value}` is not a URL ({err}): write it like http://127.0.0.1:8080")
     })?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "`{value}` uses {}: status-controller speaks plain http to status-api (same host or pod \
-             network), e.g. http://status-api:8080",
+            "`{value}` uses {}: status-controller speaks http or https to status-api, e.g. \
+             http://status-api:8080 (same host or pod network) or https://status-api.example.com (behind a \
+             TLS proxy)",
             url.scheme()
         ));
     }
@@ -353,7 +355,10 @@ mod tests {
             ),
             (&["--notify-hold-after", "soon"], "30s"),
             (&["--api-url", "status-api:8080"], "http://"),
-            (&["--api-url", "https://status-api:8443"], "plain http"),
+            (
+                &["--api-url", "ftp://status-api:8443"],
+                "speaks http or https",
+            ),
             (&["--api-url", "http://status-api:8080/?x=1"], "base URL"),
             (&["--interval", "often"], "30s"),
             (&["--interval", "10ms"], "shorter than 1s"),
@@ -366,6 +371,45 @@ mod tests {
             let err = parse(args).expect_err(&args.join(" ")).to_string();
             assert!(err.contains(hint), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn an_https_api_url_is_accepted() {
+        let settings = parse(&["--api-url", "https://status-api.example.com:8443/dockstate"])
+            .expect("https is fine");
+        assert_eq!(
+            settings.api_url.as_str(),
+            "https://status-api.example.com:8443/dockstate/"
+        );
+    }
+
+    #[test]
+    fn a_refused_notify_url_is_never_repeated_whole() {
+        for value in [
+            "slack+ftp://user:pw@hooks.slack.com/services/T0/B0/SECRET?token=SECRET",
+            "teams+https://hooks.example.com/SECRET",
+            "https://SECRET:SECRET@/SECRET",
+            "hooks.example.com/SECRET",
+            "https://a.example/ok ntfy+gopher://ntfy.sh/SECRET",
+        ] {
+            let err = parse(&["--notify-url", value])
+                .expect_err(value)
+                .render()
+                .to_string();
+            assert!(!err.contains("SECRET"), "{value}: {err}");
+            assert!(!err.contains("pw"), "{value}: {err}");
+            assert!(err.contains("--notify-url"), "{value}: {err}");
+        }
+        let err = parse(&[
+            "--notify-url",
+            "slack+ftp://user:pw@hooks.slack.com/services/T0/B0/SECRET",
+        ])
+        .expect_err("ftp")
+        .to_string();
+        assert!(
+            err.contains("URL number 1 (slack+ftp://hooks.slack.com/…) is refused"),
+            "{err}"
+        );
     }
 
     #[test]

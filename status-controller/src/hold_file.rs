@@ -1,17 +1,18 @@
 //! The maintenance hold as it is kept on disk, `<state-dir>/hold.json`, so that a restart of the controller
-//! does not end a hold before its time. Written atomically (a temporary file in the same directory, fsynced,
-//! renamed over the old one, the directory fsynced), so a crash leaves the old hold or the new one, never
-//! half of one. A file that cannot be read or makes no sense is reported as such, never replaced on its own:
-//! only the operator knows what was meant.
+//! does not end a hold before its time. Written atomically (a temporary file in the same directory, created
+//! exclusively and never through a link, fsynced, renamed over the old one, the directory fsynced), so a crash
+//! leaves the old hold or the new one, never half of one. Read only from a regular file the controller's user
+//! owns and nobody else can write. A file that cannot be read or makes no sense is reported as such, never
+//! replaced on its own: only the operator knows what was meant.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::runtime::state_dir::{self, OpenError, User};
 
 /// The longest hold there is: a maintenance window is hours, never days.
 pub const MAX_HOLD: Duration = Duration::from_secs(24 * 60 * 60);
@@ -41,17 +42,12 @@ impl MaintenanceHold {
 /// Why the hold file could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldFileError {
+    /// Said once, in this message: `problem` is no `#[source]`.
     #[error(
-        "cannot create the state directory {path}: {source}. Create it for the user status-controller runs \
-         as (install -d -m 0700 -o <uid> {path}), or point --state-dir elsewhere"
+        "the maintenance hold file {path} is not to be trusted: {problem}; status-controller reads only a \
+         regular file its user owns and nobody else can write"
     )]
-    CreateDirFailed {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("--state-dir {path} is not a directory: point it at a directory status-controller may write")]
-    NotADirectory { path: PathBuf },
+    Untrusted { path: PathBuf, problem: OpenError },
     #[error("cannot read the maintenance hold file {path}: {source}")]
     ReadFailed {
         path: PathBuf,
@@ -85,28 +81,21 @@ pub enum HoldFileError {
 pub struct HoldFile {
     dir: PathBuf,
     path: PathBuf,
+    /// Whom the file must belong to (or root).
+    user: User,
 }
 
 impl HoldFile {
-    /// The hold file in `dir`, which is created (mode 0700) when it is missing.
-    pub fn in_dir(dir: &Path) -> Result<Self, HoldFileError> {
-        if !dir.exists() {
-            let failed = |source| HoldFileError::CreateDirFailed {
-                path: dir.to_path_buf(),
-                source,
-            };
-            fs::create_dir_all(dir).map_err(failed)?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(failed)?;
-        }
-        if !dir.is_dir() {
-            return Err(HoldFileError::NotADirectory {
-                path: dir.to_path_buf(),
-            });
-        }
-        Ok(Self {
+    /// The hold file in the state directory `dir` (checked by [`ControllerDir`]), which must belong to
+    /// `user`.
+    ///
+    /// [`ControllerDir`]: crate::state_dir::ControllerDir
+    pub fn in_dir(dir: &Path, user: User) -> Self {
+        Self {
             dir: dir.to_path_buf(),
             path: dir.join(FILE_NAME),
-        })
+            user,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -118,16 +107,23 @@ impl HoldFile {
     /// [`MAX_HOLD`] after `now`), is [`HoldFileError::Damaged`]. An expired hold is returned as it is: the
     /// caller decides what to say about it.
     pub fn load(&self, now: DateTime<Utc>) -> Result<Option<MaintenanceHold>, HoldFileError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(HoldFileError::ReadFailed {
+        let read_failed = |source| HoldFileError::ReadFailed {
+            path: self.path.clone(),
+            source,
+        };
+        let file = match state_dir::open_to_read(&self.path, self.user) {
+            Ok(None) => return Ok(None),
+            Ok(Some(file)) => file,
+            Err(OpenError::Io(source)) => return Err(read_failed(source)),
+            Err(problem) => {
+                return Err(HoldFileError::Untrusted {
                     path: self.path.clone(),
-                    source,
+                    problem,
                 })
             }
         };
+        let mut bytes = Vec::new();
+        (&file).read_to_end(&mut bytes).map_err(read_failed)?;
         let damaged = |problem: String| HoldFileError::Damaged {
             path: self.path.clone(),
             problem,
@@ -158,25 +154,7 @@ impl HoldFile {
             source,
         };
         let body = serde_json::to_vec_pretty(hold).map_err(|err| failed(err.into()))?;
-        let temporary = self
-            .dir
-            .join(format!(".{FILE_NAME}.{:016x}.tmp", rand::random::<u64>()));
-        let written = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            drop(file);
-            fs::rename(&temporary, &self.path)?;
-            self.sync_dir()
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&temporary);
-        }
-        written.map_err(failed)
+        state_dir::replace(&self.dir, FILE_NAME, &body).map_err(failed)
     }
 
     /// Removes the file; no file is fine.
@@ -191,22 +169,23 @@ impl HoldFile {
                 })
             }
         }
-        self.sync_dir()
-            .map_err(|source| HoldFileError::RemoveFailed {
-                path: self.path.clone(),
-                source,
-            })
-    }
-
-    /// Makes a rename or removal in the directory durable.
-    fn sync_dir(&self) -> std::io::Result<()> {
-        fs::File::open(&self.dir)?.sync_all()
+        state_dir::sync_dir(&self.dir).map_err(|source| HoldFileError::RemoveFailed {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    /// The hold file in `dir`, for this process's user.
+    fn in_dir(dir: &Path) -> HoldFile {
+        HoldFile::in_dir(dir, User::current("status-controller"))
+    }
 
     fn hold(set_at: DateTime<Utc>, lasts: chrono::Duration) -> MaintenanceHold {
         MaintenanceHold {
@@ -220,7 +199,9 @@ mod tests {
     #[test]
     fn a_hold_round_trips_through_the_file_atomically_and_privately() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = HoldFile::in_dir(&dir.path().join("controller")).expect("creates the directory");
+        let taken = crate::state_dir::ControllerDir::take(&dir.path().join("controller"))
+            .expect("creates the directory");
+        let file = HoldFile::in_dir(taken.path(), taken.user());
         let now = Utc::now();
         assert_eq!(file.load(now).expect("no file is fine"), None);
 
@@ -237,13 +218,14 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path().join("controller"))
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("controller"))
             .expect("lists")
             .map(|entry| entry.expect("entry").file_name())
             .collect();
+        names.sort();
         assert_eq!(
             names,
-            vec![std::ffi::OsString::from(FILE_NAME)],
+            vec![std::ffi::OsString::from(".lock"), FILE_NAME.into()],
             "no temporary left"
         );
 
@@ -255,7 +237,7 @@ mod tests {
     #[test]
     fn an_expired_hold_is_read_as_it_is() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = HoldFile::in_dir(dir.path()).expect("exists");
+        let file = in_dir(dir.path());
         let long_ago = Utc::now() - chrono::Duration::hours(30);
         let old = hold(long_ago, chrono::Duration::hours(1));
         file.save(&old).expect("writes");
@@ -266,7 +248,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_reported_with_its_path() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = HoldFile::in_dir(dir.path()).expect("exists");
+        let file = in_dir(dir.path());
         let now = Utc::now();
         let cases: [(&[u8], &str); 2] = [
             (
@@ -299,13 +281,24 @@ mod tests {
     }
 
     #[test]
-    fn a_state_dir_that_is_a_file_is_refused() {
+    fn a_linked_or_world_writable_hold_file_is_not_trusted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let not_a_dir = dir.path().join("file");
-        fs::write(&not_a_dir, b"").expect("writes");
-        let err = HoldFile::in_dir(&not_a_dir)
-            .expect_err("a file")
-            .to_string();
-        assert!(err.contains("not a directory"), "{err}");
+        let file = in_dir(dir.path());
+        let now = Utc::now();
+        file.save(&hold(now, chrono::Duration::minutes(5)))
+            .expect("writes");
+        fs::set_permissions(file.path(), fs::Permissions::from_mode(0o666)).expect("chmod");
+        let err = file.load(now).expect_err("world-writable").to_string();
+        assert!(err.contains("writable by its group and others"), "{err}");
+        assert!(err.contains("nobody else can write"), "{err}");
+
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::rename(file.path(), &elsewhere).expect("moves");
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::symlink(&elsewhere, file.path()).expect("links");
+        let err = file.load(now).expect_err("a link").to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        file.remove().expect("the link goes");
+        assert!(elsewhere.exists(), "not what it pointed to");
     }
 }

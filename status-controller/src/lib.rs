@@ -7,9 +7,10 @@
 //!   [`recreate`] (a removed container's create request), [`clock`];
 //! - I/O: [`status_client`] (status-api, behind `StatusSource`), [`docker`] (the only Docker handle in
 //!   dockstate that can change the host, behind `EngineWriter`);
-//! - runtime: [`executor`] (actions as bounded tasks), [`journal`], [`metrics`], [`state`] (what the server
-//!   reads), [`notify`] (notifications, never waited for), [`maintenance`] (the operator's hold, kept in
-//!   [`hold_file`]), [`config`];
+//! - runtime: [`executor`] (actions as bounded tasks), [`journal`] (kept in [`journal_file`]), [`metrics`],
+//!   [`state`] (what the server reads), [`notify`] (notifications, never waited for), [`maintenance`] (the
+//!   operator's hold, kept in [`hold_file`]), [`state_dir`] (where both files live, checked and locked),
+//!   [`config`];
 //! - the loop: [`reconcile`];
 //! - edges: [`server`] (the controller's own HTTP server), [`startup`] (the one way the parts are built, and
 //!   the running application), [`once`] (one pass for cron and CI, over the parts `main` built).
@@ -23,6 +24,7 @@ pub mod executor;
 pub mod freshness;
 pub mod hold_file;
 pub mod journal;
+pub mod journal_file;
 pub mod maintenance;
 pub mod metrics;
 pub mod model;
@@ -35,6 +37,7 @@ pub mod recreate;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod state_dir;
 pub mod status_client;
 
 /// The `tracing` target of the debug events that mark each step of a heal through the controller (status

@@ -632,7 +632,12 @@ mod tests {
     #[test]
     fn a_hold_outlives_a_restart_with_a_state_dir_but_never_its_end() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = || Some(HoldFile::in_dir(dir.path()).expect("a directory"));
+        let file = || {
+            Some(HoldFile::in_dir(
+                dir.path(),
+                shared::runtime::state_dir::User::current("status-controller"),
+            ))
+        };
         let now = Utc::now();
         let first = Maintenance::start(file(), metrics(), now);
         assert!(first.persistent());
@@ -679,7 +684,10 @@ mod tests {
         let metrics = metrics();
         let now = Utc::now();
         let maintenance = Maintenance::start(
-            Some(HoldFile::in_dir(dir.path()).expect("a directory")),
+            Some(HoldFile::in_dir(
+                dir.path(),
+                shared::runtime::state_dir::User::current("status-controller"),
+            )),
             metrics.clone(),
             now,
         );

@@ -10,7 +10,7 @@ use prometheus::{
 
 use strum::VariantArray;
 
-use crate::model::{ActionKind, ActionResult, HoldReason, NotificationResult};
+use crate::model::{ActionKind, ActionResult, HoldReason, JournalProblem, NotificationResult};
 
 /// The metric families status-controller exports. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -26,6 +26,7 @@ pub struct Metrics {
     ready: IntGauge,
     notifications: IntCounterVec,
     hold_until: Gauge,
+    journal_problems: IntCounterVec,
 }
 
 impl Metrics {
@@ -108,6 +109,15 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let journal_problems = IntCounterVec::new(
+            Opts::new(
+                "dockstate_controller_journal_problems_total",
+                "Problems with the action journal file in --state-dir, by problem: skipped_line (torn or damaged, read back at start), unusable (a file that cannot be used: memory only until the next start), write_failed (an action not appended). None stops an action.",
+            ),
+            &["problem"],
+        )
+        .expect("valid metric");
+
         for collector in [
             Box::new(actions.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(action_duration.clone()),
@@ -119,6 +129,7 @@ impl Metrics {
             Box::new(ready.clone()),
             Box::new(notifications.clone()),
             Box::new(hold_until.clone()),
+            Box::new(journal_problems.clone()),
             Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
         ] {
             registry
@@ -132,6 +143,9 @@ impl Metrics {
         for result in NotificationResult::VARIANTS {
             notifications.with_label_values(&[result.as_str()]);
         }
+        for problem in JournalProblem::VARIANTS {
+            journal_problems.with_label_values(&[problem.as_str()]);
+        }
         Self {
             registry,
             actions,
@@ -144,6 +158,7 @@ impl Metrics {
             ready,
             notifications,
             hold_until,
+            journal_problems,
         }
     }
 
@@ -192,6 +207,11 @@ impl Metrics {
     /// `dockstate_controller_notifications_total{result}`, for the notifications to count into.
     pub fn notifications(&self) -> IntCounterVec {
         self.notifications.clone()
+    }
+
+    /// `dockstate_controller_journal_problems_total{problem}`, for the journal file to count into.
+    pub fn journal_problems(&self) -> IntCounterVec {
+        self.journal_problems.clone()
     }
 
     /// The Prometheus text exposition of every metric.
@@ -243,6 +263,8 @@ mod tests {
             "dockstate_controller_notifications_total{result=\"dropped\"} 0",
             "dockstate_controller_holds_total{reason=\"maintenance\"} 0",
             "dockstate_controller_hold_until_timestamp_seconds 0",
+            "dockstate_controller_journal_problems_total{problem=\"skipped_line\"} 0",
+            "dockstate_controller_journal_problems_total{problem=\"write_failed\"} 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

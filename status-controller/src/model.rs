@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::{
     ContainerState, ContainerStatus, DriftKind, LabelSelector, Policy, Scope, SelectorError,
     StatusResponse,
@@ -27,6 +27,7 @@ use tokio::sync::Notify;
     PartialOrd,
     Ord,
     Serialize,
+    Deserialize,
     strum::IntoStaticStr,
     strum::Display,
     strum::VariantArray,
@@ -86,6 +87,7 @@ impl ActionKind {
     Eq,
     Hash,
     Serialize,
+    Deserialize,
     strum::IntoStaticStr,
     strum::Display,
     strum::VariantArray,
@@ -232,6 +234,39 @@ impl NotificationResult {
     }
 }
 
+/// What went wrong with the action journal's file: the `problem` label of
+/// `dockstate_controller_journal_problems_total`. None of them stops an action; `/health` says the latest.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum JournalProblem {
+    /// A line read back at start was torn (a crash mid-write) or damaged, and was skipped.
+    SkippedLine,
+    /// The file cannot be used at all (a symbolic link, another owner, unreadable): the journal is kept in
+    /// memory only until the next start.
+    Unusable,
+    /// An action could not be appended (disk full, I/O error): it is in memory, not in the file.
+    WriteFailed,
+}
+
+impl JournalProblem {
+    /// The `problem` label.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// A hold: its reason and a sentence about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
@@ -307,7 +342,7 @@ impl Outcome {
     /// Recreated: done, under the new id `id`; `notes` say what could not be as it was (an image found only
     /// by its id, a volume made afresh).
     pub fn recreated(id: &str, notes: &[String]) -> Self {
-        let mut detail = format!("recreated as {}", &id[..id.len().min(12)]);
+        let mut detail = format!("recreated as {}", shared::short_id(id));
         for note in notes {
             detail.push_str("; ");
             detail.push_str(note);
@@ -465,6 +500,12 @@ mod tests {
             assert_eq!(
                 serde_json::to_value(reason).expect("serialises"),
                 reason.as_str()
+            );
+        }
+        for problem in JournalProblem::VARIANTS {
+            assert_eq!(
+                serde_json::to_value(problem).expect("serialises"),
+                problem.as_str()
             );
         }
     }

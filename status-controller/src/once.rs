@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use shared::runtime::startup::StartupError;
 
-use crate::hold_file::HoldFileError;
-
 use crate::config::Settings;
 use crate::docker::EngineWriter;
 use crate::error_chain;
@@ -21,6 +19,7 @@ use crate::freshness::{complete_view, FreshView};
 use crate::journal::ActionRecord;
 use crate::model::{Action, ActionKind, ActionResult, Hold};
 use crate::plan::{has_drift, plan, PlanSettings};
+use crate::state_dir::ControllerDirError;
 use crate::status_client::StatusSource;
 
 /// What one pass found.
@@ -45,7 +44,7 @@ impl OnceOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum OnceError {
     #[error(transparent)]
-    Startup(#[from] StartupError<HoldFileError>),
+    Startup(#[from] StartupError<ControllerDirError>),
     #[error("not acting on status-api's view: {0}")]
     Held(Hold),
     #[error("{failed} of {attempted} actions failed (see the table above)")]

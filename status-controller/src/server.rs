@@ -94,6 +94,10 @@ struct HealthBody {
     detail: String,
     #[serde(flatten)]
     hold: HoldFields,
+    /// What is wrong with the action journal file in `--state-dir`, when something is; never a reason to be
+    /// `DOWN`: actions go on, and are kept in memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal_problem: Option<String>,
 }
 
 /// The maintenance hold as `/health` and `/actions` show it: `hold` (null when there is none) and, only when
@@ -134,6 +138,7 @@ fn health(Data(api): Data<&ServerState>) -> Response {
             )
         },
         hold: HoldFields::of(&api.maintenance),
+        journal_problem: api.journal.problem(),
     };
     let status = if up {
         StatusCode::OK
@@ -550,7 +555,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(crate::hold_file::FILE_NAME);
         std::fs::write(&path, b"{not json").expect("writes");
-        let file = crate::hold_file::HoldFile::in_dir(dir.path()).expect("a directory");
+        let file = crate::hold_file::HoldFile::in_dir(
+            dir.path(),
+            shared::runtime::state_dir::User::current("status-controller"),
+        );
         let client = TestClient::new(app(server_state_over(
             ControllerState::new(),
             Some(TOKEN),

@@ -1,5 +1,6 @@
 //! Start-up and shutdown. [`Application::build`] checks what can be checked before running (the token file,
-//! the Docker client settings, the state directory and the maintenance hold it keeps) and binds the port, so tests and `main` learn the real address first;
+//! the Docker client settings, the state directory — checked and locked — with the maintenance hold and the
+//! action journal it keeps) and binds the port, so tests and `main` learn the real address first;
 //! [`Application::run_until_stopped`] then runs the reconcile loop and the HTTP server until the shutdown
 //! future resolves, finishes the action in hand, starts no new one, and returns within 10 s. [`Components`]
 //! is the one way the parts are built, for the loop and for `--once` alike.
@@ -20,7 +21,7 @@ use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::docker::{DockerWriter, EngineWriter};
 use crate::executor::Executor;
-use crate::hold_file::{HoldFile, HoldFileError};
+use crate::hold_file::HoldFile;
 use crate::journal::Journal;
 use crate::maintenance::{Ended, HoldChange, HoldMetrics, Maintenance};
 use crate::metrics::Metrics;
@@ -30,13 +31,14 @@ use crate::plan::PlanSettings;
 use crate::reconcile::{LoopSettings, Reconciler, Wiring};
 use crate::server::{app, ServerState};
 use crate::state::ControllerState;
+use crate::state_dir::{ControllerDir, ControllerDirError};
 use crate::status_client::StatusClient;
 
 /// How long HTTP requests in flight get after the shutdown signal.
 pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why status-controller could not start: the shared shape, plus its state directory (`--state-dir`).
-pub type StartupError = shared::runtime::startup::StartupError<HoldFileError>;
+pub type StartupError = shared::runtime::startup::StartupError<ControllerDirError>;
 
 /// What an empty `--token-file` is told to hold.
 const EMPTY_TOKEN_HINT: &str =
@@ -57,18 +59,28 @@ pub struct Components {
     /// it lasts.
     pub maintenance: Maintenance,
     pub plan: PlanSettings,
+    /// `--state-dir`, checked; for the loop also locked, until the last clone of this is dropped.
+    pub state_dir: Option<Arc<ControllerDir>>,
 }
 
 impl Components {
-    /// Reads the token file (if any) and the maintenance hold (with `--state-dir`), and sets up the
-    /// clients; makes no request yet.
+    /// Reads the token file (if any), checks `--state-dir` (and, for the loop, locks it) and reads the
+    /// maintenance hold and the action journal kept there, and sets up the clients; makes no request yet.
+    /// `--once` only reads the hold: it takes no lock (a controller may be running beside it) and keeps no
+    /// journal file (its table is its record).
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         let token = settings.token_file.as_deref().map(read_token).transpose()?;
         let client = StatusClient::new(settings.api_url.clone(), token.clone());
         let docker = DockerWriter::connect(settings.docker_host.as_deref())?;
-        let journal = Journal::new();
         let metrics = Metrics::new();
-        let maintenance = start_maintenance(settings, &metrics)?;
+        let state_dir = open_state_dir(settings)
+            .map_err(StartupError::Program)?
+            .map(Arc::new);
+        let journal = match &state_dir {
+            Some(dir) if dir.holds_lock() => Journal::kept_in(dir, metrics.journal_problems()),
+            _ => Journal::new(),
+        };
+        let maintenance = start_maintenance(state_dir.as_deref(), &metrics);
         let executor = Executor::new(
             docker.clone(),
             client.clone(),
@@ -93,7 +105,27 @@ impl Components {
             metrics,
             maintenance,
             plan,
+            state_dir,
         })
+    }
+}
+
+/// `--state-dir`, checked: taken (created when missing, locked) for the loop, only inspected for `--once`
+/// (which finds no hold in a directory that does not exist yet).
+fn open_state_dir(settings: &Settings) -> Result<Option<ControllerDir>, ControllerDirError> {
+    let Some(path) = settings.state_dir.as_deref() else {
+        return Ok(None);
+    };
+    if !settings.once {
+        return ControllerDir::take(path).map(Some);
+    }
+    match ControllerDir::inspect(path) {
+        Err(ControllerDirError::InspectFailed { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        inspected => inspected.map(Some),
     }
 }
 
@@ -123,19 +155,13 @@ fn tell_maintenance(maintenance: &Maintenance, notifier: Notifier) {
 }
 
 /// The maintenance hold as `--state-dir` left it (free without one).
-fn start_maintenance(settings: &Settings, metrics: &Metrics) -> Result<Maintenance, StartupError> {
-    let file = settings
-        .state_dir
-        .as_deref()
-        .map(HoldFile::in_dir)
-        .transpose()
-        .map_err(StartupError::Program)?;
+fn start_maintenance(state_dir: Option<&ControllerDir>, metrics: &Metrics) -> Maintenance {
     let (set, until) = metrics.maintenance();
-    Ok(Maintenance::start(
-        file,
+    Maintenance::start(
+        state_dir.map(|dir| HoldFile::in_dir(dir.path(), dir.user())),
         HoldMetrics { set, until },
         chrono::Utc::now(),
-    ))
+    )
 }
 
 /// A bound, not yet running, status-controller.
@@ -146,6 +172,8 @@ pub struct Application {
     docker: DockerWriter,
     server: ServerState,
     notifications: Notifications,
+    /// Holds the state directory's lock while the application runs.
+    state_dir: Option<Arc<ControllerDir>>,
 }
 
 impl std::fmt::Debug for Application {
@@ -181,9 +209,11 @@ impl Application {
         let components = Components::build(settings)?;
         if !components.client.has_token() {
             tracing::info!("no --token-file: removed containers will be reported, not recreated, and POST /hold is refused");
-        } else if !components.maintenance.persistent() {
+        }
+        if components.state_dir.is_none() {
             tracing::info!(
-                "no --state-dir: a maintenance hold (POST /hold) ends when status-controller restarts"
+                "no --state-dir: the action journal (/actions) and a maintenance hold (POST /hold) are kept in \
+                 memory only and end when status-controller restarts"
             );
         }
         let maintenance = components.maintenance;
@@ -242,6 +272,7 @@ impl Application {
             docker: components.docker,
             server,
             notifications,
+            state_dir: components.state_dir,
         })
     }
 
@@ -290,6 +321,8 @@ impl Application {
             tracing::error!(error = %err, "the reconcile loop panicked");
         }
         self.notifications.finish(FLUSH_TIMEOUT).await;
+        // Lets go of the state directory's lock: a controller started next may take it at once.
+        drop(self.state_dir);
         tracing::info!("status-controller stopped");
         match served {
             Ok(result) => result.map_err(StartupError::ServeFailed),

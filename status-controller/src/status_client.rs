@@ -82,13 +82,15 @@ pub struct StatusClient {
 }
 
 impl StatusClient {
-    /// A client for the status-api at `base` (a URL whose path ends with `/`, as `--api-url` gives it).
+    /// A client for the status-api at `base` (a URL whose path ends with `/`, as `--api-url` gives it):
+    /// `http://`, or `https://` with the certificate checked against the roots built into the binary (the
+    /// image is FROM scratch and has no CA bundle), as notifications do.
     pub fn new(base: Url, token: Option<Arc<str>>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("status-controller/", env!("CARGO_PKG_VERSION")))
             .build()
-            // Only TLS set-up can fail here, and this client has no TLS.
+            // Only the TLS set-up can fail, and the built-in roots always load.
             .unwrap_or_default();
         Self { http, base, token }
     }
@@ -219,5 +221,44 @@ mod tests {
         );
         let root = StatusClient::new(Url::parse("http://api:8080/").expect("url"), None);
         assert_eq!(root.url(&["ready"]).as_str(), "http://api:8080/ready");
+    }
+
+    /// An `https://` `--api-url` is spoken to over TLS: what reaches the server is a TLS ClientHello naming
+    /// the host (SNI), and a server that does not answer in TLS leaves the controller holding, unreachable.
+    #[tokio::test]
+    async fn an_https_api_url_is_spoken_to_over_tls() {
+        use tokio::io::AsyncReadExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("a connection");
+            let mut hello = vec![0; 512];
+            let read = stream.read(&mut hello).await.expect("reads");
+            hello.truncate(read);
+            hello
+        });
+        let url = crate::config::parse_api_url(&format!("https://localhost:{port}"))
+            .expect("https is accepted");
+        let client = StatusClient::new(url, None);
+        let err = client
+            .status(None, Duration::ZERO)
+            .await
+            .expect_err("no TLS answer");
+        assert!(matches!(err, StatusError::ApiUnreachable { .. }), "{err}");
+        let hello = server.await.expect("the server ran");
+        assert_eq!(
+            hello.first(),
+            Some(&0x16),
+            "a TLS handshake record: {hello:?}"
+        );
+        assert!(
+            hello
+                .windows(b"localhost".len())
+                .any(|window| window == b"localhost"),
+            "the ClientHello names the host"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! A webhook receiver on 127.0.0.1, port 0: it records every request it gets (path, headers, body) and
-//! answers 200, after a delay when asked to play a slow receiver. For the controller's notification tests.
+//! answers 200, after a delay when asked to play a slow receiver, or a redirect when asked to play one that
+//! sends its callers elsewhere. For the controller's notification tests.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{EndpointExt, Request};
+use poem::Request;
 use tokio::task::JoinHandle;
 
 use crate::wait_until;
@@ -51,6 +52,15 @@ impl WebhookReceiver {
 
     /// A receiver that records each request when it arrives, then waits `delay` before it answers 200.
     pub async fn answering_after(delay: Duration) -> anyhow::Result<Self> {
+        Self::answering(delay, None).await
+    }
+
+    /// A receiver that records each request, then answers `307 Temporary Redirect` to `location`.
+    pub async fn redirecting_to(location: &str) -> anyhow::Result<Self> {
+        Self::answering(Duration::ZERO, Some(location.to_owned())).await
+    }
+
+    async fn answering(delay: Duration, redirect: Option<String>) -> anyhow::Result<Self> {
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
         let address = *acceptor
             .local_addr()
@@ -61,6 +71,7 @@ impl WebhookReceiver {
         let log = received.clone();
         let app = poem::endpoint::make(move |mut request: Request| {
             let log = log.clone();
+            let redirect = redirect.clone();
             async move {
                 let body = request.take_body().into_string().await.unwrap_or_default();
                 let headers = request
@@ -80,10 +91,15 @@ impl WebhookReceiver {
                     body,
                 });
                 tokio::time::sleep(delay).await;
-                "ok"
+                match redirect {
+                    Some(location) => poem::Response::builder()
+                        .status(poem::http::StatusCode::TEMPORARY_REDIRECT)
+                        .header(poem::http::header::LOCATION, location)
+                        .finish(),
+                    None => poem::Response::builder().body("ok"),
+                }
             }
-        })
-        .map_to_response();
+        });
         let server = tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
         });

@@ -139,17 +139,13 @@ impl Orphaning {
             }
             Fate::Replaced { id } => format!(
                 "shares the {namespace} namespace of a container {owner} replaced ({owner} is now {})",
-                short(id)
+                crate::short_id(id)
             ),
             Fate::Restarted => format!(
                 "shares the {namespace} namespace {owner} had before it started again"
             ),
         }
     }
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// Everything in scope that can own a namespace, by id and by name, and the snapshot's members: built once

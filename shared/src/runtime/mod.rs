@@ -14,6 +14,7 @@
 //! - [`startup`]: the one shape of a start-up failure.
 //! - [`process`]: process-wide tunables set first thing in `main`.
 //! - [`process_metrics`]: the `process_*` metrics, CPU time to the microsecond.
+//! - [`state_dir`]: a private state directory: whom to trust, one holder, files never through a link.
 
 pub mod connections;
 pub mod engine;
@@ -27,5 +28,6 @@ pub mod process_metrics;
 pub mod serve;
 pub mod shutdown;
 pub mod startup;
+pub mod state_dir;
 pub mod telemetry;
 pub mod token;

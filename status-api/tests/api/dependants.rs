@@ -88,7 +88,7 @@ async fn a_dependant_that_lost_its_owner_s_namespace_is_orphaned() -> anyhow::Re
     .await?;
     let drift = api.get_ok("/drift").await?;
     assert!(
-        drift.to_string().contains(&new_owner_id[..12]),
+        drift.to_string().contains(shared::short_id(&new_owner_id)),
         "names the new owner: {drift}"
     );
     assert_eq!(

@@ -321,7 +321,7 @@ fn left_created(id: &str, err: &DockerError) -> Outcome {
     outcome.detail = Some(format!(
         "{}; left created as {}: the next pass connects what is missing and starts it",
         outcome.detail.unwrap_or_default(),
-        &id[..id.len().min(12)]
+        shared::short_id(id)
     ));
     outcome
 }

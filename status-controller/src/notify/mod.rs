@@ -166,6 +166,9 @@ impl Notifications {
         });
         let client = reqwest::Client::builder()
             .user_agent(concat!("status-controller/", env!("CARGO_PKG_VERSION")))
+            // A redirect would send the message (and the next hop the URL's secret path) somewhere the
+            // operator never named: a 3xx is a failed delivery instead (see `sender`).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             // Only the TLS set-up can fail, and the built-in roots always load.
             .unwrap_or_default();
@@ -321,6 +324,40 @@ mod tests {
             ["hold_started", "heals"],
             "the batch was not waited for"
         );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_a_failed_delivery_and_is_never_followed() {
+        let elsewhere = WebhookReceiver::start().await.expect("a receiver");
+        let redirecting = WebhookReceiver::redirecting_to(&elsewhere.url("", "/stolen"))
+            .await
+            .expect("a receiver");
+        let (notifier, notifications, metrics) = start(&redirecting, Delivery::default());
+        notifier.send(long_hold());
+        let failed = "dockstate_controller_notifications_total{result=\"failed\"} 1";
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !metrics.render().contains(failed) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never counted as failed:\n{}",
+                metrics.render()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        notifications.finish(FLUSH_TIMEOUT).await;
+        assert_eq!(
+            redirecting.received().len(),
+            1,
+            "one request, not retried: a redirect is not mended by trying again"
+        );
+        assert!(
+            elsewhere.received().is_empty(),
+            "the redirect's target got nothing: {:?}",
+            elsewhere.received()
+        );
+        assert!(metrics
+            .render()
+            .contains("dockstate_controller_notifications_total{result=\"sent\"} 0"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Delivery: one task per receiver, each with its own bounded queue, so a receiver that is down or slow
 //! delays only its own messages and never the loop or another receiver. Each request has a timeout and is
 //! retried with backoff on a network error, a timeout, 429 or 5xx; another 4xx is given up at once, since
-//! retrying cannot mend it. Heals are batched over a short window. On shutdown what is queued is sent once,
-//! within a bound the caller sets.
+//! retrying cannot mend it, and so is a redirect (3xx), which is never followed. Heals are batched over a
+//! short window. On shutdown what is queued is sent once, within a bound the caller sets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,6 +162,21 @@ impl Worker {
         let status = response.status();
         if status.is_success() {
             return Ok(());
+        }
+        if status.is_redirection() {
+            // Not followed: the message goes only where the operator sent it. Where it points may hold a
+            // secret of its own, so only its host is told.
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|location| location.to_str().ok())
+                .and_then(|location| self.target.url().join(location).ok())
+                .and_then(|location| location.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "somewhere it did not say".to_owned());
+            return Err(Failure::Permanent(format!(
+                "the receiver answered {status}, a redirect to {to}: notifications follow no redirects; \
+                 give the URL that answers 2xx itself"
+            )));
         }
         let why = format!("the receiver answered {status}");
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {

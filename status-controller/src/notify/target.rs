@@ -1,7 +1,9 @@
 //! Where notifications go: `--notify-url` and the lines of `--notify-url-file`. A scheme prefix picks the
 //! format (`slack+https://…`, `ntfy+https://…`, `json+https://…`; a plain `http(s)://` URL is json). Such URLs
-//! carry secrets in their path or query (a Slack webhook's is its key), so a [`Target`] shows only its format,
-//! scheme and host — in logs, in `Debug`, in errors — and no error ever repeats the value it refused.
+//! carry secrets in their path or query (a Slack webhook's is its key, an ntfy topic's name is its password),
+//! so a [`Target`] shows only its format, scheme and host — in logs, in `Debug`, in errors — and an error
+//! shows of the value it refused no more than that ([`redact`]). clap would print a refused value whole, so
+//! `--notify-url` is read through [`NotifyUrlsParser`], whose errors say only what [`redact`] leaves.
 
 use std::path::{Path, PathBuf};
 
@@ -86,12 +88,54 @@ impl Target {
 
     /// What logs may show: `format+scheme://host[:port]`, without path, query or credentials.
     pub fn redacted(&self) -> String {
-        let host = self.url.host_str().unwrap_or_default();
-        match self.url.port() {
-            Some(port) => format!("{}+{}://{host}:{port}", self.format, self.url.scheme()),
-            None => format!("{}+{}://{host}", self.format, self.url.scheme()),
+        format!("{}+{}", self.format, host_part(&self.url))
+    }
+}
+
+/// `scheme://host[:port]` of `url`: no credentials, path, query or fragment.
+fn host_part(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
+/// What an error may show of a notification URL it refused: its prefix and scheme and its host, as
+/// [`Target::redacted`] does, with `/…` where a path, query or fragment was left out; credentials never.
+/// `None` when the value is no URL at all: then nothing of it can be told apart from a secret.
+pub fn redact(value: &str) -> Option<String> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once("://")?;
+    // The URL after a format prefix, as Target::parse reads it.
+    let url_scheme = scheme.rsplit_once('+').map_or(scheme, |(_, scheme)| scheme);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let left_out = if authority_end < rest.len() {
+        "/…"
+    } else {
+        ""
+    };
+    if let Ok(url) = Url::parse(&format!("{url_scheme}://{rest}")) {
+        if url.host_str().is_some() {
+            let prefix = &scheme[..scheme.len() - url_scheme.len()];
+            return Some(format!("{prefix}{}{left_out}", host_part(&url)));
         }
     }
+    // Not a URL: show the host as far as it can be told from credentials (`user:pass/…` has no `@` before
+    // the first `/`, and reads as a host with a port that is no number).
+    let authority = &rest[..authority_end];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host.rsplit_once(':') {
+        Some((name, port))
+            if !port.bytes().all(|byte| byte.is_ascii_digit()) && !host.starts_with('[') =>
+        {
+            name.split(':').next().unwrap_or_default()
+        }
+        _ => host,
+    };
+    Some(format!("{scheme}://{host}{left_out}"))
 }
 
 impl std::fmt::Debug for Target {
@@ -111,16 +155,53 @@ impl std::fmt::Display for Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetList(pub Vec<Target>);
 
-/// Parses `--notify-url`: whitespace-separated URLs; empty means none.
+/// Parses `--notify-url`: whitespace-separated URLs; empty means none. A refused URL is named by its number
+/// and what [`redact`] leaves of it.
 pub fn parse_notify_urls(value: &str) -> Result<TargetList, String> {
     value
         .split_whitespace()
         .enumerate()
         .map(|(index, url)| {
-            Target::parse(url).map_err(|err| format!("URL number {} is refused: {err}", index + 1))
+            Target::parse(url)
+                .map_err(|err| format!("URL number {}{} is refused: {err}", index + 1, shown(url)))
         })
         .collect::<Result<Vec<_>, _>>()
         .map(TargetList)
+}
+
+/// ` (<redacted>)`, or nothing when nothing of `value` may be shown.
+fn shown(value: &str) -> String {
+    redact(value).map_or_else(String::new, |redacted| format!(" ({redacted})"))
+}
+
+/// Reads `--notify-url` (and `STATUS_CONTROLLER_NOTIFY_URL`) with [`parse_notify_urls`]. clap's own error
+/// for a refused value repeats the value whole — a webhook's key on stderr and in the logs of whatever
+/// started the controller — so this parser answers its own error, which does not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotifyUrlsParser;
+
+impl clap::builder::TypedValueParser for NotifyUrlsParser {
+    type Value = TargetList;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<TargetList, clap::Error> {
+        let refused = |problem: String| {
+            let flag = arg.map_or_else(|| "--notify-url".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {problem}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refused(format!("it is not UTF-8: {URL_HINT}")))?;
+        parse_notify_urls(text).map_err(refused)
+    }
 }
 
 /// `--notify-url-file`: a file of URLs, read (and every line checked) when the flags are read, so a bad one
@@ -148,14 +229,21 @@ pub fn parse_url_file(value: &str) -> Result<UrlFile, String> {
 }
 
 /// The URLs in a URL file's text: one a line; blank lines and lines starting with `#` are skipped. A refused
-/// line answers its number (from 1) and why.
+/// line answers its number (from 1) and why, with what [`redact`] leaves of it.
 pub fn parse_url_lines(text: &str) -> Result<Vec<Target>, (usize, String)> {
     text.lines()
         .enumerate()
         .map(|(index, line)| (index + 1, line.trim()))
         .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
-        .map(|(number, line)| Target::parse(line).map_err(|err| (number, err)))
+        .map(|(number, line)| {
+            Target::parse(line).map_err(|err| (number, format!("{}{err}", shown_before(line))))
+        })
         .collect()
+}
+
+/// `<redacted>: `, or nothing when nothing of `value` may be shown.
+fn shown_before(value: &str) -> String {
+    redact(value).map_or_else(String::new, |redacted| format!("{redacted}: "))
 }
 
 #[cfg(test)]
@@ -227,6 +315,40 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_value_is_shown_without_its_secret_parts() {
+        for (value, shown) in [
+            (
+                "slack+https://hooks.slack.com/services/T0/B0/KEY",
+                Some("slack+https://hooks.slack.com/…"),
+            ),
+            ("ntfy+https://ntfy.sh/topic", Some("ntfy+https://ntfy.sh/…")),
+            (
+                "https://user:pw@hooks.example.com:8443?token=KEY#x",
+                Some("https://hooks.example.com:8443/…"),
+            ),
+            (
+                "json+http://10.0.0.1:9000",
+                Some("json+http://10.0.0.1:9000"),
+            ),
+            (
+                "teams+https://a.example/KEY",
+                Some("teams+https://a.example/…"),
+            ),
+            (
+                "slack+gopher://me:KEY@b.example/KEY",
+                Some("slack+gopher://b.example/…"),
+            ),
+            ("https://me:KEY@/KEY", Some("https:///…")),
+            ("https://me:KEY/KEY@hooks.example/KEY", Some("https://me/…")),
+            ("https://[::1/KEY", Some("https://[::1/…")),
+            ("hooks.example.com/KEY", None),
+            ("KEY", None),
+        ] {
+            assert_eq!(redact(value).as_deref(), shown, "{value}");
+        }
+    }
+
+    #[test]
     fn a_flag_value_may_hold_several_urls() {
         let list =
             parse_notify_urls(" https://a.example/1\n slack+https://b.example/2  ").expect("two");
@@ -235,6 +357,11 @@ mod tests {
         assert_eq!(parse_notify_urls("").expect("none"), TargetList(vec![]));
         let err = parse_notify_urls("https://a.example/1 nope").expect_err("second is bad");
         assert!(err.starts_with("URL number 2 is refused"), "{err}");
+        let err = parse_notify_urls("https://a.example/1 ftp://b.example/KEY").expect_err("ftp");
+        assert!(
+            err.starts_with("URL number 2 (ftp://b.example/…) is refused"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -261,10 +388,16 @@ mod tests {
             "{err}"
         );
         let path = dir.path().join("urls");
-        std::fs::write(&path, "https://a.example/SECRET\nslack+gopher://SECRET\n").expect("write");
+        std::fs::write(
+            &path,
+            "https://a.example/SECRET\nslack+gopher://me:SECRET@hooks.example/SECRET?SECRET\n",
+        )
+        .expect("write");
         let err = parse_url_file(path.to_str().expect("utf-8")).expect_err("bad line");
         assert!(
-            err.contains("urls line 2: it uses the scheme `gopher`"),
+            err.contains(
+                "urls line 2: slack+gopher://hooks.example/…: it uses the scheme `gopher`"
+            ),
             "{err}"
         );
         assert!(!err.contains("SECRET"), "{err}");

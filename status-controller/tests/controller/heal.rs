@@ -218,7 +218,7 @@ async fn a_removed_container_is_recreated_from_its_spec() -> anyhow::Result<()> 
     assert_mentions(
         &record,
         "/detail",
-        &after["Id"].as_str().unwrap_or("?")[..12],
+        shared::short_id(after["Id"].as_str().unwrap_or("?")),
     );
     assert!(
         !record.to_string().contains("hunter2"),

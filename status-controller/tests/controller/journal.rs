@@ -1,15 +1,23 @@
 //! The journal says what the engine did: after an engine restart stops twenty members, each is started once,
 //! and `/actions` holds exactly one `start`/`ok` per member — the same count the engine's own events show.
+//! And with `--state-dir` it outlives the controller: a new controller on the same directory serves the
+//! heals of the one before.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
 
 use test_support::{
     ensure_test_images, wait_until, PrivateEngine, StatusApiOptions, StatusApiServer, TestScope,
     BUSYBOX_IMAGE,
 };
 
-use crate::helpers::{init_logs, unix, Controller};
+use crate::helpers::{
+    api_for_scope, init_logs, kill_main_process, run_member, started_at, unix, wait_for_restart,
+    Controller,
+};
 
 const MEMBERS: usize = 20;
 
@@ -119,5 +127,49 @@ async fn after_an_engine_restart_each_member_is_started_once_and_journalled_once
         "only real heals are timed"
     );
     controller.stop().await?;
+    api.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_controller_on_the_same_state_dir_serves_the_heals_of_the_one_before(
+) -> anyhow::Result<()> {
+    init_logs();
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let name = run_member(&scope, "web").await?;
+    let api = api_for_scope(&scope).await?;
+    let state = tempfile::tempdir()?;
+    let dir = state.path().join("controller");
+    let dir_arg = dir.to_str().context("utf-8")?;
+
+    let first = Controller::start(api.address, &["--state-dir", dir_arg], None).await?;
+    first.wait_ready().await?;
+    let before = started_at(&name).await?;
+    kill_main_process(&name).await?;
+    wait_for_restart(&name, &before).await?;
+    let healed = first.wait_for_record(&name, "start", "ok").await?;
+    let first_actions = first.actions().await?["actions"].clone();
+    first.stop().await?;
+
+    let journal = dir.join("actions.jsonl");
+    let mode = std::fs::metadata(&journal)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the journal file is private");
+
+    let second = Controller::start(api.address, &["--state-dir", dir_arg], None).await?;
+    second.wait_ready().await?;
+    let served = second.actions_for(&name).await?;
+    assert_eq!(
+        served.first(),
+        Some(&healed),
+        "the heal before the restart, as it was served then: {served:?}"
+    );
+    assert_eq!(
+        second.actions().await?["actions"],
+        first_actions,
+        "everything the first one did, nothing more"
+    );
+    let health: serde_json::Value = reqwest::get(second.url("/health")).await?.json().await?;
+    assert!(health.get("journal_problem").is_none(), "{health}");
+    second.stop().await?;
     api.stop().await
 }

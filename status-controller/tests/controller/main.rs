@@ -18,4 +18,5 @@ mod process;
 mod recreate;
 mod safety;
 mod scope;
+mod startup_checks;
 mod strangers;

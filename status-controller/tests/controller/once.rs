@@ -129,6 +129,7 @@ async fn exit_codes_say_in_sync_drift_or_error() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintenance_hold_in_its_state_dir_keeps_once_from_acting() -> anyhow::Result<()> {
     use status_controller::hold_file::{HoldFile, MaintenanceHold};
+    use status_controller::state_dir::ControllerDir;
 
     ensure_test_images().await?;
     init_logs();
@@ -138,7 +139,8 @@ async fn a_maintenance_hold_in_its_state_dir_keeps_once_from_acting() -> anyhow:
     let url = format!("http://{}", api.address);
     let state_dir = tempfile::tempdir()?;
     let now = chrono::Utc::now();
-    HoldFile::in_dir(state_dir.path())?.save(&MaintenanceHold {
+    let checked = ControllerDir::inspect(state_dir.path())?;
+    HoldFile::in_dir(checked.path(), checked.user()).save(&MaintenanceHold {
         reason: "disk swap".into(),
         by: "ops".into(),
         set_at: now,
