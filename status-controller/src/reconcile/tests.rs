@@ -290,6 +290,8 @@ fn stopped_web() -> StatusResponse {
             policy: Default::default(),
             shares: Default::default(),
             settling: false,
+            restart_policy: None,
+            exit_cause: None,
         }],
     }
 }
@@ -559,6 +561,7 @@ async fn an_action_that_waited_for_its_lane_does_not_start_once_held() {
         state: Some(ContainerState::Exited),
         reason: "exited with exit code 137".into(),
         waits_for: None,
+        retry_at: None,
     };
     let record = executor
         .spawn(action, Arc::new(ActionContext::default()), Instant::now())
