@@ -56,6 +56,10 @@ const PING_RETRY: Duration = Duration::from_millis(250);
 /// health; nothing else would say it changed until the next re-list.
 pub const PODMAN_HEALTH_REREAD: Duration = Duration::from_millis(500);
 
+/// How often a container the engine is removing is read again. A removal that fails leaves the container
+/// `dead` and sends no event: nothing else would say so until the next re-list.
+pub const REMOVAL_REREAD: Duration = Duration::from_secs(1);
+
 /// The watch loop: the engine on one side, the store's writer on the other.
 #[derive(Debug)]
 pub struct Inventory {
@@ -214,7 +218,11 @@ impl Inventory {
                     }
                 }
                 Some((id, batch, result)) = inspects.next(), if !inspects.is_empty() => {
-                    self.apply(&mut applier, id, &batch, result?);
+                    let removing = matches!(&result, Ok(Some(Some(status))) if status.state == ContainerState::Removing);
+                    self.apply(&mut applier, id.clone(), &batch, result?);
+                    if removing {
+                        rereads.push(tokio::time::sleep(REMOVAL_REREAD).map(|()| id).boxed());
+                    }
                 }
                 listed = async { relist.as_mut().expect("guarded").await }, if relist.is_some() => {
                     relist = None;
@@ -692,6 +700,28 @@ mod tests {
         eventually("the view to go not live", || !store.view().events_live).await;
         live(&engine, &store).await;
         assert_eq!(cause_of(&store, "svc"), Some(ExitCause::Requested));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removal_that_fails_silently_is_seen_as_dead() {
+        let engine = FakeEngine::new();
+        engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+
+        // `docker rm -f`: the engine kills it and removes it, `die` tells of it.
+        engine.put(RUNNING_ID, "web", "removing", &[("team", "a")]);
+        settle(async { assert!(engine.emit("die", RUNNING_ID)) }).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Removing));
+        // The removal fails: the container is dead, and the engine says nothing more.
+        engine.put(RUNNING_ID, "web", "dead", &[("team", "a")]);
+        tokio::time::sleep(REMOVAL_REREAD * 2).await;
+        settle(async {}).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Dead));
+        // Nothing is read again once it is no longer being removed.
+        let inspects = engine.inspects();
+        tokio::time::sleep(REMOVAL_REREAD * 5).await;
+        assert_eq!(engine.inspects(), inspects);
     }
 
     #[tokio::test(start_paused = true)]
