@@ -104,9 +104,11 @@ fn member_drift(
             container,
             completed_detail(container),
         )),
-        ContainerState::Created | ContainerState::Exited | ContainerState::Dead => {
-            Some(item(DriftKind::Stopped, container, stopped_detail(container)))
-        }
+        ContainerState::Created | ContainerState::Exited | ContainerState::Dead => Some(item(
+            DriftKind::Stopped,
+            container,
+            stopped_detail(container),
+        )),
         ContainerState::Paused => Some(item(DriftKind::Paused, container, "paused".to_owned())),
         ContainerState::Running => match owners.fate(&member.name) {
             Some(orphaning) => Some(item(DriftKind::Orphaned, container, orphaning.detail())),
@@ -138,9 +140,7 @@ pub fn completed(container: &ContainerStatus) -> bool {
 }
 
 fn completed_detail(container: &ContainerStatus) -> String {
-    let policy = container
-        .restart_policy
-        .map_or("no", RestartPolicy::as_str);
+    let policy = container.restart_policy.map_or("no", RestartPolicy::as_str);
     let start = format!("`docker start {}`", container.name);
     match container.exit_cause {
         Some(ExitCause::Unseen) => format!(
@@ -164,7 +164,8 @@ fn stopped_detail(container: &ContainerStatus) -> String {
     };
     match (container.state, container.exit_code) {
         (ContainerState::Dead, _) => {
-            "dead: the engine failed to remove it, and a dead container can never start again".to_owned()
+            "dead: the engine failed to remove it, and a dead container can never start again"
+                .to_owned()
         }
         (ContainerState::Created, _) | (_, None) => container.state.to_string(),
         (state, Some(code)) => format!("{state} with exit code {code}{how}"),
@@ -280,7 +281,11 @@ mod tests {
     }
 
     /// An exited member with this exit code, restart policy and exit cause.
-    fn exited(code: i64, policy: Option<RestartPolicy>, cause: Option<ExitCause>) -> ContainerStatus {
+    fn exited(
+        code: i64,
+        policy: Option<RestartPolicy>,
+        cause: Option<ExitCause>,
+    ) -> ContainerStatus {
         let mut exited = container("a", ContainerState::Exited);
         exited.exit_code = Some(code);
         exited.restart_policy = policy;

@@ -332,11 +332,14 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
     });
     let labels = labels(config.and_then(|config| config.labels.as_ref()));
     let host = inspect.host_config.as_ref();
-    let restart_policy = host
-        .and_then(|host| host.restart_policy.as_ref())
-        .map_or(Some(RestartPolicy::No), |policy| {
-            RestartPolicy::from_engine(&policy.name.map(|name| name.to_string()).unwrap_or_default())
-        });
+    let restart_policy = host.and_then(|host| host.restart_policy.as_ref()).map_or(
+        Some(RestartPolicy::No),
+        |policy| {
+            RestartPolicy::from_engine(
+                &policy.name.map(|name| name.to_string()).unwrap_or_default(),
+            )
+        },
+    );
     // Which containers' namespaces it joined: the modes name an id, never anything secret.
     let shares = SharedNamespaces::from_modes(
         host.and_then(|host| host.network_mode.as_deref()),

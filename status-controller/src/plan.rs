@@ -89,7 +89,11 @@ fn compose_at_work(
     observed: &[ContainerStatus],
     now: DateTime<Utc>,
 ) -> Option<ComposeAtWork> {
-    let current = || observed.iter().find(|container| container.name == item.name);
+    let current = || {
+        observed
+            .iter()
+            .find(|container| container.name == item.name)
+    };
     match (item.kind, item.state) {
         (DriftKind::Stopped, Some(ContainerState::Dead)) => None,
         (DriftKind::Stopped | DriftKind::Removed, _) => {
@@ -455,7 +459,11 @@ mod tests {
             can_recreate: false,
             ..settings()
         };
-        let actions = plan_now(&[member("a")], &observed(vec![dead.clone()]), &without_token);
+        let actions = plan_now(
+            &[member("a")],
+            &observed(vec![dead.clone()]),
+            &without_token,
+        );
         assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
         assert!(
             actions[0].reason.contains("--token-file"),
@@ -623,12 +631,7 @@ mod tests {
                 start,
                 None,
             ),
-            (
-                "removed, nothing aside",
-                vec![],
-                recreate,
-                None,
-            ),
+            ("removed, nothing aside", vec![], recreate, None),
             (
                 "removed, the look-alike is in another project",
                 vec![set_aside(&renamed, "other", 1)],
@@ -652,9 +655,16 @@ mod tests {
                 retry_in.map(|seconds| now() + chrono::TimeDelta::seconds(seconds)),
                 "{what}"
             );
-            assert!(!has_drift(&actions) || expected != wait, "{what}: waiting is not drift");
+            assert!(
+                !has_drift(&actions) || expected != wait,
+                "{what}: waiting is not drift"
+            );
             if expected == wait {
-                assert!(mine[0].reason.contains("compose"), "{what}: {}", mine[0].reason);
+                assert!(
+                    mine[0].reason.contains("compose"),
+                    "{what}: {}",
+                    mine[0].reason
+                );
             }
         }
     }
@@ -684,7 +694,11 @@ mod tests {
         );
         // Long after: a stranger like any other.
         aside.started_at = seconds_ago(600);
-        let actions = plan_now(&[compose_member()], &observed(vec![running, aside]), &settings());
+        let actions = plan_now(
+            &[compose_member()],
+            &observed(vec![running, aside]),
+            &settings(),
+        );
         assert_eq!(kinds(&actions), vec![("0d0e0b0e3a4a_a", ActionKind::Stop)]);
         // Not beside a member of its project: a stranger.
         let mut stranger = set_aside("0d0e0b0e3a4a_b", "shop", 0);
@@ -692,7 +706,10 @@ mod tests {
         let actions = plan_now(&[compose_member()], &observed(vec![stranger]), &settings());
         assert_eq!(
             kinds(&actions),
-            vec![("0d0e0b0e3a4a_b", ActionKind::Stop), ("a", ActionKind::Recreate)]
+            vec![
+                ("0d0e0b0e3a4a_b", ActionKind::Stop),
+                ("a", ActionKind::Recreate)
+            ]
         );
     }
 
@@ -709,7 +726,11 @@ mod tests {
         settling.settling = true;
         let actions = plan_now(&[compose_member()], &observed(vec![settling]), &settings());
         assert_eq!(kinds(&actions), vec![("a", ActionKind::Wait)]);
-        assert!(actions[0].reason.contains("confirming"), "{}", actions[0].reason);
+        assert!(
+            actions[0].reason.contains("confirming"),
+            "{}",
+            actions[0].reason
+        );
         assert_eq!(actions[0].retry_at, None, "the next change decides");
     }
 

@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn the_order_of_the_events_tells_how_an_exit_came_about() {
         use ExitCause::{Natural, Oom, Requested, Unseen};
-        let table: [(&str, &[(&str, i64)], Option<ExitCause>); 9] = [
+        type Case<'a> = (&'a str, &'a [(&'a str, i64)], Option<ExitCause>);
+        let table: [Case<'_>; 9] = [
             ("a bare die", &[("start", 0), ("die", 100)], Some(Natural)),
             (
                 "docker stop",
@@ -159,7 +160,11 @@ mod tests {
                 &[("kill", 50), ("kill", 99), ("die", 100), ("stop", 110)],
                 Some(Requested),
             ),
-            ("docker kill", &[("kill", 90), ("die", 100)], Some(Requested)),
+            (
+                "docker kill",
+                &[("kill", 90), ("die", 100)],
+                Some(Requested),
+            ),
             (
                 "a stop event after the die (Podman's order)",
                 &[("die", 100), ("stop", 110)],
@@ -219,6 +224,10 @@ mod tests {
         exits.event("a", "destroy", at(4));
         assert_eq!(exits.len(), 0);
         exits.event("b", "rename", at(5));
-        assert_eq!(exits.len(), 0, "nothing kept for events that say nothing of exits");
+        assert_eq!(
+            exits.len(),
+            0,
+            "nothing kept for events that say nothing of exits"
+        );
     }
 }

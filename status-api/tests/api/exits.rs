@@ -21,15 +21,19 @@ async fn wait_for_exit(
     cause: &str,
 ) -> anyhow::Result<Value> {
     let last = std::sync::Mutex::new(Value::Null);
-    let outcome = wait_until(&format!("{name} to exit {code}, {cause}"), DEADLINE, || async {
-        let status = api.get_ok("/status?all=true").await?;
-        let container = find(&status, name).cloned().unwrap_or(Value::Null);
-        let done = container["state"] == "exited"
-            && container["exit_code"] == code
-            && container["exit_cause"] == cause;
-        *last.lock().expect("not poisoned") = container;
-        Ok(done)
-    })
+    let outcome = wait_until(
+        &format!("{name} to exit {code}, {cause}"),
+        DEADLINE,
+        || async {
+            let status = api.get_ok("/status?all=true").await?;
+            let container = find(&status, name).cloned().unwrap_or(Value::Null);
+            let done = container["state"] == "exited"
+                && container["exit_code"] == code
+                && container["exit_cause"] == cause;
+            *last.lock().expect("not poisoned") = container;
+            Ok(done)
+        },
+    )
     .await;
     let container = last.into_inner()?;
     outcome.map_err(|err| err.context(format!("last seen: {container}")))?;
@@ -97,7 +101,11 @@ async fn a_member_that_exits_0_by_itself_is_completed_and_one_stopped_with_code_
             "job",
             BUSYBOX_IMAGE,
             &[],
-            &["sh", "-c", "until [ -f /tmp/done ]; do sleep 1; done; exit 0"],
+            &[
+                "sh",
+                "-c",
+                "until [ -f /tmp/done ]; do sleep 1; done; exit 0",
+            ],
         )
         .await?;
     scope.run("service", BUSYBOX_IMAGE, &[]).await?;

@@ -92,9 +92,9 @@ fn planned(containers: Vec<ContainerStatus>, can_recreate: bool) -> Vec<(String,
         &settings(can_recreate),
         chrono::Utc::now(),
     )
-        .into_iter()
-        .map(|action| (action.container, action.kind))
-        .collect()
+    .into_iter()
+    .map(|action| (action.container, action.kind))
+    .collect()
 }
 
 fn kinds(pairs: &[(&str, ActionKind)]) -> Vec<(String, ActionKind)> {

@@ -1084,7 +1084,10 @@ async fn a_compose_member_stopped_on_request_is_started_once_compose_had_its_tim
 
     // Nothing changes in status-api meanwhile: only the wait's own end wakes the loop.
     tokio::time::sleep(crate::plan::SETTLE - Duration::from_millis(100)).await;
-    assert!(writer.starts().is_empty(), "left to compose for its settle time");
+    assert!(
+        writer.starts().is_empty(),
+        "left to compose for its settle time"
+    );
     eventually("web to be started once compose had its time", || {
         !writer.starts().is_empty()
     })

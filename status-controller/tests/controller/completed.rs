@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::Value;
-use test_support::{container_state, docker, ensure_test_images, inspect_json, TestScope, BUSYBOX_IMAGE};
+use test_support::{
+    container_state, docker, ensure_test_images, inspect_json, TestScope, BUSYBOX_IMAGE,
+};
 
 use crate::helpers::{stays, wait_for_state, Options, Pair, PATIENCE};
 
@@ -23,26 +25,37 @@ const WATCH: Duration = Duration::from_secs(6);
 
 async fn get_json(url: &str) -> anyhow::Result<Value> {
     let response = reqwest::get(url).await?;
-    anyhow::ensure!(response.status().is_success(), "{url}: {}", response.status());
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
     Ok(response.json().await?)
 }
 
 /// status-api's drift item for `name`, once it has the kind `kind`.
 async fn wait_for_drift(pair: &Pair, name: &str, kind: &str) -> anyhow::Result<Value> {
-    let url = format!("{}/drift", pair.api.as_ref().context("status-api runs")?.base());
+    let url = format!(
+        "{}/drift",
+        pair.api.as_ref().context("status-api runs")?.base()
+    );
     let found = std::sync::Mutex::new(Value::Null);
-    test_support::wait_until(&format!("{name} to be {kind} in /drift"), PATIENCE, || async {
-        let drift = get_json(&url).await?;
-        let item = drift["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|item| item["name"] == name && item["kind"] == kind)
-            .cloned();
-        let seen = item.is_some();
-        *found.lock().expect("not poisoned") = item.unwrap_or(Value::Null);
-        Ok(seen)
-    })
+    test_support::wait_until(
+        &format!("{name} to be {kind} in /drift"),
+        PATIENCE,
+        || async {
+            let drift = get_json(&url).await?;
+            let item = drift["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|item| item["name"] == name && item["kind"] == kind)
+                .cloned();
+            let seen = item.is_some();
+            *found.lock().expect("not poisoned") = item.unwrap_or(Value::Null);
+            Ok(seen)
+        },
+    )
     .await?;
     Ok(found.into_inner()?)
 }
@@ -101,16 +114,20 @@ async fn a_job_that_finished_is_completed_and_never_started_again() -> anyhow::R
             .await?;
         assert_eq!(record["drift"], "completed", "{record}");
     }
-    stays("the jobs to stay exited and never started", WATCH, async || {
-        for name in [&once, &retried] {
-            if container_state(name).await?.as_deref() != Some("exited")
-                || !records(&pair, name, "start").await?.is_empty()
-            {
-                return Ok(false);
+    stays(
+        "the jobs to stay exited and never started",
+        WATCH,
+        async || {
+            for name in [&once, &retried] {
+                if container_state(name).await?.as_deref() != Some("exited")
+                    || !records(&pair, name, "start").await?.is_empty()
+                {
+                    return Ok(false);
+                }
             }
-        }
-        Ok(true)
-    })
+            Ok(true)
+        },
+    )
     .await?;
     for name in [&once, &retried] {
         assert_eq!(
@@ -151,7 +168,10 @@ async fn a_job_that_failed_is_started() -> anyhow::Result<()> {
         .await?;
     assert_eq!(record["drift"], "stopped", "{record}");
     let reason = record["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("exit code 3 (it exited by itself)"), "{record}");
+    assert!(
+        reason.contains("exit code 3 (it exited by itself)"),
+        "{record}"
+    );
     pair.stop().await
 }
 
@@ -166,7 +186,9 @@ impl Pin {
     /// Pins container `id`; `None` (with a note) where the test cannot: not root, no `chattr`, or the
     /// engine's state directory is elsewhere or on a filesystem without the attribute.
     fn container(id: &str) -> Option<Self> {
-        let path = PathBuf::from(format!("/var/lib/docker/containers/{id}/dockstate-test-pin"));
+        let path = PathBuf::from(format!(
+            "/var/lib/docker/containers/{id}/dockstate-test-pin"
+        ));
         let pinned = std::fs::write(&path, b"").is_ok()
             && std::process::Command::new("chattr")
                 .arg("+i")
@@ -211,7 +233,10 @@ async fn dead_member(scope: &TestScope) -> anyhow::Result<Option<(String, String
 
 async fn kill_into_dead(name: &str) -> anyhow::Result<()> {
     let refused = docker(&["rm", "-f", name]).await;
-    anyhow::ensure!(refused.is_err(), "the engine removed {name} although it was pinned");
+    anyhow::ensure!(
+        refused.is_err(),
+        "the engine removed {name} although it was pinned"
+    );
     wait_for_state(name, "dead").await?;
     Ok(())
 }
@@ -235,13 +260,20 @@ async fn a_dead_member_is_never_started_and_without_the_token_is_reported_once(
         .wait_for_record(&name, "report", "reported")
         .await?;
     assert!(
-        record["reason"].as_str().unwrap_or_default().contains("--token-file"),
+        record["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--token-file"),
         "{record}"
     );
-    stays("the dead member to stay dead, never started", WATCH, async || {
-        Ok(container_state(&name).await?.as_deref() == Some("dead")
-            && records(&pair, &name, "start").await?.is_empty())
-    })
+    stays(
+        "the dead member to stay dead, never started",
+        WATCH,
+        async || {
+            Ok(container_state(&name).await?.as_deref() == Some("dead")
+                && records(&pair, &name, "start").await?.is_empty())
+        },
+    )
     .await?;
     assert_eq!(
         pair.controller.actions_for(&name).await?.len(),
@@ -289,6 +321,9 @@ async fn a_dead_member_is_removed_and_recreated_from_its_spec_with_the_token() -
         "created from its spec"
     );
     let starts = records(&pair, &name, "start").await?;
-    assert!(starts.is_empty(), "a dead member is never started: {starts:#?}");
+    assert!(
+        starts.is_empty(),
+        "a dead member is never started: {starts:#?}"
+    );
     pair.stop().await
 }

@@ -153,14 +153,18 @@ async fn recreated_undisturbed(command: &[&str]) -> anyhow::Result<()> {
 
     // Watched past the controller's settle time: it would act then on anything it still took for drift.
     let journal = std::sync::Mutex::new(serde_json::Value::Null);
-    let quiet = stays("the controller to leave compose's containers alone", AFTER, async || {
-        let actions = pair.controller.actions().await?;
-        let none = actions["actions"]
-            .as_array()
-            .is_none_or(|actions| actions.is_empty());
-        *journal.lock().expect("not poisoned") = actions;
-        Ok(none)
-    })
+    let quiet = stays(
+        "the controller to leave compose's containers alone",
+        AFTER,
+        async || {
+            let actions = pair.controller.actions().await?;
+            let none = actions["actions"]
+                .as_array()
+                .is_none_or(|actions| actions.is_empty());
+            *journal.lock().expect("not poisoned") = actions;
+            Ok(none)
+        },
+    )
     .await;
     assert!(
         failures.is_empty() && quiet.is_ok(),
@@ -192,7 +196,9 @@ async fn docker_compose_recreates_its_services_undisturbed() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_compose_v2_recreates_its_services_undisturbed() -> anyhow::Result<()> {
     if !compose_v2_installed() {
-        eprintln!("NOTE: `docker compose` (v2) is not installed here: its variant of the test is skipped");
+        eprintln!(
+            "NOTE: `docker compose` (v2) is not installed here: its variant of the test is skipped"
+        );
         return Ok(());
     }
     recreated_undisturbed(&["docker", "compose"]).await
