@@ -64,16 +64,17 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> Vec<Action> {
     let owners = Owners::new(snapshot, &observed.containers, &observed.scope);
-    let in_scope: Vec<_> = observed
+    let in_scope: Vec<&ContainerStatus> = observed
         .containers
         .iter()
         .filter(|container| shared::in_scope(&observed.scope, &container.labels))
-        .cloned()
         .collect();
-    let compose = |item: &DriftItem| compose_at_work(item, snapshot, &in_scope, now);
     let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
         .into_iter()
-        .filter_map(|item| decide(item, observed, settings, &compose))
+        .filter_map(|item| {
+            let at_work = compose_at_work(&item, snapshot, &in_scope, now);
+            decide(item, observed, settings, at_work)
+        })
         .map(|action| in_order(action, &owners, settings.can_recreate))
         .collect();
     actions.extend(waits(snapshot, observed));
@@ -86,12 +87,13 @@ pub fn plan(
 fn compose_at_work(
     item: &DriftItem,
     snapshot: &[SnapshotMember],
-    observed: &[ContainerStatus],
+    observed: &[&ContainerStatus],
     now: DateTime<Utc>,
 ) -> Option<ComposeAtWork> {
     let current = || {
         observed
             .iter()
+            .copied()
             .find(|container| container.name == item.name)
     };
     match (item.kind, item.state) {
@@ -105,11 +107,12 @@ fn compose_at_work(
     }
 }
 
+/// The action for one drift item; `at_work` says whether compose is replacing its container, and until when.
 fn decide(
     item: DriftItem,
     observed: &Observed,
     settings: &PlanSettings,
-    compose: &dyn Fn(&DriftItem) -> Option<ComposeAtWork>,
+    at_work: Option<ComposeAtWork>,
 ) -> Option<Action> {
     let protected = protection(&item.id, observed, settings);
     let settling = observed
@@ -135,7 +138,7 @@ fn decide(
                 item.detail
             ),
         ),
-        (None, Policy::Heal, _) => match compose(&item) {
+        (None, Policy::Heal, _) => match at_work {
             Some(at_work) => {
                 retry_at = Some(at_work.until);
                 (

@@ -56,12 +56,13 @@ pub struct ComposeAtWork {
 pub fn member_at_work(
     member: &SnapshotMember,
     current: Option<&ContainerStatus>,
-    observed: &[ContainerStatus],
+    observed: &[&ContainerStatus],
     now: DateTime<Utc>,
 ) -> Option<ComposeAtWork> {
     let project = member.labels.get(PROJECT_LABEL)?;
     if let Some(aside) = observed
         .iter()
+        .copied()
         .filter(|container| current.is_none_or(|current| current.id != container.id))
         .filter(|container| set_aside_for(container, member))
         .max_by_key(|container| last_change(container))
