@@ -322,6 +322,11 @@ impl Inventory {
     #[tracing::instrument(skip_all, fields(containers = tracing::field::Empty))]
     pub async fn resync(&self) -> Result<(), EngineError> {
         let listed = self.read_all().await;
+        if let Ok(containers) = &listed {
+            // No event stream runs beside this re-list: whatever it did not find is gone (a `destroy` missed
+            // while the stream was down).
+            self.exits().retain(|id| containers.contains_key(id));
+        }
         self.replace_all(listed, HashSet::new())
     }
 

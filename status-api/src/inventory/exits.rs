@@ -93,6 +93,12 @@ impl Exits {
         status.exit_cause = Some(self.cause(status).unwrap_or(ExitCause::Unseen));
     }
 
+    /// Forgets every container but those `keep` says exist, so a `destroy` missed while the stream was down
+    /// leaves nothing behind.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.tracks.retain(|id, _| keep(id));
+    }
+
     /// How many containers are tracked (for tests).
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -229,5 +235,10 @@ mod tests {
             0,
             "nothing kept for events that say nothing of exits"
         );
+
+        exits.event("c", "die", at(6));
+        exits.event("d", "die", at(7));
+        exits.retain(|id| id == "d");
+        assert_eq!(exits.len(), 1, "a re-list no longer finds c");
     }
 }
