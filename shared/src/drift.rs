@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::image_ref::{is_image_id_of, same_reference};
 use crate::model::{
-    in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, Health, Policy, Scope,
-    SnapshotMember,
+    in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, ExitCause, Health, Policy,
+    RestartPolicy, Scope, SnapshotMember,
 };
 use crate::namespaces::Owners;
 
@@ -19,6 +19,8 @@ use crate::namespaces::Owners;
 ///   `docker.io/library/nginx:latest`): `changed` (and nothing else: it is no longer the container the
 ///   snapshot describes, so nothing may act on it as if it were). A container created from the snapshot's
 ///   image id itself — what a recreate does when the tag is gone — runs the same image, so it is not changed;
+/// - `exited` with code 0, by itself or unseen by status-api, and a restart policy that would not restart it
+///   (`no`, `on-failure`): `completed` ([`completed`]) — a job that finished;
 /// - `created`, `exited`, `dead`: `stopped`;
 /// - `paused`: `paused` — never `unhealthy`, although the engine reports paused containers as unhealthy;
 /// - `running`, sharing the network, IPC or PID namespace of a container that does not run, was replaced
@@ -97,21 +99,76 @@ fn member_drift(
         ));
     }
     match container.state {
-        ContainerState::Created | ContainerState::Exited | ContainerState::Dead => {
-            let detail = match container.exit_code {
-                Some(code) if container.state != ContainerState::Created => {
-                    format!("{} with exit code {code}", container.state)
-                }
-                _ => container.state.to_string(),
-            };
-            Some(item(DriftKind::Stopped, container, detail))
-        }
+        ContainerState::Exited if completed(container) => Some(item(
+            DriftKind::Completed,
+            container,
+            completed_detail(container),
+        )),
+        ContainerState::Created | ContainerState::Exited | ContainerState::Dead => Some(item(
+            DriftKind::Stopped,
+            container,
+            stopped_detail(container),
+        )),
         ContainerState::Paused => Some(item(DriftKind::Paused, container, "paused".to_owned())),
         ContainerState::Running => match owners.fate(&member.name) {
             Some(orphaning) => Some(item(DriftKind::Orphaned, container, orphaning.detail())),
             None => running_drift(container),
         },
         ContainerState::Restarting | ContainerState::Removing => None,
+    }
+}
+
+/// Whether an exited member is a job that finished: its process exited with code 0 by itself — or while
+/// status-api was not watching, when nobody can tell a finished job from a stop — and its own restart policy
+/// (`no`, `on-failure`) would not restart it. An exit someone asked for (`docker stop`, `docker kill`), an
+/// OOM kill and a non-zero exit are not: the member is `stopped`. So is a container whose restart policy or
+/// exit cause status-api did not say (an older status-api): it is healed as before.
+///
+/// The unseen exit is taken for a finished job because that is the side that can be undone: a job that ran
+/// to its end and is started again (a migration, a backup) does its work twice, while a service left stopped
+/// is reported, and the detail says how to start it.
+pub fn completed(container: &ContainerStatus) -> bool {
+    container.state == ContainerState::Exited
+        && container.exit_code == Some(0)
+        && matches!(
+            container.exit_cause,
+            Some(ExitCause::Natural | ExitCause::Unseen)
+        )
+        && container
+            .restart_policy
+            .is_some_and(|policy| !policy.restarts_after(0))
+}
+
+fn completed_detail(container: &ContainerStatus) -> String {
+    let policy = container.restart_policy.map_or("no", RestartPolicy::as_str);
+    let start = format!("`docker start {}`", container.name);
+    match container.exit_cause {
+        Some(ExitCause::Unseen) => format!(
+            "exited with code 0 while status-api was not watching (it started later, or its event stream was \
+             down), and its restart policy `{policy}` would not restart it: taken for a job that finished, so it \
+             is reported and never started again; if it was meant to run, start it with {start}"
+        ),
+        _ => format!(
+            "exited with code 0 by itself and its restart policy `{policy}` would not restart it: a job that \
+             finished, reported and never started again; if it is meant to run, start it with {start}"
+        ),
+    }
+}
+
+fn stopped_detail(container: &ContainerStatus) -> String {
+    let how = match container.exit_cause {
+        Some(ExitCause::Natural) => " (it exited by itself)",
+        Some(ExitCause::Requested) => " (stopped on request)",
+        Some(ExitCause::Oom) => " (killed by the OOM killer)",
+        Some(ExitCause::Unseen) | None => "",
+    };
+    match (container.state, container.exit_code) {
+        (ContainerState::Dead, _) => {
+            "dead: the engine failed to remove it, and a dead container can never start again"
+                .to_owned()
+        }
+        (ContainerState::Created, _) | (_, None) => container.state.to_string(),
+        (state, Some(code)) => format!("{state} with exit code {code}{how}"),
     }
 }
 
@@ -181,6 +238,8 @@ mod tests {
             policy: Default::default(),
             shares: Default::default(),
             settling: false,
+            restart_policy: Some(RestartPolicy::No),
+            exit_cause: (state != ContainerState::Running).then_some(ExitCause::Natural),
         }
     }
 
@@ -219,6 +278,112 @@ mod tests {
             &None,
         );
         assert!(items[0].detail.contains("137"), "{}", items[0].detail);
+    }
+
+    /// An exited member with this exit code, restart policy and exit cause.
+    fn exited(
+        code: i64,
+        policy: Option<RestartPolicy>,
+        cause: Option<ExitCause>,
+    ) -> ContainerStatus {
+        let mut exited = container("a", ContainerState::Exited);
+        exited.exit_code = Some(code);
+        exited.restart_policy = policy;
+        exited.exit_cause = cause;
+        exited
+    }
+
+    #[test]
+    fn a_job_that_finished_is_completed_and_everything_else_stopped() {
+        use ExitCause::{Natural, Oom, Requested, Unseen};
+        use RestartPolicy::{Always, OnFailure, UnlessStopped};
+        let no = Some(RestartPolicy::No);
+        let (completed, stopped) = (DriftKind::Completed, DriftKind::Stopped);
+        let table = [
+            // Exit 0 by itself, and a policy that would not restart it: a job that finished.
+            (0, no, Some(Natural), completed),
+            (0, Some(OnFailure), Some(Natural), completed),
+            // Its own policy would restart it: the engine should have; healed as before.
+            (0, Some(Always), Some(Natural), stopped),
+            (0, Some(UnlessStopped), Some(Natural), stopped),
+            // Someone asked for the exit, or the kernel killed it.
+            (0, no, Some(Requested), stopped),
+            (0, Some(OnFailure), Some(Requested), stopped),
+            (0, no, Some(Oom), stopped),
+            // Not seen: taken for a finished job (the safe side), whatever stopped it.
+            (0, no, Some(Unseen), completed),
+            (0, Some(OnFailure), Some(Unseen), completed),
+            (0, Some(Always), Some(Unseen), stopped),
+            (0, Some(UnlessStopped), Some(Unseen), stopped),
+            // A non-zero exit is a failure, however it came about.
+            (3, no, Some(Natural), stopped),
+            (3, Some(OnFailure), Some(Natural), stopped),
+            (3, no, Some(Unseen), stopped),
+            (137, no, Some(Requested), stopped),
+            (137, no, Some(Oom), stopped),
+            // An answer that does not say (an older status-api): healed as before.
+            (0, None, Some(Natural), stopped),
+            (0, no, None, stopped),
+        ];
+        for (code, policy, cause, kind) in table {
+            let items = drift(&[member("a")], &[exited(code, policy, cause)], &None);
+            assert_eq!(
+                kinds(&items),
+                vec![("a", kind)],
+                "exit {code}, policy {policy:?}, cause {cause:?}"
+            );
+            assert_eq!(items[0].state, Some(ContainerState::Exited));
+        }
+    }
+
+    #[test]
+    fn dead_and_never_started_members_are_stopped_never_completed() {
+        let mut dead = exited(0, Some(RestartPolicy::No), Some(ExitCause::Natural));
+        dead.state = ContainerState::Dead;
+        let items = drift(&[member("a")], &[dead], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Stopped)]);
+        assert!(items[0].detail.contains("dead"), "{}", items[0].detail);
+
+        let mut created = container("a", ContainerState::Created);
+        created.exit_code = None;
+        created.exit_cause = None;
+        let items = drift(&[member("a")], &[created], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Stopped)]);
+        assert_eq!(items[0].detail, "created");
+    }
+
+    #[test]
+    fn the_detail_says_how_the_exit_came_about_and_how_to_start_a_completed_job() {
+        let detail = |code, cause| {
+            drift(
+                &[member("a")],
+                &[exited(code, Some(RestartPolicy::No), Some(cause))],
+                &None,
+            )[0]
+            .detail
+            .clone()
+        };
+        let finished = detail(0, ExitCause::Natural);
+        assert!(finished.contains("by itself"), "{finished}");
+        assert!(finished.contains("`docker start a`"), "{finished}");
+        assert!(finished.contains("`no`"), "{finished}");
+        let unseen = detail(0, ExitCause::Unseen);
+        assert!(unseen.contains("not watching"), "{unseen}");
+        assert!(unseen.contains("`docker start a`"), "{unseen}");
+        assert_eq!(
+            detail(0, ExitCause::Requested),
+            "exited with exit code 0 (stopped on request)"
+        );
+        assert!(detail(137, ExitCause::Oom).contains("OOM"));
+        assert!(detail(3, ExitCause::Natural).contains("exit code 3 (it exited by itself)"));
+    }
+
+    #[test]
+    fn a_completed_member_under_another_image_is_changed() {
+        let mut other = exited(0, Some(RestartPolicy::No), Some(ExitCause::Natural));
+        other.image = "nginx:1".into();
+        let items = drift(&[member("a")], &[other], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
     }
 
     #[test]

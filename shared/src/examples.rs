@@ -1,6 +1,6 @@
 //! The example of every answer type in `/openapi.json`, so `/docs` shows what a real answer looks like and a
 //! generated client's documentation has one too. One small, consistent host: `web` running and in the
-//! snapshot, `worker` exited and in it, `adhoc` running outside it.
+//! snapshot, `worker` exited and in it, `migrate` a job in it that finished, `adhoc` running outside it.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::model::{
     ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, Engine,
-    EngineKind, ErrorBody, Health, Policy, SnapshotMember, SnapshotSummary, StatusResponse,
+    EngineKind, ErrorBody, Health, Policy, RestartPolicy, SnapshotMember, SnapshotSummary,
+    StatusResponse,
 };
 use crate::namespaces::SharedNamespaces;
 
@@ -46,6 +47,8 @@ impl Example for ContainerStatus {
             in_snapshot: true,
             policy: Policy::Heal,
             settling: false,
+            restart_policy: Some(RestartPolicy::UnlessStopped),
+            exit_cause: None,
             shares: SharedNamespaces::default(),
         }
     }
@@ -160,6 +163,17 @@ impl Example for DriftResponse {
                     state: Some(ContainerState::Running),
                     policy: Policy::Heal,
                     detail: "running from busybox:latest but not in the snapshot".to_owned(),
+                },
+                DriftItem {
+                    kind: DriftKind::Completed,
+                    name: "migrate".to_owned(),
+                    id: WORKER_ID.chars().rev().collect(),
+                    state: Some(ContainerState::Exited),
+                    policy: Policy::Heal,
+                    detail: "exited with code 0 by itself and its restart policy `no` would not restart \
+                             it: a job that finished, reported and never started again; if it is meant to \
+                             run, start it with `docker start migrate`"
+                        .to_owned(),
                 },
             ],
         }

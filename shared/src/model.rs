@@ -84,6 +84,77 @@ impl Health {
     }
 }
 
+/// A container's own restart policy (`--restart`), as the engine names it: what the engine does when the
+/// container's process exits. An empty name is the engine's default, `no`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "kebab-case"))]
+#[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::EnumString)]
+#[strum(serialize_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restarted by the engine.
+    No,
+    /// Restarted whenever it exits.
+    Always,
+    /// Restarted whenever it exits, unless it was stopped on request.
+    UnlessStopped,
+    /// Restarted when it exits with a non-zero code.
+    OnFailure,
+}
+
+impl RestartPolicy {
+    /// The policy the engine names `name` (`""` is `no`); `None` for a name dockstate does not know.
+    pub fn from_engine(name: &str) -> Option<Self> {
+        match name.trim() {
+            "" => Some(Self::No),
+            other => other.parse().ok(),
+        }
+    }
+
+    /// Whether the engine restarts a container with this policy after its process exited with `exit_code`
+    /// by itself.
+    pub fn restarts_after(self, exit_code: i64) -> bool {
+        match self {
+            Self::No => false,
+            Self::Always | Self::UnlessStopped => true,
+            Self::OnFailure => exit_code != 0,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// How a container's last exit came about, as status-api read it from the engine's events: a stop or kill
+/// shows as a `kill` (and `stop`) event before the `die`, the kernel's OOM killer as an `oom` event, a process
+/// that ended by itself as a bare `die`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "snake_case"))]
+#[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub enum ExitCause {
+    /// The process ended by itself: a `die` event with no `kill`, `stop` or `oom` before it.
+    Natural,
+    /// Someone asked for it (`docker stop`, `docker kill`, compose, the controller): a `kill` or `stop` event
+    /// came first.
+    Requested,
+    /// The kernel's OOM killer ended it (an `oom` event, or `State.OOMKilled`).
+    Oom,
+    /// status-api did not see the exit: it happened before status-api started, or while its event stream
+    /// was down.
+    Unseen,
+}
+
+impl ExitCause {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// Which engine status-api watches, from the component its `GET /version` names: Podman's Docker-compatible
 /// service calls itself `Podman Engine`; anything else is Docker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -327,6 +398,17 @@ pub struct ContainerStatus {
     /// sends `die`, then `destroy`), so the controller waits for it to settle before it acts on it.
     #[serde(default)]
     pub settling: bool,
+    /// The container's own restart policy (`no`, `always`, `unless-stopped`, `on-failure`); null when the
+    /// engine names one dockstate does not know.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(nullable))]
+    pub restart_policy: Option<RestartPolicy>,
+    /// How the last exit came about: `natural` (the process ended by itself), `requested` (a stop or kill),
+    /// `oom`, or `unseen` (status-api was not watching when it happened). Null while the container runs or is
+    /// paused, and when it never ran.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(nullable))]
+    pub exit_cause: Option<ExitCause>,
 }
 
 impl ContainerStatus {
@@ -487,7 +569,7 @@ pub fn labels_of_config(config: &serde_json::Value) -> BTreeMap<String, String> 
 #[derive(strum::IntoStaticStr, strum::Display)]
 #[strum(serialize_all = "snake_case")]
 pub enum DriftKind {
-    /// In the snapshot, exists, not running (created, exited or dead).
+    /// In the snapshot, exists, not running (created, exited or dead), and not `completed`.
     Stopped,
     /// In the snapshot, paused.
     Paused,
@@ -503,10 +585,14 @@ pub enum DriftKind {
     /// In the snapshot, running, and it shares the network, IPC or PID namespace of a container that is
     /// gone, not running, replaced under its name, or started again since: it has lost that namespace.
     Orphaned,
+    /// In the snapshot, and its process exited with code 0 by itself (or while status-api was not watching)
+    /// and its own restart policy (`no`, `on-failure`) would not restart it: a job that finished. Reported,
+    /// never acted on.
+    Completed,
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 7] = [
+    pub const ALL: [DriftKind; 8] = [
         Self::Stopped,
         Self::Paused,
         Self::Removed,
@@ -514,6 +600,7 @@ impl DriftKind {
         Self::Unexpected,
         Self::Changed,
         Self::Orphaned,
+        Self::Completed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -590,6 +677,38 @@ mod tests {
             .expect_err("typo rejected");
         assert!(err.to_string().contains("runing"));
         assert!(err.to_string().contains("exited"));
+    }
+
+    #[test]
+    fn restart_policies_read_as_the_engine_names_them() {
+        assert_eq!(RestartPolicy::from_engine(""), Some(RestartPolicy::No));
+        assert_eq!(RestartPolicy::from_engine("no"), Some(RestartPolicy::No));
+        assert_eq!(
+            RestartPolicy::from_engine("unless-stopped"),
+            Some(RestartPolicy::UnlessStopped)
+        );
+        assert_eq!(
+            RestartPolicy::from_engine("on-failure"),
+            Some(RestartPolicy::OnFailure)
+        );
+        assert_eq!(
+            RestartPolicy::from_engine("always"),
+            Some(RestartPolicy::Always)
+        );
+        assert_eq!(RestartPolicy::from_engine("sometimes"), None);
+        assert_eq!(
+            serde_json::to_value(RestartPolicy::UnlessStopped).expect("serialises"),
+            "unless-stopped"
+        );
+        assert_eq!(RestartPolicy::OnFailure.to_string(), "on-failure");
+        assert!(!RestartPolicy::OnFailure.restarts_after(0));
+        assert!(RestartPolicy::OnFailure.restarts_after(3));
+        assert!(!RestartPolicy::No.restarts_after(3));
+        assert!(RestartPolicy::UnlessStopped.restarts_after(0));
+        assert_eq!(
+            serde_json::to_value(ExitCause::Requested).expect("serialises"),
+            "requested"
+        );
     }
 
     #[test]

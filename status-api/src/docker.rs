@@ -9,11 +9,11 @@ use bollard::query_parameters::EventsOptions;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use shared::runtime::engine_json::{self as decode, get_json};
 use shared::{
-    ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, Health, Policy, Scope,
-    SharedNamespaces,
+    ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, ExitCause, Health, Policy,
+    RestartPolicy, Scope, SharedNamespaces,
 };
 
 #[cfg(test)]
@@ -109,6 +109,17 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
         since: Option<String>,
         kind: EngineKind,
     ) -> BoxStream<'static, Result<EventMessage>>;
+
+    /// The container events in scope from `since` to `until` (seconds since the epoch) that the engine still
+    /// holds — Docker keeps its last 256 in memory, Podman its event log — read to the end of the answer,
+    /// filtered as [`events`](Self::events) is. What happened while nobody watched.
+    fn past_events<'a>(
+        &'a self,
+        scope: &'a Scope,
+        since: String,
+        until: String,
+        kind: EngineKind,
+    ) -> BoxFuture<'a, Result<Vec<EventMessage>>>;
 }
 
 /// A Docker handle that can only read. Cheap to clone.
@@ -204,28 +215,64 @@ impl EngineReader for DockerReader {
         since: Option<String>,
         kind: EngineKind,
     ) -> BoxStream<'static, Result<EventMessage>> {
-        let mut filters = scope_filter(scope).unwrap_or_default();
-        filters.insert("type".to_owned(), vec!["container".to_owned()]);
-        if kind == EngineKind::Docker {
-            filters.insert(
-                "event".to_owned(),
-                WATCHED_EVENTS
-                    .iter()
-                    .map(|event| (*event).to_owned())
-                    .collect(),
-            );
-        }
-        let options = EventsOptions {
-            since,
-            until: None,
-            filters: Some(filters),
-        };
         self.docker
-            .events(Some(options))
+            .events(Some(events_options(scope, since, None, kind)))
             .map(|event| {
                 event.map_err(|err| EngineError::from_call("following", "the event stream", err))
             })
             .boxed()
+    }
+
+    fn past_events<'a>(
+        &'a self,
+        scope: &'a Scope,
+        since: String,
+        until: String,
+        kind: EngineKind,
+    ) -> BoxFuture<'a, Result<Vec<EventMessage>>> {
+        let options = events_options(scope, Some(since), Some(until), kind);
+        async move {
+            let read = self
+                .docker
+                .events(Some(options))
+                .map(|event| {
+                    event.map_err(|err| EngineError::from_call("reading", "past events", err))
+                })
+                .try_collect::<Vec<_>>();
+            tokio::time::timeout(REQUEST_TIMEOUT, read)
+                .await
+                .map_err(|_| EngineError::Unreachable {
+                    op: "reading",
+                    target: "past events".into(),
+                    source: bollard::errors::Error::RequestTimeoutError,
+                })?
+        }
+        .boxed()
+    }
+}
+
+/// The events a stream asks for: containers in scope and, on Docker, only the [`WATCHED_EVENTS`].
+fn events_options(
+    scope: &Scope,
+    since: Option<String>,
+    until: Option<String>,
+    kind: EngineKind,
+) -> EventsOptions {
+    let mut filters = scope_filter(scope).unwrap_or_default();
+    filters.insert("type".to_owned(), vec!["container".to_owned()]);
+    if kind == EngineKind::Docker {
+        filters.insert(
+            "event".to_owned(),
+            WATCHED_EVENTS
+                .iter()
+                .map(|event| (*event).to_owned())
+                .collect(),
+        );
+    }
+    EventsOptions {
+        since,
+        until,
+        filters: Some(filters),
     }
 }
 
@@ -274,8 +321,25 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         _ if finished_at.is_none() => None,
         _ => state.and_then(|state| state.exit_code),
     };
+    // How the exit came about is known only from the events ([`crate::inventory`] fills it in); an inspect
+    // alone can tell an OOM kill, nothing else.
+    let exit_cause = exit_code.map(|_| {
+        if state.and_then(|state| state.oom_killed) == Some(true) {
+            ExitCause::Oom
+        } else {
+            ExitCause::Unseen
+        }
+    });
     let labels = labels(config.and_then(|config| config.labels.as_ref()));
     let host = inspect.host_config.as_ref();
+    let restart_policy = host.and_then(|host| host.restart_policy.as_ref()).map_or(
+        Some(RestartPolicy::No),
+        |policy| {
+            RestartPolicy::from_engine(
+                &policy.name.map(|name| name.to_string()).unwrap_or_default(),
+            )
+        },
+    );
     // Which containers' namespaces it joined: the modes name an id, never anything secret.
     let shares = SharedNamespaces::from_modes(
         host.and_then(|host| host.network_mode.as_deref()),
@@ -303,6 +367,8 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         finished_at,
         policy: Policy::from_labels(&labels),
         settling: false,
+        restart_policy,
+        exit_cause,
         labels,
         in_snapshot: false,
         shares,
@@ -435,6 +501,32 @@ mod tests {
     }
 
     #[test]
+    fn the_status_carries_the_restart_policy_and_what_an_inspect_knows_of_the_exit() {
+        let inspect = |restart: &str, oom: bool| -> ContainerInspectResponse {
+            serde_json::from_value(serde_json::json!({
+                "Id": "c".repeat(64), "Name": "/job",
+                "State": {"Status": "exited", "ExitCode": 0, "OOMKilled": oom,
+                          "StartedAt": "2026-11-22T10:00:01Z", "FinishedAt": "2026-11-22T10:00:02Z"},
+                "HostConfig": {"RestartPolicy": {"Name": restart, "MaximumRetryCount": 0}},
+            }))
+            .expect("valid inspect")
+        };
+        let status = |restart, oom| status_from_inspect(&inspect(restart, oom)).expect("an id");
+        assert_eq!(status("", false).restart_policy, Some(RestartPolicy::No));
+        assert_eq!(
+            status("on-failure", false).restart_policy,
+            Some(RestartPolicy::OnFailure)
+        );
+        assert_eq!(
+            status("unless-stopped", false).restart_policy,
+            Some(RestartPolicy::UnlessStopped)
+        );
+        // Only the events tell how an exit came about; an inspect knows an OOM kill.
+        assert_eq!(status("", false).exit_cause, Some(ExitCause::Unseen));
+        assert_eq!(status("", true).exit_cause, Some(ExitCause::Oom));
+    }
+
+    #[test]
     fn a_container_that_never_ran_has_no_exit_code() {
         let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
             "Id": "b".repeat(64), "Name": "/new",
@@ -444,6 +536,7 @@ mod tests {
         let status = status_from_inspect(&inspect).expect("has an id");
         assert_eq!(status.state, ContainerState::Created);
         assert_eq!(status.exit_code, None);
+        assert_eq!(status.exit_cause, None);
         assert_eq!(status.started_at, None);
     }
 

@@ -4,13 +4,17 @@
 //! run beside them, so neither holds the other up. A ping every [`PING_INTERVAL`] notices an engine that
 //! stopped answering although its connections stay open. The inventory is the only holder of the store's
 //! [`Writer`]; it reads the engine through [`EngineReader`], so its unit tests run against a fake under
-//! paused time.
+//! paused time. How each container's last exit came about — a job that ended, or a stop someone asked for —
+//! is read from the order of its events ([`exits`]), and on every (re)connection from what the engine still
+//! remembers of the time nobody watched ([`event_facts`]).
 
 mod applier;
+mod event_facts;
+mod exits;
 mod patient;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::models::EventMessage;
@@ -20,7 +24,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use prometheus::Histogram;
 use shared::backoff::Backoff;
-use shared::{error_chain, in_scope, ContainerState, ContainerStatus, EngineKind, Health};
+use shared::{error_chain, in_scope, ContainerState, ContainerStatus, EngineKind};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -28,10 +32,16 @@ use crate::docker::{event_action, status_from_inspect, EngineError, EngineReader
 use crate::metrics::Metrics;
 use crate::store::{Store, Writer};
 use applier::{Applier, Batch};
+use exits::Exits;
 use patient::Inspected;
 
 /// How many inspects a full re-list runs at once.
 const INSPECT_CONCURRENCY: usize = 16;
+
+/// How far back status-api asks the engine, on start, what happened before it watched (and at most how far
+/// back after a reconnect): long enough for a restart of status-api or of the engine, short enough that the
+/// answer stays small (Docker keeps only its last 256 events anyway; Podman keeps a log).
+pub const RECALL: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// How often the engine is pinged while it answers.
 pub const PING_INTERVAL: Duration = Duration::from_secs(2);
@@ -47,6 +57,10 @@ const PING_RETRY: Duration = Duration::from_millis(250);
 /// health; nothing else would say it changed until the next re-list.
 pub const PODMAN_HEALTH_REREAD: Duration = Duration::from_millis(500);
 
+/// How often a container the engine is removing is read again. A removal that fails leaves the container
+/// `dead` and sends no event: nothing else would say so until the next re-list.
+pub const REMOVAL_REREAD: Duration = Duration::from_secs(1);
+
 /// The watch loop: the engine on one side, the store's writer on the other.
 #[derive(Debug)]
 pub struct Inventory {
@@ -54,6 +68,9 @@ pub struct Inventory {
     engine: Arc<dyn EngineReader>,
     /// `dockstate_event_lag_seconds`; unregistered until [`Inventory::reporting_to`].
     event_lag: Histogram,
+    /// How each container's last exit came about, from its events; kept across reconnects. Never held
+    /// across an `.await`.
+    exits: Mutex<Exits>,
 }
 
 /// An inspect for a batch of events: the container, its batch, and what the engine said — `None` when the
@@ -75,7 +92,14 @@ impl Inventory {
             writer,
             engine,
             event_lag,
+            exits: Mutex::new(Exits::default()),
         }
+    }
+
+    fn exits(&self) -> MutexGuard<'_, Exits> {
+        self.exits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Observes the lag of every applied event into `metrics`' `dockstate_event_lag_seconds`.
@@ -93,11 +117,17 @@ impl Inventory {
     /// failure mark the view not live, back off (jittered, capped) and start over with a fresh re-list.
     pub async fn watch(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::default();
+        // Since when nobody watched the engine: what happened from then on is recalled ([`Self::recall`]).
+        let mut unwatched_since = Utc::now() - RECALL;
         loop {
+            let mut went_live = false;
             let outcome = tokio::select! {
-                outcome = self.follow(&mut backoff) => outcome,
+                outcome = self.follow(&mut backoff, unwatched_since, &mut went_live) => outcome,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
+            if went_live {
+                unwatched_since = Utc::now() - chrono::TimeDelta::seconds(1);
+            }
             // The events in hand died with the connection; the re-list on reconnect covers them.
             self.writer.event_progress(0, None);
             let reason = match outcome {
@@ -117,7 +147,12 @@ impl Inventory {
     /// One connection's life: returns when the stream ends or anything fails. The backoff starts again from
     /// its first step once the new stream delivers an event or the engine answers a ping on it: the trouble
     /// is over, and the next failure is a new one.
-    async fn follow(&self, backoff: &mut Backoff) -> Result<(), EngineError> {
+    async fn follow(
+        &self,
+        backoff: &mut Backoff,
+        unwatched_since: DateTime<Utc>,
+        went_live: &mut bool,
+    ) -> Result<(), EngineError> {
         self.engine.negotiate().await?;
         let engine = self.engine.identify().await?;
         if self.writer.identified(engine.clone()) {
@@ -125,7 +160,10 @@ impl Inventory {
         }
         // Events are asked for from a moment before the re-list, so nothing that happens while it runs is
         // missed; replaying a few is harmless, as every event leads to a fresh inspect.
-        let since = unix_seconds(SystemTime::now() - Duration::from_secs(1));
+        let live_from = SystemTime::now() - Duration::from_secs(1);
+        self.recall(unwatched_since, DateTime::from(live_from), engine.kind)
+            .await;
+        let since = unix_seconds(live_from);
         // Events dated before the re-list began are replays it already reflects: applied, but no lag.
         let relisted_at = Utc::now();
         self.resync().await?;
@@ -133,6 +171,7 @@ impl Inventory {
             .engine
             .events(self.writer.scope(), Some(since), engine.kind);
         self.writer.set_events_live(true);
+        *went_live = true;
         let interval = self.writer.resync_interval();
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -180,7 +219,11 @@ impl Inventory {
                     }
                 }
                 Some((id, batch, result)) = inspects.next(), if !inspects.is_empty() => {
-                    self.apply(&mut applier, id, &batch, result?);
+                    let removing = matches!(&result, Ok(Some(Some(status))) if status.state == ContainerState::Removing);
+                    self.apply(&mut applier, id.clone(), &batch, result?);
+                    if removing {
+                        rereads.push(tokio::time::sleep(REMOVAL_REREAD).map(|()| id).boxed());
+                    }
                 }
                 listed = async { relist.as_mut().expect("guarded").await }, if relist.is_some() => {
                     relist = None;
@@ -244,6 +287,11 @@ impl Inventory {
     #[tracing::instrument(skip_all, fields(containers = tracing::field::Empty))]
     pub async fn resync(&self) -> Result<(), EngineError> {
         let listed = self.read_all().await;
+        if let Ok(containers) = &listed {
+            // No event stream runs beside this re-list: whatever it did not find is gone (a `destroy` missed
+            // while the stream was down).
+            self.exits().retain(|id| containers.contains_key(id));
+        }
         self.replace_all(listed, HashSet::new())
     }
 
@@ -290,7 +338,10 @@ impl Inventory {
         let statuses: Vec<Option<ContainerStatus>> = futures::stream::iter(ids)
             .map(|id| async move {
                 Ok::<_, EngineError>(match patient::inspect(engine, &id).await? {
-                    Inspected::Found(inspect) => status_from_inspect(&inspect),
+                    Inspected::Found(inspect) => status_from_inspect(&inspect).map(|mut status| {
+                        self.exits().annotate(&mut status);
+                        status
+                    }),
                     Inspected::Gone => None,
                     // What the view held for it stands until an inspect answers.
                     Inspected::Skipped => self.writer.store().container(&id),
@@ -318,7 +369,8 @@ impl Inventory {
         relisted_at: DateTime<Utc>,
     ) -> Option<(String, &'static str)> {
         self.writer.count_event();
-        let time = event_time(&event).filter(|time| *time >= relisted_at);
+        let sent_at = event_time(&event);
+        let time = sent_at.filter(|time| *time >= relisted_at);
         let actor = event.actor?;
         let id = actor.id?;
         let reported = event.action.unwrap_or_default();
@@ -326,63 +378,14 @@ impl Inventory {
         // which Docker's filter drops and Podman's stream (not filtered by name) carries: dropped here.
         let action = event_action(&reported)?;
         tracing::debug!(target: crate::HEAL_TRACE, container = %id, action = %reported, stage = "event", "engine event");
+        // In the order the engine sent them, replays included: the order is what tells a stop from an end.
+        self.exits().event(&id, action, sent_at);
         applier.receive(&id, time, action == "destroy");
         // A replay may be older than what the re-list read: only the inspect may apply it.
         if time.is_some() {
             self.foresee(&id, action, actor.attributes.as_ref(), time);
         }
         Some((id, action))
-    }
-
-    /// Applies at once what the event itself proves about a container the view already holds: `start` and
-    /// `unpause` → running, `pause` → paused, `die` → exited with the exit code the event carries. The
-    /// inspect that follows fills in the rest, but it can wait a long time: the engine holds a container's
-    /// lock while it starts or stops it, and an inspect queues behind that (seconds on a busy engine).
-    ///
-    /// A `die` does not prove the container stays: `docker rm -f` sends `die` and then `destroy`. So the
-    /// container is shown exited but `settling` until its inspect answers, and the controller acts on no
-    /// settling container: it would start one that is being removed.
-    fn foresee(
-        &self,
-        id: &str,
-        action: &str,
-        attributes: Option<&HashMap<String, String>>,
-        at: Option<DateTime<Utc>>,
-    ) {
-        let Some(mut status) = self.writer.store().container(id) else {
-            return;
-        };
-        match action {
-            "start" => {
-                status.state = ContainerState::Running;
-                status.started_at = at.or(status.started_at);
-                status.exit_code = None;
-                status.settling = false;
-                // A health check starts over with the container: never carry an old `unhealthy` into it.
-                if status.health != Health::None {
-                    status.health = Health::Starting;
-                }
-            }
-            "unpause" => status.state = ContainerState::Running,
-            "pause" => status.state = ContainerState::Paused,
-            "die" => {
-                status.state = ContainerState::Exited;
-                status.finished_at = at.or(status.finished_at);
-                // Podman names it `containerExitCode`.
-                status.exit_code = attributes
-                    .and_then(|attributes| {
-                        attributes
-                            .get("exitCode")
-                            .or_else(|| attributes.get("containerExitCode"))
-                    })
-                    .and_then(|code| code.parse().ok())
-                    .or(status.exit_code);
-                status.settling = true;
-            }
-            _ => return,
-        }
-        self.writer.apply(id.to_owned(), Some(status));
-        tracing::debug!(target: crate::HEAL_TRACE, container = %id, action, stage = "foreseen", "view updated from the event");
     }
 
     /// Reads one container's current state for a batch of its events.
@@ -421,7 +424,10 @@ impl Inventory {
             .event_progress(applier.backlog(), applier.oldest());
         // Events that came while this inspect was out have an inspect of their own coming, and may already
         // be in the view (`foresee`): this answer is older than both, so it must not undo them.
-        if let Some(status) = status.filter(|_| !applier.is_waiting(&id)) {
+        if let Some(mut status) = status.filter(|_| !applier.is_waiting(&id)) {
+            if let Some(status) = &mut status {
+                self.exits().annotate(status);
+            }
             tracing::debug!(target: crate::HEAL_TRACE, container = %id, stage = "inspected", "view updated from the inspect");
             self.writer.apply(id, status);
         }
@@ -521,6 +527,119 @@ mod tests {
         step.await;
         // Let the loop take what was sent.
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    fn cause_of(store: &Store, id: &str) -> Option<shared::ExitCause> {
+        store
+            .view()
+            .containers
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.exit_cause)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn how_an_exit_came_about_is_read_from_the_events_and_outlives_a_re_list() {
+        use shared::ExitCause;
+        let engine = FakeEngine::new();
+        // Exited before status-api started: nobody saw how.
+        engine.put("old", "old", "exited", &[("team", "a")]);
+        engine.set_exit("old", 0, Utc::now() - chrono::TimeDelta::minutes(5));
+        engine.put("job", "job", "running", &[("team", "a")]);
+        engine.put("svc", "svc", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        assert_eq!(cause_of(&store, "old"), Some(ExitCause::Unseen));
+        assert_eq!(cause_of(&store, "job"), None, "running: no exit yet");
+
+        // The job ends by itself: a bare `die`.
+        let died = Utc::now();
+        let nanos = died.timestamp_nanos_opt().expect("in range");
+        engine.put("job", "job", "exited", &[("team", "a")]);
+        engine.set_exit("job", 0, died);
+        settle(async { assert!(engine.emit_with("die", "job", nanos, &[("exitCode", "0")])) })
+            .await;
+        assert_eq!(cause_of(&store, "job"), Some(ExitCause::Natural));
+
+        // The service is stopped: `kill`, then `die`, then `stop`.
+        engine.put("svc", "svc", "exited", &[("team", "a")]);
+        engine.set_exit("svc", 0, died);
+        for action in ["kill", "die", "stop"] {
+            settle(async { assert!(engine.emit_with(action, "svc", nanos, &[])) }).await;
+        }
+        assert_eq!(cause_of(&store, "svc"), Some(ExitCause::Requested));
+
+        // A reconnect re-lists every container: what the events told stays.
+        assert!(engine.break_stream());
+        eventually("the view to go not live", || !store.view().events_live).await;
+        live(&engine, &store).await;
+        assert_eq!(cause_of(&store, "job"), Some(ExitCause::Natural));
+        assert_eq!(cause_of(&store, "svc"), Some(ExitCause::Requested));
+        assert_eq!(cause_of(&store, "old"), Some(ExitCause::Unseen));
+
+        // Started again: no exit, nothing asked.
+        engine.put("svc", "svc", "running", &[("team", "a")]);
+        settle(async { assert!(engine.emit_with("start", "svc", nanos + 1_000_000_000, &[])) })
+            .await;
+        assert_eq!(cause_of(&store, "svc"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn how_exits_came_about_while_nobody_watched_is_recalled_from_the_engine() {
+        use shared::ExitCause;
+        let engine = FakeEngine::new();
+        let before = Utc::now() - chrono::TimeDelta::minutes(1);
+        for id in ["stopped", "finished", "forgotten"] {
+            engine.put(id, id, "exited", &[("team", "a")]);
+            engine.set_exit(id, 0, before);
+        }
+        // What the engine still holds of the minute before status-api started.
+        engine.remember(&[
+            ("kill", "stopped"),
+            ("die", "stopped"),
+            ("stop", "stopped"),
+            ("die", "finished"),
+            ("exec_die", "finished"),
+        ]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+        assert_eq!(cause_of(&store, "stopped"), Some(ExitCause::Requested));
+        assert_eq!(cause_of(&store, "finished"), Some(ExitCause::Natural));
+        assert_eq!(cause_of(&store, "forgotten"), Some(ExitCause::Unseen));
+
+        // The engine restarts and stops what ran under it (`kill`, `die`, `stop`) before the stream is back.
+        engine.put("svc", "svc", "running", &[("team", "a")]);
+        assert!(engine.emit("start", "svc"));
+        eventually("svc to be listed", || store.view().containers.len() == 4).await;
+        engine.put("svc", "svc", "exited", &[("team", "a")]);
+        engine.set_exit("svc", 0, Utc::now());
+        engine.remember(&[("kill", "svc"), ("die", "svc"), ("stop", "svc")]);
+        assert!(engine.break_stream());
+        eventually("the view to go not live", || !store.view().events_live).await;
+        live(&engine, &store).await;
+        assert_eq!(cause_of(&store, "svc"), Some(ExitCause::Requested));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removal_that_fails_silently_is_seen_as_dead() {
+        let engine = FakeEngine::new();
+        engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+
+        // `docker rm -f`: the engine kills it and removes it, `die` tells of it.
+        engine.put(RUNNING_ID, "web", "removing", &[("team", "a")]);
+        settle(async { assert!(engine.emit("die", RUNNING_ID)) }).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Removing));
+        // The removal fails: the container is dead, and the engine says nothing more.
+        engine.put(RUNNING_ID, "web", "dead", &[("team", "a")]);
+        tokio::time::sleep(REMOVAL_REREAD * 2).await;
+        settle(async {}).await;
+        assert_eq!(state_of(&store, RUNNING_ID), Some(ContainerState::Dead));
+        // Nothing is read again once it is no longer being removed.
+        let inspects = engine.inspects();
+        tokio::time::sleep(REMOVAL_REREAD * 5).await;
+        assert_eq!(engine.inspects(), inspects);
     }
 
     #[tokio::test(start_paused = true)]

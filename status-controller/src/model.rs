@@ -45,8 +45,8 @@ pub enum ActionKind {
     /// Create the container again from its snapshot spec, then start it: it was removed.
     Recreate,
     /// `docker stop` and `docker rm`, then create it again from its snapshot spec and start it: it shares
-    /// the namespace of a container that was recreated, and the engine holds the old one's id, so it can
-    /// never start or restart again as it is.
+    /// the namespace of a container that was recreated, and the engine holds the old one's id, or it is
+    /// `dead` (a removal failed); either way it can never start or restart again as it is.
     Replace,
     /// `docker stop`: a container that is not in the snapshot runs (`--unexpected stop`).
     Stop,
@@ -54,7 +54,8 @@ pub enum ActionKind {
     Remove,
     /// Nothing on the host: the drift is reported (policy `observe`, `changed`, no token, …).
     Report,
-    /// Nothing yet: the engine is already moving the container (restarting, being removed).
+    /// Nothing yet: the engine is already moving the container (restarting, being removed), a namespace
+    /// owner must run first, or compose is replacing it.
     Wait,
 }
 
@@ -308,6 +309,9 @@ pub struct Action {
     /// For a [`ActionKind::Wait`] of a dependant: the owner of a namespace it joins, which must run before
     /// anything can be done for it. Such a wait is drift; a wait for the engine (`None`) is not.
     pub waits_for: Option<String>,
+    /// For a [`ActionKind::Wait`] that ends by itself (compose replacing a container of its own): when the
+    /// plan should look again, even if nothing changes meanwhile.
+    pub retry_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What an action may rely on, from the pass that planned it.

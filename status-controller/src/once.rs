@@ -77,7 +77,12 @@ pub async fn run_once<S: StatusSource, W: EngineWriter>(
     )
     .await
     .map_err(OnceError::Held)?;
-    let actions = plan(&view.snapshot.containers, &view.observed, plan_settings);
+    let actions = plan(
+        &view.snapshot.containers,
+        &view.observed,
+        plan_settings,
+        Utc::now(),
+    );
 
     if settings.dry_run || !actions.iter().any(|action| action.kind.changes_host()) {
         out.write_all(table(&actions, None, &view, settings.dry_run).as_bytes())?;
@@ -295,6 +300,7 @@ mod tests {
             state: Some(ContainerState::Exited),
             reason: format!("{drift} reason"),
             waits_for: None,
+            retry_at: None,
         }
     }
 

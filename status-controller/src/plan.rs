@@ -4,11 +4,18 @@
 //! controller and the API can never disagree about what is out of place; this module only decides what to do
 //! about each difference.
 
+use chrono::{DateTime, Utc};
 use shared::drift::same_image;
-use shared::{drift, ContainerState, DriftItem, DriftKind, Owners, Policy, SnapshotMember};
+use shared::{
+    drift, ContainerState, ContainerStatus, DriftItem, DriftKind, Owners, Policy, SnapshotMember,
+};
 
 use crate::dependants::{order, Order};
 use crate::model::{Action, ActionKind, Observed, Unexpected};
+
+mod compose;
+
+pub use compose::{ComposeAtWork, REPLACEMENT, SETTLE};
 
 /// The controller's own choices that shape a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +42,12 @@ impl PlanSettings {
     }
 }
 
-/// Decides what to do about every difference between `snapshot` and `observed`, sorted by container name.
+/// Decides what to do about every difference between `snapshot` and `observed` at `now` (the wall clock, as
+/// data: the plan itself reads no clock), sorted by container name.
 ///
-/// Per drift kind, for a container whose policy is `heal`: `stopped` → start; `paused` → unpause;
+/// Per drift kind, for a container whose policy is `heal`: `stopped` → start, except a `dead` one, which can
+/// never start again → replace (removed and created again from its spec; reported without the token);
+/// `completed` (a job that finished) → report, never start; `paused` → unpause;
 /// `unhealthy` → restart; `removed` → recreate (report only without the token); `unexpected` → stop, remove
 /// or report, per `--unexpected`; `changed` → report (the container is no longer the one the snapshot
 /// describes, so nothing may act on it as if it were). Policy `observe` → report; policy `ignore` → nothing
@@ -45,16 +55,26 @@ impl PlanSettings {
 /// `restarting` or `removing` → wait: the engine is already moving it, and the next change decides; so does
 /// one whose death status-api has not yet confirmed (`settling`), as it may be on its way to removal.
 /// `orphaned` → restart; and every start, restart and recreate of a member that shares another container's
-/// namespace goes in dependency order ([`in_order`]).
+/// namespace goes in dependency order ([`in_order`]). While compose replaces a container of its own
+/// ([`compose`]), its member and the container compose set aside wait, until a moment the action names.
 pub fn plan(
     snapshot: &[SnapshotMember],
     observed: &Observed,
     settings: &PlanSettings,
+    now: DateTime<Utc>,
 ) -> Vec<Action> {
     let owners = Owners::new(snapshot, &observed.containers, &observed.scope);
+    let in_scope: Vec<&ContainerStatus> = observed
+        .containers
+        .iter()
+        .filter(|container| shared::in_scope(&observed.scope, &container.labels))
+        .collect();
     let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
         .into_iter()
-        .filter_map(|item| decide(item, observed, settings))
+        .filter_map(|item| {
+            let at_work = compose_at_work(&item, snapshot, &in_scope, now);
+            decide(item, observed, settings, at_work)
+        })
         .map(|action| in_order(action, &owners, settings.can_recreate))
         .collect();
     actions.extend(waits(snapshot, observed));
@@ -62,12 +82,44 @@ pub fn plan(
     actions
 }
 
-fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Option<Action> {
+/// Whether compose is at work on the container of `item` (see [`compose`]): for a stopped (not dead) or
+/// removed member, and for an unexpected container compose set aside.
+fn compose_at_work(
+    item: &DriftItem,
+    snapshot: &[SnapshotMember],
+    observed: &[&ContainerStatus],
+    now: DateTime<Utc>,
+) -> Option<ComposeAtWork> {
+    let current = || {
+        observed
+            .iter()
+            .copied()
+            .find(|container| container.name == item.name)
+    };
+    match (item.kind, item.state) {
+        (DriftKind::Stopped, Some(ContainerState::Dead)) => None,
+        (DriftKind::Stopped | DriftKind::Removed, _) => {
+            let member = snapshot.iter().find(|member| member.name == item.name)?;
+            compose::member_at_work(member, current(), observed, now)
+        }
+        (DriftKind::Unexpected, _) => compose::stranger_at_work(current()?, snapshot, now),
+        _ => None,
+    }
+}
+
+/// The action for one drift item; `at_work` says whether compose is replacing its container, and until when.
+fn decide(
+    item: DriftItem,
+    observed: &Observed,
+    settings: &PlanSettings,
+    at_work: Option<ComposeAtWork>,
+) -> Option<Action> {
     let protected = protection(&item.id, observed, settings);
     let settling = observed
         .containers
         .iter()
         .any(|container| container.id == item.id && container.settling);
+    let mut retry_at = None;
     let (kind, reason) = match (protected, item.policy, item.kind) {
         (Some(whose), _, _) => (
             ActionKind::Report,
@@ -86,7 +138,16 @@ fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Opti
                 item.detail
             ),
         ),
-        (None, Policy::Heal, kind) => heal(kind, &item.detail, settings),
+        (None, Policy::Heal, _) => match at_work {
+            Some(at_work) => {
+                retry_at = Some(at_work.until);
+                (
+                    ActionKind::Wait,
+                    format!("{}; {}", item.detail, at_work.reason),
+                )
+            }
+            None => heal(&item, settings),
+        },
     };
     Some(Action {
         container: item.name,
@@ -97,13 +158,30 @@ fn decide(item: DriftItem, observed: &Observed, settings: &PlanSettings) -> Opti
         state: item.state,
         reason,
         waits_for: None,
+        retry_at,
     })
 }
 
-fn heal(kind: DriftKind, detail: &str, settings: &PlanSettings) -> (ActionKind, String) {
+fn heal(item: &DriftItem, settings: &PlanSettings) -> (ActionKind, String) {
+    let detail = item.detail.as_str();
     let act = |action| (action, detail.to_owned());
-    match kind {
+    match item.kind {
+        DriftKind::Stopped if item.state == Some(ContainerState::Dead) && settings.can_recreate => (
+            ActionKind::Replace,
+            format!("{detail}; it is removed and created again from its snapshot spec"),
+        ),
+        DriftKind::Stopped if item.state == Some(ContainerState::Dead) => (
+            ActionKind::Report,
+            format!(
+                "{detail}; without --token-file its spec cannot be read, so it is reported, not \
+                 removed and recreated"
+            ),
+        ),
         DriftKind::Stopped => act(ActionKind::Start),
+        DriftKind::Completed => (
+            ActionKind::Report,
+            format!("{detail}; a completed job is reported, never acted on"),
+        ),
         DriftKind::Paused => act(ActionKind::Unpause),
         DriftKind::Unhealthy => act(ActionKind::Restart),
         // A restart joins the owner's namespace of the day; `dependants` turns it into a wait or a replace
@@ -203,6 +281,7 @@ fn waits<'a>(
                 _ => "being removed by the engine: the next change decides".to_owned(),
             },
             waits_for: None,
+            retry_at: None,
         })
 }
 
@@ -218,7 +297,7 @@ pub fn has_drift(actions: &[Action]) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use shared::{ContainerStatus, Health, POLICY_LABEL};
+    use shared::{ExitCause, Health, RestartPolicy, POLICY_LABEL};
 
     use super::*;
 
@@ -261,6 +340,8 @@ mod tests {
             policy: Default::default(),
             shares: Default::default(),
             settling: false,
+            restart_policy: Some(RestartPolicy::No),
+            exit_cause: (state == ContainerState::Exited).then_some(ExitCause::Natural),
         }
     }
 
@@ -296,8 +377,23 @@ mod tests {
             .collect()
     }
 
+    /// The moment every test plans at.
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .expect("a valid time")
+            .with_timezone(&Utc)
+    }
+
+    fn plan_now(
+        snapshot: &[SnapshotMember],
+        observed: &Observed,
+        settings: &PlanSettings,
+    ) -> Vec<Action> {
+        plan(snapshot, observed, settings, now())
+    }
+
     fn plan_one(container: ContainerStatus) -> Vec<Action> {
-        plan(&[member("a")], &observed(vec![container]), &settings())
+        plan_now(&[member("a")], &observed(vec![container]), &settings())
     }
 
     #[test]
@@ -309,11 +405,7 @@ mod tests {
 
     #[test]
     fn stopped_is_started() {
-        for state in [
-            ContainerState::Exited,
-            ContainerState::Dead,
-            ContainerState::Created,
-        ] {
+        for state in [ContainerState::Exited, ContainerState::Created] {
             let actions = plan_one(container("a", state));
             assert_eq!(kinds(&actions), vec![("a", ActionKind::Start)], "{state}");
             assert_eq!(actions[0].id, "a-id");
@@ -326,6 +418,326 @@ mod tests {
     }
 
     #[test]
+    fn a_completed_job_is_reported_never_started() {
+        let mut finished = container("a", ContainerState::Exited);
+        finished.exit_code = Some(0);
+        let actions = plan_one(finished.clone());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+        assert_eq!(actions[0].drift, Some(DriftKind::Completed));
+        assert!(
+            actions[0].reason.contains("never acted on"),
+            "{}",
+            actions[0].reason
+        );
+        assert!(has_drift(&actions), "reported drift");
+        assert_eq!(
+            kinds(&plan_one(with_policy(finished.clone(), "observe"))),
+            vec![("a", ActionKind::Report)]
+        );
+        assert!(plan_one(with_policy(finished.clone(), "ignore")).is_empty());
+
+        // The same exit asked for, or a failure: a stopped member, started.
+        let mut stopped = finished.clone();
+        stopped.exit_cause = Some(ExitCause::Requested);
+        assert_eq!(kinds(&plan_one(stopped)), vec![("a", ActionKind::Start)]);
+        let mut failed = finished;
+        failed.exit_code = Some(3);
+        assert_eq!(kinds(&plan_one(failed)), vec![("a", ActionKind::Start)]);
+    }
+
+    #[test]
+    fn a_dead_member_is_replaced_with_the_token_and_reported_without_never_started() {
+        let dead = container("a", ContainerState::Dead);
+        let actions = plan_one(dead.clone());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Replace)]);
+        assert_eq!(actions[0].drift, Some(DriftKind::Stopped));
+        assert_eq!(actions[0].id, "a-id");
+        assert!(
+            actions[0].reason.contains("created again"),
+            "{}",
+            actions[0].reason
+        );
+
+        let without_token = PlanSettings {
+            can_recreate: false,
+            ..settings()
+        };
+        let actions = plan_now(
+            &[member("a")],
+            &observed(vec![dead.clone()]),
+            &without_token,
+        );
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+        assert!(
+            actions[0].reason.contains("--token-file"),
+            "{}",
+            actions[0].reason
+        );
+        assert!(plan_one(with_policy(dead, "ignore")).is_empty());
+    }
+
+    /// The labels compose gives the container of service `a`, number 1, in project `shop`.
+    fn compose_labels(project: &str) -> BTreeMap<String, String> {
+        let mut labels = labels(None);
+        for (key, value) in [
+            ("com.docker.compose.project", project),
+            ("com.docker.compose.service", "a"),
+            ("com.docker.compose.container-number", "1"),
+        ] {
+            labels.insert(key.to_owned(), value.to_owned());
+        }
+        labels
+    }
+
+    fn seconds_ago(seconds: i64) -> Option<DateTime<Utc>> {
+        Some(now() - chrono::TimeDelta::seconds(seconds))
+    }
+
+    /// Member `a` of compose project `shop`, in the snapshot.
+    fn compose_member() -> SnapshotMember {
+        SnapshotMember {
+            labels: compose_labels("shop"),
+            ..member("a")
+        }
+    }
+
+    /// `a` in project `shop`, stopped `ago` seconds ago, how `cause` says.
+    fn compose_stopped(ago: i64, cause: ExitCause) -> ContainerStatus {
+        let mut stopped = container("a", ContainerState::Exited);
+        stopped.labels = compose_labels("shop");
+        stopped.exit_cause = Some(cause);
+        stopped.exit_code = Some(0);
+        stopped.finished_at = seconds_ago(ago);
+        stopped
+    }
+
+    /// `a` in project `shop`, created `ago` seconds ago and never started.
+    fn compose_created(ago: i64) -> ContainerStatus {
+        let mut created = container("a", ContainerState::Created);
+        created.labels = compose_labels("shop");
+        created.exit_code = None;
+        created.exit_cause = None;
+        created.id = "a-new-id".into();
+        created.created_at = seconds_ago(ago);
+        created
+    }
+
+    /// A container of project `project` named `name`, set aside (exited) `ago` seconds ago.
+    fn set_aside(name: &str, project: &str, ago: i64) -> ContainerStatus {
+        let mut old = container(name, ContainerState::Exited);
+        old.labels = compose_labels(project);
+        old.id = format!("{name}-old-id");
+        old.created_at = seconds_ago(3_600);
+        old.started_at = seconds_ago(3_000);
+        old.finished_at = seconds_ago(ago);
+        old
+    }
+
+    /// docker compose v2's new container, created `ago` seconds ago under a temporary name.
+    fn replacement(name: &str, ago: i64) -> ContainerStatus {
+        let mut new = compose_created(ago);
+        new.name = name.into();
+        new.labels
+            .insert("com.docker.compose.replace".into(), "a-1".into());
+        new
+    }
+
+    #[test]
+    fn compose_replacing_its_own_container_is_left_to_compose_for_a_while() {
+        let hex = "0d0e0b0e3a4a";
+        let renamed = format!("{hex}_a");
+        let plain = |mut status: ContainerStatus| {
+            status.labels = labels(None);
+            status
+        };
+        let (start, wait, recreate) = (ActionKind::Start, ActionKind::Wait, ActionKind::Recreate);
+        let table: Vec<(&str, Vec<ContainerStatus>, ActionKind, Option<i64>)> = vec![
+            // docker-compose 1.29: stop, rename, create, start, remove.
+            (
+                "stopped on request a moment ago",
+                vec![compose_stopped(1, ExitCause::Requested)],
+                wait,
+                Some(4),
+            ),
+            (
+                "stopped on request, nobody took over",
+                vec![compose_stopped(6, ExitCause::Requested)],
+                start,
+                None,
+            ),
+            (
+                "renamed aside: the member is gone",
+                vec![set_aside(&renamed, "shop", 1)],
+                wait,
+                Some(59),
+            ),
+            (
+                "created under the name, the old one aside",
+                vec![compose_created(0), set_aside(&renamed, "shop", 1)],
+                wait,
+                Some(59),
+            ),
+            (
+                "created by compose a moment ago",
+                vec![compose_created(2)],
+                wait,
+                Some(3),
+            ),
+            (
+                "created long ago, never started",
+                vec![compose_created(10)],
+                start,
+                None,
+            ),
+            (
+                "a leftover of a compose that died half way",
+                vec![compose_created(120), set_aside(&renamed, "shop", 120)],
+                start,
+                None,
+            ),
+            // docker compose v2: create aside, stop, remove, rename, start.
+            (
+                "v2's replacement created aside, the old one stopped",
+                vec![
+                    compose_stopped(1, ExitCause::Requested),
+                    replacement(&renamed, 8),
+                ],
+                wait,
+                Some(52),
+            ),
+            (
+                "v2's replacement aside, the old one removed",
+                vec![replacement(&renamed, 8)],
+                wait,
+                Some(52),
+            ),
+            (
+                "a newer v2 replacement, named otherwise",
+                vec![replacement("shop-a-1-tmp", 8)],
+                wait,
+                Some(52),
+            ),
+            // Everything else is healed at once, as before.
+            (
+                "a crash: no kill before the die",
+                vec![{
+                    let mut crashed = compose_stopped(1, ExitCause::Natural);
+                    crashed.exit_code = Some(137);
+                    crashed
+                }],
+                start,
+                None,
+            ),
+            (
+                "stopped on request outside compose",
+                vec![plain(compose_stopped(1, ExitCause::Requested))],
+                start,
+                None,
+            ),
+            ("removed, nothing aside", vec![], recreate, None),
+            (
+                "removed, the look-alike is in another project",
+                vec![set_aside(&renamed, "other", 1)],
+                recreate,
+                None,
+            ),
+            (
+                "removed, the name is no short id",
+                vec![set_aside("0d0e_a", "shop", 1)],
+                recreate,
+                None,
+            ),
+        ];
+        for (what, containers, expected, retry_in) in table {
+            let actions = plan_now(&[compose_member()], &observed(containers), &settings());
+            let mine: Vec<&Action> = actions.iter().filter(|a| a.container == "a").collect();
+            assert_eq!(mine.len(), 1, "{what}: {actions:?}");
+            assert_eq!(mine[0].kind, expected, "{what}: {}", mine[0].reason);
+            assert_eq!(
+                mine[0].retry_at,
+                retry_in.map(|seconds| now() + chrono::TimeDelta::seconds(seconds)),
+                "{what}"
+            );
+            assert!(
+                !has_drift(&actions) || expected != wait,
+                "{what}: waiting is not drift"
+            );
+            if expected == wait {
+                assert!(
+                    mine[0].reason.contains("compose"),
+                    "{what}: {}",
+                    mine[0].reason
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_container_compose_set_aside_is_never_stopped_as_unexpected_while_it_replaces() {
+        let mut aside = set_aside("0d0e0b0e3a4a_a", "shop", 0);
+        aside.state = ContainerState::Running;
+        aside.exit_code = None;
+        aside.started_at = seconds_ago(1);
+        aside.finished_at = None;
+        let running = {
+            let mut new = compose_created(0);
+            new.state = ContainerState::Running;
+            new.started_at = seconds_ago(0);
+            new
+        };
+        let actions = plan_now(
+            &[compose_member()],
+            &observed(vec![running.clone(), aside.clone()]),
+            &settings(),
+        );
+        assert_eq!(kinds(&actions), vec![("0d0e0b0e3a4a_a", ActionKind::Wait)]);
+        assert_eq!(
+            actions[0].retry_at,
+            Some(now() + chrono::TimeDelta::seconds(59))
+        );
+        // Long after: a stranger like any other.
+        aside.started_at = seconds_ago(600);
+        let actions = plan_now(
+            &[compose_member()],
+            &observed(vec![running, aside]),
+            &settings(),
+        );
+        assert_eq!(kinds(&actions), vec![("0d0e0b0e3a4a_a", ActionKind::Stop)]);
+        // Not beside a member of its project: a stranger.
+        let mut stranger = set_aside("0d0e0b0e3a4a_b", "shop", 0);
+        stranger.state = ContainerState::Running;
+        let actions = plan_now(&[compose_member()], &observed(vec![stranger]), &settings());
+        assert_eq!(
+            kinds(&actions),
+            vec![
+                ("0d0e0b0e3a4a_b", ActionKind::Stop),
+                ("a", ActionKind::Recreate)
+            ]
+        );
+    }
+
+    #[test]
+    fn compose_waits_only_for_heal_and_never_outlast_a_death_not_yet_confirmed() {
+        let stopped = compose_stopped(1, ExitCause::Requested);
+        let observe = with_policy(stopped.clone(), "observe");
+        let mut member = compose_member();
+        member.labels.insert(POLICY_LABEL.into(), "observe".into());
+        let actions = plan_now(&[member], &observed(vec![observe]), &settings());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+
+        let mut settling = stopped;
+        settling.settling = true;
+        let actions = plan_now(&[compose_member()], &observed(vec![settling]), &settings());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Wait)]);
+        assert!(
+            actions[0].reason.contains("confirming"),
+            "{}",
+            actions[0].reason
+        );
+        assert_eq!(actions[0].retry_at, None, "the next change decides");
+    }
+
+    #[test]
     fn paused_is_unpaused() {
         let mut paused = container("a", ContainerState::Paused);
         paused.health = Health::Unhealthy;
@@ -334,7 +746,7 @@ mod tests {
 
     #[test]
     fn removed_is_recreated_with_the_token_and_reported_without() {
-        let actions = plan(&[member("a")], &observed(vec![]), &settings());
+        let actions = plan_now(&[member("a")], &observed(vec![]), &settings());
         assert_eq!(kinds(&actions), vec![("a", ActionKind::Recreate)]);
         assert_eq!(actions[0].id, "a-snapshot-id");
         assert_eq!(actions[0].state, None);
@@ -343,7 +755,7 @@ mod tests {
             can_recreate: false,
             ..settings()
         };
-        let actions = plan(&[member("a")], &observed(vec![]), &without_token);
+        let actions = plan_now(&[member("a")], &observed(vec![]), &without_token);
         assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
         assert_eq!(actions[0].drift, Some(DriftKind::Removed));
         assert!(
@@ -374,14 +786,14 @@ mod tests {
                 unexpected: flag,
                 ..settings()
             };
-            let actions = plan(&[], &extra(), &settings);
+            let actions = plan_now(&[], &extra(), &settings);
             assert_eq!(kinds(&actions), vec![("x", kind)], "{flag:?}");
             assert_eq!(actions[0].drift, Some(DriftKind::Unexpected));
             assert_eq!(actions[0].id, "x-id");
         }
         // Only running containers are unexpected: a stopped stranger is left alone.
         let stopped = observed(vec![container("x", ContainerState::Exited)]);
-        assert!(plan(&[], &stopped, &settings()).is_empty());
+        assert!(plan_now(&[], &stopped, &settings()).is_empty());
     }
 
     #[test]
@@ -394,7 +806,7 @@ mod tests {
             with_policy(container("x", ContainerState::Running), "heal-please"),
         ];
         for case in cases {
-            let actions = plan(&[member("a")], &observed(vec![case.clone()]), &settings());
+            let actions = plan_now(&[member("a")], &observed(vec![case.clone()]), &settings());
             let mine: Vec<_> = actions
                 .iter()
                 .filter(|action| action.container == case.name)
@@ -406,7 +818,7 @@ mod tests {
         }
         let mut member = member("a");
         member.labels.insert(POLICY_LABEL.into(), "observe".into());
-        let actions = plan(&[member], &observed(vec![]), &settings());
+        let actions = plan_now(&[member], &observed(vec![]), &settings());
         assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
     }
 
@@ -416,7 +828,7 @@ mod tests {
         let stranger = with_policy(container("x", ContainerState::Running), "ignore");
         let mut sick = with_policy(container("b", ContainerState::Running), "ignore");
         sick.health = Health::Unhealthy;
-        let actions = plan(
+        let actions = plan_now(
             &[member("a"), member("b")],
             &observed(vec![stopped, stranger, sick]),
             &settings(),
@@ -425,7 +837,7 @@ mod tests {
 
         let mut gone = member("c");
         gone.labels.insert(POLICY_LABEL.into(), "ignore".into());
-        assert!(plan(&[gone], &observed(vec![]), &settings()).is_empty());
+        assert!(plan_now(&[gone], &observed(vec![]), &settings()).is_empty());
     }
 
     #[test]
@@ -438,7 +850,7 @@ mod tests {
         }
         // A stranger restarting is not ours to wait for.
         let stranger = observed(vec![container("x", ContainerState::Restarting)]);
-        assert!(plan(&[], &stranger, &settings()).is_empty());
+        assert!(plan_now(&[], &stranger, &settings()).is_empty());
         let ignored = with_policy(container("a", ContainerState::Restarting), "ignore");
         assert!(plan_one(ignored).is_empty());
     }
@@ -495,7 +907,7 @@ mod tests {
             unexpected: Unexpected::Remove,
             ..settings()
         };
-        let actions = plan(&[member("controller")], &observed, &settings);
+        let actions = plan_now(&[member("controller")], &observed, &settings);
         assert_eq!(
             kinds(&actions),
             vec![
@@ -518,7 +930,7 @@ mod tests {
             own_network_owner: Some("c".repeat(64)),
             ..settings()
         };
-        let actions = plan(&[], &observed(vec![owner]), &settings);
+        let actions = plan_now(&[], &observed(vec![owner]), &settings);
         assert_eq!(kinds(&actions), vec![("x", ActionKind::Report)]);
         assert!(
             actions[0].reason.contains("network namespace"),
@@ -543,7 +955,7 @@ mod tests {
         gone_outsider.labels.clear();
         let mut restarting_outsider = container("c", ContainerState::Restarting);
         restarting_outsider.labels.clear();
-        let actions = plan(
+        let actions = plan_now(
             &[member("a"), gone_outsider, member("c")],
             &observed(vec![outsider, stopped_outsider, restarting_outsider]),
             &settings(),
@@ -563,7 +975,7 @@ mod tests {
             container("z", ContainerState::Running),
             container("c", ContainerState::Exited),
         ]);
-        let first = plan(&snapshot, &seen, &settings());
+        let first = plan_now(&snapshot, &seen, &settings());
         assert_eq!(
             kinds(&first),
             vec![
@@ -573,6 +985,6 @@ mod tests {
                 ("z", ActionKind::Stop)
             ]
         );
-        assert_eq!(plan(&snapshot, &seen, &settings()), first);
+        assert_eq!(plan_now(&snapshot, &seen, &settings()), first);
     }
 }

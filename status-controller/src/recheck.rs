@@ -195,6 +195,7 @@ mod tests {
             state: Some(ContainerState::Running),
             reason: "running from busybox but not in the snapshot".into(),
             waits_for: None,
+            retry_at: None,
         }
     }
 

@@ -35,6 +35,8 @@ fn container(name: &str, id: &str, state: ContainerState, started: u32) -> Conta
         policy: Default::default(),
         shares: SharedNamespaces::default(),
         settling: false,
+        restart_policy: None,
+        exit_cause: None,
     }
 }
 

@@ -151,6 +151,8 @@ mod tests {
             in_snapshot: false,
             policy: Default::default(),
             settling: false,
+            restart_policy: None,
+            exit_cause: None,
             shares: Default::default(),
         }
     }

@@ -54,6 +54,8 @@ struct Engine {
     kind: EngineKind,
     /// Inspects of these ids still to fail with an answer that cannot be read, by id.
     unreadable: HashMap<String, usize>,
+    /// What `past_events` answers: the events the engine still holds.
+    past: Vec<EventMessage>,
 }
 
 impl FakeEngine {
@@ -113,6 +115,16 @@ impl FakeEngine {
         }
     }
 
+    /// Records that the container's process exited with `code` at `finished` (`State.ExitCode`,
+    /// `State.FinishedAt`), as the engine does when it dies.
+    pub(crate) fn set_exit(&self, id: &str, code: i64, finished: chrono::DateTime<chrono::Utc>) {
+        if let Some(inspect) = self.engine().containers.get_mut(id) {
+            let state = inspect.state.get_or_insert_with(Default::default);
+            state.exit_code = Some(code);
+            state.finished_at = Some(finished.to_rfc3339());
+        }
+    }
+
     pub(crate) fn remove(&self, id: &str) {
         self.engine().containers.remove(id);
     }
@@ -133,6 +145,22 @@ impl FakeEngine {
             ..EventMessage::default()
         };
         self.send(Ok(event))
+    }
+
+    /// Makes the engine remember `events` (action and container id, in order) as having happened while
+    /// nobody watched: what `past_events` answers from now on.
+    pub(crate) fn remember(&self, events: &[(&str, &str)]) {
+        self.engine().past = events
+            .iter()
+            .map(|(action, id)| EventMessage {
+                action: Some((*action).to_owned()),
+                actor: Some(EventActor {
+                    id: Some((*id).to_owned()),
+                    attributes: None,
+                }),
+                ..EventMessage::default()
+            })
+            .collect();
     }
 
     /// Breaks the current event stream with an error.
@@ -367,6 +395,22 @@ impl EngineReader for FakeEngine {
             Ok(engine.containers.get(id).cloned())
         }
         .boxed()
+    }
+
+    fn past_events<'a>(
+        &'a self,
+        _scope: &'a Scope,
+        _since: String,
+        _until: String,
+        _kind: EngineKind,
+    ) -> BoxFuture<'a, Result<Vec<EventMessage>>> {
+        let engine = self.engine();
+        let answer = if engine.unreachable {
+            Err(unreachable("reading", "past events"))
+        } else {
+            Ok(engine.past.clone())
+        };
+        async move { answer }.boxed()
     }
 
     fn events(

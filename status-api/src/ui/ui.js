@@ -15,6 +15,13 @@ const TICK_MS = 10000;
 
 const STATES = new Set(["created", "running", "paused", "restarting", "removing", "exited", "dead"]);
 const HEALTHS = new Set(["none", "starting", "healthy", "unhealthy"]);
+/** How a last exit came about (`exit_cause`), in words. */
+const EXIT_CAUSES = {
+  natural: "by itself",
+  requested: "stopped on request",
+  oom: "killed by the OOM killer",
+  unseen: "not seen by status-api",
+};
 
 /** An answer that is not 2xx, with its `{error, message}` body when it has one. */
 class HttpError extends Error {
@@ -122,6 +129,10 @@ function renderVerdict(drift) {
   } else if (drift.in_sync) {
     verdict.textContent = "in sync";
     verdict.className = "badge badge-ok";
+  } else if (drift.items.every((item) => item.kind === "completed")) {
+    // Only jobs that finished: nothing to heal, nothing the controller will do.
+    verdict.textContent = `${drift.items.length} completed`;
+    verdict.className = "badge badge-unknown";
   } else {
     verdict.textContent = `${drift.items.length} drift`;
     verdict.className = "badge badge-drift";
@@ -161,7 +172,8 @@ function renderDrift(drift) {
   fill(
     list,
     drift.items.map((item) => {
-      const row = el("li", null, item.policy === "observe" ? "policy-observe" : "");
+      const classes = [item.policy === "observe" ? "policy-observe" : "", item.kind === "completed" ? "kind-completed" : ""];
+      const row = el("li", null, classes.filter(Boolean).join(" "));
       row.dataset.kind = item.kind;
       row.dataset.name = item.name;
       const policy = item.policy && item.policy !== "heal" ? ` (policy ${item.policy})` : "";
@@ -190,6 +202,15 @@ function cell(label, children, className) {
   return td;
 }
 
+/** The last exit in words: `0, by itself`; `–` while it runs or when it never ran. */
+function lastExit(c) {
+  if (c.exit_code === null || c.exit_code === undefined) {
+    return "–";
+  }
+  const cause = EXIT_CAUSES[c.exit_cause];
+  return cause ? `${c.exit_code}, ${cause}` : String(c.exit_code);
+}
+
 function renderContainers(containers) {
   byId("container-count").textContent = `(${containers.length})`;
   const rows = containers.map((c) => {
@@ -208,7 +229,11 @@ function renderContainers(containers) {
       cell("In snapshot", [el("span", c.in_snapshot ? "yes" : "no", `pill snap-${c.in_snapshot ? "yes" : "no"}`)]),
       cell("Restarts", [el("span", c.restart_count)], "number"),
       cell("Started", [c.started_at ? age("span", c.started_at) : el("span", "never")]),
+      cell("Last exit", [el("span", lastExit(c))], "exit"),
     );
+    if (c.restart_policy) {
+      row.title = `restart policy: ${c.restart_policy}`;
+    }
     return row;
   });
   fill(document.querySelector("#containers tbody"), rows);

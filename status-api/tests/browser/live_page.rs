@@ -280,3 +280,78 @@ async fn watch(
     );
     Ok(())
 }
+
+/// What the page shows of a finished job: the badge, each drift line's kind and classes, and each
+/// container's last exit.
+const READ_COMPLETED: &str = r##"
+const text = (node) => (node ? node.textContent.trim() : "");
+return {
+  verdict: text(document.getElementById("verdict")),
+  drift: [...document.querySelectorAll("#drift li")].map((item) => ({
+    kind: text(item.querySelector(".kind")),
+    name: text(item.querySelector(".name")),
+    classes: item.className,
+  })),
+  exits: [...document.querySelectorAll("#containers tbody tr")].map((row) => [
+    text(row.querySelector("td.name > span")),
+    text(row.querySelector("td.exit")),
+  ]),
+};
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_shows_a_finished_job_as_completed_not_as_an_alarm() -> anyhow::Result<()> {
+    let tools = Tools::find()?;
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let job = scope.name("job");
+    // Runs when the baseline is taken, and ends (code 0) when the test says.
+    let wait_then_exit = "until [ -f /tmp/done ]; do sleep 1; done; exit 0";
+    scope
+        .run_cmd("job", BUSYBOX_IMAGE, &[], &["sh", "-c", wait_then_exit])
+        .await?;
+    let server = StatusApiServer::start(StatusApiOptions::scoped(scope.scope())).await?;
+    let shots = artifacts_dir("live-page-completed")?;
+    let browser = Browser::start(&tools).await?;
+    let outcome = async {
+        open(&browser, &format!("{}/", server.base())).await?;
+        until(
+            &browser,
+            "the page to show the job in sync",
+            UI_TIMEOUT,
+            |shown| shown.in_sync_with(std::slice::from_ref(&job)),
+        )
+        .await?;
+
+        docker(&["exec", &job, "touch", "/tmp/done"]).await?;
+
+        let read = || async {
+            let value = browser.client.execute(READ_COMPLETED, vec![]).await?;
+            anyhow::Ok(value)
+        };
+        let shown = std::sync::Mutex::new(serde_json::Value::Null);
+        let waited = wait_until("the page to show the job completed", UI_TIMEOUT, || async {
+            let value = read().await?;
+            let done = value["verdict"] == "1 completed"
+                && value["drift"][0]["kind"] == "completed"
+                && value["drift"][0]["classes"]
+                    .as_str()
+                    .is_some_and(|classes| classes.contains("kind-completed"))
+                && value["exits"][0][1] == "0, by itself";
+            *shown.lock().expect("not poisoned") = value;
+            Ok(done)
+        })
+        .await;
+        browser.screenshot(&shots.join("completed.png")).await?;
+        let shown = shown.into_inner()?;
+        waited.with_context(|| format!("the page shows {shown:#}"))?;
+        let faults = page_faults(&browser, &server.base()).await?;
+        anyhow::ensure!(faults.is_empty(), "{faults:?}");
+        anyhow::Ok(())
+    }
+    .await;
+    let closed = browser.close().await;
+    outcome?;
+    closed?;
+    server.stop().await
+}

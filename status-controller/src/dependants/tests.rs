@@ -53,6 +53,8 @@ fn container(name: &str, id: &str, state: ContainerState, started: u32) -> Conta
         policy: Default::default(),
         shares: SharedNamespaces::default(),
         settling: false,
+        restart_policy: None,
+        exit_cause: None,
     }
 }
 
@@ -84,10 +86,15 @@ fn planned(containers: Vec<ContainerStatus>, can_recreate: bool) -> Vec<(String,
         server_container_id: None,
         containers,
     };
-    plan(&snapshot, &observed, &settings(can_recreate))
-        .into_iter()
-        .map(|action| (action.container, action.kind))
-        .collect()
+    plan(
+        &snapshot,
+        &observed,
+        &settings(can_recreate),
+        chrono::Utc::now(),
+    )
+    .into_iter()
+    .map(|action| (action.container, action.kind))
+    .collect()
 }
 
 fn kinds(pairs: &[(&str, ActionKind)]) -> Vec<(String, ActionKind)> {
@@ -194,7 +201,7 @@ fn a_waiting_dependant_is_drift_with_its_reason() {
             vpn(VPN_ID, ContainerState::Exited, 1),
         ],
     };
-    let actions = plan(&snapshot, &observed, &settings(true));
+    let actions = plan(&snapshot, &observed, &settings(true), chrono::Utc::now());
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!(actions[0].kind, ActionKind::Wait);
     assert_eq!(actions[0].drift, Some(DriftKind::Orphaned));

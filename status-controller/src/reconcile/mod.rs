@@ -249,10 +249,14 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
     /// The moment on the loop's clock when a maintenance hold that lasts `until` runs out (just after, so
     /// that the wall clock has passed it when the loop looks).
     fn hold_ends(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> Option<Instant> {
-        let left = (until? - self.wiring.clock.utc())
-            .to_std()
-            .unwrap_or_default();
-        Some(self.wiring.clock.now() + left + Duration::from_millis(1))
+        Some(self.instant_of(until?))
+    }
+
+    /// The moment on the loop's clock of the wall-clock time `at` (just after, so that the wall clock has
+    /// passed it when the loop looks).
+    fn instant_of(&self, at: chrono::DateTime<chrono::Utc>) -> Instant {
+        let left = (at - self.wiring.clock.utc()).to_std().unwrap_or_default();
+        self.wiring.clock.now() + left + Duration::from_millis(1)
     }
 
     /// A request for the next change after `since` (at once when there is no `since`), owning what it needs,
@@ -311,6 +315,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             &view.snapshot.containers,
             &view.observed,
             &self.settings.plan,
+            self.wiring.clock.utc(),
         );
         let span = tracing::info_span!(
             "reconcile",
@@ -451,6 +456,10 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                 .entry((action.container.clone(), action.kind))
                 .or_insert(now);
             if action.kind == ActionKind::Wait {
+                // A wait that ends by itself (compose at work): look again then, change or not.
+                if let Some(retry_at) = action.retry_at {
+                    next_wake = earliest(next_wake, self.instant_of(retry_at));
+                }
                 // A dependant waiting for its namespace owner is drift, said once like a report; a wait
                 // for the engine is not.
                 if action.waits_for.is_some() {

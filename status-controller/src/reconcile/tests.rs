@@ -54,7 +54,14 @@ impl Drop for Probe {
 }
 
 impl FakeSource {
+    /// A status-api with `status`, whose snapshot has one member: `web`, labelled as the first container
+    /// of `status` is.
     fn new(status: StatusResponse) -> Self {
+        let labels = status
+            .containers
+            .first()
+            .map(|container| container.labels.clone())
+            .unwrap_or_default();
         let snapshot = SnapshotSummary {
             taken_at: status.snapshot_taken_at.expect("a snapshot"),
             scope: None,
@@ -63,7 +70,7 @@ impl FakeSource {
                 id: "web-id".into(),
                 image: "busybox".into(),
                 image_id: String::new(),
-                labels: Default::default(),
+                labels,
                 shares: Default::default(),
             }],
         };
@@ -290,6 +297,8 @@ fn stopped_web() -> StatusResponse {
             policy: Default::default(),
             shares: Default::default(),
             settling: false,
+            restart_policy: None,
+            exit_cause: None,
         }],
     }
 }
@@ -315,6 +324,16 @@ impl Running {
         writer: &FakeWriter,
         limits: HealLimits,
         notify: Option<(tokio::sync::mpsc::Sender<NotifyEvent>, NotifyOptions)>,
+    ) -> Self {
+        Self::launch(source, writer, limits, notify, SystemClock)
+    }
+
+    fn launch<C: Clock>(
+        source: &FakeSource,
+        writer: &FakeWriter,
+        limits: HealLimits,
+        notify: Option<(tokio::sync::mpsc::Sender<NotifyEvent>, NotifyOptions)>,
+        clock: C,
     ) -> Self {
         let journal = Journal::new();
         let metrics = Metrics::new();
@@ -345,7 +364,7 @@ impl Running {
                 journal: journal.clone(),
                 notifier: notifier.clone(),
                 maintenance: maintenance.clone(),
-                clock: SystemClock,
+                clock,
             },
             LoopSettings {
                 scope: None,
@@ -559,6 +578,7 @@ async fn an_action_that_waited_for_its_lane_does_not_start_once_held() {
         state: Some(ContainerState::Exited),
         reason: "exited with exit code 137".into(),
         waits_for: None,
+        retry_at: None,
     };
     let record = executor
         .spawn(action, Arc::new(ActionContext::default()), Instant::now())
@@ -1014,4 +1034,68 @@ async fn heals_are_notified_only_when_asked_for() {
         }
         running.stop().await;
     }
+}
+
+/// A wall clock that follows tokio's paused clock from the moment it is made, so that the plan's `now` moves
+/// with the test's simulated time.
+#[derive(Debug, Clone, Copy)]
+struct PausedClock {
+    start: tokio::time::Instant,
+    utc: chrono::DateTime<Utc>,
+}
+
+impl PausedClock {
+    fn new() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            utc: Utc::now(),
+        }
+    }
+}
+
+impl Clock for PausedClock {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn utc(&self) -> chrono::DateTime<Utc> {
+        self.utc
+            + chrono::TimeDelta::from_std(tokio::time::Instant::now() - self.start)
+                .unwrap_or_default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compose_member_stopped_on_request_is_started_once_compose_had_its_time_not_before() {
+    let clock = PausedClock::new();
+    let mut status = stopped_web();
+    let web = &mut status.containers[0];
+    web.labels = std::collections::BTreeMap::from([(
+        "com.docker.compose.project".to_owned(),
+        "shop".to_owned(),
+    )]);
+    web.exit_code = Some(0);
+    web.exit_cause = Some(shared::ExitCause::Requested);
+    web.finished_at = Some(clock.utc());
+    let source = FakeSource::new(status);
+    let writer = FakeWriter::default();
+    let begin = tokio::time::Instant::now();
+    let running = Running::launch(&source, &writer, HealLimits::default(), None, clock);
+
+    // Nothing changes in status-api meanwhile: only the wait's own end wakes the loop.
+    tokio::time::sleep(crate::plan::SETTLE - Duration::from_millis(100)).await;
+    assert!(
+        writer.starts().is_empty(),
+        "left to compose for its settle time"
+    );
+    eventually("web to be started once compose had its time", || {
+        !writer.starts().is_empty()
+    })
+    .await;
+    let started = writer.starts()[0] - begin;
+    assert!(
+        started >= crate::plan::SETTLE && started < crate::plan::SETTLE + Duration::from_secs(1),
+        "{started:?}"
+    );
+    running.stop().await;
 }

@@ -3,6 +3,8 @@
 //! `--interval 1h`: every heal seen here was driven by the long poll, never by a timer.
 
 mod backoff;
+mod completed;
+mod compose;
 mod dependants;
 mod engine_answers;
 mod fake_api;

@@ -183,6 +183,8 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 policy: Default::default(),
                 shares: Default::default(),
                 settling: false,
+                restart_policy: None,
+                exit_cause: None,
             }],
         },
         snapshot: SnapshotSummary {

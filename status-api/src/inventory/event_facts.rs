@@ -1,0 +1,102 @@
+//! What engine events tell by themselves, before the inspect each one leads to: the state an event proves,
+//! shown at once ([`Inventory::foresee`]), and — on every (re)connection — the events of the time nobody
+//! watched, which no re-list can replay but which say how each exit came about ([`Inventory::recall`]).
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use shared::{error_chain, ContainerState, EngineKind, Health};
+
+use super::{event_time, unix_seconds, Inventory, RECALL};
+use crate::docker::event_action;
+
+impl Inventory {
+    /// Applies at once what the event itself proves about a container the view already holds: `start` and
+    /// `unpause` → running, `pause` → paused, `die` → exited with the exit code the event carries. The
+    /// inspect that follows fills in the rest, but it can wait a long time: the engine holds a container's
+    /// lock while it starts or stops it, and an inspect queues behind that (seconds on a busy engine).
+    ///
+    /// A `die` does not prove the container stays: `docker rm -f` sends `die` and then `destroy`. So the
+    /// container is shown exited but `settling` until its inspect answers, and the controller acts on no
+    /// settling container: it would start one that is being removed.
+    pub(super) fn foresee(
+        &self,
+        id: &str,
+        action: &str,
+        attributes: Option<&HashMap<String, String>>,
+        at: Option<DateTime<Utc>>,
+    ) {
+        let Some(mut status) = self.writer.store().container(id) else {
+            return;
+        };
+        match action {
+            "start" => {
+                status.state = ContainerState::Running;
+                status.started_at = at.or(status.started_at);
+                status.exit_code = None;
+                status.settling = false;
+                // A health check starts over with the container: never carry an old `unhealthy` into it.
+                if status.health != Health::None {
+                    status.health = Health::Starting;
+                }
+            }
+            "unpause" => status.state = ContainerState::Running,
+            "pause" => status.state = ContainerState::Paused,
+            "die" => {
+                status.state = ContainerState::Exited;
+                status.finished_at = at.or(status.finished_at);
+                // Podman names it `containerExitCode`.
+                status.exit_code = attributes
+                    .and_then(|attributes| {
+                        attributes
+                            .get("exitCode")
+                            .or_else(|| attributes.get("containerExitCode"))
+                    })
+                    .and_then(|code| code.parse().ok())
+                    .or(status.exit_code);
+                status.settling = true;
+            }
+            _ => return,
+        }
+        self.exits().annotate(&mut status);
+        self.writer.apply(id.to_owned(), Some(status));
+        tracing::debug!(target: crate::HEAL_TRACE, container = %id, action, stage = "foreseen", "view updated from the event");
+    }
+
+    /// Asks the engine what happened while nobody watched — from `from` (at most [`RECALL`] ago) to `to` —
+    /// and tells the exit tracker only: the re-list that follows reads every container as it is now, but it
+    /// cannot say how an exit came about. So a member stopped while status-api restarted, or by an engine
+    /// restarting (which stops what ran under it), is told as stopped on request rather than `unseen`, as far
+    /// as the engine still remembers. A failure is only logged: the re-list meets the same engine next.
+    pub(super) async fn recall(&self, from: DateTime<Utc>, to: DateTime<Utc>, kind: EngineKind) {
+        let from = from.max(to - RECALL);
+        if from >= to {
+            return;
+        }
+        let (since, until) = (
+            unix_seconds(SystemTime::from(from)),
+            unix_seconds(SystemTime::from(to)),
+        );
+        match self
+            .engine
+            .past_events(self.writer.scope(), since, until, kind)
+            .await
+        {
+            Ok(past) => {
+                let mut exits = self.exits();
+                for event in &past {
+                    let id = event.actor.as_ref().and_then(|actor| actor.id.as_deref());
+                    let action = event.action.as_deref().and_then(event_action);
+                    if let (Some(id), Some(action)) = (id, action) {
+                        exits.event(id, action, event_time(event));
+                    }
+                }
+                tracing::debug!(events = past.len(), %from, "recalled what happened while nobody watched");
+            }
+            Err(err) => {
+                tracing::warn!(error = %error_chain(&err), "cannot read the engine's past events: exits before now show as unseen");
+            }
+        }
+    }
+}
