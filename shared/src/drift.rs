@@ -19,7 +19,7 @@ use crate::namespaces::Owners;
 ///   `docker.io/library/nginx:latest`): `changed` (and nothing else: it is no longer the container the
 ///   snapshot describes, so nothing may act on it as if it were). A container created from the snapshot's
 ///   image id itself — what a recreate does when the tag is gone — runs the same image, so it is not changed;
-/// - `exited` with code 0, by itself or unseen by status-api, and a restart policy that would not restart it
+/// - `exited` with code 0 by itself, as status-api saw it, and a restart policy that would not restart it
 ///   (`no`, `on-failure`): `completed` ([`completed`]) — a job that finished;
 /// - `created`, `exited`, `dead`: `stopped`;
 /// - `paused`: `paused` — never `unhealthy`, although the engine reports paused containers as unhealthy;
@@ -118,22 +118,21 @@ fn member_drift(
     }
 }
 
-/// Whether an exited member is a job that finished: its process exited with code 0 by itself — or while
-/// status-api was not watching, when nobody can tell a finished job from a stop — and its own restart policy
-/// (`no`, `on-failure`) would not restart it. An exit someone asked for (`docker stop`, `docker kill`), an
-/// OOM kill and a non-zero exit are not: the member is `stopped`. So is a container whose restart policy or
-/// exit cause status-api did not say (an older status-api): it is healed as before.
+/// Whether an exited member is a job that finished: status-api saw its process exit with code 0 by itself,
+/// and its own restart policy (`no`, `on-failure`) would not restart it. An exit someone asked for
+/// (`docker stop`, `docker kill`), an OOM kill and a non-zero exit are not: the member is `stopped`. So is a
+/// container whose restart policy or exit cause status-api did not say (an older status-api): it is healed as
+/// before.
 ///
-/// The unseen exit is taken for a finished job because that is the side that can be undone: a job that ran
-/// to its end and is started again (a migration, a backup) does its work twice, while a service left stopped
-/// is reported, and the detail says how to start it.
+/// An exit status-api did not see (it started later, or its stream was down longer than the engine keeps
+/// events) is `stopped`, and healed: nobody can tell a finished job from a stop then, and the commonest such
+/// exit is a host or engine restart, which stops every service — many of them with code 0 on SIGTERM — and
+/// whose events are gone with the old engine. Leaving those down would break the one promise dockstate
+/// makes; a job that finished while nobody watched runs once more, and its next exit is seen.
 pub fn completed(container: &ContainerStatus) -> bool {
     container.state == ContainerState::Exited
         && container.exit_code == Some(0)
-        && matches!(
-            container.exit_cause,
-            Some(ExitCause::Natural | ExitCause::Unseen)
-        )
+        && container.exit_cause == Some(ExitCause::Natural)
         && container
             .restart_policy
             .is_some_and(|policy| !policy.restarts_after(0))
@@ -142,17 +141,10 @@ pub fn completed(container: &ContainerStatus) -> bool {
 fn completed_detail(container: &ContainerStatus) -> String {
     let policy = container.restart_policy.map_or("no", RestartPolicy::as_str);
     let start = format!("`docker start {}`", container.name);
-    match container.exit_cause {
-        Some(ExitCause::Unseen) => format!(
-            "exited with code 0 while status-api was not watching (it started later, or its event stream was \
-             down), and its restart policy `{policy}` would not restart it: taken for a job that finished, so it \
-             is reported and never started again; if it was meant to run, start it with {start}"
-        ),
-        _ => format!(
-            "exited with code 0 by itself and its restart policy `{policy}` would not restart it: a job that \
-             finished, reported and never started again; if it is meant to run, start it with {start}"
-        ),
-    }
+    format!(
+        "exited with code 0 by itself and its restart policy `{policy}` would not restart it: a job that \
+         finished, reported and never started again; if it is meant to run, start it with {start}"
+    )
 }
 
 fn stopped_detail(container: &ContainerStatus) -> String {
@@ -160,7 +152,10 @@ fn stopped_detail(container: &ContainerStatus) -> String {
         Some(ExitCause::Natural) => " (it exited by itself)",
         Some(ExitCause::Requested) => " (stopped on request)",
         Some(ExitCause::Oom) => " (killed by the OOM killer)",
-        Some(ExitCause::Unseen) | None => "",
+        Some(ExitCause::Unseen) => {
+            " (while status-api was not watching: a host or engine restart looks the same, so it is started)"
+        }
+        None => "",
     };
     match (container.state, container.exit_code) {
         (ContainerState::Dead, _) => {
@@ -310,9 +305,9 @@ mod tests {
             (0, no, Some(Requested), stopped),
             (0, Some(OnFailure), Some(Requested), stopped),
             (0, no, Some(Oom), stopped),
-            // Not seen: taken for a finished job (the safe side), whatever stopped it.
-            (0, no, Some(Unseen), completed),
-            (0, Some(OnFailure), Some(Unseen), completed),
+            // Not seen: a host or engine restart looks the same, so it is healed.
+            (0, no, Some(Unseen), stopped),
+            (0, Some(OnFailure), Some(Unseen), stopped),
             (0, Some(Always), Some(Unseen), stopped),
             (0, Some(UnlessStopped), Some(Unseen), stopped),
             // A non-zero exit is a failure, however it came about.
@@ -369,7 +364,7 @@ mod tests {
         assert!(finished.contains("`no`"), "{finished}");
         let unseen = detail(0, ExitCause::Unseen);
         assert!(unseen.contains("not watching"), "{unseen}");
-        assert!(unseen.contains("`docker start a`"), "{unseen}");
+        assert!(unseen.contains("restart"), "{unseen}");
         assert_eq!(
             detail(0, ExitCause::Requested),
             "exited with exit code 0 (stopped on request)"
