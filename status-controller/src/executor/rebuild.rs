@@ -512,6 +512,7 @@ mod tests {
             state: None,
             reason: "test".into(),
             waits_for: None,
+            retry_at: None,
         }
     }
 
