@@ -864,6 +864,52 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_container_replaced_under_its_name_never_vanishes_from_the_view() {
+        let engine = FakeEngine::new();
+        engine.put(RUNNING_ID, "web", "running", &[("team", "a")]);
+        let (store, _stop) = start(&engine);
+        live(&engine, &store).await;
+
+        // compose: the new container is created (its inspect held up behind the engine's locks), then the
+        // old one is destroyed, which needs no inspect.
+        engine.close_gate();
+        engine.put("new", "web", "created", &[("team", "a")]);
+        let now = Utc::now().timestamp_nanos_opt().expect("in range");
+        let attributes = [("name", "web"), ("image", "busybox"), ("team", "a")];
+        settle(async { assert!(engine.emit_with("create", "new", now, &attributes)) }).await;
+        engine.remove(RUNNING_ID);
+        settle(async { assert!(engine.emit_at("destroy", RUNNING_ID, now + 1)) }).await;
+
+        let view = store.view();
+        let web: Vec<_> = view.containers.iter().filter(|c| c.name == "web").collect();
+        assert_eq!(web.len(), 1, "{:?}", view.containers);
+        assert_eq!(web[0].id, "new");
+        assert_eq!(web[0].state, ContainerState::Created);
+        assert!(
+            web[0].settling,
+            "shown from the event until its inspect answers"
+        );
+        assert_eq!(web[0].image, "busybox");
+        assert_eq!(web[0].labels.get("team").map(String::as_str), Some("a"));
+        assert!(!web[0].labels.contains_key("name"), "{:?}", web[0].labels);
+
+        // Out of scope: not shown.
+        let outside = [("name", "db"), ("image", "busybox"), ("team", "b")];
+        settle(async { assert!(engine.emit_with("create", "other", now + 2, &outside)) }).await;
+        assert_eq!(state_of(&store, "other"), None);
+
+        engine.open_gate();
+        eventually("the inspect to confirm it", || {
+            store
+                .view()
+                .containers
+                .iter()
+                .any(|c| c.id == "new" && !c.settling)
+        })
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_lag_is_the_age_of_the_oldest_waiting_event_and_is_observed_when_applied() {
         let engine = FakeEngine::new();
         let (store, _stop, metrics) = start_reporting(&engine);

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use shared::{error_chain, ContainerState, EngineKind, Health};
+use shared::{
+    error_chain, in_scope, ContainerState, ContainerStatus, EngineKind, Health, Policy,
+    SharedNamespaces,
+};
 
 use super::{event_time, unix_seconds, Inventory, RECALL};
 use crate::docker::event_action;
@@ -20,6 +23,12 @@ impl Inventory {
     /// A `die` does not prove the container stays: `docker rm -f` sends `die` and then `destroy`. So the
     /// container is shown exited but `settling` until its inspect answers, and the controller acts on no
     /// settling container: it would start one that is being removed.
+    ///
+    /// A `create` of a container the view does not hold yet shows it at once too, as `created` and settling,
+    /// from what the event carries (its name, image and labels): a `destroy` needs no inspect and is applied
+    /// at once, so a container replaced under its name (`docker compose up --force-recreate` removes the old
+    /// one right after it started the new one) would otherwise vanish from the view until the new one's
+    /// inspect answers — and a member with no container is `removed`, which the controller recreates.
     pub(super) fn foresee(
         &self,
         id: &str,
@@ -28,6 +37,14 @@ impl Inventory {
         at: Option<DateTime<Utc>>,
     ) {
         let Some(mut status) = self.writer.store().container(id) else {
+            if action == "create" {
+                if let Some(status) = created_from_event(id, attributes, at)
+                    .filter(|status| in_scope(self.writer.scope(), &status.labels))
+                {
+                    self.writer.apply(id.to_owned(), Some(status));
+                    tracing::debug!(target: crate::HEAL_TRACE, container = %id, action, stage = "foreseen", "view updated from the event");
+                }
+            }
             return;
         };
         match action {
@@ -99,4 +116,41 @@ impl Inventory {
             }
         }
     }
+}
+
+/// A container as its `create` event tells it: named, with its image and labels (Docker's event attributes
+/// are the container's labels plus `name` and `image`), `created`, and settling until its inspect answers.
+fn created_from_event(
+    id: &str,
+    attributes: Option<&HashMap<String, String>>,
+    at: Option<DateTime<Utc>>,
+) -> Option<ContainerStatus> {
+    let attributes = attributes?;
+    let name = attributes.get("name")?.trim_start_matches('/').to_owned();
+    let image = attributes.get("image").cloned().unwrap_or_default();
+    let labels: std::collections::BTreeMap<String, String> = attributes
+        .iter()
+        .filter(|(key, _)| !matches!(key.as_str(), "name" | "image"))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    Some(ContainerStatus {
+        id: id.to_owned(),
+        name,
+        image,
+        image_id: String::new(),
+        state: ContainerState::Created,
+        health: Health::None,
+        exit_code: None,
+        restart_count: 0,
+        created_at: at,
+        started_at: None,
+        finished_at: None,
+        policy: Policy::from_labels(&labels),
+        labels,
+        in_snapshot: false,
+        settling: true,
+        restart_policy: None,
+        exit_cause: None,
+        shares: SharedNamespaces::default(),
+    })
 }
