@@ -93,9 +93,22 @@ pub(super) enum StatusAnswer {
     /// The containers, sorted by name.
     #[oai(status = 200)]
     Ok(JsonBytes<StatusResponse>),
-    /// A parameter is malformed; the message says which and how to fix it.
+    /// A parameter is malformed, repeated more than 8 times, or a `name` pattern compiles to more than 32 KiB;
+    /// the message says which and how to fix it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// A filtered answer's job failed (`internal`); the message says why.
+    #[oai(status = 500)]
+    Failed(Json<ErrorBody>),
+    /// `busy`: the workers that make filtered answers (`name`, `label`, `state`) and their queue are full.
+    /// Retry after the seconds given; answers without filters are never refused.
+    #[oai(status = 503)]
+    Busy(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u32,
+    ),
 }
 
 #[derive(Debug, ApiResponse)]

@@ -11,6 +11,7 @@ mod page;
 mod params;
 mod payload;
 mod statics;
+mod workers;
 
 use std::sync::Arc;
 
@@ -18,9 +19,11 @@ use bytes::Bytes;
 use poem::http::header;
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
+use shared::runtime::hosts::HostCheck;
 use tokio::sync::watch;
 
 pub use self::http::route_of;
+pub use self::workers::FilterWorkers;
 use self::operations::StatusApi;
 use self::statics::Static;
 use crate::baseline::BaselineKeeper;
@@ -44,12 +47,17 @@ pub struct ApiState {
     pub token: Option<Arc<str>>,
     /// Turns true on shutdown, so long polls answer at once instead of holding the drain.
     pub shutdown: watch::Receiver<bool>,
+    /// Where filtered `/status` answers are made, off the async runtime.
+    pub workers: FilterWorkers,
+    /// The `Host` names served (`--allowed-hosts`), checked before any route.
+    pub hosts: HostCheck,
 }
 
-/// The whole application: the operations, the live page at `/`, `/docs`, `/openapi.json`, the favicon, and the
-/// JSON-error/metrics edge.
+/// The whole application: the operations, the live page at `/`, `/docs`, `/openapi.json`, the favicon, the
+/// `Host` check, and the JSON-error/metrics edge.
 pub fn app(state: ApiState) -> impl poem::Endpoint {
     let metrics = state.metrics.clone();
+    let hosts = state.hosts.clone();
     let token_configured = state.token.is_some();
     let service = openapi_service(state.clone());
     let document = Arc::new(Static::new("application/json; charset=utf-8", {
@@ -69,6 +77,7 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
         .nest("/", service);
     page::with_page(site)
         .into_endpoint()
+        .with(hosts)
         .around(move |endpoint, request| {
             http::around(endpoint, request, metrics.clone(), token_configured)
         })
@@ -189,6 +198,8 @@ mod tests {
             metrics: Metrics::new(),
             token: token.map(Arc::from),
             shutdown,
+            workers: FilterWorkers::new(1, 4),
+            hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
         };
         let parts = Parts {
             engine,
