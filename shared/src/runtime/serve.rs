@@ -20,12 +20,6 @@ use poem::listener::Acceptor;
 use poem::{Endpoint, IntoEndpoint};
 use tokio::sync::watch;
 
-/// The largest HTTP/1 request head (request line and headers) read: hyper answers a longer one 431 and
-/// closes. Its default, 400 KiB, let each of a thousand parked long polls hold that much; every query the
-/// APIs take fits in far less (8 labels of 1,024 characters and 8 patterns of 256, even percent-encoded).
-/// HTTP/2 keeps hyper's own bound, 16 KiB of headers.
-pub const MAX_REQUEST_HEAD: usize = 64 << 10;
-
 /// The body type poem's answers convert into.
 type Body = http_body_util::combinators::BoxBody<Bytes, io::Error>;
 
@@ -49,8 +43,7 @@ where
     let graceful = GracefulShutdown::new();
     // Set when the drain timeout passed: the connections still open are dropped, not left running.
     let (abandon, abandoned) = watch::channel(false);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(MAX_REQUEST_HEAD);
+    let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(signal);
     let result = loop {
         let (io, local, remote, scheme) = tokio::select! {
@@ -201,40 +194,6 @@ mod tests {
             assert!(body.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
         }
         drop(stream);
-        let _ = stop.send(());
-        task.await.expect("no panic").expect("served");
-    }
-
-    #[tokio::test]
-    async fn a_request_head_over_the_limit_is_refused_and_one_under_it_served() {
-        let (address, stop, task) = start(Duration::from_secs(5)).await;
-        let request = |padding: usize| {
-            format!(
-                "GET /large HTTP/1.1\r\nhost: test\r\nx-padding: {}\r\nconnection: close\r\n\r\n",
-                "p".repeat(padding)
-            )
-        };
-        let mut stream = TcpStream::connect(address).await.expect("connects");
-        stream
-            .write_all(request(MAX_REQUEST_HEAD - 1024).as_bytes())
-            .await
-            .expect("writes");
-        let (head, body) = read_answer(&mut stream).await;
-        assert!(head.starts_with("http/1.1 200"), "{head}");
-        assert_eq!(body.len(), LARGE);
-
-        let mut stream = TcpStream::connect(address).await.expect("connects");
-        // The server may answer and close before it has read all of it.
-        let _ = stream
-            .write_all(request(MAX_REQUEST_HEAD + 1024).as_bytes())
-            .await;
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-        let answer = String::from_utf8_lossy(&answer[..answer.len().min(64)]);
-        assert!(
-            answer.starts_with("HTTP/1.1 431"),
-            "a head over {MAX_REQUEST_HEAD} bytes: {answer}"
-        );
         let _ = stop.send(());
         task.await.expect("no panic").expect("served");
     }

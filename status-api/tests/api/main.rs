@@ -10,6 +10,7 @@ mod dependants;
 mod docs_and_metrics;
 mod engine_loss;
 mod errors;
+mod hosts;
 mod live_status;
 mod long_poll;
 mod members;
