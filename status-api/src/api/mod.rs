@@ -198,7 +198,7 @@ mod tests {
             metrics: Metrics::new(),
             token: token.map(Arc::from),
             shutdown,
-            workers: FilterWorkers::new(1, 4),
+            workers: FilterWorkers::new(1, 4, Duration::from_secs(1)),
             hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
         };
         let parts = Parts {

@@ -441,8 +441,7 @@ impl StatusApi {
             Err(err @ JobError::Busy { .. }) => {
                 Err(StatusAnswer::Busy(error("busy", err.to_string()), 1))
             }
-            Err(err @ JobError::Failed(_)) => {
-                tracing::error!(error = %error_chain(&err), "a filtered /status answer failed");
+            Err(err @ JobError::Failed) => {
                 Err(StatusAnswer::Failed(error("internal", err.to_string())))
             }
         }
