@@ -47,6 +47,23 @@ enum Kind {
     Refused,
 }
 
+/// A runtime started inside the test's own, which may only be let go of in the background.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("running").handle()
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// What the flood's answers were, by status.
 #[derive(Debug, Default)]
 struct Tally {
@@ -100,11 +117,14 @@ async fn the_costliest_filters_leave_health_fast_memory_bounded_and_heals_on_tim
     .await?;
     // The controller on a runtime of its own, as it would be in its own process: the flood's clients share
     // this test's runtime, and must not be what delays a heal.
-    let controller_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let controller_runtime = OwnRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?,
+    ));
     let controller = controller_runtime
+        .handle()
         .spawn({
             let base = base.clone();
             async move { StatusControllerServer::start_against(&base, None, &[]).await }
@@ -173,7 +193,7 @@ async fn the_costliest_filters_leave_health_fast_memory_bounded_and_heals_on_tim
         "the killed member was down for {healed_in:?} (limit {HEAL_LIMIT:?})"
     );
     controller.stop().await.ok();
-    controller_runtime.shutdown_background();
+    drop(controller_runtime);
     api.stop(Duration::from_secs(10)).await?;
     Ok(())
 }
