@@ -100,8 +100,9 @@ pub(super) enum StatusAnswer {
     /// A filtered answer's job failed (`internal`); the message says why.
     #[oai(status = 500)]
     Failed(Json<ErrorBody>),
-    /// `busy`: the workers that make filtered answers (`name`, `label`, `state`) and their queue are full.
-    /// Retry after the seconds given; answers without filters are never refused.
+    /// `busy`: the workers that make filtered answers (`name`, `label`, `state`) and their queue are full, and
+    /// no place came free within a second. Retry after the seconds given; answers without filters are never
+    /// refused.
     #[oai(status = 503)]
     Busy(
         Json<ErrorBody>,

@@ -315,6 +315,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_document_states_the_filter_bounds() {
+        let (app, _parts) = cold_app(None);
+        let client = TestClient::new(app);
+        let document = json_of(client.get("/openapi.json").send().await).await;
+        let operation = &document["paths"]["/status"]["get"];
+        let parameters = operation["parameters"].as_array().expect("parameters");
+        for name in ["label", "name"] {
+            let parameter = parameters
+                .iter()
+                .find(|p| p["name"] == name)
+                .expect("a parameter");
+            assert_eq!(
+                parameter["schema"]["maxItems"],
+                serde_json::json!(filter::MAX_FILTER_VALUES),
+                "{parameter}"
+            );
+        }
+        let busy = &operation["responses"]["503"];
+        assert!(busy["headers"]["RETRY-AFTER"].is_object(), "{busy}");
+        let bad = operation["responses"]["400"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(bad.contains("more than 8") && bad.contains("32 KiB"), "{bad}");
+    }
+
+    #[tokio::test]
     async fn status_says_what_ready_says_and_a_long_poll_learns_when_it_changes() {
         let (app, parts) = cold_app(None);
         let client = TestClient::new(app);
