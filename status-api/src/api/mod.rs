@@ -133,7 +133,11 @@ another orchestrator manages have the effective policy `ignore` (the `policy` fi
 `dockstate.policy` label decides: `heal` (default), `observe`, or `ignore`; an unknown value counts as `observe`.
 
 status-api never changes anything on the host; status-controller acts on the drift. No answer without the token \
-ever contains a container's environment. Errors are `{\"error\": code, \"message\": what to fix}`.";
+ever contains a container's environment. Errors are `{\"error\": code, \"message\": what to fix}`.
+
+**Host names.** Every operation answers only a request that names the server by an IP address, `localhost` or a \
+name given in `--allowed-hosts` (`STATUS_API_ALLOWED_HOSTS`); any other `Host` is refused with 421 \
+`host_not_allowed`, so that a web page cannot read the API through DNS rebinding.";
 
 #[derive(Debug, Tags)]
 pub(super) enum Tag {
