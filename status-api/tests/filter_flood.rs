@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use test_support::flood::memory_kib;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use test_support::{
     docker, ensure_test_images, wait_until, Program, StatusControllerServer, TestScope,
     BUSYBOX_IMAGE,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Connections the flood keeps busy.
 const CONNECTIONS: usize = 50;
@@ -111,9 +111,11 @@ async fn the_costliest_filters_leave_health_fast_memory_bounded_and_heals_on_tim
     let pid = api.pid().context("status-api runs")?;
     let base = api.url("");
     let ready = api.url("/ready");
-    wait_until("status-api to be ready", Duration::from_secs(20), || async {
-        Ok(reqwest::get(&ready).await?.status().is_success())
-    })
+    wait_until(
+        "status-api to be ready",
+        Duration::from_secs(20),
+        || async { Ok(reqwest::get(&ready).await?.status().is_success()) },
+    )
     .await?;
     // The controller on a runtime of its own, as it would be in its own process: the flood's clients share
     // this test's runtime, and must not be what delays a heal.

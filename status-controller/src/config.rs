@@ -403,8 +403,8 @@ mod tests {
             parse(&[]).expect("defaults").allowed_hosts(),
             AllowedHosts::default()
         );
-        let settings = parse(&["--allowed-hosts", "dockstate-controller,Ctl.Example."])
-            .expect("valid names");
+        let settings =
+            parse(&["--allowed-hosts", "dockstate-controller,Ctl.Example."]).expect("valid names");
         assert_eq!(
             settings.allowed_hosts().names().collect::<Vec<_>>(),
             ["dockstate-controller", "ctl.example"]

@@ -286,7 +286,11 @@ impl<E: Endpoint> Endpoint for HostCheckEndpoint<E> {
             request.headers().get(header::HOST).map(|v| v.as_bytes()),
         );
         match checked {
-            Ok(()) => self.inner.call(request).await.map(IntoResponse::into_response),
+            Ok(()) => self
+                .inner
+                .call(request)
+                .await
+                .map(IntoResponse::into_response),
             Err(refused) => Ok(self.check.refusal(&refused)),
         }
     }
@@ -445,7 +449,10 @@ mod tests {
         for host in ["127.0.0.1:1", "[::1]:1", "localhost:1", "status-api:1"] {
             let response = get(Some(host)).await.expect("served");
             assert_eq!(response.status(), StatusCode::OK, "{host}");
-            assert_eq!(response.into_body().into_string().await.expect("body"), "hello");
+            assert_eq!(
+                response.into_body().into_string().await.expect("body"),
+                "hello"
+            );
         }
         let response = get(None).await.expect("served");
         assert_eq!(response.status(), StatusCode::OK, "no Host");

@@ -101,7 +101,8 @@ pub(super) enum StatusAnswer {
     /// sum: eight long labels, percent-encoded, can pass it. Answered before the operation runs, and the
     /// connection is closed.
     #[oai(status = 414)]
-    #[allow(dead_code)] // Made by the connection guard (shared::runtime::connections), listed here for the document.
+    #[allow(dead_code)]
+    // Made by the connection guard (shared::runtime::connections), listed here for the document.
     UriTooLong(Json<ErrorBody>),
     /// A filtered answer's job failed (`internal`); the message says why.
     #[oai(status = 500)]

@@ -145,7 +145,8 @@ impl StatusFilter {
             && (self.names.is_empty() || {
                 let slashed = format!("/{}", container.name);
                 self.names.iter().any(|pattern| {
-                    pattern.is_match(container.name.as_bytes()) || pattern.is_match(slashed.as_bytes())
+                    pattern.is_match(container.name.as_bytes())
+                        || pattern.is_match(slashed.as_bytes())
                 })
             })
     }
@@ -299,7 +300,8 @@ mod tests {
     #[test]
     fn a_bad_pattern_names_the_parameter_and_the_value() {
         let parse = |labels: &[&str], names: &[&str]| {
-            let owned = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+            let owned =
+                |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
             StatusQuery::parse(true, vec![], &owned(labels), owned(names))
         };
         let err = parse(&[], &["web("])
@@ -325,7 +327,10 @@ mod tests {
              regular expression (`a|b`) or filter by fewer labels"
         );
         let err = StatusQuery::parse(true, vec![], &owned("a", 9), vec![]).expect_err("too many");
-        assert!(err.to_string().contains("`label` is given 9 times"), "{err}");
+        assert!(
+            err.to_string().contains("`label` is given 9 times"),
+            "{err}"
+        );
         assert!(StatusQuery::parse(true, vec![], &owned("a", 8), owned("a", 8)).is_ok());
         // What took 150 ms and 10 MiB a pattern is refused at the size limit, in words that say why.
         for expensive in [r"(?u)\w{200}", r"(?u)\w", r"a{1000}{1000}", r"(?u:\pL{50})"] {
@@ -333,7 +338,10 @@ mod tests {
                 .expect("read")
                 .compile()
                 .expect_err("too large");
-            assert!(err.to_string().contains("more than 32 KiB"), "{expensive}: {err}");
+            assert!(
+                err.to_string().contains("more than 32 KiB"),
+                "{expensive}: {err}"
+            );
         }
         // A state repeated is one state.
         let many = StatusQuery::parse(true, vec![ContainerState::Running; 1000], &[], vec![])
@@ -355,6 +363,9 @@ mod tests {
             .expect("read")
             .compile()
             .expect_err("Unicode off");
-        assert!(err.to_string().contains("Unicode not allowed here"), "{err}");
+        assert!(
+            err.to_string().contains("Unicode not allowed here"),
+            "{err}"
+        );
     }
 }

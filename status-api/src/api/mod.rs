@@ -23,9 +23,9 @@ use shared::runtime::hosts::HostCheck;
 use tokio::sync::watch;
 
 pub use self::http::route_of;
-pub use self::workers::FilterWorkers;
 use self::operations::StatusApi;
 use self::statics::Static;
+pub use self::workers::FilterWorkers;
 use crate::baseline::BaselineKeeper;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -341,7 +341,10 @@ mod tests {
         let bad = operation["responses"]["400"]["description"]
             .as_str()
             .unwrap_or_default();
-        assert!(bad.contains("more than 8") && bad.contains("32 KiB"), "{bad}");
+        assert!(
+            bad.contains("more than 8") && bad.contains("32 KiB"),
+            "{bad}"
+        );
     }
 
     #[tokio::test]

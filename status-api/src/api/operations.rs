@@ -437,7 +437,10 @@ impl StatusApi {
     ) -> Result<T, StatusAnswer> {
         match self.0.workers.run(job).await {
             Ok(Ok(done)) => Ok(done),
-            Ok(Err(err)) => Err(StatusAnswer::BadRequest(error("bad_request", err.to_string()))),
+            Ok(Err(err)) => Err(StatusAnswer::BadRequest(error(
+                "bad_request",
+                err.to_string(),
+            ))),
             Err(err @ JobError::Busy { .. }) => {
                 Err(StatusAnswer::Busy(error("busy", err.to_string()), 1))
             }

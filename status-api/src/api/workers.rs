@@ -170,7 +170,14 @@ mod tests {
         let err = workers.run(|| ()).await.expect_err("the queue is full");
         assert!(asked.elapsed() >= Duration::from_millis(200));
         assert!(
-            matches!(err, JobError::Busy { running: 1, queued: 2, .. }),
+            matches!(
+                err,
+                JobError::Busy {
+                    running: 1,
+                    queued: 2,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().contains("1 at a time, 2 waiting"), "{err}");

@@ -32,11 +32,7 @@ fn client_naming(name: &str, address: SocketAddr) -> anyhow::Result<reqwest::Cli
     Ok(reqwest::Client::builder().resolve(name, address).build()?)
 }
 
-async fn get_as(
-    api: &TestApi,
-    name: &str,
-    path: &str,
-) -> anyhow::Result<(StatusCode, Value)> {
+async fn get_as(api: &TestApi, name: &str, path: &str) -> anyhow::Result<(StatusCode, Value)> {
     let address = api.address();
     let client = client_naming(name, address)?;
     let url = format!("http://{name}:{}{path}", address.port());
@@ -89,7 +85,10 @@ async fn a_foreign_name_is_refused_on_every_route_and_ips_localhost_and_allowed_
                 .await?,
         )
         .await?;
-        assert!(expected(status), "{path} as DOCKSTATE-API.test.: {status} {body}");
+        assert!(
+            expected(status),
+            "{path} as DOCKSTATE-API.test.: {status} {body}"
+        );
         let (status, body) = answer(
             api.client
                 .get(api.url(path))
@@ -151,7 +150,10 @@ async fn a_foreign_name_is_refused_on_every_route_and_ips_localhost_and_allowed_
 async fn without_allowed_hosts_only_ips_and_localhost_are_served() -> anyhow::Result<()> {
     let scope = TestScope::new();
     let api = spawn_api(&scope, Options::default()).await?;
-    assert_eq!(get_as(&api, "localhost", "/status").await?.0, StatusCode::OK);
+    assert_eq!(
+        get_as(&api, "localhost", "/status").await?.0,
+        StatusCode::OK
+    );
     assert_eq!(api.get("/status").await?.0, StatusCode::OK);
     let (status, body) = get_as(&api, "status-api", "/status").await?;
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");

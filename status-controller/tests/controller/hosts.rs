@@ -11,11 +11,17 @@ use test_support::{StatusControllerServer, TestScope};
 
 use crate::helpers::{api_for_scope, init_logs};
 
-const PATHS: [&str; 6] = ["/health", "/ready", "/metrics", "/actions", "/hold", "/nope"];
+const PATHS: [&str; 6] = [
+    "/health", "/ready", "/metrics", "/actions", "/hold", "/nope",
+];
 
 /// GET `path` from the server at `address`, reached under `name` (resolved to that address, as a browser that
 /// looked it up would); its status and JSON body.
-async fn get_as(address: SocketAddr, name: &str, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+async fn get_as(
+    address: SocketAddr,
+    name: &str,
+    path: &str,
+) -> anyhow::Result<(StatusCode, Value)> {
     let client = reqwest::Client::builder().resolve(name, address).build()?;
     let response = client
         .get(format!("http://{name}:{}{path}", address.port()))
@@ -23,7 +29,10 @@ async fn get_as(address: SocketAddr, name: &str, path: &str) -> anyhow::Result<(
         .await?;
     let status = response.status();
     let text = response.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 #[tokio::test]
@@ -36,9 +45,8 @@ async fn a_foreign_name_is_refused_on_every_route_and_ips_localhost_and_allowed_
         StatusControllerServer::start(&api, &["--allowed-hosts", "dockstate-controller.test"])
             .await?;
     let address = controller.address;
-    let served = |status: StatusCode| {
-        status != StatusCode::MISDIRECTED_REQUEST && !status.is_server_error()
-    };
+    let served =
+        |status: StatusCode| status != StatusCode::MISDIRECTED_REQUEST && !status.is_server_error();
     for path in PATHS {
         let (status, body) = get_as(address, &address.ip().to_string(), path).await?;
         assert!(served(status), "{path} by IP: {status} {body}");
@@ -48,7 +56,10 @@ async fn a_foreign_name_is_refused_on_every_route_and_ips_localhost_and_allowed_
         }
         let response = reqwest::Client::new()
             .get(controller.url(path))
-            .header(HOST, format!("Dockstate-Controller.Test.:{}", address.port()))
+            .header(
+                HOST,
+                format!("Dockstate-Controller.Test.:{}", address.port()),
+            )
             .send()
             .await?;
         assert!(served(response.status()), "{path}: {}", response.status());
@@ -70,7 +81,10 @@ async fn a_foreign_name_is_refused_on_every_route_and_ips_localhost_and_allowed_
         .resolve("rebind.example", address)
         .build()?;
     let response = client
-        .post(format!("http://rebind.example:{}/hold?for=1m", address.port()))
+        .post(format!(
+            "http://rebind.example:{}/hold?for=1m",
+            address.port()
+        ))
         .bearer_auth("anything")
         .send()
         .await?;
