@@ -57,8 +57,9 @@ impl StatusApi {
     ///
     /// Bounded work: at most 8 `label` and 8 `name` values; each `name` pattern must compile to at most
     /// 32 KiB (`\w`, `\d`, `\s` and case folding are ASCII, as in Docker; `(?u)` and Unicode classes are
-    /// large). A filtered answer is made on a few worker threads; when they and their short queue are full,
-    /// it is 503 `busy` with `Retry-After` — answers without filters are never refused.
+    /// large). A filtered answer is made on a few worker threads; when they and their short queue are full and
+    /// no place comes free within a second, it is 503 `busy` with `Retry-After` — answers without filters are
+    /// never refused.
     #[oai(
         path = "/status",
         method = "get",
@@ -98,9 +99,10 @@ impl StatusApi {
         };
         let gzip = accepts_gzip(headers);
         if let Some(since) = since.0 {
-            // A bad pattern is refused now, not after the wait; the compiled patterns are not kept while the
-            // poll is parked (a thousand parked polls would hold them all), they are compiled again after.
-            if query.has_names() {
+            // A poll that will park has its patterns checked now, so a bad one is refused at once, not after
+            // the wait; they are not kept while it is parked (a thousand parked polls would hold them all),
+            // but compiled again when it answers.
+            if query.has_names() && self.0.store.revision() == since {
                 let checked = query.clone();
                 if let Err(answer) = self.filtered(move || checked.compile().map(drop)).await {
                     return answer;
