@@ -20,6 +20,8 @@ EXPECTED_KINDS = {
 }
 NAMESPACE = "dockstate"
 CONTAINERS = {"status-api": 8080, "status-controller": 8000}
+# The variable naming the host names each program answers to (besides IP addresses and localhost).
+ALLOWED_HOSTS = {"status-api": "STATUS_API_ALLOWED_HOSTS", "status-controller": "STATUS_CONTROLLER_ALLOWED_HOSTS"}
 
 problems = []
 
@@ -54,6 +56,13 @@ def main(path):
         )
 
     config_maps = {c["metadata"]["name"] for c in by_kind.get("ConfigMap", [])}
+    settings = {}
+    for config_map in by_kind.get("ConfigMap", []):
+        settings.update(config_map.get("data", {}))
+    allowed_hosts = {
+        program: {name.strip().lower().rstrip(".") for name in settings.get(variable, "").split(",") if name.strip()}
+        for program, variable in ALLOWED_HOSTS.items()
+    }
     secrets = {s["metadata"]["name"] for s in by_kind.get("Secret", [])}
     daemonsets = by_kind.get("DaemonSet", [])
     check(len(daemonsets) == 1, f"expected one DaemonSet, found {len(daemonsets)}")
@@ -145,6 +154,19 @@ def main(path):
             for source in container.get("envFrom", []):
                 ref = source.get("configMapRef", {}).get("name")
                 check(ref in config_maps, f"{where}: reads ConfigMap/{ref}, which is not rendered")
+            # The controller's status-api URL must name a host status-api answers to, or every call is 421.
+            env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+            api_url = env.get("STATUS_CONTROLLER_API_URL") or settings.get("STATUS_CONTROLLER_API_URL")
+            if api_url:
+                host = api_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]").lower()
+                served = (
+                    host == "localhost"
+                    or host.endswith(".localhost")
+                    or all(part.isdigit() for part in host.split("."))
+                    or ":" in host
+                    or host in allowed_hosts["status-api"]
+                )
+                check(served, f"{where}: calls status-api as {host}, which STATUS_API_ALLOWED_HOSTS does not list")
 
     services = by_kind.get("Service", [])
     for service in services:
@@ -159,6 +181,13 @@ def main(path):
         )
         annotations = service["metadata"].get("annotations", {})
         check(annotations.get("prometheus.io/scrape") == "true", f"{where} has no scrape annotation")
+        # A client in the cluster that calls the Service by name must be answered, not refused 421.
+        program = service["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        name = service["metadata"]["name"]
+        if program in allowed_hosts:
+            names = {name, f"{name}.{NAMESPACE}", f"{name}.{NAMESPACE}.svc"}
+            missing = sorted(names - allowed_hosts[program])
+            check(not missing, f"{where}: {ALLOWED_HOSTS[program]} does not list {missing}")
         port = annotations.get("prometheus.io/port")
         check(
             port in {str(p["port"]) for p in spec.get("ports", [])},

@@ -81,6 +81,8 @@ impl StatusApi {
         let port = free_port()?;
         let gid = socket_gid().await?;
         let scope_env = format!("STATUS_API_SCOPE={}", scope.scope());
+        // The controller calls it by its container name, which it must answer to.
+        let hosts_env = format!("STATUS_API_ALLOWED_HOSTS={}", scope.name("api"));
         let state_mount = format!("{}:/var/lib/status-api", state.path().display());
         let publish = format!("127.0.0.1:{port}:8080");
         let id = scope
@@ -102,6 +104,8 @@ impl StatusApi {
                     &state_mount,
                     "-e",
                     &scope_env,
+                    "-e",
+                    &hosts_env,
                     "-e",
                     "STATUS_API_RESYNC_INTERVAL=1h",
                     "-p",

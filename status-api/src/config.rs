@@ -7,8 +7,12 @@ use std::time::Duration;
 use clap::Parser;
 use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
 use shared::runtime::flags::{parse_duration, parse_scope, ScopeArg};
+use shared::runtime::hosts::{parse_allowed_hosts, AllowedHosts};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
+
+/// The variable `--allowed-hosts` reads, named in the answer to a request for another host.
+pub const ALLOWED_HOSTS_ENV: &str = "STATUS_API_ALLOWED_HOSTS";
 
 /// status-api: watches a Docker engine and serves its live status, its baseline snapshot and the drift
 /// between them. It never changes anything on the host.
@@ -31,6 +35,11 @@ pub struct Settings {
         value_parser = parse_max_connections
     )]
     pub max_connections: usize,
+
+    /// Host names to answer to besides IP addresses and `localhost`, comma-separated (`*`: any name). A
+    /// request naming another host is refused (421), so that a web page cannot reach it through DNS rebinding.
+    #[arg(long, env = ALLOWED_HOSTS_ENV, value_parser = parse_allowed_hosts)]
+    pub allowed_hosts: Vec<AllowedHosts>,
 
     /// Directory holding snapshot.json. Default: $XDG_STATE_HOME/status-api, else
     /// ~/.local/state/status-api (/var/lib/status-api in the container image).
@@ -111,6 +120,11 @@ impl Settings {
     pub fn log_format(&self) -> LogFormat {
         self.log_format.unwrap_or_else(LogFormat::detect)
     }
+
+    /// Every `--allowed-hosts` given, together.
+    pub fn allowed_hosts(&self) -> AllowedHosts {
+        self.allowed_hosts.iter().cloned().collect()
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +139,25 @@ mod tests {
         assert_eq!(settings.scope(), None);
         assert!(settings.token_file.is_none());
         assert_eq!(settings.max_connections, 1024);
+        assert_eq!(settings.allowed_hosts(), AllowedHosts::default());
+    }
+
+    #[test]
+    fn allowed_hosts_are_comma_separated_and_repeatable() {
+        let settings = Settings::parse_from([
+            "status-api",
+            "--allowed-hosts",
+            "status-api,Dockstate.Example",
+            "--allowed-hosts",
+            "other",
+        ]);
+        assert_eq!(
+            settings.allowed_hosts().names().collect::<Vec<_>>(),
+            ["status-api", "dockstate.example", "other"]
+        );
+        let err = Settings::try_parse_from(["status-api", "--allowed-hosts", "status-api:8080"])
+            .expect_err("a port");
+        assert!(err.to_string().contains("give the name alone"), "{err}");
     }
 
     #[test]

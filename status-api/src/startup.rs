@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use shared::backoff::Backoff;
 use shared::runtime::connections::ConnectionLimits;
+use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::HttpAcceptor;
 use tokio::sync::watch;
 
 use shared::error_chain;
 
-use crate::api::{app, ApiState};
+use crate::api::{app, ApiState, FilterWorkers};
 use crate::baseline::{BaselineKeeper, SnapshotError, SnapshotFile};
-use crate::config::Settings;
+use crate::config::{Settings, ALLOWED_HOSTS_ENV};
 use crate::docker::{DockerReader, EngineReader};
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
@@ -47,6 +48,7 @@ pub struct Application {
     state_dir: Arc<StateDir>,
     metrics: Metrics,
     token: Option<Arc<str>>,
+    hosts: HostCheck,
 }
 
 impl std::fmt::Debug for Application {
@@ -124,6 +126,7 @@ impl Application {
             state_dir,
             metrics,
             token,
+            hosts: HostCheck::new(settings.allowed_hosts(), ALLOWED_HOSTS_ENV),
         })
     }
 
@@ -157,6 +160,8 @@ impl Application {
             metrics: self.metrics,
             token: self.token,
             shutdown: stop_rx.clone(),
+            workers: FilterWorkers::for_this_machine(),
+            hosts: self.hosts,
         };
         tracing::info!(address = %self.address, "status-api listening");
         let mut stopping = stop_rx.clone();

@@ -9,6 +9,7 @@ use clap::{ArgAction, Parser};
 use reqwest::Url;
 use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
 use shared::runtime::flags::{parse_duration, parse_scope, parse_switch, ScopeArg};
+use shared::runtime::hosts::{parse_allowed_hosts, AllowedHosts};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
 
@@ -19,6 +20,9 @@ use crate::notify::{NotifyOptions, Target};
 /// The shortest `--interval` accepted: the long poll already reacts within milliseconds, the interval is only
 /// the safety net, and a shorter one would just load status-api.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The variable `--allowed-hosts` reads, named in the answer to a request for another host.
+pub const ALLOWED_HOSTS_ENV: &str = "STATUS_CONTROLLER_ALLOWED_HOSTS";
 
 /// status-controller: heals drift between a Docker host and the snapshot status-api keeps. It starts
 /// snapshotted containers that went down, recreates removed ones, restarts unhealthy ones and stops
@@ -52,6 +56,11 @@ pub struct Settings {
         value_parser = parse_max_connections
     )]
     pub max_connections: usize,
+
+    /// Host names to answer to besides IP addresses and `localhost`, comma-separated (`*`: any name). A
+    /// request naming another host is refused (421), so that a web page cannot reach it through DNS rebinding.
+    #[arg(long, env = ALLOWED_HOSTS_ENV, value_parser = parse_allowed_hosts)]
+    pub allowed_hosts: Vec<AllowedHosts>,
 
     /// A full pass this often even when nothing changed (changes are acted on at once through the long poll).
     #[arg(long, env = "STATUS_CONTROLLER_INTERVAL", default_value = "30s", value_parser = parse_interval)]
@@ -150,6 +159,11 @@ impl Settings {
 
     pub fn log_format(&self) -> LogFormat {
         self.log_format.unwrap_or_else(LogFormat::detect)
+    }
+
+    /// Every `--allowed-hosts` given, together.
+    pub fn allowed_hosts(&self) -> AllowedHosts {
+        self.allowed_hosts.iter().cloned().collect()
     }
 
     /// Every notification receiver: `--notify-url`s, then the lines of `--notify-url-file`.
@@ -425,5 +439,21 @@ mod tests {
             let name = value.as_str();
             assert_eq!(Unexpected::from_str(name, false), Ok(*value));
         }
+    }
+
+    #[test]
+    fn allowed_hosts_are_comma_separated_and_none_by_default() {
+        assert_eq!(
+            parse(&[]).expect("defaults").allowed_hosts(),
+            AllowedHosts::default()
+        );
+        let settings =
+            parse(&["--allowed-hosts", "dockstate-controller,Ctl.Example."]).expect("valid names");
+        assert_eq!(
+            settings.allowed_hosts().names().collect::<Vec<_>>(),
+            ["dockstate-controller", "ctl.example"]
+        );
+        let err = parse(&["--allowed-hosts", "ctl:8000"]).expect_err("a port");
+        assert!(err.to_string().contains("give the name alone"), "{err}");
     }
 }

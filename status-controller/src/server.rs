@@ -12,6 +12,7 @@ use poem::http::{header, HeaderValue, Method, StatusCode};
 use poem::web::{Data, Json};
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use serde::Serialize;
+use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::error_json;
 use subtle::ConstantTimeEq;
 
@@ -32,10 +33,13 @@ pub struct ServerState {
     pub maintenance: Maintenance,
     /// The token from `--token-file`, which `POST /hold` and `DELETE /hold` require; `None`: they are off.
     pub token: Option<Arc<str>>,
+    /// The `Host` names served (`--allowed-hosts`), checked before any route.
+    pub hosts: HostCheck,
 }
 
-/// The whole server: the five endpoints and the JSON-error edge.
+/// The whole server: the five endpoints, the JSON-error edge and the `Host` check.
 pub fn app(state: ServerState) -> impl Endpoint {
+    let hosts = state.hosts.clone();
     Route::new()
         .at("/health", get(health))
         .at("/ready", get(ready))
@@ -44,6 +48,7 @@ pub fn app(state: ServerState) -> impl Endpoint {
         .at("/hold", get(show_hold).post(set_hold).delete(end_hold))
         .data(state)
         .around(json_errors)
+        .with(hosts)
         .around(trace_requests)
 }
 
@@ -439,6 +444,7 @@ mod tests {
             ),
             metrics: registry,
             token: token.map(Arc::from),
+            hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
         }
     }
 

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::runtime::connections::ConnectionLimits;
+use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::HttpAcceptor;
 use shared::runtime::own_container::OwnContainer;
 use tokio::sync::watch;
 
 use crate::backoff::HealLimits;
 use crate::clock::SystemClock;
-use crate::config::Settings;
+use crate::config::{Settings, ALLOWED_HOSTS_ENV};
 use crate::docker::{DockerWriter, EngineWriter};
 use crate::executor::Executor;
 use crate::hold_file::HoldFile;
@@ -224,6 +225,7 @@ impl Application {
             metrics: components.metrics.clone(),
             maintenance: maintenance.clone(),
             token: components.token.clone(),
+            hosts: HostCheck::new(settings.allowed_hosts(), ALLOWED_HOSTS_ENV),
         };
         let docker = components.docker.clone();
         let (notifier, notifications) = Notifications::start(

@@ -30,6 +30,8 @@ pub struct StatusApiOptions {
     pub token: Option<String>,
     /// `--docker-host`.
     pub docker_host: Option<String>,
+    /// `--allowed-hosts`: the host names it answers to besides IP addresses and localhost.
+    pub allowed_hosts: Option<String>,
 }
 
 impl StatusApiOptions {
@@ -42,6 +44,7 @@ impl StatusApiOptions {
             token_file: None,
             token: None,
             docker_host: None,
+            allowed_hosts: None,
         }
     }
 
@@ -69,6 +72,9 @@ impl StatusApiOptions {
         }
         if let Some(host) = &self.docker_host {
             args.extend(["--docker-host", host]);
+        }
+        if let Some(hosts) = &self.allowed_hosts {
+            args.extend(["--allowed-hosts", hosts]);
         }
         Ok(status_api::Settings::try_parse_from(args)?)
     }

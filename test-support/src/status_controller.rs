@@ -3,6 +3,7 @@
 //! status-controller's own crate that need drift healed as it is in production.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
@@ -27,17 +28,23 @@ impl StatusControllerServer {
     /// `api`'s token file when it has one — with `extra` flags (`--docker-host`, `--dry-run`, ...), and waits
     /// until its `/ready` answers 200.
     pub async fn start(api: &StatusApiServer, extra: &[&str]) -> anyhow::Result<Self> {
-        let url = api.base();
-        let token = api
-            .token_file
-            .as_ref()
-            .map(|path| path.to_string_lossy().into_owned());
+        Self::start_against(&api.base(), api.token_file.as_deref(), extra).await
+    }
+
+    /// Starts a controller as [`StatusControllerServer::start`] does, against the status-api at `api_url`
+    /// (one running as a process of its own, say) with `token_file` when given.
+    pub async fn start_against(
+        api_url: &str,
+        token_file: Option<&Path>,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let token = token_file.map(|path| path.to_string_lossy().into_owned());
         let mut args = vec![
             "status-controller",
             "--listen",
             "127.0.0.1:0",
             "--api-url",
-            &url,
+            api_url,
             "--interval",
             "1h",
         ];

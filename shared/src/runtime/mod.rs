@@ -8,6 +8,7 @@
 //! - [`engine`]: connecting to the Docker engine; [`engine_error`]: the one error type for what an engine call
 //!   did; [`engine_json`]: reading the engine's own JSON, whatever engine wrote it.
 //! - [`http`]: binding the port, the `{error, message}` answers, the `method` label, the `healthcheck` probe.
+//! - [`hosts`]: the `Host` names a server answers to (`--allowed-hosts`), against DNS rebinding.
 //! - [`connections`]: the connection cap, header and idle deadlines, and accept back-off both servers sit behind.
 //! - [`serve`]: the connection loop both servers run, with vectored writes and a graceful drain.
 //! - [`own_container`]: which container this process runs in, so nothing ever acts on it.
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod engine_error;
 pub mod engine_json;
 pub mod flags;
+pub mod hosts;
 pub mod http;
 pub mod own_container;
 pub mod process;

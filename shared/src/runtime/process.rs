@@ -28,3 +28,27 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// The nice value [`lower_thread_priority`] sets: a tenth of a normal thread's share of a busy CPU.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to nice [`BACKGROUND_NICE`], for threads that do work a
+/// client can ask for in bulk (status-api's filter workers): when the CPUs are busy, the threads that answer
+/// `/health` and the controller's long poll — and every other process at the normal priority — run first.
+/// On Linux the nice value belongs to the thread, not the process. It cannot be raised again without
+/// privileges: call it only on a thread that keeps doing such work. Answers whether it took effect.
+pub fn lower_thread_priority() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only changes the scheduling priority of the calling thread (PRIO_PROCESS with
+        // who 0 is the caller on Linux); it touches no memory.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) == 0
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}

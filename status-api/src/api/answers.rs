@@ -93,9 +93,30 @@ pub(super) enum StatusAnswer {
     /// The containers, sorted by name.
     #[oai(status = 200)]
     Ok(JsonBytes<StatusResponse>),
-    /// A parameter is malformed; the message says which and how to fix it.
+    /// A parameter is malformed, repeated more than 8 times, or a `name` pattern compiles to more than 32 KiB;
+    /// the message says which and how to fix it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// `uri_too_long`: the request line is longer than 16 KiB. The schema bounds each filter value, not their
+    /// sum: eight long labels, percent-encoded, can pass it. Answered before the operation runs, and the
+    /// connection is closed.
+    #[oai(status = 414)]
+    #[allow(dead_code)]
+    // Made by the connection guard (shared::runtime::connections), listed here for the document.
+    UriTooLong(Json<ErrorBody>),
+    /// A filtered answer's job failed (`internal`); the message says why.
+    #[oai(status = 500)]
+    Failed(Json<ErrorBody>),
+    /// `busy`: the workers that make filtered answers (`name`, `label`, `state`) and their queue are full, and
+    /// no place came free within a second. Retry after the seconds given; answers without filters are never
+    /// refused.
+    #[oai(status = 503)]
+    Busy(
+        Json<ErrorBody>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u32,
+    ),
 }
 
 #[derive(Debug, ApiResponse)]

@@ -2,24 +2,41 @@
 //! any one value matching is enough (OR), `label` may repeat and every one must match (AND), `name` is a
 //! regular expression matched against the name with and without its leading `/`, and without `all=true` or a
 //! `state` the answer holds what `docker ps` lists: running, paused and restarting containers.
+//!
+//! Reading a request ([`StatusQuery::parse`]) is cheap and bounded: at most [`MAX_FILTER_VALUES`] `label` and
+//! `name` values of bounded length. Compiling the `name` patterns ([`StatusQuery::compile`]) is the costly
+//! step, bounded too (each program at most [`NAME_PATTERN_SIZE_LIMIT`]); it runs on the filter workers, never
+//! on the server's own threads.
 
-use regex::Regex;
+use regex::bytes::Regex;
 use shared::{ContainerState, ContainerStatus, LabelSelector};
 
+/// The most `label` values, and the most `name` values, one request may carry (the document's `maxItems`).
+pub(super) const MAX_FILTER_VALUES: usize = 8;
 /// The longest `name` pattern accepted, so a request cannot make the server compile a huge automaton.
 pub(super) const MAX_NAME_PATTERN: usize = 256;
 /// The longest `label` selector accepted.
 pub(super) const MAX_LABEL: usize = 1024;
-/// The most compiled program a `name` pattern may need (bytes): the regex crate's own default, which 256
-/// characters of Unicode classes stay well under.
-const NAME_PATTERN_SIZE_LIMIT: usize = 10 << 20;
+/// The most compiled program one `name` pattern may need (bytes). ASCII classes keep ordinary patterns far
+/// below it (`^\w+-\d+$` needs about 2 KiB); it refuses the ones built to be expensive, like `(?u)\w{200}`,
+/// which would otherwise take 10 MiB and 150 ms each.
+pub(super) const NAME_PATTERN_SIZE_LIMIT: usize = 32 << 10;
+/// The most memory the lazy DFA of one compiled pattern may cache while it matches (bytes).
+const NAME_PATTERN_CACHE_LIMIT: usize = 64 << 10;
 
-/// What one `/status` request asked for.
-#[derive(Debug, Default)]
-pub(super) struct StatusFilter {
+/// What one `/status` request asked for, read but not yet compiled: what a parked long poll keeps.
+#[derive(Debug, Default, Clone)]
+pub(super) struct StatusQuery {
     all: bool,
     states: Vec<ContainerState>,
     labels: Vec<LabelSelector>,
+    names: Vec<String>,
+}
+
+/// A [`StatusQuery`] ready to match: its `name` patterns compiled.
+#[derive(Debug)]
+pub(super) struct StatusFilter {
+    query: StatusQuery,
     names: Vec<Regex>,
 }
 
@@ -34,15 +51,36 @@ pub(super) enum FilterError {
          or `web-1$`"
     )]
     Name { value: String, reason: String },
+    #[error(
+        "query parameter `name` is `{value}`, which compiles to more than {} KiB: send a simpler pattern; \
+         container names are ASCII, and `\\w`, `\\d`, `\\s` and `.` are ASCII classes here, but `(?u)` \
+         and Unicode classes like `\\pL` are large",
+        NAME_PATTERN_SIZE_LIMIT >> 10
+    )]
+    NameTooLarge { value: String },
+    #[error(
+        "query parameter `{name}` is given {count} times: at most {MAX_FILTER_VALUES} are allowed; \
+         combine patterns into one regular expression (`a|b`) or filter by fewer labels"
+    )]
+    TooMany { name: &'static str, count: usize },
 }
 
-impl StatusFilter {
+impl StatusQuery {
+    /// Reads the parameters; cheap: labels are parsed, `name` patterns only counted and measured.
     pub(super) fn parse(
         all: bool,
-        states: Vec<ContainerState>,
+        mut states: Vec<ContainerState>,
         labels: &[String],
-        names: &[String],
+        names: Vec<String>,
     ) -> Result<Self, FilterError> {
+        for (name, count) in [("label", labels.len()), ("name", names.len())] {
+            if count > MAX_FILTER_VALUES {
+                return Err(FilterError::TooMany { name, count });
+            }
+        }
+        // Seven states at most, however often they repeat.
+        states.sort_unstable();
+        states.dedup();
         let labels = labels
             .iter()
             .map(|raw| {
@@ -53,10 +91,12 @@ impl StatusFilter {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let names = names
-            .iter()
-            .map(|raw| name_pattern(raw))
-            .collect::<Result<_, _>>()?;
+        if let Some(long) = names.iter().find(|raw| raw.len() > MAX_NAME_PATTERN) {
+            return Err(FilterError::Name {
+                value: format!("{}…", long.chars().take(32).collect::<String>()),
+                reason: format!("longer than {MAX_NAME_PATTERN} characters"),
+            });
+        }
         Ok(Self {
             all,
             states,
@@ -71,23 +111,44 @@ impl StatusFilter {
         self.states.is_empty() && self.labels.is_empty() && self.names.is_empty()
     }
 
+    /// Whether `name` patterns must be compiled: the costly step.
+    pub(super) fn has_names(&self) -> bool {
+        !self.names.is_empty()
+    }
+
     /// Whether every state is asked for: `all=true`, or a `state` filter (which, as in `docker ps`, implies it).
     pub(super) fn all_states(&self) -> bool {
         self.all || !self.states.is_empty()
     }
 
+    /// Compiles the `name` patterns. Costly (up to a few milliseconds for [`MAX_FILTER_VALUES`] patterns at
+    /// the size limit): call it off the async runtime.
+    pub(super) fn compile(self) -> Result<StatusFilter, FilterError> {
+        let names = self
+            .names
+            .iter()
+            .map(|raw| name_pattern(raw))
+            .collect::<Result<_, _>>()?;
+        Ok(StatusFilter { query: self, names })
+    }
+}
+
+impl StatusFilter {
     pub(super) fn matches(&self, container: &ContainerStatus) -> bool {
-        (self.all_states() || listed_by_default(container.state))
-            && (self.states.is_empty() || self.states.contains(&container.state))
-            && self
+        let query = &self.query;
+        (query.all_states() || listed_by_default(container.state))
+            && (query.states.is_empty() || query.states.contains(&container.state))
+            && query
                 .labels
                 .iter()
                 .all(|selector| selector.matches(&container.labels))
-            && (self.names.is_empty()
-                || self.names.iter().any(|pattern| {
-                    pattern.is_match(&container.name)
-                        || pattern.is_match(&format!("/{}", container.name))
-                }))
+            && (self.names.is_empty() || {
+                let slashed = format!("/{}", container.name);
+                self.names.iter().any(|pattern| {
+                    pattern.is_match(container.name.as_bytes())
+                        || pattern.is_match(slashed.as_bytes())
+                })
+            })
     }
 }
 
@@ -99,26 +160,31 @@ pub(super) fn listed_by_default(state: ContainerState) -> bool {
     )
 }
 
+/// Compiles one `name` pattern as Docker's Go regexp reads it on a container name: Perl classes (`\w`, `\d`,
+/// `\s`, `\b`) and case folding are ASCII, `.` any character (names are ASCII, so matching bytes is the same
+/// as matching characters). `(?u)` turns Unicode back on, within the same size limit.
 fn name_pattern(raw: &str) -> Result<Regex, FilterError> {
-    if raw.len() > MAX_NAME_PATTERN {
-        return Err(FilterError::Name {
-            value: format!("{}…", raw.chars().take(32).collect::<String>()),
-            reason: format!("longer than {MAX_NAME_PATTERN} characters"),
-        });
-    }
-    regex::RegexBuilder::new(raw)
+    regex::bytes::RegexBuilder::new(raw)
+        .unicode(false)
         .size_limit(NAME_PATTERN_SIZE_LIMIT)
+        .dfa_size_limit(NAME_PATTERN_CACHE_LIMIT)
         .build()
-        .map_err(|err| FilterError::Name {
-            value: raw.to_owned(),
-            reason: match err {
-                regex::Error::Syntax(text) => text
+        .map_err(|err| match err {
+            regex::Error::CompiledTooBig(_) => FilterError::NameTooLarge {
+                value: raw.to_owned(),
+            },
+            regex::Error::Syntax(text) => FilterError::Name {
+                value: raw.to_owned(),
+                reason: text
                     .lines()
                     .rev()
                     .find(|line| line.starts_with("error:"))
                     .map(|line| line.trim_start_matches("error:").trim().to_owned())
                     .unwrap_or(text),
-                other => other.to_string(),
+            },
+            other => FilterError::Name {
+                value: raw.to_owned(),
+                reason: other.to_string(),
             },
         })
 }
@@ -163,8 +229,12 @@ mod tests {
         labels: &[&str],
         names: &[&str],
     ) -> StatusFilter {
+        query(all, states, labels, names).compile().expect("valid")
+    }
+
+    fn query(all: bool, states: &[ContainerState], labels: &[&str], names: &[&str]) -> StatusQuery {
         let owned = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
-        StatusFilter::parse(all, states.to_vec(), &owned(labels), &owned(names)).expect("valid")
+        StatusQuery::parse(all, states.to_vec(), &owned(labels), owned(names)).expect("valid")
     }
 
     #[test]
@@ -180,7 +250,7 @@ mod tests {
                 "{state}"
             );
         }
-        assert!(plain.is_plain());
+        assert!(query(false, &[], &[], &[]).is_plain());
         assert!(filter(true, &[], &[], &[]).matches(&container("a", ContainerState::Exited, &[])));
     }
 
@@ -195,7 +265,7 @@ mod tests {
         assert!(f.matches(&container("a", ContainerState::Exited, &[])));
         assert!(f.matches(&container("a", ContainerState::Created, &[])));
         assert!(!f.matches(&container("a", ContainerState::Running, &[])));
-        assert!(!f.is_plain());
+        assert!(!query(false, &[ContainerState::Exited], &[], &[]).is_plain());
     }
 
     #[test]
@@ -231,14 +301,73 @@ mod tests {
 
     #[test]
     fn a_bad_pattern_names_the_parameter_and_the_value() {
-        let err =
-            StatusFilter::parse(true, vec![], &[], &["web(".to_owned()]).expect_err("invalid");
+        let parse = |labels: &[&str], names: &[&str]| {
+            let owned =
+                |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+            StatusQuery::parse(true, vec![], &owned(labels), owned(names))
+        };
+        let err = parse(&[], &["web("])
+            .expect("read")
+            .compile()
+            .expect_err("invalid");
         let text = err.to_string();
         assert!(text.contains("`name` is `web(`"), "{text}");
         assert!(text.contains("unclosed group"), "{text}");
-        let err = StatusFilter::parse(true, vec![], &["=x".to_owned()], &[]).expect_err("invalid");
+        let err = parse(&["=x"], &[]).expect_err("invalid");
         assert!(err.to_string().contains("`label` is `=x`"), "{err}");
         let long = "a".repeat(300);
-        assert!(StatusFilter::parse(true, vec![], &[], &[long]).is_err());
+        assert!(parse(&[], &[&long]).is_err());
+    }
+
+    #[test]
+    fn work_is_bounded_before_any_is_done() {
+        let owned = |value: &str, count: usize| vec![value.to_owned(); count];
+        let err = StatusQuery::parse(true, vec![], &[], owned("web", 9)).expect_err("too many");
+        assert_eq!(
+            err.to_string(),
+            "query parameter `name` is given 9 times: at most 8 are allowed; combine patterns into one \
+             regular expression (`a|b`) or filter by fewer labels"
+        );
+        let err = StatusQuery::parse(true, vec![], &owned("a", 9), vec![]).expect_err("too many");
+        assert!(
+            err.to_string().contains("`label` is given 9 times"),
+            "{err}"
+        );
+        assert!(StatusQuery::parse(true, vec![], &owned("a", 8), owned("a", 8)).is_ok());
+        // What took 150 ms and 10 MiB a pattern is refused at the size limit, in words that say why.
+        for expensive in [r"(?u)\w{200}", r"(?u)\w", r"a{1000}{1000}", r"(?u:\pL{50})"] {
+            let err = StatusQuery::parse(true, vec![], &[], vec![expensive.to_owned()])
+                .expect("read")
+                .compile()
+                .expect_err("too large");
+            assert!(
+                err.to_string().contains("more than 32 KiB"),
+                "{expensive}: {err}"
+            );
+        }
+        // A state repeated is one state.
+        let many = StatusQuery::parse(true, vec![ContainerState::Running; 1000], &[], vec![])
+            .expect("read");
+        assert_eq!(many.states, [ContainerState::Running]);
+    }
+
+    #[test]
+    fn perl_classes_are_ascii_as_in_docker_and_stay_small() {
+        let f = filter(true, &[], &[], &[r"^\w+-\d+$", r"\bdb\b", "(?i)WEB"]);
+        assert!(f.matches(&container("web_2-10", ContainerState::Running, &[])));
+        assert!(f.matches(&container("app.db.1", ContainerState::Running, &[])));
+        assert!(f.matches(&container("myweb", ContainerState::Running, &[])));
+        assert!(!f.matches(&container("app-db1", ContainerState::Running, &[])));
+        // What a plain Unicode `\w` would refuse at the size limit is fine here.
+        filter(true, &[], &[], &[r"\w{200}", r"[\s\S]{200}", ".{200}"]);
+        // Unicode classes need `(?u)`, and the message says what to write.
+        let err = StatusQuery::parse(true, vec![], &[], vec![r"\pL".to_owned()])
+            .expect("read")
+            .compile()
+            .expect_err("Unicode off");
+        assert!(
+            err.to_string().contains("Unicode not allowed here"),
+            "{err}"
+        );
     }
 }

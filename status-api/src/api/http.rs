@@ -10,6 +10,7 @@ use poem_openapi::error::{AuthorizationError, ParseParamError, ParsePathError};
 use tracing::field::Empty;
 use tracing::Instrument;
 
+use super::filter::MAX_FILTER_VALUES;
 use crate::metrics::{Metrics, ROUTES};
 
 /// Wraps the whole application: JSON errors inside, metrics and the request's log line outside, so both
@@ -78,11 +79,18 @@ fn error_response(
     token_configured: bool,
 ) -> Response {
     if let Some(param) = err.downcast_ref::<ParseParamError>() {
-        return error_json(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            bad_parameter(param.name, &received(query, param.name)),
-        );
+        let values = received(query, param.name);
+        let message = match param.name {
+            name @ ("label" | "name") if values.len() > MAX_FILTER_VALUES => {
+                super::filter::FilterError::TooMany {
+                    name,
+                    count: values.len(),
+                }
+                .to_string()
+            }
+            name => bad_parameter(name, &values),
+        };
+        return error_json(StatusCode::BAD_REQUEST, "bad_request", message);
     }
     if let Some(param) = err.downcast_ref::<ParsePathError>() {
         return error_json(
@@ -177,8 +185,8 @@ fn parameter_hint(name: &str) -> &'static str {
         "state" => "use one of created, running, paused, restarting, removing, exited, dead (repeat it for several)",
         "since" => "use a revision number from an earlier answer (a whole number from 0 to 9007199254740991)",
         "wait" => "use a whole number of seconds from 0 to 60",
-        "label" => "use KEY or KEY=VALUE, 1 to 1024 characters (repeat it to require several)",
-        "name" => "use a regular expression of 1 to 256 characters, as `docker ps --filter name=` takes",
+        "label" => "use KEY or KEY=VALUE, 1 to 1024 characters (repeat it to require several, at most 8)",
+        "name" => "use a regular expression of 1 to 256 characters, as `docker ps --filter name=` takes (at most 8)",
         _ => "see /docs for the values it takes",
     }
 }

@@ -11,6 +11,7 @@ mod page;
 mod params;
 mod payload;
 mod statics;
+mod workers;
 
 use std::sync::Arc;
 
@@ -18,11 +19,13 @@ use bytes::Bytes;
 use poem::http::header;
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
+use shared::runtime::hosts::HostCheck;
 use tokio::sync::watch;
 
 pub use self::http::route_of;
 use self::operations::StatusApi;
 use self::statics::Static;
+pub use self::workers::FilterWorkers;
 use crate::baseline::BaselineKeeper;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -44,12 +47,17 @@ pub struct ApiState {
     pub token: Option<Arc<str>>,
     /// Turns true on shutdown, so long polls answer at once instead of holding the drain.
     pub shutdown: watch::Receiver<bool>,
+    /// Where filtered `/status` answers are made, off the async runtime.
+    pub workers: FilterWorkers,
+    /// The `Host` names served (`--allowed-hosts`), checked before any route.
+    pub hosts: HostCheck,
 }
 
-/// The whole application: the operations, the live page at `/`, `/docs`, `/openapi.json`, the favicon, and the
-/// JSON-error/metrics edge.
+/// The whole application: the operations, the live page at `/`, `/docs`, `/openapi.json`, the favicon, the
+/// `Host` check, and the JSON-error/metrics edge.
 pub fn app(state: ApiState) -> impl poem::Endpoint {
     let metrics = state.metrics.clone();
+    let hosts = state.hosts.clone();
     let token_configured = state.token.is_some();
     let service = openapi_service(state.clone());
     let document = Arc::new(Static::new("application/json; charset=utf-8", {
@@ -69,6 +77,7 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
         .nest("/", service);
     page::with_page(site)
         .into_endpoint()
+        .with(hosts)
         .around(move |endpoint, request| {
             http::around(endpoint, request, metrics.clone(), token_configured)
         })
@@ -124,7 +133,11 @@ another orchestrator manages have the effective policy `ignore` (the `policy` fi
 `dockstate.policy` label decides: `heal` (default), `observe`, or `ignore`; an unknown value counts as `observe`.
 
 status-api never changes anything on the host; status-controller acts on the drift. No answer without the token \
-ever contains a container's environment. Errors are `{\"error\": code, \"message\": what to fix}`.";
+ever contains a container's environment. Errors are `{\"error\": code, \"message\": what to fix}`.
+
+**Host names.** Every operation answers only a request that names the server by an IP address, `localhost` or a \
+name given in `--allowed-hosts` (`STATUS_API_ALLOWED_HOSTS`); any other `Host` is refused with 421 \
+`host_not_allowed`, so that a web page cannot read the API through DNS rebinding.";
 
 #[derive(Debug, Tags)]
 pub(super) enum Tag {
@@ -189,6 +202,8 @@ mod tests {
             metrics: Metrics::new(),
             token: token.map(Arc::from),
             shutdown,
+            workers: FilterWorkers::new(1, 4, Duration::from_secs(1)),
+            hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
         };
         let parts = Parts {
             engine,
@@ -301,6 +316,35 @@ mod tests {
         let document = json_of(client.get("/openapi.json").send().await).await;
         let paths = document["paths"].as_object().expect("paths");
         assert!(!paths.contains_key("/"), "{:?}", paths.keys());
+    }
+
+    #[tokio::test]
+    async fn the_document_states_the_filter_bounds() {
+        let (app, _parts) = cold_app(None);
+        let client = TestClient::new(app);
+        let document = json_of(client.get("/openapi.json").send().await).await;
+        let operation = &document["paths"]["/status"]["get"];
+        let parameters = operation["parameters"].as_array().expect("parameters");
+        for name in ["label", "name"] {
+            let parameter = parameters
+                .iter()
+                .find(|p| p["name"] == name)
+                .expect("a parameter");
+            assert_eq!(
+                parameter["schema"]["maxItems"],
+                serde_json::json!(filter::MAX_FILTER_VALUES),
+                "{parameter}"
+            );
+        }
+        let busy = &operation["responses"]["503"];
+        assert!(busy["headers"]["RETRY-AFTER"].is_object(), "{busy}");
+        let bad = operation["responses"]["400"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            bad.contains("more than 8") && bad.contains("32 KiB"),
+            "{bad}"
+        );
     }
 
     #[tokio::test]

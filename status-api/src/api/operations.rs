@@ -14,9 +14,10 @@ use super::answers::{
     StatusAnswer,
 };
 use super::auth::{authorize, BearerToken, Denied};
-use super::filter::{listed_by_default, StatusFilter};
+use super::filter::{listed_by_default, FilterError, StatusQuery};
 use super::params::{texts, FilterText, LabelRule, NameRule};
 use super::payload::JsonBytes;
+use super::workers::JobError;
 use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS};
 use crate::baseline::{EditError, SnapshotError};
 use crate::prepared::{accepts_gzip, Prepared};
@@ -53,6 +54,12 @@ impl StatusApi {
     /// `engine_reachable` (the `docker` check), `ready` (what `/ready` would answer at this revision) and
     /// `not_ready_reason` (the failing checks in words, null when ready). A change of readiness is a new
     /// revision, so a long poll is told of it.
+    ///
+    /// Bounded work: at most 8 `label` and 8 `name` values; each `name` pattern must compile to at most
+    /// 32 KiB (`\w`, `\d`, `\s` and case folding are ASCII, as in Docker; `(?u)` and Unicode classes are
+    /// large). A filtered answer is made on a few worker threads; when they and their short queue are full and
+    /// no place comes free within a second, it is 503 `busy` with `Retry-After` — answers without filters are
+    /// never refused.
     #[oai(
         path = "/status",
         method = "get",
@@ -67,10 +74,12 @@ impl StatusApi {
         all: Query<Option<bool>>,
         /// Only containers in one of these states (repeat it for several; implies `all=true`).
         state: Query<Option<Vec<ContainerState>>>,
-        /// Only containers carrying this label: `KEY` or `KEY=VALUE`. Repeat it to require several.
+        /// Only containers carrying this label: `KEY` or `KEY=VALUE`. Repeat it to require several (at most 8).
+        #[oai(validator(max_items = 8))]
         label: Query<Option<Vec<FilterText<LabelRule>>>>,
         /// Only containers whose name matches this regular expression (as `docker ps --filter name=`: `web`
-        /// matches names containing web, `^web-1$` exactly that name). Repeat it: any may match.
+        /// matches names containing web, `^web-1$` exactly that name). Repeat it: any may match (at most 8).
+        #[oai(validator(max_items = 8))]
         name: Query<Option<Vec<FilterText<NameRule>>>>,
         /// Long poll: the revision of the last answer you have.
         #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
@@ -79,31 +88,49 @@ impl StatusApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
         wait: Query<Option<u64>>,
     ) -> StatusAnswer {
-        let filter = match StatusFilter::parse(
+        let query = match StatusQuery::parse(
             all.0.unwrap_or(false),
             state.0.unwrap_or_default(),
             &texts(label.0),
-            &texts(name.0),
+            texts(name.0),
         ) {
-            Ok(filter) => filter,
+            Ok(query) => query,
             Err(err) => return StatusAnswer::BadRequest(error("bad_request", err.to_string())),
         };
-        let wait_seconds = wait.0.unwrap_or(DEFAULT_WAIT_SECONDS);
+        let gzip = accepts_gzip(headers);
         if let Some(since) = since.0 {
+            // A poll that will park has its patterns checked now, so a bad one is refused at once, not after
+            // the wait; they are not kept while it is parked (a thousand parked polls would hold them all),
+            // but compiled again when it answers.
+            if query.has_names() && self.0.store.revision() == since {
+                let checked = query.clone();
+                if let Err(answer) = self.filtered(move || checked.compile().map(drop)).await {
+                    return answer;
+                }
+            }
+            let wait_seconds = wait.0.unwrap_or(DEFAULT_WAIT_SECONDS);
             self.wait_for_change(since, Duration::from_secs(wait_seconds))
                 .await;
         }
 
         let view = self.0.store.view();
-        let gzip = accepts_gzip(headers);
-        if filter.is_plain() {
-            let all = filter.all_states();
+        if query.is_plain() {
+            let all = query.all_states();
             return StatusAnswer::Ok(JsonBytes::encoded(view.cached_body(all, gzip, |view| {
                 render_status(view, |c| all || listed_by_default(c.state))
             })));
         }
-        let body = render_status(&view, |container| filter.matches(container));
-        StatusAnswer::Ok(JsonBytes::encoded(Prepared::default().get(gzip, || body)))
+        let answer = self
+            .filtered(move || {
+                let filter = query.compile()?;
+                let body = render_status(&view, |container| filter.matches(container));
+                Ok(Prepared::default().get(gzip, || body))
+            })
+            .await;
+        match answer {
+            Ok(encoded) => StatusAnswer::Ok(JsonBytes::encoded(encoded)),
+            Err(answer) => answer,
+        }
     }
 
     /// One container
@@ -405,6 +432,26 @@ impl StatusApi {
 }
 
 impl StatusApi {
+    /// Runs `job` on the filter workers: a filter it cannot read is 400, a full queue 503 `busy`.
+    async fn filtered<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, FilterError> + Send + 'static,
+    ) -> Result<T, StatusAnswer> {
+        match self.0.workers.run(job).await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(err)) => Err(StatusAnswer::BadRequest(error(
+                "bad_request",
+                err.to_string(),
+            ))),
+            Err(err @ JobError::Busy { .. }) => {
+                Err(StatusAnswer::Busy(error("busy", err.to_string()), 1))
+            }
+            Err(err @ JobError::Failed) => {
+                Err(StatusAnswer::Failed(error("internal", err.to_string())))
+            }
+        }
+    }
+
     /// Until the revision is past `since`, `wait` is over or the server stops. A `since` above the current
     /// revision comes from before a restart: that answers at once.
     async fn wait_for_change(&self, since: u64, wait: Duration) {

@@ -151,3 +151,53 @@ async fn an_oversized_request_head_gets_a_json_answer() -> anyhow::Result<()> {
     assert_eq!(api.get("/health").await?.0, StatusCode::OK);
     api.stop().await
 }
+
+#[tokio::test]
+async fn filters_are_bounded_before_any_work_is_done() -> anyhow::Result<()> {
+    let scope = TestScope::new();
+    let api = spawn_api(&scope, Options::default()).await?;
+    let repeated = |parameter: &str, value: &str, count: usize| {
+        vec![format!("{parameter}={value}"); count].join("&")
+    };
+    for parameter in ["name", "label"] {
+        let path = format!("/status?{}", repeated(parameter, "web", 9));
+        let (status, body) = api.get(&path).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_error_shape(&body, &path);
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("`{parameter}` is given 9 times"))
+                && message.contains("at most 8"),
+            "{message}"
+        );
+        let path = format!("/status?{}", repeated(parameter, "web", 8));
+        assert_eq!(api.get(&path).await?.0, StatusCode::OK, "{path}");
+    }
+    // What compiled to 10 MiB in 150 ms is refused at the size limit; an ASCII `\w` is small.
+    let (status, body) = api.get("/status?name=(%3Fu)%5Cw%7B200%7D").await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than 32 KiB")),
+        "{body}"
+    );
+    assert_eq!(
+        api.get("/status?name=%5Cw%7B200%7D").await?.0,
+        StatusCode::OK
+    );
+    // A long poll with a pattern that cannot be used is told so at once, not when the wait is over.
+    let revision = api.revision().await?;
+    for pattern in ["web(", "(%3Fu)%5Cw%7B200%7D"] {
+        let path = format!("/status?since={revision}&wait=60&name={pattern}");
+        let started = std::time::Instant::now();
+        let (status, body) = api.get(&path).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{path} answered after {:?}",
+            started.elapsed()
+        );
+    }
+    api.stop().await
+}

@@ -20,6 +20,8 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Reach the engine here instead of the local socket.
     pub docker_host: Option<String>,
+    /// `--allowed-hosts`.
+    pub allowed_hosts: Option<String>,
 }
 
 /// A running status-api: the shared [`StatusApiServer`] with a client and request helpers.
@@ -43,6 +45,7 @@ pub async fn spawn_api(scope: &TestScope, options: Options) -> anyhow::Result<Te
         state_dir: options.state_dir,
         token: options.token.then(|| TOKEN.to_owned()),
         docker_host: options.docker_host,
+        allowed_hosts: options.allowed_hosts,
         ..StatusApiOptions::scoped(scope.scope())
     })
     .await?;
@@ -55,6 +58,11 @@ pub async fn spawn_api(scope: &TestScope, options: Options) -> anyhow::Result<Te
 }
 
 impl TestApi {
+    /// The address it listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.server.address
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -11,6 +11,7 @@ mod docs_and_metrics;
 mod engine_loss;
 mod errors;
 mod exits;
+mod hosts;
 mod live_status;
 mod long_poll;
 mod members;

@@ -12,6 +12,7 @@ mod fidelity;
 mod heal;
 mod helpers;
 mod hold;
+mod hosts;
 mod journal;
 mod members;
 mod notify;
