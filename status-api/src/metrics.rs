@@ -5,6 +5,8 @@
 
 mod families;
 #[cfg(test)]
+mod figures;
+#[cfg(test)]
 mod synthetic;
 
 use std::sync::{Arc, OnceLock};
