@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::Value;
 use test_support::{
-    container_state, ensure_test_images, wait_until, PrivateEngine, Prometheus, ScrapeTarget,
+    container_state, docker, ensure_test_images, wait_until, PrivateEngine, Prometheus, ScrapeTarget,
     StatusApiOptions, StatusApiServer, StatusControllerServer, TestScope, BUSYBOX_IMAGE,
     PROMETHEUS_INSTALL,
 };
@@ -231,6 +231,15 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
     let engine = PrivateEngine::start().await?;
     engine.load_image(BUSYBOX_IMAGE).await?;
     shared_scope.run("web", BUSYBOX_IMAGE, &[]).await?;
+    // Down too, but only watched (policy observe): reported, never healed, never "unhealed".
+    let watched = shared_scope.name("watched");
+    shared_scope
+        .run(
+            "watched",
+            BUSYBOX_IMAGE,
+            &["--label", "dockstate.policy=observe"],
+        )
+        .await?;
     let down = private_scope.name("web");
     engine
         .docker(&[
@@ -273,8 +282,15 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
     let members = prometheus
         .query("sum by (host) (dockstate_snapshot_members)")
         .await?;
-    assert_eq!(labels(&members, "host"), ["private", "shared"], "{members:?}");
-    assert!(members.iter().all(|s| value(s) == 1.0), "{members:?}");
+    let members: Vec<(String, f64)> = members
+        .iter()
+        .map(|s| (s["metric"]["host"].as_str().unwrap_or_default().to_owned(), value(s)))
+        .collect();
+    assert_eq!(
+        members,
+        [("private".to_owned(), 1.0), ("shared".to_owned(), 2.0)],
+        "members per host"
+    );
 
     // The expression of the shipped alert, as Prometheus loaded it.
     let rules = prometheus.rules().await?;
@@ -295,6 +311,7 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
         .await?;
     assert_eq!(held.status().as_u16(), 201, "{}", held.text().await?);
     engine.docker(&["kill", &down]).await?;
+    docker(&["kill", &watched]).await?;
 
     let found = std::sync::Mutex::new(Vec::new());
     wait_until("the held-down member in DockstateDriftUnhealed", PATIENCE, || async {
@@ -320,10 +337,17 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
         }))
     })
     .await?;
-    let members_down = prometheus
-        .query("host:dockstate_members_down:sum > 0")
+    wait_until("the observed member counted down too", PATIENCE, || async {
+        let down = prometheus.query("host:dockstate_members_down:sum > 0").await?;
+        Ok(labels(&down, "host") == ["private", "shared"])
+    })
+    .await?;
+    let observed = prometheus
+        .query(r#"dockstate_container_drift{host="shared"}"#)
         .await?;
-    assert_eq!(labels(&members_down, "host"), ["private"], "{members_down:?}");
+    assert_eq!(labels(&observed, "name"), [watched.clone()], "{observed:?}");
+    assert_eq!(labels(&observed, "policy"), ["observe"], "{observed:?}");
+    assert_eq!(prometheus.query(&unhealed).await?.len(), 1, "still only the held-down member");
     let maintenance = rules
         .iter()
         .find(|rule| rule["name"] == "DockstateMaintenanceHoldLong")
@@ -362,6 +386,11 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
     assert_eq!(
         container_state(&shared_scope.name("web")).await?.as_deref(),
         Some("running")
+    );
+    assert_eq!(
+        container_state(&watched).await?.as_deref(),
+        Some("exited"),
+        "observed, never acted on"
     );
 
     drop(prometheus);
