@@ -222,12 +222,10 @@ impl Metrics {
             .set(i64::try_from(view.revision).unwrap_or(i64::MAX));
         self.ready.set(i64::from(view.readiness.ready));
         self.event_backlog.set(gauge(view.event_backlog));
-        self.event_backlog_age.set(
-            view.oldest_pending_event
-                .map_or(0.0, |oldest| {
-                    (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0
-                }),
-        );
+        self.event_backlog_age
+            .set(view.oldest_pending_event.map_or(0.0, |oldest| {
+                (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0
+            }));
 
         let mut families = self.registry.gather();
         families.extend(families::host(&view));
@@ -319,6 +317,48 @@ mod tests {
         assert_eq!(requests(&metrics, "other", "unmatched", "200"), Some(1.0));
         assert_eq!(requests(&metrics, "HEAD", "/status", "200"), None);
         assert!(series_index("GET", ROUTES.len(), 200).is_none());
+    }
+
+    /// The value of the unlabelled sample `name`.
+    fn sample(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn the_backlog_and_its_age_say_how_far_the_view_is_behind_the_engine() {
+        use super::synthetic::{Host, Made};
+        let host = Host::new(
+            &["web"],
+            &[Made::new("web", shared::ContainerState::Running)],
+        );
+        let metrics = Metrics::new();
+        let text = metrics.render(&host.store());
+        assert_eq!(
+            sample(&text, "dockstate_event_backlog"),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "dockstate_event_backlog_age_seconds"),
+            Some(0.0)
+        );
+        assert_eq!(sample(&text, "dockstate_ready"), Some(1.0));
+
+        host.writer
+            .event_progress(3, Some(Utc::now() - chrono::Duration::seconds(5)));
+        let text = metrics.render(&host.store());
+        assert_eq!(
+            sample(&text, "dockstate_event_backlog"),
+            Some(3.0),
+            "{text}"
+        );
+        let age = sample(&text, "dockstate_event_backlog_age_seconds").expect("an age");
+        assert!((5.0..65.0).contains(&age), "{age}");
+
+        host.writer.set_events_live(false);
+        let text = metrics.render(&host.store());
+        assert_eq!(sample(&text, "dockstate_ready"), Some(0.0), "{text}");
     }
 
     #[test]

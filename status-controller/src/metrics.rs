@@ -222,7 +222,9 @@ impl Metrics {
             let _ = self.quarantined_containers.remove_label_values(&[ended]);
         }
         for name in &now {
-            self.quarantined_containers.with_label_values(&[name]).set(1);
+            self.quarantined_containers
+                .with_label_values(&[name])
+                .set(1);
         }
         self.quarantined
             .set(i64::try_from(now.len()).unwrap_or(i64::MAX));
@@ -321,17 +323,35 @@ mod tests {
         metrics.set_holding(Some(HoldReason::ApiUnreachable));
         let text = metrics.render();
         assert!(!text.contains("name=\"web\""), "{text}");
-        assert!(text.contains("dockstate_controller_container_quarantined{name=\"db\"} 1"), "{text}");
-        assert!(text.contains("dockstate_controller_quarantined 1"), "{text}");
-        assert!(text.contains("dockstate_controller_holding{reason=\"api_unreachable\"} 1"), "{text}");
-        assert!(text.contains("dockstate_controller_holding{reason=\"view_behind\"} 0"), "{text}");
+        assert!(
+            text.contains("dockstate_controller_container_quarantined{name=\"db\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_controller_quarantined 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_controller_holding{reason=\"api_unreachable\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_controller_holding{reason=\"view_behind\"} 0"),
+            "{text}"
+        );
         assert!(!text.contains("reason=\"maintenance\"} 1"), "{text}");
 
         metrics.set_quarantined(std::iter::empty());
         metrics.set_holding(None);
         let text = metrics.render();
-        assert!(!text.contains("dockstate_controller_container_quarantined{"), "{text}");
+        assert!(
+            !text.contains("dockstate_controller_container_quarantined{"),
+            "{text}"
+        );
         assert!(text.contains("dockstate_controller_ready 1"), "{text}");
-        assert!(!text.contains("dockstate_controller_holding{reason=\"api_unreachable\"} 1"), "{text}");
+        assert!(
+            !text.contains("dockstate_controller_holding{reason=\"api_unreachable\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -69,7 +69,13 @@ impl Prometheus {
         };
         let ready = prometheus.url("/-/ready");
         let waited = wait_until("Prometheus to be ready", READY_TIMEOUT, || async {
-            Ok(prometheus.client.get(&ready).send().await?.status().is_success())
+            Ok(prometheus
+                .client
+                .get(&ready)
+                .send()
+                .await?
+                .status()
+                .is_success())
         })
         .await;
         if let Err(err) = waited {
@@ -118,7 +124,8 @@ impl Prometheus {
 
     /// The end of its log, for a failing test's message.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }

@@ -285,8 +285,14 @@ mod tests {
             .with_container_series(false)
             .render(&host.store());
         assert!(!text.contains("dockstate_container_"), "{text}");
-        assert!(text.contains("dockstate_drift{kind=\"removed\"} 1\n"), "{text}");
-        assert!(text.contains("dockstate_containers{state=\"running\"} 1\n"), "{text}");
+        assert!(
+            text.contains("dockstate_drift{kind=\"removed\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_containers{state=\"running\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("dockstate_snapshot_members 2\n"), "{text}");
         assert!(text.contains("dockstate_ready 1\n"), "{text}");
     }
@@ -295,7 +301,11 @@ mod tests {
     fn in_sync_no_drift_family_is_written_at_all() {
         let host = Host::new(&["web"], &[Made::new("web", Running)]);
         let text = Metrics::new().render(&host.store());
-        assert_eq!(samples(&text, "dockstate_container_state").len(), 1, "{text}");
+        assert_eq!(
+            samples(&text, "dockstate_container_state").len(),
+            1,
+            "{text}"
+        );
         assert!(!text.contains("dockstate_container_drift"), "{text}");
     }
 }

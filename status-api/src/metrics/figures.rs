@@ -81,7 +81,9 @@ fn scrape_figures_at_100_and_1000_containers() {
         rows.push(measure(&host, containers, false));
         rows.push(measure(&host, containers, true));
     }
-    println!("| containers | per-container series | series | bytes | render (median of {RENDERS}) |");
+    println!(
+        "| containers | per-container series | series | bytes | render (median of {RENDERS}) |"
+    );
     println!("|---|---|---|---|---|");
     for row in &rows {
         println!(
@@ -105,7 +107,10 @@ fn scrape_figures_at_100_and_1000_containers() {
         };
         assert_eq!(row.series, expected, "{} containers", row.containers);
     }
-    assert!(rows[2].bytes.abs_diff(rows[0].bytes) < 64, "off, the size does not grow");
+    assert!(
+        rows[2].bytes.abs_diff(rows[0].bytes) < 64,
+        "off, the size does not grow"
+    );
     let per_container = (rows[3].bytes - rows[2].bytes) as f64 / 1000.0;
     assert!(per_container < 200.0, "{per_container} bytes a container");
     assert!(

@@ -73,8 +73,12 @@ impl Host {
 
     /// What runs now, in place of what ran.
     pub fn run(&self, containers: &[Made]) {
-        self.writer
-            .replace_all(containers.iter().map(|made| (id_of(&made.name), status(made))).collect::<HashMap<_, _>>());
+        self.writer.replace_all(
+            containers
+                .iter()
+                .map(|made| (id_of(&made.name), status(made)))
+                .collect::<HashMap<_, _>>(),
+        );
     }
 
     pub fn store(&self) -> Store {

@@ -273,8 +273,14 @@ async fn metrics_pass_promtool_and_carry_the_spec_names() -> anyhow::Result<()> 
         text.contains(r#"http_server_requests_total{method="GET",route="/status",status="400"} 1"#),
         "{text}"
     );
-    assert!(text.contains(r#"dockstate_drift{kind="unexpected"} 1"#), "{text}");
-    assert!(text.contains(r#"dockstate_drift{kind="paused"} 0"#), "{text}");
+    assert!(
+        text.contains(r#"dockstate_drift{kind="unexpected"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dockstate_drift{kind="paused"} 0"#),
+        "{text}"
+    );
     for series in [
         format!(r#"dockstate_container_drift{{name="{web}",kind="stopped",policy="heal"}} 1"#),
         format!(

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::Value;
 use test_support::{
-    container_state, docker, ensure_test_images, wait_until, PrivateEngine, Prometheus, ScrapeTarget,
-    StatusApiOptions, StatusApiServer, StatusControllerServer, TestScope, BUSYBOX_IMAGE,
-    PROMETHEUS_INSTALL,
+    container_state, docker, ensure_test_images, wait_until, PrivateEngine, Prometheus,
+    ScrapeTarget, StatusApiOptions, StatusApiServer, StatusControllerServer, TestScope,
+    BUSYBOX_IMAGE, PROMETHEUS_INSTALL,
 };
 
 use crate::helpers::init_logs;
@@ -78,8 +78,14 @@ async fn the_shipped_rules_pass_promtool_and_every_alert_names_host_and_member_a
     let rules = prometheus.rules().await?;
     let runbooks = std::fs::read_to_string(monitoring().join("../docs/alerts.md"))
         .context("docs/alerts.md holds the runbooks")?;
-    let alerts: Vec<&Value> = rules.iter().filter(|rule| rule["type"] == "alerting").collect();
-    let names: Vec<&str> = alerts.iter().filter_map(|rule| rule["name"].as_str()).collect();
+    let alerts: Vec<&Value> = rules
+        .iter()
+        .filter(|rule| rule["type"] == "alerting")
+        .collect();
+    let names: Vec<&str> = alerts
+        .iter()
+        .filter_map(|rule| rule["name"].as_str())
+        .collect();
     for wanted in ALERTS {
         assert!(names.contains(&wanted), "{wanted} is not among {names:?}");
     }
@@ -87,10 +93,16 @@ async fn the_shipped_rules_pass_promtool_and_every_alert_names_host_and_member_a
         let name = alert["name"].as_str().unwrap_or_default();
         let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
         for part in ["$labels.host", "$labels.instance"] {
-            assert!(summary.contains(part), "{name}'s summary lacks {part}: {summary}");
+            assert!(
+                summary.contains(part),
+                "{name}'s summary lacks {part}: {summary}"
+            );
         }
         if MEMBER_ALERTS.contains(&name) {
-            assert!(summary.contains("$labels.name"), "{name}'s summary names no member");
+            assert!(
+                summary.contains("$labels.name"),
+                "{name}'s summary names no member"
+            );
         }
         assert!(
             !alert["annotations"]["description"]
@@ -101,7 +113,9 @@ async fn the_shipped_rules_pass_promtool_and_every_alert_names_host_and_member_a
         );
         let anchor = name.to_lowercase();
         assert_eq!(
-            alert["annotations"]["runbook_url"].as_str().unwrap_or_default(),
+            alert["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_default(),
             format!("https://example.invalid/dockstate/blob/main/docs/alerts.md#{anchor}"),
             "{name}'s runbook"
         );
@@ -172,7 +186,12 @@ fn value(sample: &Value) -> f64 {
 fn labels(samples: &[Value], label: &str) -> Vec<String> {
     let mut found: Vec<String> = samples
         .iter()
-        .map(|sample| sample["metric"][label].as_str().unwrap_or_default().to_owned())
+        .map(|sample| {
+            sample["metric"][label]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     found.sort();
     found
@@ -193,7 +212,11 @@ fn dashboard_queries() -> anyhow::Result<Vec<(String, String)>> {
         monitoring().join("dashboard.json"),
     )?)?;
     let mut queries = Vec::new();
-    let mut panels: Vec<&Value> = dashboard["panels"].as_array().into_iter().flatten().collect();
+    let mut panels: Vec<&Value> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     while let Some(panel) = panels.pop() {
         panels.extend(panel["panels"].as_array().into_iter().flatten());
         for target in panel["targets"].as_array().into_iter().flatten() {
@@ -202,7 +225,11 @@ fn dashboard_queries() -> anyhow::Result<Vec<(String, String)>> {
             queries.push((title, as_grafana_sends_it(expr)));
         }
     }
-    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let Some(definition) = variable["definition"].as_str() else {
             continue;
         };
@@ -210,13 +237,19 @@ fn dashboard_queries() -> anyhow::Result<Vec<(String, String)>> {
             .strip_prefix("label_values(")
             .and_then(|rest| rest.strip_suffix(')'))
             .context("a variable that is not label_values(metric, label)")?;
-        let (metric, label) = inner.split_once(',').context("label_values(metric, label)")?;
+        let (metric, label) = inner
+            .split_once(',')
+            .context("label_values(metric, label)")?;
         queries.push((
             format!("variable {}", variable["name"]),
             format!("count by ({}) ({})", label.trim(), metric.trim()),
         ));
     }
-    anyhow::ensure!(queries.len() > 10, "the dashboard has {} queries", queries.len());
+    anyhow::ensure!(
+        queries.len() > 10,
+        "the dashboard has {} queries",
+        queries.len()
+    );
     Ok(queries)
 }
 
@@ -278,13 +311,22 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
     let hosts = prometheus
         .query("count(count by (host) (dockstate_info))")
         .await?;
-    assert_eq!(hosts.iter().map(value).collect::<Vec<_>>(), [2.0], "{hosts:?}");
+    assert_eq!(
+        hosts.iter().map(value).collect::<Vec<_>>(),
+        [2.0],
+        "{hosts:?}"
+    );
     let members = prometheus
         .query("sum by (host) (dockstate_snapshot_members)")
         .await?;
     let members: Vec<(String, f64)> = members
         .iter()
-        .map(|s| (s["metric"]["host"].as_str().unwrap_or_default().to_owned(), value(s)))
+        .map(|s| {
+            (
+                s["metric"]["host"].as_str().unwrap_or_default().to_owned(),
+                value(s),
+            )
+        })
         .collect();
     assert_eq!(
         members,
@@ -314,15 +356,23 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
     docker(&["kill", &watched]).await?;
 
     let found = std::sync::Mutex::new(Vec::new());
-    wait_until("the held-down member in DockstateDriftUnhealed", PATIENCE, || async {
-        let samples = prometheus.query(&unhealed).await?;
-        let seen = !samples.is_empty();
-        *found.lock().expect("not poisoned") = samples;
-        Ok(seen)
-    })
+    wait_until(
+        "the held-down member in DockstateDriftUnhealed",
+        PATIENCE,
+        || async {
+            let samples = prometheus.query(&unhealed).await?;
+            let seen = !samples.is_empty();
+            *found.lock().expect("not poisoned") = samples;
+            Ok(seen)
+        },
+    )
     .await?;
     let samples = found.into_inner()?;
-    assert_eq!(samples.len(), 1, "exactly the member held down: {samples:?}");
+    assert_eq!(
+        samples.len(),
+        1,
+        "exactly the member held down: {samples:?}"
+    );
     let member = &samples[0]["metric"];
     assert_eq!(member["name"], down.as_str(), "{member}");
     assert_eq!(member["kind"], "stopped", "{member}");
@@ -338,16 +388,26 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
     })
     .await?;
     wait_until("the observed member counted down too", PATIENCE, || async {
-        let down = prometheus.query("host:dockstate_members_down:sum > 0").await?;
+        let down = prometheus
+            .query("host:dockstate_members_down:sum > 0")
+            .await?;
         Ok(labels(&down, "host") == ["private", "shared"])
     })
     .await?;
     let observed = prometheus
         .query(r#"dockstate_container_drift{host="shared"}"#)
         .await?;
-    assert_eq!(labels(&observed, "name"), [watched.clone()], "{observed:?}");
+    assert_eq!(
+        labels(&observed, "name"),
+        std::slice::from_ref(&watched),
+        "{observed:?}"
+    );
     assert_eq!(labels(&observed, "policy"), ["observe"], "{observed:?}");
-    assert_eq!(prometheus.query(&unhealed).await?.len(), 1, "still only the held-down member");
+    assert_eq!(
+        prometheus.query(&unhealed).await?.len(),
+        1,
+        "still only the held-down member"
+    );
     let maintenance = rules
         .iter()
         .find(|rule| rule["name"] == "DockstateMaintenanceHoldLong")
@@ -375,9 +435,11 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
         .send()
         .await?;
     assert_eq!(ended.status().as_u16(), 200, "{}", ended.text().await?);
-    wait_until("DockstateDriftUnhealed to return nothing", PATIENCE, || async {
-        Ok(prometheus.query(&unhealed).await?.is_empty())
-    })
+    wait_until(
+        "DockstateDriftUnhealed to return nothing",
+        PATIENCE,
+        || async { Ok(prometheus.query(&unhealed).await?.is_empty()) },
+    )
     .await?;
     let state = engine
         .docker(&["inspect", "--format", "{{.State.Status}}", &down])
@@ -392,6 +454,29 @@ async fn a_real_prometheus_sees_two_hosts_and_exactly_the_member_held_down() -> 
         Some("exited"),
         "observed, never acted on"
     );
+
+    // What each scrape cost, as Prometheus measured it (docs/fleet.md): `-- --nocapture` prints it.
+    for figure in ["scrape_samples_scraped", "scrape_duration_seconds"] {
+        for sample in prometheus.query(figure).await? {
+            eprintln!(
+                "{figure}{{job={}, host={}}} {}",
+                sample["metric"]["job"],
+                sample["metric"]["host"],
+                value(&sample)
+            );
+        }
+    }
+
+    for (host, pair) in [("shared", &shared), ("private", &private)] {
+        let controller = reqwest::get(pair.controller.url("/metrics"))
+            .await?
+            .text()
+            .await?;
+        eprintln!(
+            "/metrics of the controller on {host}: {} bytes",
+            controller.len()
+        );
+    }
 
     drop(prometheus);
     private.stop().await?;
