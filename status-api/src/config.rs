@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgAction, Parser};
 use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
-use shared::runtime::flags::{parse_duration, parse_scope, ScopeArg};
+use shared::runtime::flags::{parse_duration, parse_scope, parse_switch, ScopeArg};
 use shared::runtime::hosts::{parse_allowed_hosts, AllowedHosts};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
@@ -57,6 +57,20 @@ pub struct Settings {
     /// Full re-list of the engine as a safety net behind the event stream.
     #[arg(long, env = "STATUS_API_RESYNC_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub resync_interval: Duration,
+
+    /// Per-container series on /metrics (`dockstate_container_*`: each container's state, each drift and
+    /// since when), as many as there are containers and drifts in scope. `off` for very large hosts: the
+    /// counts by state and by drift kind stay.
+    #[arg(
+        long,
+        env = "STATUS_API_CONTAINER_METRICS",
+        default_value = "on",
+        num_args = 0..=1,
+        default_missing_value = "on",
+        action = ArgAction::Set,
+        value_parser = parse_switch
+    )]
+    pub container_metrics: bool,
 
     /// `pretty` or `json`. Default: pretty on a terminal, else json.
     #[arg(long, env = "STATUS_API_LOG_FORMAT", value_parser = parse_log_format)]
@@ -140,6 +154,7 @@ mod tests {
         assert!(settings.token_file.is_none());
         assert_eq!(settings.max_connections, 1024);
         assert_eq!(settings.allowed_hosts(), AllowedHosts::default());
+        assert!(settings.container_metrics);
     }
 
     #[test]
@@ -158,6 +173,21 @@ mod tests {
         let err = Settings::try_parse_from(["status-api", "--allowed-hosts", "status-api:8080"])
             .expect_err("a port");
         assert!(err.to_string().contains("give the name alone"), "{err}");
+    }
+
+    #[test]
+    fn per_container_metrics_switch_off_and_on() {
+        for (args, on) in [
+            (&["status-api", "--container-metrics", "off"][..], false),
+            (&["status-api", "--container-metrics", "false"][..], false),
+            (&["status-api", "--container-metrics"][..], true),
+            (&["status-api", "--container-metrics", "on"][..], true),
+        ] {
+            assert_eq!(Settings::parse_from(args).container_metrics, on, "{args:?}");
+        }
+        let err = Settings::try_parse_from(["status-api", "--container-metrics", "sometimes"])
+            .expect_err("not a switch");
+        assert!(err.to_string().contains("true or false"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod docker;
 pub mod inventory;
 pub mod metrics;
+pub mod onsets;
 pub mod prepared;
 pub mod snapshot;
 pub mod startup;

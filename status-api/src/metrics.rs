@@ -1,12 +1,20 @@
 //! Prometheus metrics (SPEC "Metrics"): HTTP requests by route and status, and gauges of the live view that
 //! are computed from the current [`View`](crate::view::View) at scrape time, so they can never drift
-//! from what `/status` and `/drift` say.
+//! from what `/status` and `/drift` say — the counts by state and drift kind here, the series per container
+//! and per drift in [`families`].
+
+mod families;
+#[cfg(test)]
+mod figures;
+#[cfg(test)]
+mod synthetic;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use chrono::Utc;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use shared::DriftKind;
@@ -54,6 +62,11 @@ pub struct Metrics {
     events: IntCounter,
     revision: IntGauge,
     event_lag: Histogram,
+    ready: IntGauge,
+    event_backlog: IntGauge,
+    event_backlog_age: Gauge,
+    /// Whether `/metrics` carries a series per container and per drift (`--container-metrics`).
+    container_series: bool,
 }
 
 impl Metrics {
@@ -95,6 +108,21 @@ impl Metrics {
         .expect("valid metric");
         let revision = IntGauge::new("dockstate_revision", "The revision of the live view.")
             .expect("valid metric");
+        let ready = IntGauge::new(
+            "dockstate_ready",
+            "1 when /ready answers 200 (the engine answers, the snapshot is in force, the event stream is live, the scope is the snapshot's); else 0.",
+        )
+        .expect("valid metric");
+        let event_backlog = IntGauge::new(
+            "dockstate_event_backlog",
+            "Engine events received and not yet applied to the view.",
+        )
+        .expect("valid metric");
+        let event_backlog_age = Gauge::new(
+            "dockstate_event_backlog_age_seconds",
+            "Age of the oldest engine event not yet applied (the engine's own timestamp); 0 when none waits: how far the view is behind the engine.",
+        )
+        .expect("valid metric");
 
         // Observed by the inventory as each event is applied, not computed at scrape time: a histogram
         // needs every event, and the view only keeps the newest state.
@@ -117,6 +145,9 @@ impl Metrics {
             Box::new(events.clone()),
             Box::new(revision.clone()),
             Box::new(event_lag.clone()),
+            Box::new(ready.clone()),
+            Box::new(event_backlog.clone()),
+            Box::new(event_backlog_age.clone()),
             Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
         ] {
             registry
@@ -135,7 +166,17 @@ impl Metrics {
             events,
             revision,
             event_lag,
+            ready,
+            event_backlog,
+            event_backlog_age,
+            container_series: true,
         }
+    }
+
+    /// With or without the series per container and per drift (`--container-metrics`; with, by default).
+    pub fn with_container_series(mut self, on: bool) -> Self {
+        self.container_series = on;
+        self
     }
 
     /// The `dockstate_event_lag_seconds` histogram, for the inventory to observe applied events into.
@@ -179,9 +220,21 @@ impl Metrics {
         self.events.inc_by(seen.saturating_sub(self.events.get()));
         self.revision
             .set(i64::try_from(view.revision).unwrap_or(i64::MAX));
+        self.ready.set(i64::from(view.readiness.ready));
+        self.event_backlog.set(gauge(view.event_backlog));
+        self.event_backlog_age
+            .set(view.oldest_pending_event.map_or(0.0, |oldest| {
+                (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0
+            }));
 
+        let mut families = self.registry.gather();
+        families.extend(families::host(&view));
+        if self.container_series {
+            families.extend(families::containers(&view));
+        }
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut body = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut body) {
+        if let Err(err) = TextEncoder::new().encode(&families, &mut body) {
             tracing::error!(error = %err, "cannot encode metrics");
         }
         String::from_utf8(body).unwrap_or_default()
@@ -264,6 +317,48 @@ mod tests {
         assert_eq!(requests(&metrics, "other", "unmatched", "200"), Some(1.0));
         assert_eq!(requests(&metrics, "HEAD", "/status", "200"), None);
         assert!(series_index("GET", ROUTES.len(), 200).is_none());
+    }
+
+    /// The value of the unlabelled sample `name`.
+    fn sample(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn the_backlog_and_its_age_say_how_far_the_view_is_behind_the_engine() {
+        use super::synthetic::{Host, Made};
+        let host = Host::new(
+            &["web"],
+            &[Made::new("web", shared::ContainerState::Running)],
+        );
+        let metrics = Metrics::new();
+        let text = metrics.render(&host.store());
+        assert_eq!(
+            sample(&text, "dockstate_event_backlog"),
+            Some(0.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "dockstate_event_backlog_age_seconds"),
+            Some(0.0)
+        );
+        assert_eq!(sample(&text, "dockstate_ready"), Some(1.0));
+
+        host.writer
+            .event_progress(3, Some(Utc::now() - chrono::Duration::seconds(5)));
+        let text = metrics.render(&host.store());
+        assert_eq!(
+            sample(&text, "dockstate_event_backlog"),
+            Some(3.0),
+            "{text}"
+        );
+        let age = sample(&text, "dockstate_event_backlog_age_seconds").expect("an age");
+        assert!((5.0..65.0).contains(&age), "{age}");
+
+        host.writer.set_events_live(false);
+        let text = metrics.render(&host.store());
+        assert_eq!(sample(&text, "dockstate_ready"), Some(0.0), "{text}");
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Application {
         }
         let writer = Writer::new(scope, settings.resync_interval, keeper.subscribe());
         writer.follow_state_dir(state_dir.subscribe());
-        let metrics = Metrics::new();
+        let metrics = Metrics::new().with_container_series(settings.container_metrics);
         let inventory = Inventory::new(writer, docker).reporting_to(&metrics);
 
         let (acceptor, address) = shared::runtime::http::bind_http(

@@ -13,6 +13,7 @@ use shared::{ContainerStatus, Engine, Scope};
 use tokio::sync::watch;
 
 use crate::baseline::{Baseline, BaselineReceiver};
+use crate::onsets::DriftOnsets;
 use crate::state_dir::Access;
 use crate::view::{ReadinessCheck, View, ViewParts};
 
@@ -52,6 +53,8 @@ struct State {
     /// The state directory's access the current revision reports.
     state_dir: Option<Access>,
     revision: u64,
+    /// When the revision last rose.
+    changed_at: DateTime<Utc>,
     observed_at: Option<DateTime<Utc>>,
     events_live: bool,
     engine: ReadinessCheck,
@@ -64,6 +67,8 @@ struct State {
     oldest_pending_event: Option<DateTime<Utc>>,
     /// The view of the current revision, built on first request.
     view: Option<Arc<View>>,
+    /// When each drift of the last view built began, for the next view to carry on.
+    onsets: Arc<DriftOnsets>,
 }
 
 impl Writer {
@@ -75,6 +80,7 @@ impl Writer {
             baseline,
             state_dir: None,
             revision: 0,
+            changed_at: Utc::now(),
             observed_at: None,
             events_live: false,
             engine: ReadinessCheck::down("not contacted yet"),
@@ -83,6 +89,7 @@ impl Writer {
             event_backlog: 0,
             oldest_pending_event: None,
             view: None,
+            onsets: Arc::default(),
         };
         let own = shared::runtime::own_container::OwnContainer::detect();
         shared::runtime::own_container::OwnContainer::log(own.as_ref());
@@ -270,7 +277,10 @@ impl Store {
             event_backlog: state.event_backlog,
             oldest_pending_event: state.oldest_pending_event,
             containers: &state.containers,
+            onsets: &state.onsets,
+            changed_at: state.changed_at,
         }));
+        state.onsets = view.onsets().clone();
         state.view = Some(view.clone());
         view
     }
@@ -371,6 +381,7 @@ impl Store {
     /// A new revision: drop the cached view and wake every long poll.
     fn bump(&self, state: &mut State) {
         state.revision += 1;
+        state.changed_at = Utc::now();
         state.view = None;
         self.inner.revision.send_replace(state.revision);
     }

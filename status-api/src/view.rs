@@ -1,6 +1,7 @@
 //! [`View`]: everything a request needs, frozen at one revision — the containers, the baseline they are
-//! compared with, and the readiness that `/ready` and `/status` both report. Drift and the serialised
-//! `/status` bodies are computed once per revision, on first use, and shared by every request that follows.
+//! compared with, and the readiness that `/ready` and `/status` both report. Drift (and when each drift
+//! began) is computed once per revision as the view is built; the serialised `/status` bodies once per
+//! revision, on first use; both are shared by every request that follows.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use shared::{drift, ContainerState, ContainerStatus, DriftItem, Engine, Scope};
 
 use crate::baseline::Baseline;
+use crate::onsets::DriftOnsets;
 use crate::prepared::{Encoded, Prepared};
 
 /// One readiness check: whether it passes, and a sentence on why.
@@ -169,9 +171,13 @@ pub struct View {
     /// How far behind the engine this view is: the age of the oldest event not yet applied when the view
     /// was built (zero when none waits). Views are rebuilt whenever the backlog changes.
     pub event_lag: Duration,
+    /// The engine time of the oldest event not yet applied, for the age of the backlog at any later moment.
+    pub oldest_pending_event: Option<DateTime<Utc>>,
     /// Every container in scope, sorted by name, with `in_snapshot` set.
     pub containers: Vec<ContainerStatus>,
     drift: OnceLock<Vec<DriftItem>>,
+    /// When each drift of this view began.
+    onsets: Arc<DriftOnsets>,
     listed_body: Prepared,
     all_body: Prepared,
 }
@@ -195,6 +201,10 @@ pub struct ViewParts<'a> {
     /// The engine time of the oldest event not yet applied.
     pub oldest_pending_event: Option<DateTime<Utc>>,
     pub containers: &'a HashMap<String, ContainerStatus>,
+    /// When each drift of the view built before this one began.
+    pub onsets: &'a DriftOnsets,
+    /// When the store last changed: the onset of any drift this view is the first to show.
+    pub changed_at: DateTime<Utc>,
 }
 
 impl View {
@@ -211,7 +221,7 @@ impl View {
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
-        Self {
+        let mut view = Self {
             revision: parts.revision,
             observed_at: parts.observed_at,
             events_live: parts.events_live,
@@ -232,11 +242,22 @@ impl View {
                 .oldest_pending_event
                 .and_then(|oldest| (Utc::now() - oldest).to_std().ok())
                 .unwrap_or_default(),
+            oldest_pending_event: parts.oldest_pending_event,
             containers,
             drift: OnceLock::new(),
+            onsets: Arc::default(),
             listed_body: Prepared::default(),
             all_body: Prepared::default(),
-        }
+        };
+        // Drift is computed as each view is built, not when first asked for: its onsets must be seen at the
+        // revision that shows them, whoever asks and whenever.
+        view.onsets = Arc::new(parts.onsets.follow(view.drift(), parts.changed_at));
+        view
+    }
+
+    /// When each drift of this view began.
+    pub fn onsets(&self) -> &Arc<DriftOnsets> {
+        &self.onsets
     }
 
     /// The drift of this revision: empty until a snapshot exists, and while the snapshot was taken in another

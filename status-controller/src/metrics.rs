@@ -1,11 +1,13 @@
 //! Prometheus metrics (SPEC "Metrics"): what the controller did and how it went, how long a pass and a heal
 //! take, when it held back and why, and which containers are quarantined.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use strum::VariantArray;
@@ -23,7 +25,12 @@ pub struct Metrics {
     heal: Histogram,
     last_pass: Gauge,
     quarantined: IntGauge,
+    /// 1 for each container in quarantine, by name; a container's series goes when its quarantine ends.
+    quarantined_containers: IntGaugeVec,
+    /// The names that have a series in `quarantined_containers`, so an ended quarantine's can be removed.
+    quarantined_names: Arc<Mutex<BTreeSet<String>>>,
     ready: IntGauge,
+    holding: IntGaugeVec,
     notifications: IntCounterVec,
     hold_until: Gauge,
     journal_problems: IntCounterVec,
@@ -89,9 +96,25 @@ impl Metrics {
             "Containers left alone because they kept failing.",
         )
         .expect("valid metric");
+        let quarantined_containers = IntGaugeVec::new(
+            Opts::new(
+                "dockstate_controller_container_quarantined",
+                "1 for each container left alone because it kept failing, by name; absent otherwise.",
+            ),
+            &["name"],
+        )
+        .expect("valid metric");
         let ready = IntGauge::new(
             "dockstate_controller_ready",
             "1 when the controller has a complete, fresh view and may act; else 0.",
+        )
+        .expect("valid metric");
+        let holding = IntGaugeVec::new(
+            Opts::new(
+                "dockstate_controller_holding",
+                "1 for the reason the controller holds now (no complete, fresh view: no action), 0 for the others; all 0 while it may act. A maintenance hold is dockstate_controller_hold_until_timestamp_seconds.",
+            ),
+            &["reason"],
         )
         .expect("valid metric");
         let hold_until = Gauge::new(
@@ -126,7 +149,9 @@ impl Metrics {
             Box::new(heal.clone()),
             Box::new(last_pass.clone()),
             Box::new(quarantined.clone()),
+            Box::new(quarantined_containers.clone()),
             Box::new(ready.clone()),
+            Box::new(holding.clone()),
             Box::new(notifications.clone()),
             Box::new(hold_until.clone()),
             Box::new(journal_problems.clone()),
@@ -146,6 +171,9 @@ impl Metrics {
         for problem in JournalProblem::VARIANTS {
             journal_problems.with_label_values(&[problem.as_str()]);
         }
+        for reason in view_hold_reasons() {
+            holding.with_label_values(&[reason.as_str()]);
+        }
         Self {
             registry,
             actions,
@@ -155,7 +183,10 @@ impl Metrics {
             heal,
             last_pass,
             quarantined,
+            quarantined_containers,
+            quarantined_names: Arc::default(),
             ready,
+            holding,
             notifications,
             hold_until,
             journal_problems,
@@ -195,13 +226,35 @@ impl Metrics {
         self.heal.observe(since_drift_seen.as_secs_f64());
     }
 
-    pub fn set_quarantined(&self, containers: usize) {
+    /// The containers in quarantine now, by name: the count, and one series each.
+    pub fn set_quarantined<'a>(&self, containers: impl IntoIterator<Item = &'a str>) {
+        let now: BTreeSet<String> = containers.into_iter().map(ToOwned::to_owned).collect();
+        let mut known = self
+            .quarantined_names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for ended in known.difference(&now) {
+            let _ = self.quarantined_containers.remove_label_values(&[ended]);
+        }
+        for name in &now {
+            self.quarantined_containers
+                .with_label_values(&[name])
+                .set(1);
+        }
         self.quarantined
-            .set(i64::try_from(containers).unwrap_or(i64::MAX));
+            .set(i64::try_from(now.len()).unwrap_or(i64::MAX));
+        *known = now;
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.set(i64::from(ready));
+    /// Why the controller holds now (`None`: it has a fresh view and may act): `dockstate_controller_ready`
+    /// and `dockstate_controller_holding{reason}`.
+    pub fn set_holding(&self, reason: Option<HoldReason>) {
+        self.ready.set(i64::from(reason.is_none()));
+        for known in view_hold_reasons() {
+            self.holding
+                .with_label_values(&[known.as_str()])
+                .set(i64::from(Some(known) == reason));
+        }
     }
 
     /// `dockstate_controller_notifications_total{result}`, for the notifications to count into.
@@ -230,6 +283,15 @@ impl Default for Metrics {
     }
 }
 
+/// The reasons of a hold of the view: all but `maintenance`, which is an operator's and keeps the controller
+/// ready.
+fn view_hold_reasons() -> impl Iterator<Item = HoldReason> {
+    HoldReason::VARIANTS
+        .iter()
+        .copied()
+        .filter(|reason| *reason != HoldReason::Maintenance)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +304,8 @@ mod tests {
         metrics.observe_pass(Duration::from_micros(300), 1_800_000_000.0);
         metrics.count_hold(HoldReason::Stale);
         metrics.observe_heal(Duration::from_millis(260));
-        metrics.set_quarantined(1);
+        metrics.set_quarantined(["web"]);
+        metrics.set_holding(Some(HoldReason::Stale));
         metrics
             .notifications()
             .with_label_values(&[NotificationResult::Sent.as_str()])
@@ -259,6 +322,9 @@ mod tests {
             "dockstate_controller_quarantined 1",
             "dockstate_controller_action_duration_seconds_bucket",
             "dockstate_controller_ready 0",
+            "dockstate_controller_container_quarantined{name=\"web\"} 1",
+            "dockstate_controller_holding{reason=\"stale\"} 1",
+            "dockstate_controller_holding{reason=\"view_behind\"} 0",
             "dockstate_controller_notifications_total{result=\"sent\"} 1",
             "dockstate_controller_notifications_total{result=\"dropped\"} 0",
             "dockstate_controller_holds_total{reason=\"maintenance\"} 0",
@@ -268,5 +334,46 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_quarantine_that_ends_leaves_no_series_and_a_hold_names_its_reason_alone() {
+        let metrics = Metrics::new();
+        metrics.set_quarantined(["web", "db"]);
+        metrics.set_quarantined(["db"]);
+        metrics.set_holding(Some(HoldReason::ViewBehind));
+        metrics.set_holding(Some(HoldReason::ApiUnreachable));
+        let text = metrics.render();
+        assert!(!text.contains("name=\"web\""), "{text}");
+        assert!(
+            text.contains("dockstate_controller_container_quarantined{name=\"db\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_controller_quarantined 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_controller_holding{reason=\"api_unreachable\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_controller_holding{reason=\"view_behind\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("reason=\"maintenance\"} 1"), "{text}");
+
+        metrics.set_quarantined(std::iter::empty());
+        metrics.set_holding(None);
+        let text = metrics.render();
+        assert!(
+            !text.contains("dockstate_controller_container_quarantined{"),
+            "{text}"
+        );
+        assert!(text.contains("dockstate_controller_ready 1"), "{text}");
+        assert!(
+            !text.contains("dockstate_controller_holding{reason=\"api_unreachable\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -419,7 +419,8 @@ impl StatusApi {
 
     /// Prometheus metrics
     ///
-    /// Text exposition format: requests, container and drift gauges, engine events, revision, process.
+    /// Text exposition format: requests, the counts by container state and drift kind, a series per container
+    /// and per drift (unless `--container-metrics off`), readiness, the snapshot, engine events, revision, process.
     #[oai(
         path = "/metrics",
         method = "get",

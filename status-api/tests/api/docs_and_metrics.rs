@@ -1,9 +1,10 @@
 //! `/openapi.json`, `/docs`, `/metrics`, `/health`, `/ready`.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use reqwest::StatusCode;
-use test_support::TestScope;
+use test_support::{docker, ensure_test_images, TestScope, BUSYBOX_IMAGE};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{spawn_api, Options};
@@ -240,8 +241,19 @@ async fn the_live_page_is_served_from_the_binary() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn metrics_pass_promtool_and_carry_the_spec_names() -> anyhow::Result<()> {
+    ensure_test_images().await?;
     let scope = TestScope::new();
+    scope.run("web", BUSYBOX_IMAGE, &[]).await?;
+    scope.run("db", BUSYBOX_IMAGE, &[]).await?;
     let api = spawn_api(&scope, Options::default()).await?;
+    // A member down and a stranger up: a series for each container, and one for each drift.
+    let (web, db, stranger) = (scope.name("web"), scope.name("db"), scope.name("stranger"));
+    docker(&["kill", &web]).await?;
+    scope.run("stranger", BUSYBOX_IMAGE, &[]).await?;
+    api.wait_for_drift(&web, "stopped", Duration::from_secs(10))
+        .await?;
+    api.wait_for_drift(&stranger, "unexpected", Duration::from_secs(10))
+        .await?;
     api.get("/status").await?;
     api.get("/status?state=bogus").await?;
     api.get("/drift").await?;
@@ -261,7 +273,54 @@ async fn metrics_pass_promtool_and_carry_the_spec_names() -> anyhow::Result<()> 
         text.contains(r#"http_server_requests_total{method="GET",route="/status",status="400"} 1"#),
         "{text}"
     );
-    assert!(text.contains(r#"dockstate_drift{kind="unexpected"} 0"#));
+    assert!(
+        text.contains(r#"dockstate_drift{kind="unexpected"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dockstate_drift{kind="paused"} 0"#),
+        "{text}"
+    );
+    for series in [
+        format!(r#"dockstate_container_drift{{name="{web}",kind="stopped",policy="heal"}} 1"#),
+        format!(
+            r#"dockstate_container_drift{{name="{stranger}",kind="unexpected",policy="heal"}} 1"#
+        ),
+        format!(
+            r#"dockstate_container_state{{name="{web}",state="exited",in_snapshot="true",policy="heal"}} 1"#
+        ),
+        format!(
+            r#"dockstate_container_state{{name="{db}",state="running",in_snapshot="true",policy="heal"}} 1"#
+        ),
+        format!(
+            r#"dockstate_container_state{{name="{stranger}",state="running",in_snapshot="false",policy="heal"}} 1"#
+        ),
+        "dockstate_snapshot_members 2\n".to_owned(),
+        "dockstate_ready 1\n".to_owned(),
+        "dockstate_event_backlog 0\n".to_owned(),
+    ] {
+        assert!(text.contains(&series), "{series} missing from:\n{text}");
+    }
+    assert!(
+        text.lines().any(|line| line.starts_with(&format!(
+            r#"dockstate_container_drift_since_timestamp_seconds{{name="{web}",kind="stopped",policy="heal"}} 1"#
+        ))),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!(r#"dockstate_container_drift{{name="{db}""#)),
+        "a member in sync has no drift series:\n{text}"
+    );
+    let engine = api.get_ok("/ready").await?["engine"].clone();
+    assert!(
+        text.contains(&format!(
+            r#"engine="docker",engine_version="{}",api_version="{}",scope="{}"}} 1"#,
+            engine["version"].as_str().unwrap_or_default(),
+            engine["api_version"].as_str().unwrap_or_default(),
+            scope.scope()
+        )),
+        "dockstate_info names the engine and the scope:\n{text}"
+    );
 
     let mut promtool = tokio::process::Command::new("promtool")
         .args(["check", "metrics"])

@@ -220,7 +220,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                             "status-api's view is fresh again: acting"
                         );
                     }
-                    self.wiring.metrics.set_ready(true);
+                    self.wiring.metrics.set_holding(None);
                     self.hold_over();
                     self.snapshot = Some(view.snapshot.clone());
                     if changed || forced || full || was_holding {
@@ -584,7 +584,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         self.latest = None;
         self.tell_long_hold(&hold);
         self.wiring.metrics.count_hold(hold.reason);
-        self.wiring.metrics.set_ready(false);
+        self.wiring.metrics.set_holding(Some(hold.reason));
         let detail = hold.detail.clone();
         let reason = hold.reason.as_str();
         if self.wiring.state.hold(hold) {
@@ -652,7 +652,9 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                 attempts: quarantine.attempts,
             })
             .collect();
-        self.wiring.metrics.set_quarantined(quarantined.len());
+        self.wiring
+            .metrics
+            .set_quarantined(quarantined.iter().map(|q| q.container.as_str()));
         self.wiring.state.set_quarantined(quarantined);
     }
 

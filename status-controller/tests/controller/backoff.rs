@@ -114,6 +114,15 @@ async fn a_container_that_keeps_failing_is_quarantined() -> anyhow::Result<()> {
     .await?;
     assert_eq!(
         pair.controller
+            .metric(&format!(
+                "dockstate_controller_container_quarantined{{name=\"{name}\"}}"
+            ))
+            .await?,
+        1.0,
+        "the quarantine names the container"
+    );
+    assert_eq!(
+        pair.controller
             .metric("dockstate_controller_actions_total{action=\"start\",result=\"quarantined\"}")
             .await?,
         1.0
@@ -199,5 +208,10 @@ async fn a_quarantine_ends_when_a_new_container_takes_the_name() -> anyhow::Resu
             == 0.0)
     })
     .await?;
+    let metrics = pair.controller.metrics().await?;
+    assert!(
+        !metrics.contains("dockstate_controller_container_quarantined{"),
+        "an ended quarantine leaves no series:\n{metrics}"
+    );
     pair.stop().await
 }

@@ -9,6 +9,7 @@ mod dependants;
 mod engine_answers;
 mod fake_api;
 mod fidelity;
+mod fleet;
 mod heal;
 mod helpers;
 mod hold;

@@ -15,6 +15,7 @@ use crate::helpers::{
 };
 
 const UNREACHABLE_HOLDS: &str = "dockstate_controller_holds_total{reason=\"api_unreachable\"}";
+const UNREACHABLE_NOW: &str = "dockstate_controller_holding{reason=\"api_unreachable\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn it_holds_while_status_api_is_away_and_resumes_when_it_returns() -> anyhow::Result<()> {
@@ -60,11 +61,22 @@ async fn it_holds_while_status_api_is_away_and_resumes_when_it_returns() -> anyh
         controller.metric(UNREACHABLE_HOLDS).await? > holds_before,
         "each retry is a hold"
     );
+    assert_eq!(
+        controller.metric(UNREACHABLE_NOW).await?,
+        1.0,
+        "why it holds now"
+    );
 
     // It comes back (same state directory, same snapshot): healing resumes.
     let api = api_at(&state_dir.path().join("state"), &scope, &port.to_string()).await?;
     wait_for_restart(&name, &before).await?;
     controller.wait_ready().await?;
+    assert_eq!(
+        controller.metric(UNREACHABLE_NOW).await?,
+        0.0,
+        "no longer holding"
+    );
+    assert_eq!(controller.metric("dockstate_controller_ready").await?, 1.0);
     controller.stop().await?;
     api.stop().await
 }
