@@ -7,7 +7,8 @@
 //! its own socket, data root, short exec root and pid file, no iptables rules, and the `vfs` storage driver (test images are a few MB). At most
 //! three run at once on a machine: a slot is claimed with an advisory lock on a file, so concurrent test
 //! processes never share a bridge or a range. Dropping the engine stops it, kills what it left running,
-//! unmounts and removes its directories, and deletes its bridge — also when the test failed.
+//! unmounts and removes its directories, and deletes its bridge and any further bridge device named with
+//! [`PrivateEngine::bridge_device`] (a swarm's `docker_gwbridge`, say) — also when the test failed.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -102,6 +103,27 @@ impl PrivateEngine {
     /// `docker_gwbridge` or `--default-addr-pool`.
     pub fn range(&self) -> Ipv4Net {
         self.range
+    }
+
+    /// The name of its own bridge device on the host.
+    pub fn bridge(&self) -> String {
+        bridge_name(self.slot)
+    }
+
+    /// A name for a further bridge device of this engine, `dsb<slot>-<tag>`, for a network a test creates on
+    /// it with `-o com.docker.network.bridge.name=<name>` (a swarm's `docker_gwbridge`, say). dockerd deletes
+    /// such a device only when the network is removed, not when it stops; dropping the engine deletes every
+    /// device of this slot's prefix, as does the next engine of the slot after a test that was killed. `tag`
+    /// is 1 to 10 lowercase letters and digits, so that the name fits the kernel's 15 characters.
+    pub fn bridge_device(&self, tag: &str) -> anyhow::Result<String> {
+        let valid = (1..=10).contains(&tag.len())
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !valid {
+            bail!("a bridge device's tag is 1 to 10 lowercase letters and digits, not {tag:?}");
+        }
+        Ok(format!("{}{tag}", extra_bridge_prefix(self.slot)))
     }
 
     /// The pid of the running `dockerd`.
@@ -299,6 +321,25 @@ fn bridge_name(slot: usize) -> String {
     format!("dockstate-br{slot}")
 }
 
+/// What the further bridge devices of slot `slot` are named with ([`PrivateEngine::bridge_device`]).
+fn extra_bridge_prefix(slot: usize) -> String {
+    format!("dsb{slot}-")
+}
+
+/// The host's network devices whose names start with `prefix`.
+fn links_named(prefix: &str) -> Vec<String> {
+    let links = run_ok_output("ip", &["-j", "link", "show"]).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&links)
+        .ok()
+        .and_then(|links| links.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|link| link["ifname"].as_str())
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Claims one of the slots with an advisory lock, waiting while all are taken.
 async fn claim_slot() -> anyhow::Result<(usize, File)> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -323,7 +364,8 @@ async fn claim_slot() -> anyhow::Result<(usize, File)> {
 }
 
 /// Removes what an engine of `slot` left: shims still serving its containers, mounts under its
-/// directories, the directories, and the bridge. Best effort: each step goes on whatever the last did.
+/// directories, the directories, its bridge and the further bridge devices named for the slot. Best effort:
+/// each step goes on whatever the last did.
 fn cleanup(slot: usize, dir: &Path, exec_root: &Path) {
     let exec = exec_root.display().to_string();
     // A shim outlives a killed dockerd; it is recognised by the containerd socket under our exec root.
@@ -344,6 +386,9 @@ fn cleanup(slot: usize, dir: &Path, exec_root: &Path) {
         let _ = std::fs::remove_dir_all(&root);
     }
     let _ = run_ok("ip", &["link", "del", &bridge_name(slot)]);
+    for device in links_named(&extra_bridge_prefix(slot)) {
+        let _ = run_ok("ip", &["link", "del", &device]);
+    }
 }
 
 /// Whether `pid` runs (a zombie does not).
