@@ -540,14 +540,14 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
             BUSYBOX_IMAGE,
         ])
         .await?;
-    let mut swarm_task = String::new();
     wait_until("the Swarm task to run", PATIENCE, || async {
-        if let Some(id) = node.task_container(&swarm_service).await? {
-            swarm_task = id;
-        }
-        Ok(!swarm_task.is_empty())
+        Ok(node.task_container(&swarm_service).await?.is_some())
     })
     .await?;
+    let swarm_task = node
+        .task_container(&swarm_service)
+        .await?
+        .context("the Swarm task")?;
     let (_, swarm_task_started) = state(&node.engine, &swarm_task).await?;
     let swarm_task_name = node.inspect(&swarm_task).await?["Name"]
         .as_str()
