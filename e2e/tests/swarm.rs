@@ -89,10 +89,7 @@ impl SwarmNode {
 
     /// The engine's socket on the host.
     fn socket(&self) -> String {
-        self.engine
-            .host()
-            .trim_start_matches("unix://")
-            .to_owned()
+        self.engine.host().trim_start_matches("unix://").to_owned()
     }
 
     /// `docker -H <engine> stack deploy` of `compose/stack.yaml` with `env` on top of a clean environment.
@@ -169,7 +166,9 @@ impl Drop for SwarmNode {
             let filter = format!("label=com.docker.stack.namespace={stack}");
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline
-                && !docker(&["ps", "-aq", "--filter", &filter]).trim().is_empty()
+                && !docker(&["ps", "-aq", "--filter", &filter])
+                    .trim()
+                    .is_empty()
             {
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -350,7 +349,13 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
     }
     let gw_inspect = node
         .engine
-        .docker(&["network", "inspect", "docker_gwbridge", "--format", "{{json .Options}}"])
+        .docker(&[
+            "network",
+            "inspect",
+            "docker_gwbridge",
+            "--format",
+            "{{json .Options}}",
+        ])
         .await?;
     assert!(gw_inspect.contains(&node.gwbridge), "{gw_inspect}");
     for (dst, dev) in host_routes()? {
@@ -411,7 +416,13 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         let service = format!("{stack}_{service}");
         let mode = node
             .engine
-            .docker(&["service", "inspect", "--format", "{{json .Spec.Mode}}", &service])
+            .docker(&[
+                "service",
+                "inspect",
+                "--format",
+                "{{json .Spec.Mode}}",
+                &service,
+            ])
             .await?;
         assert!(mode.contains("Global"), "{service}: {mode}");
         wait_until(
@@ -437,7 +448,9 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
                         &service,
                     ])
                     .await?;
-                Ok(health == "healthy" && tasks.starts_with("Running") && tasks.lines().count() == 1)
+                Ok(health == "healthy"
+                    && tasks.starts_with("Running")
+                    && tasks.lines().count() == 1)
             },
         )
         .await?;
@@ -464,7 +477,10 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         (&controller_task, "/var/lib/status-controller"),
     ] {
         let inspected = node.inspect(id).await?;
-        assert_eq!(inspected["HostConfig"]["NetworkMode"], "host", "{inspected}");
+        assert_eq!(
+            inspected["HostConfig"]["NetworkMode"], "host",
+            "{inspected}"
+        );
         assert_eq!(inspected["Config"]["Labels"]["dockstate.policy"], "ignore");
         assert_eq!(
             inspected["Config"]["User"],
@@ -479,7 +495,10 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
                 .map(|m| (m["Type"].clone(), m["Source"].clone(), m["Name"].clone()))
         };
         let (kind, source_path, _) = source("/var/run/docker.sock").context("the socket")?;
-        assert_eq!((kind.as_str(), source_path.as_str()), (Some("bind"), Some(socket.as_str())));
+        assert_eq!(
+            (kind.as_str(), source_path.as_str()),
+            (Some("bind"), Some(socket.as_str()))
+        );
         let (kind, _, _) = source(state_dir).context("the state volume")?;
         assert_eq!(kind, "volume", "{mounts:?}");
     }
@@ -513,7 +532,11 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         .flatten()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(members, [member.as_str()], "the baseline is the plain member");
+    assert_eq!(
+        members,
+        [member.as_str()],
+        "the baseline is the plain member"
+    );
     // The token the secret carries is the one status-api checks.
     let rebaseline_without_token = client()
         .post(format!("{api}/snapshot"))
@@ -554,14 +577,18 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         .unwrap_or_default()
         .trim_start_matches('/')
         .to_owned();
-    wait_until("status-api to show the Swarm task as ignored", PATIENCE, || async {
-        let all = get_json(&format!("{api}/status?all=true")).await?;
-        Ok(all["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["name"] == swarm_task_name.as_str() && c["policy"] == "ignore"))
-    })
+    wait_until(
+        "status-api to show the Swarm task as ignored",
+        PATIENCE,
+        || async {
+            let all = get_json(&format!("{api}/status?all=true")).await?;
+            Ok(all["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["name"] == swarm_task_name.as_str() && c["policy"] == "ignore"))
+        },
+    )
     .await?;
 
     // A plain member killed on the node is running again within a second, kill to `running`.
@@ -587,9 +614,11 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
     // Two full passes after the Swarm task started, it is the same container, started once, the only task of
     // its service, and no action of the controller named it.
     let task_started_unix = unix_seconds(&swarm_task_started)?;
-    wait_until("two controller passes after the Swarm task started", PATIENCE, || async {
-        Ok(last_pass(&controller).await? >= task_started_unix + 2.0)
-    })
+    wait_until(
+        "two controller passes after the Swarm task started",
+        PATIENCE,
+        || async { Ok(last_pass(&controller).await? >= task_started_unix + 2.0) },
+    )
     .await?;
     let (swarm_status, swarm_started_after) = state(&node.engine, &swarm_task).await?;
     assert_eq!(
@@ -601,7 +630,11 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         .engine
         .docker(&["service", "ps", "-q", &swarm_service])
         .await?;
-    assert_eq!(tasks.lines().count(), 1, "the Swarm task was replaced: {tasks}");
+    assert_eq!(
+        tasks.lines().count(),
+        1,
+        "the Swarm task was replaced: {tasks}"
+    );
     let actions = get_json(&format!("{controller}/actions")).await?;
     let records = actions["actions"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -619,7 +652,9 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
 
     // The stack removes cleanly: no service, container, network or secret of it is left; the nodes' volumes
     // are kept (the baselines), and nothing holds them.
-    node.engine.docker(&["service", "rm", &swarm_service]).await?;
+    node.engine
+        .docker(&["service", "rm", &swarm_service])
+        .await?;
     node.engine.docker(&["stack", "rm", &stack]).await?;
     let namespace = format!("label=com.docker.stack.namespace={stack}");
     wait_until("the stack to be gone", PATIENCE, || async {
@@ -639,7 +674,10 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
     })
     .await?;
     node.stack = None;
-    let volumes = [format!("{stack}_state"), format!("{stack}_controller-state")];
+    let volumes = [
+        format!("{stack}_state"),
+        format!("{stack}_controller-state"),
+    ];
     for volume in &volumes {
         node.engine.docker(&["volume", "rm", volume]).await?;
     }
