@@ -312,6 +312,26 @@ async fn state(engine: &PrivateEngine, container: &str) -> anyhow::Result<(Strin
     Ok((status.to_owned(), started.to_owned()))
 }
 
+/// The pair as deployed by [`deploy_pair`].
+struct Pair {
+    stack: String,
+    api: String,
+    controller: String,
+    api_port: u16,
+    /// The private engine's socket, which the stack mounts, and its group.
+    socket: String,
+    socket_gid: u32,
+    /// Holds the token file.
+    _secrets: tempfile::TempDir,
+}
+
+impl Pair {
+    /// `<stack>_<name>`: how `docker stack deploy` names the stack's services, secrets and volumes.
+    fn in_stack(&self, name: &str) -> String {
+        format!("{}_{name}", self.stack)
+    }
+}
+
 #[tokio::test]
 async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_touches_swarm_tasks(
 ) -> anyhow::Result<()> {
@@ -319,19 +339,85 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
     build_images().await?;
     let scope = TestScope::new();
     let mut node = SwarmNode::start().await?;
-    for (image, _) in IMAGES {
+    // No registry: the pair's images and the workload's, copied from the shared engine.
+    for image in [IMAGES[0].0, IMAGES[1].0, BUSYBOX_IMAGE] {
         node.engine.load_image(image).await?;
     }
-    node.engine.load_image(BUSYBOX_IMAGE).await?;
-    let range = node.engine.range();
+    assert_the_swarm_stays_in_the_range(&node).await?;
 
-    // The swarm's addresses are the engine's own: docker_gwbridge on the range's second /24, the ingress
-    // network out of the pool, every network inside the range, and no route of the host into the range but
-    // the engine's two bridges.
+    // Arrange: a plain member on the node, running before the pair takes its baseline; then the stack.
+    let member = scope.name("member");
+    node.engine
+        .docker(&[
+            "run",
+            "-d",
+            "--restart",
+            "no",
+            "--label",
+            &scope.label(),
+            "--name",
+            &member,
+            BUSYBOX_IMAGE,
+        ])
+        .await?;
+    let pair = deploy_pair(&mut node, &scope).await?;
+
+    // Assert: the pair runs as the stack file says, and its baseline is the member.
+    assert_one_healthy_task_per_service(&node, &pair).await?;
+    assert_the_tasks_are_set_up(&node, &pair).await?;
+    let snapshot = get_json(&format!("{}/snapshot", pair.api)).await?;
+    assert_eq!(snapshot["scope"], scope.scope().as_str(), "{snapshot}");
+    let members: Vec<&str> = snapshot["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        members,
+        [member.as_str()],
+        "the baseline is the plain member"
+    );
+
+    // Act and assert: a Swarm task in the scope appears; the member is killed and healed within a second; the
+    // Swarm task is left alone.
+    let swarm_service = scope.name("swarmtask");
+    let swarm_task = start_swarm_task(&node, &pair, &scope, &swarm_service).await?;
+    let healed = kill_and_time_the_heal(&node.engine, &member).await?;
+    eprintln!("{member}: killed, running again {healed:?} later");
+    assert!(
+        healed <= HEAL_LIMIT,
+        "{member} took {healed:?} from the kill to running, over {HEAL_LIMIT:?}"
+    );
+    assert_the_swarm_task_was_never_touched(&node, &pair, &swarm_task, &swarm_service, &member)
+        .await?;
+
+    // The stack removes cleanly.
+    node.engine
+        .docker(&["service", "rm", &swarm_service])
+        .await?;
+    remove_the_stack(&mut node, &pair).await?;
+
+    // The swarm is left and the engine stopped (the node's drop), and its docker_gwbridge device is gone.
+    let gwbridge = node.gwbridge.clone();
+    drop(node);
+    let links = host_links()?;
+    assert!(
+        !links.contains(&gwbridge),
+        "{gwbridge} was left behind: {links:?}"
+    );
+    Ok(())
+}
+
+/// Every network of the engine lies in its range (docker_gwbridge on the second /24, ingress in the pool), and
+/// no route of the host into the range goes anywhere but the engine's two bridges.
+async fn assert_the_swarm_stays_in_the_range(node: &SwarmNode) -> anyhow::Result<()> {
+    let range = node.engine.range();
     let subnets = engine_subnets(&node.engine).await?;
     eprintln!("range {range}; the engine's networks: {subnets:?}");
+    let gw_subnet = range.subnet24(1).context("a second /24")?;
     assert!(
-        subnets.contains(&("docker_gwbridge".to_owned(), range.subnet24(1).unwrap())),
+        subnets.contains(&("docker_gwbridge".to_owned(), gw_subnet)),
         "{subnets:?}"
     );
     let ingress: Vec<&Ipv4Net> = subnets
@@ -347,7 +433,7 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
     for (name, subnet) in &subnets {
         assert!(inside(subnet, &range), "{name} {subnet} is outside {range}");
     }
-    let gw_inspect = node
+    let options = node
         .engine
         .docker(&[
             "network",
@@ -357,35 +443,24 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
             "{{json .Options}}",
         ])
         .await?;
-    assert!(gw_inspect.contains(&node.gwbridge), "{gw_inspect}");
+    assert!(options.contains(&node.gwbridge), "{options}");
+    let bridges = [node.gwbridge.clone(), node.engine.bridge()];
     for (dst, dev) in host_routes()? {
         if dst.overlaps(&range) {
             assert!(
-                dev == node.gwbridge || dev.starts_with("dockstate-br"),
+                bridges.contains(&dev),
                 "the host routes {dst} through {dev}, which is not the private engine's"
             );
         }
     }
+    Ok(())
+}
 
-    // Arrange: a plain member on the node, running before the pair takes its baseline.
-    let member = scope.name("member");
-    node.engine
-        .docker(&[
-            "run",
-            "-d",
-            "--restart",
-            "no",
-            "--label",
-            &scope.label(),
-            "--name",
-            &member,
-            BUSYBOX_IMAGE,
-        ])
-        .await?;
-
-    // Act: the stack, against this engine's socket, on free ports, scoped to the test, with a token.
+/// `docker stack deploy` of the pair against the node's engine: its socket and the socket's group, the test's
+/// scope, free loopback ports, a token of the test's own.
+async fn deploy_pair(node: &mut SwarmNode, scope: &TestScope) -> anyhow::Result<Pair> {
     let secrets = tempfile::tempdir()?;
-    let token = token_file(secrets.path(), &scope)?;
+    let token = token_file(secrets.path(), scope)?;
     let socket = node.socket();
     let socket_gid = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&socket)?);
     let (api_port, controller_port) = (free_port()?, free_port()?);
@@ -408,12 +483,21 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         ],
     )
     .await?;
-    let api = format!("http://127.0.0.1:{api_port}");
-    let controller = format!("http://127.0.0.1:{controller_port}");
+    Ok(Pair {
+        stack,
+        api: format!("http://127.0.0.1:{api_port}"),
+        controller: format!("http://127.0.0.1:{controller_port}"),
+        api_port,
+        socket,
+        socket_gid,
+        _secrets: secrets,
+    })
+}
 
-    // Assert: each service global, its one task running and healthy by its own health check.
-    for service in SERVICES {
-        let service = format!("{stack}_{service}");
+/// Each service is global, and its one task runs, healthy by its own health check; then both programs answer
+/// ready on their loopback ports.
+async fn assert_one_healthy_task_per_service(node: &SwarmNode, pair: &Pair) -> anyhow::Result<()> {
+    for service in SERVICES.map(|name| pair.in_stack(name)) {
         let mode = node
             .engine
             .docker(&[
@@ -456,98 +540,92 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         .await?;
     }
     wait_until("both programs to be ready", PATIENCE, || async {
-        Ok(status(&format!("{api}/ready")).await? == 200
-            && status(&format!("{controller}/ready")).await? == 200)
+        Ok(status(&format!("{}/ready", pair.api)).await? == 200
+            && status(&format!("{}/ready", pair.controller)).await? == 200)
     })
     .await?;
+    Ok(())
+}
 
-    // The tasks as the stack file sets them up: the host network, the private engine's socket, the token as a
-    // Swarm secret, the policy label, the numeric user with the socket's group, a local volume for the state;
-    // and the controller talks to the status-api of its own node.
-    let api_task = node
-        .task_container(&format!("{stack}_status-api"))
-        .await?
-        .context("status-api's task")?;
-    let controller_task = node
-        .task_container(&format!("{stack}_status-controller"))
-        .await?
-        .context("the controller's task")?;
-    for (id, state_dir) in [
-        (&api_task, "/var/lib/status-api"),
-        (&controller_task, "/var/lib/status-controller"),
+/// The tasks as the stack file sets them up: the host network, the private engine's socket (never the host's),
+/// the policy label, the numeric user with the socket's group, a read-only root, a local volume for the state,
+/// the token as the Swarm secret that status-api checks; and the controller calls its own node's status-api.
+async fn assert_the_tasks_are_set_up(node: &SwarmNode, pair: &Pair) -> anyhow::Result<()> {
+    for (service, state_dir) in [
+        ("status-api", "/var/lib/status-api"),
+        ("status-controller", "/var/lib/status-controller"),
     ] {
-        let inspected = node.inspect(id).await?;
+        let id = node
+            .task_container(&pair.in_stack(service))
+            .await?
+            .with_context(|| format!("{service}'s task"))?;
+        let inspected = node.inspect(&id).await?;
+        let config = &inspected["Config"];
+        assert_eq!(inspected["HostConfig"]["NetworkMode"], "host", "{service}");
+        assert_eq!(config["Labels"]["dockstate.policy"], "ignore", "{service}");
         assert_eq!(
-            inspected["HostConfig"]["NetworkMode"], "host",
-            "{inspected}"
+            config["User"],
+            format!("10001:{}", pair.socket_gid).as_str(),
+            "{service}"
         );
-        assert_eq!(inspected["Config"]["Labels"]["dockstate.policy"], "ignore");
-        assert_eq!(
-            inspected["Config"]["User"],
-            format!("10001:{socket_gid}").as_str()
-        );
-        assert_eq!(inspected["HostConfig"]["ReadonlyRootfs"], true);
+        assert_eq!(inspected["HostConfig"]["ReadonlyRootfs"], true, "{service}");
         let mounts = inspected["Mounts"].as_array().cloned().unwrap_or_default();
-        let source = |target: &str| {
-            mounts
-                .iter()
-                .find(|m| m["Destination"] == target)
-                .map(|m| (m["Type"].clone(), m["Source"].clone(), m["Name"].clone()))
-        };
-        let (kind, source_path, _) = source("/var/run/docker.sock").context("the socket")?;
+        let mount = |target: &str| mounts.iter().find(|m| m["Destination"] == target).cloned();
+        let socket = mount("/var/run/docker.sock").context("the socket's mount")?;
         assert_eq!(
-            (kind.as_str(), source_path.as_str()),
-            (Some("bind"), Some(socket.as_str()))
+            (&socket["Type"], &socket["Source"]),
+            (&Value::from("bind"), &Value::from(pair.socket.as_str())),
+            "{service}"
         );
-        let (kind, _, _) = source(state_dir).context("the state volume")?;
-        assert_eq!(kind, "volume", "{mounts:?}");
+        let state = mount(state_dir).context("the state's mount")?;
+        assert_eq!(state["Type"], "volume", "{service}: {mounts:?}");
+        let secrets = node
+            .engine
+            .docker(&[
+                "service",
+                "inspect",
+                "--format",
+                "{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}} {{.File.Name}}{{end}}",
+                &pair.in_stack(service),
+            ])
+            .await?;
+        assert_eq!(
+            secrets,
+            format!("{} dockstate_token", pair.in_stack("dockstate_token"))
+        );
+        if service == "status-controller" {
+            let api_url = format!(
+                "STATUS_CONTROLLER_API_URL=http://127.0.0.1:{}",
+                pair.api_port
+            );
+            assert!(
+                config["Env"]
+                    .as_array()
+                    .is_some_and(|env| env.iter().any(|e| e == api_url.as_str())),
+                "{}",
+                config["Env"]
+            );
+        }
     }
-    let controller_env = node.inspect(&controller_task).await?["Config"]["Env"].clone();
-    let api_url = format!("STATUS_CONTROLLER_API_URL=http://127.0.0.1:{api_port}");
-    assert!(
-        controller_env
-            .as_array()
-            .is_some_and(|env| env.iter().any(|e| e == api_url.as_str())),
-        "{controller_env}"
-    );
-    let secret_names = node
-        .engine
-        .docker(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}} {{.File.Name}}{{end}}",
-            &format!("{stack}_status-api"),
-        ])
-        .await?;
-    assert_eq!(
-        secret_names,
-        format!("{stack}_dockstate_token dockstate_token")
-    );
-    let snapshot = get_json(&format!("{api}/snapshot")).await?;
-    assert_eq!(snapshot["scope"], scope.scope().as_str(), "{snapshot}");
-    let members: Vec<&str> = snapshot["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert_eq!(
-        members,
-        [member.as_str()],
-        "the baseline is the plain member"
-    );
-    // The token the secret carries is the one status-api checks.
-    let rebaseline_without_token = client()
-        .post(format!("{api}/snapshot"))
+    // status-api reads the secret as its token: without one, a re-baseline is 401 (403 if it had none).
+    let answer = client()
+        .post(format!("{}/snapshot", pair.api))
         .send()
         .await?
         .status();
-    assert_eq!(rebaseline_without_token.as_u16(), 401);
+    assert_eq!(answer.as_u16(), 401);
+    Ok(())
+}
 
-    // A Swarm task in the scope, started after the baseline: without the rule that Swarm's tasks are never
-    // members and never stopped, it would be unexpected and stopped.
-    let swarm_service = scope.name("swarmtask");
+/// A replicated Swarm service whose task carries the scope's label, started after the baseline: without the
+/// rule that Swarm's tasks are never members and never stopped, the controller would stop it as unexpected.
+/// Answers its task's container once status-api shows it with the policy `ignore`.
+async fn start_swarm_task(
+    node: &SwarmNode,
+    pair: &Pair,
+    scope: &TestScope,
+    service: &str,
+) -> anyhow::Result<String> {
     node.engine
         .docker(&[
             "service",
@@ -555,7 +633,7 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
             "--detach",
             "--no-resolve-image",
             "--name",
-            &swarm_service,
+            service,
             "--container-label",
             &scope.label(),
             "--replicas",
@@ -564,15 +642,14 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         ])
         .await?;
     wait_until("the Swarm task to run", PATIENCE, || async {
-        Ok(node.task_container(&swarm_service).await?.is_some())
+        Ok(node.task_container(service).await?.is_some())
     })
     .await?;
-    let swarm_task = node
-        .task_container(&swarm_service)
+    let task = node
+        .task_container(service)
         .await?
         .context("the Swarm task")?;
-    let (_, swarm_task_started) = state(&node.engine, &swarm_task).await?;
-    let swarm_task_name = node.inspect(&swarm_task).await?["Name"]
+    let name = node.inspect(&task).await?["Name"]
         .as_str()
         .unwrap_or_default()
         .trim_start_matches('/')
@@ -581,64 +658,72 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
         "status-api to show the Swarm task as ignored",
         PATIENCE,
         || async {
-            let all = get_json(&format!("{api}/status?all=true")).await?;
+            let all = get_json(&format!("{}/status?all=true", pair.api)).await?;
             Ok(all["containers"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|c| c["name"] == swarm_task_name.as_str() && c["policy"] == "ignore"))
+                .any(|c| c["name"] == name.as_str() && c["policy"] == "ignore"))
         },
     )
     .await?;
+    Ok(task)
+}
 
-    // A plain member killed on the node is running again within a second, kill to `running`.
-    let (_, started_before) = state(&node.engine, &member).await?;
+/// Kills `member` and answers the time from just before the kill until the engine says it runs again (a new
+/// start), looking every [`HEAL_POLL`].
+async fn kill_and_time_the_heal(engine: &PrivateEngine, member: &str) -> anyhow::Result<Duration> {
+    let (_, started_before) = state(engine, member).await?;
     let killed_at = Instant::now();
-    node.engine.docker(&["kill", &member]).await?;
-    let healed = loop {
-        let (status, started) = state(&node.engine, &member).await?;
+    engine.docker(&["kill", member]).await?;
+    loop {
+        let (status, started) = state(engine, member).await?;
         if status == "running" && started != started_before {
-            break killed_at.elapsed();
+            return Ok(killed_at.elapsed());
         }
         if killed_at.elapsed() > PATIENCE {
             bail!("{member} was not running again {PATIENCE:?} after the kill");
         }
         tokio::time::sleep(HEAL_POLL).await;
-    };
-    eprintln!("{member}: killed, running again {healed:?} later");
-    assert!(
-        healed <= HEAL_LIMIT,
-        "{member} took {healed:?} from the kill to running, over {HEAL_LIMIT:?}"
-    );
+    }
+}
 
-    // Two full passes after the Swarm task started, it is the same container, started once, the only task of
-    // its service, and no action of the controller named it.
-    let task_started_unix = unix_seconds(&swarm_task_started)?;
+/// Two full passes of the controller after the Swarm task started, it is the same container with the same
+/// start, its service's only task, and no record in `/actions` names anything but the member.
+async fn assert_the_swarm_task_was_never_touched(
+    node: &SwarmNode,
+    pair: &Pair,
+    task: &str,
+    service: &str,
+    member: &str,
+) -> anyhow::Result<()> {
+    let (_, started) = state(&node.engine, task).await?;
+    let started_unix = unix_seconds(&started)?;
     wait_until(
         "two controller passes after the Swarm task started",
         PATIENCE,
-        || async { Ok(last_pass(&controller).await? >= task_started_unix + 2.0) },
+        || async { Ok(last_pass(&pair.controller).await? >= started_unix + 2.0) },
     )
     .await?;
-    let (swarm_status, swarm_started_after) = state(&node.engine, &swarm_task).await?;
+    let (status_after, started_after) = state(&node.engine, task).await?;
     assert_eq!(
-        (swarm_status.as_str(), swarm_started_after.as_str()),
-        ("running", swarm_task_started.as_str()),
+        (status_after.as_str(), started_after.as_str()),
+        ("running", started.as_str()),
         "the Swarm task was touched"
     );
     let tasks = node
         .engine
-        .docker(&["service", "ps", "-q", &swarm_service])
+        .docker(&["service", "ps", "-q", service])
         .await?;
     assert_eq!(
         tasks.lines().count(),
         1,
         "the Swarm task was replaced: {tasks}"
     );
-    let actions = get_json(&format!("{controller}/actions")).await?;
+    let actions = get_json(&format!("{}/actions", pair.controller)).await?;
     let records = actions["actions"].as_array().cloned().unwrap_or_default();
     assert!(
-        records.iter().all(|r| r["container"] == member.as_str()),
+        records.iter().all(|r| r["container"] == member),
         "an action about something other than the member: {actions}"
     );
     assert!(
@@ -647,16 +732,16 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
             .any(|r| r["action"] == "start" && r["result"] == "ok"),
         "no ok start of the member: {actions}"
     );
-    let drift = get_json(&format!("{api}/drift")).await?;
+    let drift = get_json(&format!("{}/drift", pair.api)).await?;
     assert_eq!(drift["in_sync"], true, "{drift}");
+    Ok(())
+}
 
-    // The stack removes cleanly: no service, container, network or secret of it is left; the nodes' volumes
-    // are kept (the baselines), and nothing holds them.
-    node.engine
-        .docker(&["service", "rm", &swarm_service])
-        .await?;
-    node.engine.docker(&["stack", "rm", &stack]).await?;
-    let namespace = format!("label=com.docker.stack.namespace={stack}");
+/// `docker stack rm`, after which no service, container, network or secret of the stack is left; the node's
+/// volumes are kept (its baseline and hold), and nothing holds them any more: they can be removed.
+async fn remove_the_stack(node: &mut SwarmNode, pair: &Pair) -> anyhow::Result<()> {
+    node.engine.docker(&["stack", "rm", &pair.stack]).await?;
+    let namespace = format!("label=com.docker.stack.namespace={}", pair.stack);
     wait_until("the stack to be gone", PATIENCE, || async {
         let mut left = String::new();
         for list in [
@@ -674,23 +759,11 @@ async fn the_stack_runs_a_healthy_pair_per_node_heals_within_a_second_and_never_
     })
     .await?;
     node.stack = None;
-    let volumes = [
-        format!("{stack}_state"),
-        format!("{stack}_controller-state"),
-    ];
-    for volume in &volumes {
-        node.engine.docker(&["volume", "rm", volume]).await?;
+    for volume in ["state", "controller-state"] {
+        node.engine
+            .docker(&["volume", "rm", &pair.in_stack(volume)])
+            .await?;
     }
-
-    // Teardown before the engine goes, and nothing of it left on the host.
-    let gwbridge = node.gwbridge.clone();
-    let bridge = node.engine.bridge();
-    drop(node);
-    let links = host_links()?;
-    assert!(
-        !links.contains(&gwbridge) && !links.contains(&bridge),
-        "a bridge was left behind: {links:?}"
-    );
     Ok(())
 }
 
