@@ -116,14 +116,7 @@ impl PrivateEngine {
     /// device of this slot's prefix, as does the next engine of the slot after a test that was killed. `tag`
     /// is 1 to 10 lowercase letters and digits, so that the name fits the kernel's 15 characters.
     pub fn bridge_device(&self, tag: &str) -> anyhow::Result<String> {
-        let valid = (1..=10).contains(&tag.len())
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if !valid {
-            bail!("a bridge device's tag is 1 to 10 lowercase letters and digits, not {tag:?}");
-        }
-        Ok(format!("{}{tag}", extra_bridge_prefix(self.slot)))
+        extra_bridge_name(self.slot, tag)
     }
 
     /// The pid of the running `dockerd`.
@@ -326,6 +319,18 @@ fn extra_bridge_prefix(slot: usize) -> String {
     format!("dsb{slot}-")
 }
 
+/// `dsb<slot>-<tag>`, for a `tag` of 1 to 10 lowercase letters and digits (at most 15 characters in all).
+fn extra_bridge_name(slot: usize, tag: &str) -> anyhow::Result<String> {
+    let valid = (1..=10).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !valid {
+        bail!("a bridge device's tag is 1 to 10 lowercase letters and digits, not {tag:?}");
+    }
+    Ok(format!("{}{tag}", extra_bridge_prefix(slot)))
+}
+
 /// The host's network devices whose names start with `prefix`.
 fn links_named(prefix: &str) -> Vec<String> {
     let links = run_ok_output("ip", &["-j", "link", "show"]).unwrap_or_default();
@@ -456,4 +461,26 @@ fn run_ok_output(program: &str, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn further_bridge_devices_fit_the_kernel_and_carry_the_slot_prefix() {
+        assert_eq!(extra_bridge_name(2, "gw").unwrap(), "dsb2-gw");
+        let longest = extra_bridge_name(SLOTS - 1, "abcdefghij").unwrap();
+        assert!(longest.len() <= 15, "{longest}");
+        assert!(longest.starts_with(&extra_bridge_prefix(SLOTS - 1)));
+        for bad in ["", "abcdefghijk", "GW", "g-w", "gw0/"] {
+            assert!(extra_bridge_name(0, bad).is_err(), "{bad:?}");
+        }
+        // No slot's prefix is another's, so a clean-up never deletes another engine's device.
+        for a in 0..SLOTS {
+            for b in 0..SLOTS {
+                assert!(a == b || !extra_bridge_prefix(a).starts_with(&extra_bridge_prefix(b)));
+            }
+        }
+    }
 }
