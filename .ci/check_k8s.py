@@ -2,7 +2,8 @@
 """Checks the rendered k8s/ manifests for what the schemas cannot see: that every expected object is there and
 that the properties the deployment promises hold (kubernetes-validate --strict checks the shapes).
 
-usage: check_k8s.py RENDERED.yaml   (the output of `kubectl kustomize k8s`); exit 1 with every problem listed.
+usage: check_k8s.py RENDERED.yaml   (the output of `kubectl kustomize k8s`, or of a kustomization that adds the
+                                   k8s/prometheus-operator component); exit 1 with every problem listed.
 """
 
 import sys
@@ -12,7 +13,6 @@ import yaml
 EXPECTED_KINDS = {
     "Namespace",
     "ServiceAccount",
-    "Secret",
     "ConfigMap",
     "DaemonSet",
     "Service",
@@ -22,6 +22,7 @@ NAMESPACE = "dockstate"
 CONTAINERS = {"status-api": 8080, "status-controller": 8000}
 # The variable naming the host names each program answers to (besides IP addresses and localhost).
 ALLOWED_HOSTS = {"status-api": "STATUS_API_ALLOWED_HOSTS", "status-controller": "STATUS_CONTROLLER_ALLOWED_HOSTS"}
+SCRAPE = "prometheus.io/scrape"
 
 problems = []
 
@@ -29,6 +30,17 @@ problems = []
 def check(condition, message):
     if not condition:
         problems.append(message)
+
+
+def selects(monitor, service):
+    """Whether a ServiceMonitor (in the Service's namespace, the operator's default) selects the Service."""
+    wanted = monitor["spec"].get("selector", {}).get("matchLabels", {})
+    labels = service["metadata"].get("labels", {})
+    return (
+        bool(wanted)
+        and wanted.items() <= labels.items()
+        and monitor["metadata"].get("namespace") == service["metadata"].get("namespace")
+    )
 
 
 def main(path):
@@ -116,6 +128,29 @@ def main(path):
             if "secret" in volume:
                 name = volume["secret"]["secretName"]
                 check(name in secrets, f"the pod mounts Secret/{name}, which is not rendered")
+        # Each node's pair has a token of its own, on the node: a Secret would be one token for the whole fleet.
+        for container in pod["containers"]:
+            token_files = [e["value"] for e in container.get("env", []) if e["name"].endswith("_TOKEN_FILE")]
+            check(bool(token_files), f"container {container['name']}: no token file")
+            for token_file in token_files:
+                mounts = [
+                    m
+                    for m in container.get("volumeMounts", [])
+                    if token_file.startswith(m["mountPath"].rstrip("/") + "/")
+                ]
+                volume = volumes.get(mounts[0]["name"], {}) if mounts else {}
+                check(
+                    "hostPath" in volume and mounts[0].get("readOnly") is True,
+                    f"container {container['name']}: the token {token_file} is not read-only from the node "
+                    f"(a hostPath): {volume}",
+                )
+        # The Services carry the scrape annotations, one per port; on the pods too, status-api would be scraped
+        # twice (a `kubernetes-pods` job beside `kubernetes-service-endpoints`) and fleet sums counted twice.
+        pod_annotations = spec["template"]["metadata"].get("annotations", {})
+        check(
+            SCRAPE not in pod_annotations,
+            "the pod template has scrape annotations: the Services' already scrape each port once",
+        )
 
         containers = {c["name"]: c for c in pod["containers"]}
         check(
@@ -169,6 +204,7 @@ def main(path):
                 check(served, f"{where}: calls status-api as {host}, which STATUS_API_ALLOWED_HOSTS does not list")
 
     services = by_kind.get("Service", [])
+    monitors = by_kind.get("ServiceMonitor", [])
     for service in services:
         where = f"Service/{service['metadata']['name']}"
         spec = service["spec"]
@@ -180,7 +216,6 @@ def main(path):
             f"{where} selects no pod of the DaemonSet",
         )
         annotations = service["metadata"].get("annotations", {})
-        check(annotations.get("prometheus.io/scrape") == "true", f"{where} has no scrape annotation")
         # A client in the cluster that calls the Service by name must be answered, not refused 421.
         program = service["metadata"].get("labels", {}).get("app.kubernetes.io/component")
         name = service["metadata"]["name"]
@@ -188,11 +223,48 @@ def main(path):
             names = {name, f"{name}.{NAMESPACE}", f"{name}.{NAMESPACE}.svc"}
             missing = sorted(names - allowed_hosts[program])
             check(not missing, f"{where}: {ALLOWED_HOSTS[program]} does not list {missing}")
-        port = annotations.get("prometheus.io/port")
+        monitored = [m for m in monitors if selects(m, service)]
+        # Scraped one way, exactly: by its annotations or by a ServiceMonitor, never both (twice) or neither.
         check(
-            port in {str(p["port"]) for p in spec.get("ports", [])},
-            f"{where}: the scrape port {port} is not one of its ports",
+            (annotations.get(SCRAPE) == "true") != bool(monitored),
+            f"{where}: scraped by annotation: {annotations.get(SCRAPE) == 'true'}, "
+            f"by ServiceMonitors: {[m['metadata']['name'] for m in monitored]} (exactly one way is wanted)",
         )
+        port_names = {p.get("name") for p in spec.get("ports", [])}
+        if annotations.get(SCRAPE) == "true":
+            port = annotations.get("prometheus.io/port")
+            check(
+                port in {str(p["port"]) for p in spec.get("ports", [])},
+                f"{where}: the scrape port {port} is not one of its ports",
+            )
+        for monitor in monitored:
+            scraped = {e.get("port") for e in monitor["spec"].get("endpoints", [])}
+            check(
+                port_names <= scraped,
+                f"{where}: ServiceMonitor/{monitor['metadata']['name']} scrapes none of {sorted(port_names - scraped)}",
+            )
+
+    service_ports = {p.get("name") for s in services for p in s["spec"].get("ports", [])}
+    for monitor in monitors:
+        where = f"ServiceMonitor/{monitor['metadata']['name']}"
+        check(any(selects(monitor, s) for s in services), f"{where} selects no Service")
+        for endpoint in monitor["spec"].get("endpoints", []):
+            check(
+                endpoint.get("port") in service_ports,
+                f"{where}: endpoint port {endpoint.get('port')} is no port of a Service",
+            )
+            check(
+                endpoint.get("path") == "/metrics",
+                f"{where}: endpoint {endpoint.get('port')} scrapes {endpoint.get('path')}, not /metrics",
+            )
+            # One pod per node: the node's name is what tells a fleet's series apart.
+            check(
+                any(
+                    r.get("sourceLabels") == ["__meta_kubernetes_pod_node_name"] and r.get("targetLabel") == "node"
+                    for r in endpoint.get("relabelings", [])
+                ),
+                f"{where}: endpoint {endpoint.get('port')} does not label its series with the `node`",
+            )
 
     for policy in by_kind.get("NetworkPolicy", []):
         selector = policy["spec"]["podSelector"].get("matchLabels", {})

@@ -118,7 +118,10 @@ pub async fn static_binaries() -> anyhow::Result<PathBuf> {
 }
 
 /// `make <target>` in the workspace root, with `env` on top of this process's environment and without the
-/// variables of any `make` this test runs under (so it starts a make of its own, not a sub-make).
+/// variables of any `make` this test runs under (so it starts a make of its own, not a sub-make), nor those
+/// cargo set for this test binary (so that the release build sees what it sees from a shell: a build script
+/// that watches one of them, as ring's watches `CARGO_PKG_VERSION_PRE`, would otherwise rebuild the whole
+/// release build on every run, and again at the next `make` from a shell).
 fn make_command(env: &[(String, String)], target: &str) -> Command {
     let mut command = Command::new("make");
     command
@@ -128,12 +131,34 @@ fn make_command(env: &[(String, String)], target: &str) -> Command {
         .arg(target)
         .env_remove("MAKEFLAGS")
         .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
+        .env_remove("MAKELEVEL");
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if CARGO_TEST_VARIABLE_PREFIXES
+            .iter()
+            .any(|prefix| key_text.starts_with(prefix))
+            || CARGO_TEST_VARIABLES.contains(&key_text.as_ref())
+        {
+            command.env_remove(&key);
+        }
+    }
+    command
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
 }
+
+/// What cargo sets for a test binary about its own package (cargo's "environment variables Cargo sets for
+/// crates"), by prefix and by name.
+const CARGO_TEST_VARIABLE_PREFIXES: [&str; 3] = ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_"];
+const CARGO_TEST_VARIABLES: [&str; 5] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "OUT_DIR",
+];
 
 /// The stdout of a finished command, or an error that shows its stdout and stderr.
 fn checked(what: &str, output: Output) -> anyhow::Result<String> {

@@ -7,7 +7,8 @@
 //! its own socket, data root, short exec root and pid file, no iptables rules, and the `vfs` storage driver (test images are a few MB). At most
 //! three run at once on a machine: a slot is claimed with an advisory lock on a file, so concurrent test
 //! processes never share a bridge or a range. Dropping the engine stops it, kills what it left running,
-//! unmounts and removes its directories, and deletes its bridge — also when the test failed.
+//! unmounts and removes its directories, and deletes its bridge and any further bridge device named with
+//! [`PrivateEngine::bridge_device`] (a swarm's `docker_gwbridge`, say) — also when the test failed.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -102,6 +103,20 @@ impl PrivateEngine {
     /// `docker_gwbridge` or `--default-addr-pool`.
     pub fn range(&self) -> Ipv4Net {
         self.range
+    }
+
+    /// The name of its own bridge device on the host.
+    pub fn bridge(&self) -> String {
+        bridge_name(self.slot)
+    }
+
+    /// A name for a further bridge device of this engine, `dsb<slot>-<tag>`, for a network a test creates on
+    /// it with `-o com.docker.network.bridge.name=<name>` (a swarm's `docker_gwbridge`, say). dockerd deletes
+    /// such a device only when the network is removed, not when it stops; dropping the engine deletes every
+    /// device of this slot's prefix, as does the next engine of the slot after a test that was killed. `tag`
+    /// is 1 to 10 lowercase letters and digits, so that the name fits the kernel's 15 characters.
+    pub fn bridge_device(&self, tag: &str) -> anyhow::Result<String> {
+        extra_bridge_name(self.slot, tag)
     }
 
     /// The pid of the running `dockerd`.
@@ -299,6 +314,37 @@ fn bridge_name(slot: usize) -> String {
     format!("dockstate-br{slot}")
 }
 
+/// What the further bridge devices of slot `slot` are named with ([`PrivateEngine::bridge_device`]).
+fn extra_bridge_prefix(slot: usize) -> String {
+    format!("dsb{slot}-")
+}
+
+/// `dsb<slot>-<tag>`, for a `tag` of 1 to 10 lowercase letters and digits (at most 15 characters in all).
+fn extra_bridge_name(slot: usize, tag: &str) -> anyhow::Result<String> {
+    let valid = (1..=10).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !valid {
+        bail!("a bridge device's tag is 1 to 10 lowercase letters and digits, not {tag:?}");
+    }
+    Ok(format!("{}{tag}", extra_bridge_prefix(slot)))
+}
+
+/// The host's network devices whose names start with `prefix`.
+fn links_named(prefix: &str) -> Vec<String> {
+    let links = run_ok_output("ip", &["-j", "link", "show"]).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&links)
+        .ok()
+        .and_then(|links| links.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|link| link["ifname"].as_str())
+        .filter(|name| name.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Claims one of the slots with an advisory lock, waiting while all are taken.
 async fn claim_slot() -> anyhow::Result<(usize, File)> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -323,7 +369,8 @@ async fn claim_slot() -> anyhow::Result<(usize, File)> {
 }
 
 /// Removes what an engine of `slot` left: shims still serving its containers, mounts under its
-/// directories, the directories, and the bridge. Best effort: each step goes on whatever the last did.
+/// directories, the directories, its bridge and the further bridge devices named for the slot. Best effort:
+/// each step goes on whatever the last did.
 fn cleanup(slot: usize, dir: &Path, exec_root: &Path) {
     let exec = exec_root.display().to_string();
     // A shim outlives a killed dockerd; it is recognised by the containerd socket under our exec root.
@@ -344,6 +391,9 @@ fn cleanup(slot: usize, dir: &Path, exec_root: &Path) {
         let _ = std::fs::remove_dir_all(&root);
     }
     let _ = run_ok("ip", &["link", "del", &bridge_name(slot)]);
+    for device in links_named(&extra_bridge_prefix(slot)) {
+        let _ = run_ok("ip", &["link", "del", &device]);
+    }
 }
 
 /// Whether `pid` runs (a zombie does not).
@@ -411,4 +461,26 @@ fn run_ok_output(program: &str, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn further_bridge_devices_fit_the_kernel_and_carry_the_slot_prefix() {
+        assert_eq!(extra_bridge_name(2, "gw").unwrap(), "dsb2-gw");
+        let longest = extra_bridge_name(SLOTS - 1, "abcdefghij").unwrap();
+        assert!(longest.len() <= 15, "{longest}");
+        assert!(longest.starts_with(&extra_bridge_prefix(SLOTS - 1)));
+        for bad in ["", "abcdefghijk", "GW", "g-w", "gw0/"] {
+            assert!(extra_bridge_name(0, bad).is_err(), "{bad:?}");
+        }
+        // No slot's prefix is another's, so a clean-up never deletes another engine's device.
+        for a in 0..SLOTS {
+            for b in 0..SLOTS {
+                assert!(a == b || !extra_bridge_prefix(a).starts_with(&extra_bridge_prefix(b)));
+            }
+        }
+    }
 }
