@@ -158,6 +158,8 @@ impl Inventory {
         if self.writer.identified(engine.clone()) {
             tracing::info!(engine = %engine.describe(), kind = %engine.kind, "watching the engine");
         }
+        self.exits()
+            .set_engine_tells_stops(engine.kind != EngineKind::Podman);
         // Events are asked for from a moment before the re-list, so nothing that happens while it runs is
         // missed; replaying a few is harmless, as every event leads to a fresh inspect.
         let live_from = SystemTime::now() - Duration::from_secs(1);

@@ -35,6 +35,10 @@ struct Track {
 #[derive(Debug, Default)]
 pub struct Exits {
     tracks: HashMap<String, Track>,
+    /// Whether the engine's events tell a stop from an exit. Podman 4's Docker-compatible stream sends a
+    /// `podman stop` as a bare `died` (no `kill` before it), which would read as a job that finished: there
+    /// every exit is `unseen`, and healed as before.
+    untold: bool,
 }
 
 impl Exits {
@@ -90,7 +94,18 @@ impl Exits {
         if status.exit_cause == Some(ExitCause::Oom) {
             return;
         }
-        status.exit_cause = Some(self.cause(status).unwrap_or(ExitCause::Unseen));
+        let told = if self.untold {
+            None
+        } else {
+            self.cause(status)
+        };
+        status.exit_cause = Some(told.unwrap_or(ExitCause::Unseen));
+    }
+
+    /// Says whether the engine watched tells a stop from an exit by its events (Docker does; Podman's
+    /// Docker-compatible stream does not).
+    pub fn set_engine_tells_stops(&mut self, tells: bool) {
+        self.untold = !tells;
     }
 
     /// Forgets every container but those `keep` says exist, so a `destroy` missed while the stream was down
@@ -188,6 +203,20 @@ mod tests {
         for (what, events, expected) in table {
             assert_eq!(cause_after(events, 99), expected, "{what}");
         }
+    }
+
+    #[test]
+    fn on_an_engine_whose_events_do_not_tell_stops_every_exit_is_unseen() {
+        let mut exits = Exits::default();
+        exits.set_engine_tells_stops(false);
+        exits.event("a", "start", at(0));
+        exits.event("a", "die", at(1_000));
+        let mut status = exited(at(1_000));
+        exits.annotate(&mut status);
+        assert_eq!(status.exit_cause, Some(ExitCause::Unseen));
+        exits.set_engine_tells_stops(true);
+        exits.annotate(&mut status);
+        assert_eq!(status.exit_cause, Some(ExitCause::Natural));
     }
 
     #[test]
