@@ -32,8 +32,10 @@ ROOT = ()
 
 
 def strip_code(text):
-    """The source without comments, string and char literals, and from `#[cfg(test)] mod tests` on."""
-    text = re.split(r"#\[cfg\(test\)\]\s*mod\s+tests\b", text)[0]
+    """The source without comments, string and char literals, and from an inline `#[cfg(test)] mod tests` on."""
+    # An inline `mod tests { … }` ends the production code; a `mod tests;` declaration only names a file.
+    text = re.split(r"#\[cfg\(test\)\]\s*mod\s+tests\s*\{", text)[0]
+    text = re.sub(r"#\[cfg\(test\)\]\s*mod\s+tests\s*;", "", text)
     out = []
     i, n = 0, len(text)
     while i < n:

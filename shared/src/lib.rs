@@ -2,6 +2,9 @@
 //! pure drift computation ([`drift`], with [`namespaces`] for containers that share another's namespace)
 //! both sides run, so they can never disagree about what "in sync" means.
 
+// No production function longer than 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 pub mod backoff;
 pub mod drift;
 #[cfg(feature = "openapi")]

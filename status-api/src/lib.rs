@@ -6,6 +6,9 @@
 //! has one writer, [`inventory::Inventory`] (the watch loop), and readers clone a [`store::Store`] that hands
 //! out an immutable [`view::View`] per revision.
 
+// No production function longer than 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 pub mod api;
 pub mod baseline;
 pub mod config;

@@ -15,6 +15,9 @@
 //! - edges: [`server`] (the controller's own HTTP server), [`startup`] (the one way the parts are built, and
 //!   the running application), [`once`] (one pass for cron and CI, over the parts `main` built).
 
+// No production function longer than 80 lines (clippy.toml); tests may be longer.
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 pub mod backoff;
 pub mod clock;
 pub mod config;
