@@ -2,15 +2,17 @@
 //! safety net, and the engine's event stream in between. Events are applied concurrently with a bound, in
 //! order per container, several waiting for one container answered by one inspect ([`applier`]); re-lists
 //! run beside them, so neither holds the other up. A ping every [`PING_INTERVAL`] notices an engine that
-//! stopped answering although its connections stay open. The inventory is the only holder of the store's
-//! [`Writer`]; it reads the engine through [`EngineReader`], so its unit tests run against a fake under
-//! paused time. How each container's last exit came about — a job that ended, or a stop someone asked for —
-//! is read from the order of its events ([`exits`]), and on every (re)connection from what the engine still
-//! remembers of the time nobody watched ([`event_facts`]).
+//! stopped answering although its connections stay open. One connection's state, and what each of these does
+//! to it, is [`follow`]'s. The inventory is the only holder of the store's [`Writer`]; it reads the engine
+//! through [`EngineReader`], so its unit tests run against a fake under paused time. How each container's
+//! last exit came about — a job that ended, or a stop someone asked for — is read from the order of its
+//! events ([`exits`]), and on every (re)connection from what the engine still remembers of the time nobody
+//! watched ([`event_facts`]).
 
 mod applier;
 mod event_facts;
 mod exits;
+mod follow;
 mod patient;
 
 use std::collections::{HashMap, HashSet};
@@ -19,12 +21,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::models::EventMessage;
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use prometheus::Histogram;
 use shared::backoff::Backoff;
-use shared::{error_chain, in_scope, ContainerState, ContainerStatus, EngineKind};
+use shared::{error_chain, in_scope, ContainerStatus};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -142,147 +142,6 @@ impl Inventory {
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
         }
-    }
-
-    /// One connection's life: returns when the stream ends or anything fails. The backoff starts again from
-    /// its first step once the new stream delivers an event or the engine answers a ping on it: the trouble
-    /// is over, and the next failure is a new one.
-    async fn follow(
-        &self,
-        backoff: &mut Backoff,
-        unwatched_since: DateTime<Utc>,
-        went_live: &mut bool,
-    ) -> Result<(), EngineError> {
-        self.engine.negotiate().await?;
-        let engine = self.engine.identify().await?;
-        if self.writer.identified(engine.clone()) {
-            tracing::info!(engine = %engine.describe(), kind = %engine.kind, "watching the engine");
-        }
-        self.exits()
-            .set_engine_tells_stops(engine.kind != EngineKind::Podman);
-        // Events are asked for from a moment before the re-list, so nothing that happens while it runs is
-        // missed; replaying a few is harmless, as every event leads to a fresh inspect.
-        let live_from = SystemTime::now() - Duration::from_secs(1);
-        self.recall(unwatched_since, DateTime::from(live_from), engine.kind)
-            .await;
-        let since = unix_seconds(live_from);
-        // Events dated before the re-list began are replays it already reflects: applied, but no lag.
-        let relisted_at = Utc::now();
-        self.resync().await?;
-        let mut events = self
-            .engine
-            .events(self.writer.scope(), Some(since), engine.kind);
-        self.writer.set_events_live(true);
-        *went_live = true;
-        let interval = self.writer.resync_interval();
-        let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-        let mut applier = Applier::default();
-        let mut inspects: FuturesUnordered<BoxFuture<'_, Applied>> = FuturesUnordered::new();
-        // A periodic re-list in progress, and the containers that had events while it ran: for those the
-        // events are newer than what it read.
-        let mut relist: Option<
-            BoxFuture<'_, Result<HashMap<String, ContainerStatus>, EngineError>>,
-        > = None;
-        let mut touched: HashSet<String> = HashSet::new();
-        // Containers to read once more a moment after a Podman `health_status` event.
-        let mut rereads: FuturesUnordered<BoxFuture<'static, String>> = FuturesUnordered::new();
-        let mut ping = self.ping_after(PING_INTERVAL);
-        // Logged when it changes, not on every ping.
-        let mut answering = true;
-        loop {
-            tokio::select! {
-                event = events.next() => match event {
-                    Some(Ok(event)) => {
-                        if backoff.failures() > 0 {
-                            backoff.reset();
-                        }
-                        if let Some((id, action)) = self.receive(&mut applier, event, relisted_at) {
-                            if action == "health_status" && engine.kind == EngineKind::Podman {
-                                let again = id.clone();
-                                rereads.push(
-                                    tokio::time::sleep(PODMAN_HEALTH_REREAD).map(|()| again).boxed(),
-                                );
-                            }
-                            if relist.is_some() {
-                                touched.insert(id);
-                            }
-                        }
-                    }
-                    Some(Err(err)) => return Err(err),
-                    None => return Ok(()),
-                },
-                Some(id) = rereads.next(), if !rereads.is_empty() => {
-                    // No event time: a second look, not news, so it counts towards no lag.
-                    applier.receive(&id, None, false);
-                    if relist.is_some() {
-                        touched.insert(id);
-                    }
-                }
-                Some((id, batch, result)) = inspects.next(), if !inspects.is_empty() => {
-                    let removing = matches!(&result, Ok(Some(Some(status))) if status.state == ContainerState::Removing);
-                    self.apply(&mut applier, id.clone(), &batch, result?);
-                    if removing {
-                        rereads.push(tokio::time::sleep(REMOVAL_REREAD).map(|()| id).boxed());
-                    }
-                }
-                listed = async { relist.as_mut().expect("guarded").await }, if relist.is_some() => {
-                    relist = None;
-                    self.replace_all(listed, std::mem::take(&mut touched))?;
-                }
-                _ = resync.tick() => if relist.is_none() {
-                    // An inspect already out may answer after the re-list, with older news than it read.
-                    touched.extend(applier.pending_ids().cloned());
-                    relist = Some(self.read_all().boxed());
-                },
-                answered = &mut ping => {
-                    let next = match answered {
-                        Ok(()) => {
-                            if backoff.failures() > 0 {
-                                backoff.reset();
-                            }
-                            if !std::mem::replace(&mut answering, true) {
-                                tracing::info!("the Docker engine answers again");
-                            }
-                            self.writer.engine_answered();
-                            PING_INTERVAL
-                        }
-                        Err(reason) => {
-                            if std::mem::replace(&mut answering, false) {
-                                tracing::warn!(%reason, "the Docker engine does not answer; /ready is 503 until it does");
-                            }
-                            self.writer.engine_failed(reason);
-                            PING_RETRY
-                        }
-                    };
-                    ping = self.ping_after(next);
-                }
-            }
-            while let Some((id, batch)) = applier.next_job() {
-                inspects.push(self.inspect(id, batch).boxed());
-            }
-            self.writer
-                .event_progress(applier.backlog(), applier.oldest());
-        }
-    }
-
-    /// Pings the engine after `delay`: `Err` with the reason, in words, when it does not answer in time.
-    fn ping_after(&self, delay: Duration) -> BoxFuture<'static, Result<(), String>> {
-        let engine = self.engine.clone();
-        async move {
-            tokio::time::sleep(delay).await;
-            match tokio::time::timeout(PING_TIMEOUT, engine.ping()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(error_chain(&err)),
-                Err(_) => Err(format!(
-                    "the Docker engine did not answer a ping within {}s: it is stopped, hung or overloaded \
-                     (check `docker info` and dockerd's logs)",
-                    PING_TIMEOUT.as_secs()
-                )),
-            }
-        }
-        .boxed()
     }
 
     /// Re-reads every container in scope and replaces the view with what the engine says.
