@@ -34,6 +34,7 @@ pub mod model;
 pub mod notify;
 pub mod once;
 pub mod plan;
+pub mod quarantine;
 pub mod recheck;
 pub mod reconcile;
 pub mod recreate;

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::backoff::{Backoff, BackoffPolicy};
-use shared::{ContainerState, DriftKind, SnapshotSummary, StatusResponse};
+use shared::{DriftKind, SnapshotSummary, StatusResponse};
 use tokio::sync::watch;
 
-use crate::backoff::{Gate, HealGuard, HealLimits, QuarantineEnd};
+use crate::backoff::{HealGuard, HealLimits};
 use crate::clock::{sleep_until, Clock};
 use crate::freshness::{complete_view, FreshView};
 use crate::journal::{ActionRecord, Journal};
@@ -38,11 +38,15 @@ use crate::model::{
 };
 use crate::notify::{Notifier, NotifyEvent};
 use crate::plan::{plan, PlanSettings};
+use crate::quarantine::{EndedEarly, Quarantines, Served, ENDED_EARLY_REASON};
 use crate::state::{ControllerState, QuarantineView};
 use crate::status_client::{StatusError, StatusSource};
 
+mod admit;
 #[cfg(test)]
 mod tests;
+
+use admit::{admit, Admission, Gates};
 
 /// How long the actions in hand get to finish after the shutdown signal. With the HTTP server's drain this
 /// keeps the whole shutdown under 10 s.
@@ -106,8 +110,8 @@ pub struct Reconciler<S, R, C> {
     /// Containers an action just changed, with the revision status-api must pass before they are planned
     /// for again: a view at or below it may not show what the action did.
     settling: HashMap<String, u64>,
-    /// The containers in quarantine as of the last pass, to tell when one has served its time.
-    quarantined: HashSet<String>,
+    /// The quarantines told of, to tell each one's end once.
+    quarantines: Quarantines,
     /// The hold under way: since when, its latest reason, and whether it was told as a long one.
     holding: Option<HoldSpell>,
 }
@@ -154,7 +158,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             first_seen: HashMap::new(),
             next_wake: None,
             settling: HashMap::new(),
-            quarantined: HashSet::new(),
+            quarantines: Quarantines::new(),
             holding: None,
         }
     }
@@ -328,8 +332,17 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         let revision = view.observed.revision;
         self.take_ended(revision);
         self.settling.retain(|_, settle| revision <= *settle);
-        self.end_quarantines(view, now);
-        self.tell_quarantines_served(now);
+        let utc_now = self.wiring.clock.utc();
+        let containers = &view.observed.containers;
+        for ended in self
+            .quarantines
+            .end_early(&mut self.guard, containers, now, utc_now)
+        {
+            self.quarantine_ended_early(ended);
+        }
+        for served in self.quarantines.served(&self.guard, now) {
+            self.quarantine_served(served);
+        }
         self.dispatch(actions, &context, now, revision);
         self.guard.forget_quiet(now);
         self.publish_quarantines(now);
@@ -356,83 +369,50 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         }
     }
 
-    /// Ends the quarantine of every container that is no longer the one that kept failing, and says so in
-    /// the journal.
-    fn end_quarantines(&mut self, view: &FreshView, now: Instant) {
-        let utc_now = self.wiring.clock.utc();
-        for container in &view.observed.containers {
-            let running_for = container
-                .started_at
-                .filter(|_| container.state == ContainerState::Running)
-                .map(|started| (utc_now - started).to_std().unwrap_or_default());
-            let Some(end) = self
-                .guard
-                .observe(&container.name, &container.id, running_for, now)
-            else {
-                continue;
-            };
-            self.quarantine_ended(&container.name, &container.id, &end);
+    /// The action a container's quarantine was announced with (the one it held back), and its drift.
+    fn quarantined_action(&self, container: &str) -> (ActionKind, Option<DriftKind>) {
+        match self.announced.get(container) {
+            Some((kind, drift, ActionResult::Quarantined)) => (*kind, *drift),
+            _ => (ActionKind::Start, None),
         }
     }
 
-    fn quarantine_ended(&mut self, container: &str, id: &str, end: &QuarantineEnd) {
-        // The quarantine was announced with the action it held back.
-        let (action, drift) = match self.announced.remove(container) {
-            Some((kind, drift, ActionResult::Quarantined)) => (kind, drift),
-            _ => (ActionKind::Start, None),
-        };
+    fn quarantine_ended_early(&mut self, ended: EndedEarly) {
+        let (action, drift) = self.quarantined_action(&ended.container);
+        self.announced.remove(&ended.container);
         let result = ActionResult::QuarantineEnded;
         self.wiring.metrics.count_action(action, result);
-        let detail = format!("ended: {end}");
-        tracing::info!(container, action = %action, result = %result, detail, "quarantine ended");
-        self.quarantined.remove(container);
+        tracing::info!(container = %ended.container, action = %action, result = %result, detail = ended.detail, "quarantine ended");
         self.wiring.notifier.send(NotifyEvent::quarantine_ended(
-            container,
+            &ended.container,
             action,
-            detail.clone(),
+            ended.detail.clone(),
             self.wiring.clock.utc(),
         ));
         self.wiring.journal.push(ActionRecord {
             time: self.wiring.clock.utc(),
-            container: container.to_owned(),
-            container_id: id.to_owned(),
+            container: ended.container,
+            container_id: ended.id,
             action,
             drift,
-            reason: "it is not the container that kept failing any more".into(),
+            reason: ENDED_EARLY_REASON.into(),
             result,
-            detail: Some(detail),
+            detail: Some(ended.detail),
             duration_seconds: 0.0,
         });
     }
 
-    /// Tells of every quarantine that ended by running out since the last pass (one that ended early was
-    /// told by [`Self::quarantine_ended`]).
-    fn tell_quarantines_served(&mut self, now: Instant) {
-        let current: HashSet<String> = self
-            .guard
-            .quarantined(now)
-            .into_iter()
-            .map(|quarantine| quarantine.container)
-            .collect();
-        for container in self.quarantined.difference(&current) {
-            let action = match self.announced.get(container) {
-                Some((kind, _, ActionResult::Quarantined)) => *kind,
-                _ => ActionKind::Start,
-            };
-            let detail = format!(
-                "ended: served its {}s; the controller tries again",
-                self.guard.limits().quarantine_for.as_secs()
-            );
-            self.wiring.notifier.send(NotifyEvent::quarantine_ended(
-                container,
-                action,
-                detail,
-                self.wiring.clock.utc(),
-            ));
-        }
-        self.quarantined = current;
+    fn quarantine_served(&self, served: Served) {
+        let (action, _) = self.quarantined_action(&served.container);
+        self.wiring.notifier.send(NotifyEvent::quarantine_ended(
+            &served.container,
+            action,
+            served.detail,
+            self.wiring.clock.utc(),
+        ));
     }
 
+    /// Carries out what [`admit`] decided for each planned action, and sets the next wake-up.
     fn dispatch(
         &mut self,
         actions: Vec<Action>,
@@ -451,97 +431,68 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         let mut held_back = 0_usize;
 
         for action in actions {
-            let seen_at = *self
-                .first_seen
-                .entry((action.container.clone(), action.kind))
-                .or_insert(now);
-            if action.kind == ActionKind::Wait {
-                // A wait that ends by itself (compose at work): look again then, change or not.
-                if let Some(retry_at) = action.retry_at {
-                    next_wake = earliest(next_wake, self.instant_of(retry_at));
-                }
-                // A dependant waiting for its namespace owner is drift, said once like a report; a wait
-                // for the engine is not.
-                if action.waits_for.is_some() {
-                    self.announce(&action, ActionResult::Reported, None);
-                    announced_now.insert(action.container);
-                }
-                continue;
+            let key = (action.container.clone(), action.kind);
+            let seen_at = *self.first_seen.entry(key.clone()).or_insert(now);
+            let gates = Gates {
+                dry_run: self.settings.dry_run,
+                held,
+                busy: self.wiring.executor.is_busy(&action.container),
+                revision,
+                settling: self.settling.get(&action.container).copied(),
+                guard: self.guard.gate(&action.container, now),
+            };
+            let admission = admit(&action, &gates);
+            if admission.is_recorded() {
+                announced_now.insert(action.container.clone());
             }
-            if !action.kind.changes_host() {
-                self.announce(&action, ActionResult::Reported, None);
-                announced_now.insert(action.container);
-                continue;
-            }
-            if self.settings.dry_run {
-                self.announce(
-                    &action,
-                    ActionResult::DryRun,
-                    Some("dry run: not carried out".into()),
-                );
-                announced_now.insert(action.container);
-                continue;
-            }
-            if held {
-                // Held on purpose: not a drift the controller is slow to heal, so its heal time starts
-                // when the hold ends.
-                self.first_seen
-                    .remove(&(action.container.clone(), action.kind));
-                held_back += 1;
-                continue;
-            }
-            if self.wiring.executor.is_busy(&action.container) {
-                continue;
-            }
-            if self
-                .settling
-                .get(&action.container)
-                .is_some_and(|settle| revision <= *settle)
-            {
-                tracing::debug!(container = %action.container, action = %action.kind, revision, "waiting for a view that shows the last action");
-                continue;
-            }
-            match self.guard.check(&action.container, now) {
-                Gate::Go => {}
-                Gate::Wait { until } => {
-                    tracing::debug!(container = %action.container, action = %action.kind, wait = ?(until - now), "backing off");
-                    next_wake = earliest(next_wake, until);
-                    continue;
-                }
-                Gate::Quarantined { until, entered } => {
-                    if entered {
-                        // Published before the record that announces it, so that a reader of `/actions`
-                        // who sees the record also sees the quarantine.
-                        self.publish_quarantines(now);
-                    }
-                    let attempts = self.guard.attempts(&action.container);
-                    let detail = format!(
-                        "{attempts} attempts without {}s of quiet: left alone for {}s; restart status-controller to retry sooner",
-                        self.guard.limits().backoff.reset_after.as_secs(),
-                        (until - now).as_secs()
+            let wake = match admission {
+                Admission::Go => {
+                    self.guard.record_attempt(
+                        &action.container,
+                        &action.id,
+                        now,
+                        rand::random::<f64>(),
                     );
-                    // Known here, not only at the next pass's count: the next pass may be the one at its end.
-                    self.quarantined.insert(action.container.clone());
-                    if entered {
-                        self.wiring.notifier.send(NotifyEvent::quarantine_entered(
-                            &action,
-                            attempts,
-                            detail.clone(),
-                            self.wiring.clock.utc(),
-                        ));
-                    }
-                    self.announce(&action, ActionResult::Quarantined, Some(detail));
-                    announced_now.insert(action.container);
-                    next_wake = earliest(next_wake, until);
-                    continue;
+                    tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, revision, stage = "dispatched", "action dispatched");
+                    self.wiring
+                        .executor
+                        .dispatch(action, context.clone(), seen_at);
+                    None
                 }
+                Admission::Wait { look_again, report } => {
+                    if report {
+                        self.announce(&action, ActionResult::Reported, None);
+                    }
+                    look_again.map(|at| self.instant_of(at))
+                }
+                Admission::Announce { result, detail } => {
+                    self.announce(&action, result, detail);
+                    None
+                }
+                Admission::HeldBack => {
+                    // Held on purpose: not a drift the controller is slow to heal, so its heal time starts
+                    // when the hold ends.
+                    self.first_seen.remove(&key);
+                    held_back += 1;
+                    None
+                }
+                Admission::Busy => None,
+                Admission::Settling { after } => {
+                    tracing::debug!(container = %action.container, action = %action.kind, revision, after, "waiting for a view that shows the last action");
+                    None
+                }
+                Admission::BackoffUntil(until) => {
+                    tracing::debug!(container = %action.container, action = %action.kind, wait = ?(until - now), "backing off");
+                    Some(until)
+                }
+                Admission::Quarantined { until, entered } => {
+                    self.quarantine_holds_back(&action, until, entered, now);
+                    Some(until)
+                }
+            };
+            if let Some(wake) = wake {
+                next_wake = earliest(next_wake, wake);
             }
-            self.guard
-                .record_attempt(&action.container, &action.id, now, rand::random::<f64>());
-            tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, revision, stage = "dispatched", "action dispatched");
-            self.wiring
-                .executor
-                .dispatch(action, context.clone(), seen_at);
         }
 
         if held_back > 0 {
@@ -553,6 +504,35 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         self.announced
             .retain(|container, _| announced_now.contains(container));
         self.next_wake = next_wake;
+    }
+
+    /// Keeps `action` back by its container's quarantine, which lasts `until`; tells of the quarantine when
+    /// this pass `entered` it.
+    fn quarantine_holds_back(
+        &mut self,
+        action: &Action,
+        until: Instant,
+        entered: bool,
+        now: Instant,
+    ) {
+        if entered {
+            self.guard.enter_quarantine(&action.container, until);
+            // Published before the record that announces it, so that a reader of `/actions` who sees the
+            // record also sees the quarantine.
+            self.publish_quarantines(now);
+        }
+        let holding = self
+            .quarantines
+            .holds_back(&self.guard, &action.container, until, now);
+        if entered {
+            self.wiring.notifier.send(NotifyEvent::quarantine_entered(
+                action,
+                holding.attempts,
+                holding.detail.clone(),
+                self.wiring.clock.utc(),
+            ));
+        }
+        self.announce(action, ActionResult::Quarantined, Some(holding.detail));
     }
 
     /// Records an action that is not carried out, once per appearance.
