@@ -58,16 +58,6 @@ pub enum Admission {
     Quarantined { until: Instant, entered: bool },
 }
 
-impl Admission {
-    /// Whether the action is recorded (once per appearance) rather than carried out or left to wait unsaid.
-    pub fn is_recorded(&self) -> bool {
-        matches!(
-            self,
-            Self::Announce { .. } | Self::Wait { report: true, .. } | Self::Quarantined { .. }
-        )
-    }
-}
-
 /// Decides what becomes of `action` given `gates`. The order is the rule: a wait and a report are never
 /// carried out whatever else holds; `--dry-run` records rather than holds; the hold keeps back what would
 /// otherwise be tried; an action under way, a view that is not yet new enough, and the backoff each make it
@@ -373,44 +363,6 @@ mod tests {
         ];
         for (case, action, gates, expected) in cases {
             assert_eq!(admit(&action, &gates), expected, "{case}");
-        }
-    }
-
-    #[test]
-    fn what_is_not_carried_out_is_recorded_unless_it_only_waits_its_turn() {
-        let now = Instant::now();
-        let cases = [
-            (Admission::Go, false),
-            (
-                Admission::Wait {
-                    look_again: None,
-                    report: false,
-                },
-                false,
-            ),
-            (
-                Admission::Wait {
-                    look_again: None,
-                    report: true,
-                },
-                true,
-            ),
-            (reported(), true),
-            (dry_run(), true),
-            (Admission::HeldBack, false),
-            (Admission::Busy, false),
-            (Admission::Settling { after: 3 }, false),
-            (Admission::BackoffUntil(now), false),
-            (
-                Admission::Quarantined {
-                    until: now,
-                    entered: false,
-                },
-                true,
-            ),
-        ];
-        for (admission, recorded) in cases {
-            assert_eq!(admission.is_recorded(), recorded, "{admission:?}");
         }
     }
 }

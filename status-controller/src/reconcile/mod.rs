@@ -17,14 +17,14 @@
 //! that changed a container ends, the container is left out of the plan until status-api shows a revision
 //! newer than the newest the loop held when it learned of the end.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::backoff::{Backoff, BackoffPolicy};
-use shared::{DriftKind, SnapshotSummary, StatusResponse};
+use shared::{SnapshotSummary, StatusResponse};
 use tokio::sync::watch;
 
 use crate::backoff::{HealGuard, HealLimits};
@@ -33,9 +33,7 @@ use crate::freshness::{complete_view, FreshView};
 use crate::journal::{ActionRecord, Journal};
 use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
-use crate::model::{
-    Action, ActionContext, ActionKind, ActionResult, ActionRunner, Hold, HoldReason, LONG_POLL_WAIT,
-};
+use crate::model::{Action, ActionContext, ActionResult, ActionRunner, Hold, LONG_POLL_WAIT};
 use crate::notify::{Notifier, NotifyEvent};
 use crate::plan::{plan, PlanSettings};
 use crate::quarantine::{EndedEarly, Quarantines, Served, ENDED_EARLY_REASON};
@@ -43,10 +41,16 @@ use crate::state::{ControllerState, QuarantineView};
 use crate::status_client::{StatusError, StatusSource};
 
 mod admit;
+mod announced;
+mod first_seen;
+mod hold_spell;
 #[cfg(test)]
 mod tests;
 
 use admit::{admit, Admission, Gates};
+use announced::Announced;
+use first_seen::FirstSeen;
+use hold_spell::HoldSpell;
 
 /// How long the actions in hand get to finish after the shutdown signal. With the HTTP server's drain this
 /// keeps the whole shutdown under 10 s.
@@ -102,9 +106,9 @@ pub struct Reconciler<S, R, C> {
     latest: Option<FreshView>,
     /// What was last recorded for containers whose actions are not carried out (reports, dry run,
     /// quarantine), so each is recorded once per appearance.
-    announced: HashMap<String, (ActionKind, Option<DriftKind>, ActionResult)>,
+    announced: Announced,
     /// When each drift was first seen, for the heal-time metric.
-    first_seen: HashMap<(String, ActionKind), Instant>,
+    first_seen: FirstSeen,
     /// The earliest moment a held-back action may go ahead.
     next_wake: Option<Instant>,
     /// Containers an action just changed, with the revision status-api must pass before they are planned
@@ -112,16 +116,8 @@ pub struct Reconciler<S, R, C> {
     settling: HashMap<String, u64>,
     /// The quarantines told of, to tell each one's end once.
     quarantines: Quarantines,
-    /// The hold under way: since when, its latest reason, and whether it was told as a long one.
-    holding: Option<HoldSpell>,
-}
-
-/// A hold under way, from its first held pass to the next fresh view (whatever its reasons on the way).
-#[derive(Debug, Clone, Copy)]
-struct HoldSpell {
-    since: Instant,
-    reason: HoldReason,
-    told: bool,
+    /// The hold under way, to tell a long one.
+    holding: HoldSpell,
 }
 
 /// What woke the loop.
@@ -154,12 +150,12 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             settings,
             snapshot: None,
             latest: None,
-            announced: HashMap::new(),
-            first_seen: HashMap::new(),
+            announced: Announced::default(),
+            first_seen: FirstSeen::default(),
             next_wake: None,
             settling: HashMap::new(),
             quarantines: Quarantines::new(),
-            holding: None,
+            holding: HoldSpell::default(),
         }
     }
 
@@ -178,7 +174,10 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         loop {
             let long_poll = poll.get_or_insert_with(|| self.long_poll(since));
             let wake = self.next_wake;
-            let hold_ends = self.hold_ends(*hold_changes.borrow_and_update());
+            // When a hold that lasts until a set time runs out.
+            let hold_ends = hold_changes
+                .borrow_and_update()
+                .map(|until| self.instant_of(until));
             let wakeup = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stop| *stop) => break,
@@ -248,12 +247,6 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "actions still under way at shutdown were abandoned");
         }
         tracing::info!("reconcile loop stopped");
-    }
-
-    /// The moment on the loop's clock when a maintenance hold that lasts `until` runs out (just after, so
-    /// that the wall clock has passed it when the loop looks).
-    fn hold_ends(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> Option<Instant> {
-        Some(self.instant_of(until?))
     }
 
     /// The moment on the loop's clock of the wall-clock time `at` (just after, so that the wall clock has
@@ -369,17 +362,9 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         }
     }
 
-    /// The action a container's quarantine was announced with (the one it held back), and its drift.
-    fn quarantined_action(&self, container: &str) -> (ActionKind, Option<DriftKind>) {
-        match self.announced.get(container) {
-            Some((kind, drift, ActionResult::Quarantined)) => (*kind, *drift),
-            _ => (ActionKind::Start, None),
-        }
-    }
-
     fn quarantine_ended_early(&mut self, ended: EndedEarly) {
-        let (action, drift) = self.quarantined_action(&ended.container);
-        self.announced.remove(&ended.container);
+        let (action, drift) = self.announced.quarantined_action(&ended.container);
+        self.announced.forget(&ended.container);
         let result = ActionResult::QuarantineEnded;
         self.wiring.metrics.count_action(action, result);
         tracing::info!(container = %ended.container, action = %action, result = %result, detail = ended.detail, "quarantine ended");
@@ -403,7 +388,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
     }
 
     fn quarantine_served(&self, served: Served) {
-        let (action, _) = self.quarantined_action(&served.container);
+        let (action, _) = self.announced.quarantined_action(&served.container);
         self.wiring.notifier.send(NotifyEvent::quarantine_ended(
             &served.container,
             action,
@@ -420,19 +405,11 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         now: Instant,
         revision: u64,
     ) {
-        let keys: HashSet<(String, ActionKind)> = actions
-            .iter()
-            .map(|action| (action.container.clone(), action.kind))
-            .collect();
-        self.first_seen.retain(|key, _| keys.contains(key));
-        let mut announced_now = HashSet::new();
-        let mut next_wake: Option<Instant> = None;
+        self.first_seen.planned(&actions);
         let held = self.wiring.maintenance.holds(self.wiring.clock.utc());
+        let mut next_wake: Option<Instant> = None;
         let mut held_back = 0_usize;
-
         for action in actions {
-            let key = (action.container.clone(), action.kind);
-            let seen_at = *self.first_seen.entry(key.clone()).or_insert(now);
             let gates = Gates {
                 dry_run: self.settings.dry_run,
                 held,
@@ -442,68 +419,63 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                 guard: self.guard.gate(&action.container, now),
             };
             let admission = admit(&action, &gates);
-            if admission.is_recorded() {
-                announced_now.insert(action.container.clone());
-            }
-            let wake = match admission {
-                Admission::Go => {
-                    self.guard.record_attempt(
-                        &action.container,
-                        &action.id,
-                        now,
-                        rand::random::<f64>(),
-                    );
-                    tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, revision, stage = "dispatched", "action dispatched");
-                    self.wiring
-                        .executor
-                        .dispatch(action, context.clone(), seen_at);
-                    None
-                }
-                Admission::Wait { look_again, report } => {
-                    if report {
-                        self.announce(&action, ActionResult::Reported, None);
-                    }
-                    look_again.map(|at| self.instant_of(at))
-                }
-                Admission::Announce { result, detail } => {
-                    self.announce(&action, result, detail);
-                    None
-                }
-                Admission::HeldBack => {
-                    // Held on purpose: not a drift the controller is slow to heal, so its heal time starts
-                    // when the hold ends.
-                    self.first_seen.remove(&key);
-                    held_back += 1;
-                    None
-                }
-                Admission::Busy => None,
-                Admission::Settling { after } => {
-                    tracing::debug!(container = %action.container, action = %action.kind, revision, after, "waiting for a view that shows the last action");
-                    None
-                }
-                Admission::BackoffUntil(until) => {
-                    tracing::debug!(container = %action.container, action = %action.kind, wait = ?(until - now), "backing off");
-                    Some(until)
-                }
-                Admission::Quarantined { until, entered } => {
-                    self.quarantine_holds_back(&action, until, entered, now);
-                    Some(until)
-                }
-            };
-            if let Some(wake) = wake {
+            held_back += usize::from(admission == Admission::HeldBack);
+            if let Some(wake) = self.carry_out(action, admission, context, now, revision) {
                 next_wake = earliest(next_wake, wake);
             }
         }
-
         if held_back > 0 {
             tracing::debug!(
                 held_back,
                 "held for maintenance: actions planned, none dispatched"
             );
         }
-        self.announced
-            .retain(|container, _| announced_now.contains(container));
+        self.announced.end_pass();
         self.next_wake = next_wake;
+    }
+
+    /// Carries out one admission; answers when the loop is to look again for its sake.
+    fn carry_out(
+        &mut self,
+        action: Action,
+        admission: Admission,
+        context: &Arc<ActionContext>,
+        now: Instant,
+        revision: u64,
+    ) -> Option<Instant> {
+        let seen_at = self.first_seen.seen(&action, now);
+        match admission {
+            Admission::Go => {
+                let jitter = rand::random::<f64>();
+                self.guard
+                    .record_attempt(&action.container, &action.id, now, jitter);
+                tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, revision, stage = "dispatched", "action dispatched");
+                self.wiring
+                    .executor
+                    .dispatch(action, context.clone(), seen_at);
+            }
+            Admission::Wait { look_again, report } => {
+                if report {
+                    self.announce(&action, ActionResult::Reported, None);
+                }
+                return look_again.map(|at| self.instant_of(at));
+            }
+            Admission::Announce { result, detail } => self.announce(&action, result, detail),
+            Admission::HeldBack => self.first_seen.held(&action),
+            Admission::Busy => {}
+            Admission::Settling { after } => {
+                tracing::debug!(container = %action.container, action = %action.kind, revision, after, "waiting for a view that shows the last action");
+            }
+            Admission::BackoffUntil(until) => {
+                tracing::debug!(container = %action.container, action = %action.kind, wait = ?(until - now), "backing off");
+                return Some(until);
+            }
+            Admission::Quarantined { until, entered } => {
+                self.quarantine_holds_back(&action, until, entered, now);
+                return Some(until);
+            }
+        }
+        None
     }
 
     /// Keeps `action` back by its container's quarantine, which lasts `until`; tells of the quarantine when
@@ -537,11 +509,9 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
 
     /// Records an action that is not carried out, once per appearance.
     fn announce(&mut self, action: &Action, result: ActionResult, detail: Option<String>) {
-        let key = (action.kind, action.drift, result);
-        if self.announced.get(&action.container) == Some(&key) {
+        if !self.announced.first(action, result) {
             return;
         }
-        self.announced.insert(action.container.clone(), key);
         self.wiring.metrics.count_action(action.kind, result);
         tracing::info!(
             container = %action.container, action = %action.kind, result = %result,
@@ -578,19 +548,11 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         }
     }
 
-    /// Counts how long the controller has held, whatever the reasons on the way, and tells once when it
-    /// passes `--notify-hold-after`.
+    /// Tells once when the hold under way passes `--notify-hold-after`.
     fn tell_long_hold(&mut self, hold: &Hold) {
+        let tell_after = self.wiring.notifier.options().hold_after;
         let now = self.wiring.clock.now();
-        let spell = self.holding.get_or_insert(HoldSpell {
-            since: now,
-            reason: hold.reason,
-            told: false,
-        });
-        spell.reason = hold.reason;
-        let held_for = now.saturating_duration_since(spell.since);
-        if !spell.told && held_for >= self.wiring.notifier.options().hold_after {
-            spell.told = true;
+        if let Some(held_for) = self.holding.held(hold.reason, now, tell_after) {
             tracing::warn!(reason = %hold.reason, held_for = ?held_for, "a long hold: no action for a while");
             self.wiring.notifier.send(NotifyEvent::hold_started(
                 hold,
@@ -602,17 +564,9 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
 
     /// A fresh view: the hold under way, if any, is over; told if it was told as a long one.
     fn hold_over(&mut self) {
-        let Some(spell) = self.holding.take() else {
-            return;
-        };
-        if spell.told {
-            let held_for = self
-                .wiring
-                .clock
-                .now()
-                .saturating_duration_since(spell.since);
+        if let Some((reason, held_for)) = self.holding.over(self.wiring.clock.now()) {
             self.wiring.notifier.send(NotifyEvent::hold_ended(
-                spell.reason,
+                reason,
                 held_for,
                 self.wiring.clock.utc(),
             ));
