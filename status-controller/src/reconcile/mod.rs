@@ -3,11 +3,11 @@
 //! fresh view ([`freshness`](crate::freshness)). Anything less is a hold: counted with its reason, shown by
 //! `/ready`, and retried with a jittered, capped backoff.
 //!
-//! Each pass plans from scratch ([`plan`]) and hands the actions that change the host to the executor
-//! (an [`ActionRunner`]),
-//! gated per container by the [`HealGuard`]. When an action ends or a backoff runs out, the loop plans again
-//! from the newest view it holds, without dropping the long poll in flight. Reports (and everything under
-//! `--dry-run`) are recorded once per appearance, not once per pass.
+//! Each pass plans from scratch ([`plan`]), decides what becomes of each action (`admit`: go, record, or
+//! wait for what holds it back, the [`HealGuard`]'s backoff and quarantine among them) and carries that out:
+//! the actions that go are handed to the executor (an [`ActionRunner`]). When an action ends or a backoff
+//! runs out, the loop plans again from the newest view it holds, without dropping the long poll in flight.
+//! Reports (and everything under `--dry-run`) are recorded once per appearance, not once per pass.
 //!
 //! A maintenance hold ([`Maintenance`]) is obeyed here: while it lasts, passes still observe and plan (reports
 //! and dry-run records are kept as usual) but dispatch nothing. The loop wakes when the hold changes or runs
@@ -397,7 +397,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         ));
     }
 
-    /// Carries out what [`admit`] decided for each planned action, and sets the next wake-up.
+    /// Carries out what [`admit()`] decided for each planned action, and sets the next wake-up.
     fn dispatch(
         &mut self,
         actions: Vec<Action>,
