@@ -44,8 +44,8 @@ pub enum Gate {
     Go,
     /// Not before `until`: it was acted on a moment ago.
     Wait { until: Instant },
-    /// Not before `until`: it kept failing. `entered` is true for the check that put it there, so the
-    /// quarantine is announced once.
+    /// Not before `until`: it kept failing. `entered` is true until the quarantine is kept
+    /// ([`HealGuard::enter_quarantine`]), so it is announced once.
     Quarantined { until: Instant, entered: bool },
 }
 
@@ -101,10 +101,11 @@ impl HealGuard {
         }
     }
 
-    /// Whether `container` may be acted on at `now`. A container that reached the attempt limit and needs
-    /// acting on again enters quarantine here.
-    pub fn check(&mut self, container: &str, now: Instant) -> Gate {
-        let Some(track) = self.tracks.get_mut(container) else {
+    /// Whether `container` may be acted on at `now`. Changes nothing, so the loop may ask it of every action
+    /// it plans: a verdict of a quarantine `entered` is kept by [`Self::enter_quarantine`], and a quarantine
+    /// that has served its time is cleared by the next [`Self::record_attempt`].
+    pub fn gate(&self, container: &str, now: Instant) -> Gate {
+        let Some(track) = self.tracks.get(container) else {
             return Gate::Go;
         };
         if let Some(until) = track.quarantined_until {
@@ -114,19 +115,14 @@ impl HealGuard {
                     entered: false,
                 };
             }
-            // Served its time: start over as if it were new.
-            track.quarantined_until = None;
-            track.backoff.reset();
-            track.not_before = now;
+            // Served its time: tried again at once, whatever backoff was left when it began.
             return Gate::Go;
         }
         let quiet =
             now.saturating_duration_since(track.last_attempt) >= self.limits.backoff.reset_after;
         if !quiet && track.backoff.failures() >= self.limits.quarantine_after {
-            let until = now + self.limits.quarantine_for;
-            track.quarantined_until = Some(until);
             return Gate::Quarantined {
-                until,
+                until: now + self.limits.quarantine_for,
                 entered: true,
             };
         }
@@ -136,6 +132,13 @@ impl HealGuard {
             };
         }
         Gate::Go
+    }
+
+    /// Puts `container` in quarantine until `until`, as a [`Gate::Quarantined`] verdict with `entered` said.
+    pub fn enter_quarantine(&mut self, container: &str, until: Instant) {
+        if let Some(track) = self.tracks.get_mut(container) {
+            track.quarantined_until = Some(until);
+        }
     }
 
     /// Records an attempt on `container` (whose id is `id`) at `now`; `jitter` in `[0, 1)` spreads its
@@ -158,6 +161,11 @@ impl HealGuard {
                 not_before: now,
                 quarantined_until: None,
             });
+        if track.quarantined_until.is_some_and(|until| until <= now) {
+            // Served its time: the count starts over as if it were new.
+            track.quarantined_until = None;
+            track.backoff.reset();
+        }
         let delay = track.backoff.fail(now, jitter);
         id.clone_into(&mut track.id);
         track.last_attempt = now;
@@ -253,10 +261,23 @@ mod tests {
         Duration::from_millis(millis)
     }
 
+    /// What the loop does with a verdict before it acts on it: a quarantine entered is kept.
+    fn check(guard: &mut HealGuard, container: &str, now: Instant) -> Gate {
+        let gate = guard.gate(container, now);
+        if let Gate::Quarantined {
+            until,
+            entered: true,
+        } = gate
+        {
+            guard.enter_quarantine(container, until);
+        }
+        gate
+    }
+
     #[test]
     fn the_first_attempt_is_never_delayed() {
         let mut guard = guard();
-        assert_eq!(guard.check("web", Instant::now()), Gate::Go);
+        assert_eq!(check(&mut guard, "web", Instant::now()), Gate::Go);
         assert_eq!(guard.attempts("web"), 0);
     }
 
@@ -282,10 +303,10 @@ mod tests {
         let now = Instant::now();
         let delay = guard.record_attempt("web", "web-id", now, SLOW);
         assert_eq!(
-            guard.check("web", now + delay - ms(1)),
+            check(&mut guard, "web", now + delay - ms(1)),
             Gate::Wait { until: now + delay }
         );
-        assert_eq!(guard.check("web", now + delay), Gate::Go);
+        assert_eq!(check(&mut guard, "web", now + delay), Gate::Go);
     }
 
     #[test]
@@ -299,7 +320,7 @@ mod tests {
         let mut now = start;
         let mut attempts_in_first_minute = 0;
         while now < start + Duration::from_secs(60) {
-            match guard.check("loop", now) {
+            match check(&mut guard, "loop", now) {
                 Gate::Go => {
                     attempts_in_first_minute += 1;
                     guard.record_attempt("loop", "loop-id", now, 0.5);
@@ -325,7 +346,7 @@ mod tests {
         }
         assert_eq!(guard.attempts("web"), 5);
         let later = start + Duration::from_secs(4 * 40 + 120);
-        assert_eq!(guard.check("web", later), Gate::Go);
+        assert_eq!(check(&mut guard, "web", later), Gate::Go);
         assert_eq!(guard.record_attempt("web", "web-id", later, 0.0), ms(400));
         assert_eq!(guard.attempts("web"), 1);
     }
@@ -340,19 +361,19 @@ mod tests {
         let mut guard = HealGuard::new(limits);
         let mut now = Instant::now();
         for _ in 0..3 {
-            assert_eq!(guard.check("web", now), Gate::Go);
+            assert_eq!(check(&mut guard, "web", now), Gate::Go);
             now += guard.record_attempt("web", "web-id", now, 0.0);
         }
         let until = now + Duration::from_secs(600);
         assert_eq!(
-            guard.check("web", now),
+            check(&mut guard, "web", now),
             Gate::Quarantined {
                 until,
                 entered: true
             }
         );
         assert_eq!(
-            guard.check("web", now + ms(1)),
+            check(&mut guard, "web", now + ms(1)),
             Gate::Quarantined {
                 until,
                 entered: false
@@ -367,11 +388,48 @@ mod tests {
                 attempts: 3
             }]
         );
-        assert_eq!(guard.check("other", now), Gate::Go, "per container");
+        assert_eq!(check(&mut guard, "other", now), Gate::Go, "per container");
 
         // Served: it may be tried again, from a fresh count.
-        assert_eq!(guard.check("web", until), Gate::Go);
+        assert_eq!(check(&mut guard, "web", until), Gate::Go);
         assert!(guard.quarantined(until).is_empty());
+        assert_eq!(guard.record_attempt("web", "web-id", until, 0.0), ms(400));
+        assert_eq!(guard.attempts("web"), 1);
+    }
+
+    #[test]
+    fn the_gate_changes_nothing_until_its_verdict_is_kept() {
+        let mut guard = tight();
+        let mut now = Instant::now();
+        for _ in 0..3 {
+            now += guard.record_attempt("web", "web-id", now, 0.0);
+        }
+        let entering = Gate::Quarantined {
+            until: now + Duration::from_secs(600),
+            entered: true,
+        };
+        assert_eq!(guard.gate("web", now), entering);
+        assert_eq!(
+            guard.gate("web", now),
+            entering,
+            "asked again: still to enter"
+        );
+        assert!(guard.quarantined(now).is_empty(), "not kept yet");
+
+        guard.enter_quarantine("web", now + Duration::from_secs(600));
+        let until = now + Duration::from_secs(600);
+        assert_eq!(
+            guard.gate("web", now + ms(1)),
+            Gate::Quarantined {
+                until,
+                entered: false
+            }
+        );
+        // Served, even with backoff left from before: asked any number of times, the count stays until the
+        // next attempt starts it over.
+        assert_eq!(guard.gate("web", until), Gate::Go);
+        assert_eq!(guard.gate("web", until), Gate::Go);
+        assert_eq!(guard.attempts("web"), 3);
         assert_eq!(guard.record_attempt("web", "web-id", until, 0.0), ms(400));
         assert_eq!(guard.attempts("web"), 1);
     }
@@ -383,7 +441,7 @@ mod tests {
             now += guard.record_attempt("web", "web-id", now, 0.0);
         }
         assert!(matches!(
-            guard.check("web", now),
+            check(guard, "web", now),
             Gate::Quarantined { entered: true, .. }
         ));
         now
@@ -407,7 +465,7 @@ mod tests {
             Some(QuarantineEnd::NewContainer)
         );
         assert!(guard.quarantined(now + ms(20)).is_empty());
-        assert_eq!(guard.check("web", now + ms(20)), Gate::Go, "at once");
+        assert_eq!(check(&mut guard, "web", now + ms(20)), Gate::Go, "at once");
         assert_eq!(guard.attempts("web"), 0, "a fresh count");
         assert_eq!(QuarantineEnd::NewContainer.to_string(), "new container id");
     }
@@ -426,7 +484,7 @@ mod tests {
             guard.observe("web", "web-id", Some(reset_after), now),
             Some(QuarantineEnd::RanFor(reset_after))
         );
-        assert_eq!(guard.check("web", now), Gate::Go);
+        assert_eq!(check(&mut guard, "web", now), Gate::Go);
         assert_eq!(
             QuarantineEnd::RanFor(Duration::from_secs(120)).to_string(),
             "ran for 120 s"
@@ -442,7 +500,10 @@ mod tests {
         for _ in 0..2 {
             now += guard.record_attempt("web", "recreated-id", now, 0.0);
         }
-        assert!(matches!(guard.check("web", now), Gate::Quarantined { .. }));
+        assert!(matches!(
+            check(&mut guard, "web", now),
+            Gate::Quarantined { .. }
+        ));
         assert_eq!(guard.observe("web", "recreated-id", None, now), None);
         assert_eq!(
             guard.observe("unknown", "x", Some(Duration::MAX), now),
@@ -461,7 +522,7 @@ mod tests {
         guard.record_attempt("web", "web-id", start, 0.0);
         guard.record_attempt("web", "web-id", start + ms(500), 0.0);
         assert_eq!(
-            guard.check("web", start + Duration::from_secs(200)),
+            check(&mut guard, "web", start + Duration::from_secs(200)),
             Gate::Go
         );
     }

@@ -3,7 +3,7 @@
 //! In layers, each importing only from the ones above it:
 //! - vocabulary: [`model`] (actions, outcomes, holds, the `--unexpected` policy);
 //! - pure rules: [`plan`] (what to do), [`dependants`] (its heals in namespace-owner order), [`freshness`] (whether status-api's answer may be acted on),
-//!   [`backoff`] (crash-loop backoff and quarantine), [`recheck`] (is a destructive action still right),
+//!   [`backoff`] (crash-loop backoff and quarantine), [`quarantine`] (what is told of them), [`recheck`] (is a destructive action still right),
 //!   [`recreate`] (a removed container's create request), [`clock`];
 //! - I/O: [`status_client`] (status-api, behind `StatusSource`), [`docker`] (the only Docker handle in
 //!   dockstate that can change the host, behind `EngineWriter`);
@@ -34,6 +34,7 @@ pub mod model;
 pub mod notify;
 pub mod once;
 pub mod plan;
+pub mod quarantine;
 pub mod recheck;
 pub mod reconcile;
 pub mod recreate;

@@ -3,11 +3,11 @@
 //! fresh view ([`freshness`](crate::freshness)). Anything less is a hold: counted with its reason, shown by
 //! `/ready`, and retried with a jittered, capped backoff.
 //!
-//! Each pass plans from scratch ([`plan`]) and hands the actions that change the host to the executor
-//! (an [`ActionRunner`]),
-//! gated per container by the [`HealGuard`]. When an action ends or a backoff runs out, the loop plans again
-//! from the newest view it holds, without dropping the long poll in flight. Reports (and everything under
-//! `--dry-run`) are recorded once per appearance, not once per pass.
+//! Each pass plans from scratch ([`plan`]), decides what becomes of each action (`admit`: go, record, or
+//! wait for what holds it back, the [`HealGuard`]'s backoff and quarantine among them) and carries that out:
+//! the actions that go are handed to the executor (an [`ActionRunner`]). When an action ends or a backoff
+//! runs out, the loop plans again from the newest view it holds, without dropping the long poll in flight.
+//! Reports (and everything under `--dry-run`) are recorded once per appearance, not once per pass.
 //!
 //! A maintenance hold ([`Maintenance`]) is obeyed here: while it lasts, passes still observe and plan (reports
 //! and dry-run records are kept as usual) but dispatch nothing. The loop wakes when the hold changes or runs
@@ -17,32 +17,40 @@
 //! that changed a container ends, the container is left out of the plan until status-api shows a revision
 //! newer than the newest the loop held when it learned of the end.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::backoff::{Backoff, BackoffPolicy};
-use shared::{ContainerState, DriftKind, SnapshotSummary, StatusResponse};
+use shared::{SnapshotSummary, StatusResponse};
 use tokio::sync::watch;
 
-use crate::backoff::{Gate, HealGuard, HealLimits, QuarantineEnd};
+use crate::backoff::{HealGuard, HealLimits};
 use crate::clock::{sleep_until, Clock};
 use crate::freshness::{complete_view, FreshView};
 use crate::journal::{ActionRecord, Journal};
 use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
-use crate::model::{
-    Action, ActionContext, ActionKind, ActionResult, ActionRunner, Hold, HoldReason, LONG_POLL_WAIT,
-};
+use crate::model::{Action, ActionContext, ActionResult, ActionRunner, Hold, LONG_POLL_WAIT};
 use crate::notify::{Notifier, NotifyEvent};
 use crate::plan::{plan, PlanSettings};
+use crate::quarantine::{EndedEarly, Quarantines, Served, ENDED_EARLY_REASON};
 use crate::state::{ControllerState, QuarantineView};
 use crate::status_client::{StatusError, StatusSource};
 
+mod admit;
+mod announced;
+mod first_seen;
+mod hold_spell;
 #[cfg(test)]
 mod tests;
+
+use admit::{admit, Admission, Gates};
+use announced::Announced;
+use first_seen::FirstSeen;
+use hold_spell::HoldSpell;
 
 /// How long the actions in hand get to finish after the shutdown signal. With the HTTP server's drain this
 /// keeps the whole shutdown under 10 s.
@@ -98,26 +106,18 @@ pub struct Reconciler<S, R, C> {
     latest: Option<FreshView>,
     /// What was last recorded for containers whose actions are not carried out (reports, dry run,
     /// quarantine), so each is recorded once per appearance.
-    announced: HashMap<String, (ActionKind, Option<DriftKind>, ActionResult)>,
+    announced: Announced,
     /// When each drift was first seen, for the heal-time metric.
-    first_seen: HashMap<(String, ActionKind), Instant>,
+    first_seen: FirstSeen,
     /// The earliest moment a held-back action may go ahead.
     next_wake: Option<Instant>,
     /// Containers an action just changed, with the revision status-api must pass before they are planned
     /// for again: a view at or below it may not show what the action did.
     settling: HashMap<String, u64>,
-    /// The containers in quarantine as of the last pass, to tell when one has served its time.
-    quarantined: HashSet<String>,
-    /// The hold under way: since when, its latest reason, and whether it was told as a long one.
-    holding: Option<HoldSpell>,
-}
-
-/// A hold under way, from its first held pass to the next fresh view (whatever its reasons on the way).
-#[derive(Debug, Clone, Copy)]
-struct HoldSpell {
-    since: Instant,
-    reason: HoldReason,
-    told: bool,
+    /// The quarantines told of, to tell each one's end once.
+    quarantines: Quarantines,
+    /// The hold under way, to tell a long one.
+    holding: HoldSpell,
 }
 
 /// What woke the loop.
@@ -150,12 +150,12 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             settings,
             snapshot: None,
             latest: None,
-            announced: HashMap::new(),
-            first_seen: HashMap::new(),
+            announced: Announced::default(),
+            first_seen: FirstSeen::default(),
             next_wake: None,
             settling: HashMap::new(),
-            quarantined: HashSet::new(),
-            holding: None,
+            quarantines: Quarantines::new(),
+            holding: HoldSpell::default(),
         }
     }
 
@@ -174,7 +174,10 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         loop {
             let long_poll = poll.get_or_insert_with(|| self.long_poll(since));
             let wake = self.next_wake;
-            let hold_ends = self.hold_ends(*hold_changes.borrow_and_update());
+            // When a hold that lasts until a set time runs out.
+            let hold_ends = hold_changes
+                .borrow_and_update()
+                .map(|until| self.instant_of(until));
             let wakeup = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stop| *stop) => break,
@@ -244,12 +247,6 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             tracing::warn!(timeout = ?DRAIN_TIMEOUT, "actions still under way at shutdown were abandoned");
         }
         tracing::info!("reconcile loop stopped");
-    }
-
-    /// The moment on the loop's clock when a maintenance hold that lasts `until` runs out (just after, so
-    /// that the wall clock has passed it when the loop looks).
-    fn hold_ends(&self, until: Option<chrono::DateTime<chrono::Utc>>) -> Option<Instant> {
-        Some(self.instant_of(until?))
     }
 
     /// The moment on the loop's clock of the wall-clock time `at` (just after, so that the wall clock has
@@ -328,8 +325,17 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         let revision = view.observed.revision;
         self.take_ended(revision);
         self.settling.retain(|_, settle| revision <= *settle);
-        self.end_quarantines(view, now);
-        self.tell_quarantines_served(now);
+        let utc_now = self.wiring.clock.utc();
+        let containers = &view.observed.containers;
+        for ended in self
+            .quarantines
+            .end_early(&mut self.guard, containers, now, utc_now)
+        {
+            self.quarantine_ended_early(ended);
+        }
+        for served in self.quarantines.served(&self.guard, now) {
+            self.quarantine_served(served);
+        }
         self.dispatch(actions, &context, now, revision);
         self.guard.forget_quiet(now);
         self.publish_quarantines(now);
@@ -356,83 +362,42 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         }
     }
 
-    /// Ends the quarantine of every container that is no longer the one that kept failing, and says so in
-    /// the journal.
-    fn end_quarantines(&mut self, view: &FreshView, now: Instant) {
-        let utc_now = self.wiring.clock.utc();
-        for container in &view.observed.containers {
-            let running_for = container
-                .started_at
-                .filter(|_| container.state == ContainerState::Running)
-                .map(|started| (utc_now - started).to_std().unwrap_or_default());
-            let Some(end) = self
-                .guard
-                .observe(&container.name, &container.id, running_for, now)
-            else {
-                continue;
-            };
-            self.quarantine_ended(&container.name, &container.id, &end);
-        }
-    }
-
-    fn quarantine_ended(&mut self, container: &str, id: &str, end: &QuarantineEnd) {
-        // The quarantine was announced with the action it held back.
-        let (action, drift) = match self.announced.remove(container) {
-            Some((kind, drift, ActionResult::Quarantined)) => (kind, drift),
-            _ => (ActionKind::Start, None),
-        };
+    fn quarantine_ended_early(&mut self, ended: EndedEarly) {
+        let (action, drift) = self.announced.quarantined_action(&ended.container);
+        self.announced.forget(&ended.container);
         let result = ActionResult::QuarantineEnded;
         self.wiring.metrics.count_action(action, result);
-        let detail = format!("ended: {end}");
-        tracing::info!(container, action = %action, result = %result, detail, "quarantine ended");
-        self.quarantined.remove(container);
+        tracing::info!(container = %ended.container, action = %action, result = %result, detail = ended.detail, "quarantine ended");
         self.wiring.notifier.send(NotifyEvent::quarantine_ended(
-            container,
+            &ended.container,
             action,
-            detail.clone(),
+            ended.detail.clone(),
             self.wiring.clock.utc(),
         ));
         self.wiring.journal.push(ActionRecord {
             time: self.wiring.clock.utc(),
-            container: container.to_owned(),
-            container_id: id.to_owned(),
+            container: ended.container,
+            container_id: ended.id,
             action,
             drift,
-            reason: "it is not the container that kept failing any more".into(),
+            reason: ENDED_EARLY_REASON.into(),
             result,
-            detail: Some(detail),
+            detail: Some(ended.detail),
             duration_seconds: 0.0,
         });
     }
 
-    /// Tells of every quarantine that ended by running out since the last pass (one that ended early was
-    /// told by [`Self::quarantine_ended`]).
-    fn tell_quarantines_served(&mut self, now: Instant) {
-        let current: HashSet<String> = self
-            .guard
-            .quarantined(now)
-            .into_iter()
-            .map(|quarantine| quarantine.container)
-            .collect();
-        for container in self.quarantined.difference(&current) {
-            let action = match self.announced.get(container) {
-                Some((kind, _, ActionResult::Quarantined)) => *kind,
-                _ => ActionKind::Start,
-            };
-            let detail = format!(
-                "ended: served its {}s; the controller tries again",
-                self.guard.limits().quarantine_for.as_secs()
-            );
-            self.wiring.notifier.send(NotifyEvent::quarantine_ended(
-                container,
-                action,
-                detail,
-                self.wiring.clock.utc(),
-            ));
-        }
-        self.quarantined = current;
+    fn quarantine_served(&self, served: Served) {
+        let (action, _) = self.announced.quarantined_action(&served.container);
+        self.wiring.notifier.send(NotifyEvent::quarantine_ended(
+            &served.container,
+            action,
+            served.detail,
+            self.wiring.clock.utc(),
+        ));
     }
 
+    /// Carries out what [`admit()`] decided for each planned action, and sets the next wake-up.
     fn dispatch(
         &mut self,
         actions: Vec<Action>,
@@ -440,128 +405,113 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         now: Instant,
         revision: u64,
     ) {
-        let keys: HashSet<(String, ActionKind)> = actions
-            .iter()
-            .map(|action| (action.container.clone(), action.kind))
-            .collect();
-        self.first_seen.retain(|key, _| keys.contains(key));
-        let mut announced_now = HashSet::new();
-        let mut next_wake: Option<Instant> = None;
+        self.first_seen.planned(&actions);
         let held = self.wiring.maintenance.holds(self.wiring.clock.utc());
+        let mut next_wake: Option<Instant> = None;
         let mut held_back = 0_usize;
-
         for action in actions {
-            let seen_at = *self
-                .first_seen
-                .entry((action.container.clone(), action.kind))
-                .or_insert(now);
-            if action.kind == ActionKind::Wait {
-                // A wait that ends by itself (compose at work): look again then, change or not.
-                if let Some(retry_at) = action.retry_at {
-                    next_wake = earliest(next_wake, self.instant_of(retry_at));
-                }
-                // A dependant waiting for its namespace owner is drift, said once like a report; a wait
-                // for the engine is not.
-                if action.waits_for.is_some() {
-                    self.announce(&action, ActionResult::Reported, None);
-                    announced_now.insert(action.container);
-                }
-                continue;
+            let gates = Gates {
+                dry_run: self.settings.dry_run,
+                held,
+                busy: self.wiring.executor.is_busy(&action.container),
+                revision,
+                settling: self.settling.get(&action.container).copied(),
+                guard: self.guard.gate(&action.container, now),
+            };
+            let admission = admit(&action, &gates);
+            held_back += usize::from(admission == Admission::HeldBack);
+            if let Some(wake) = self.carry_out(action, admission, context, now, revision) {
+                next_wake = earliest(next_wake, wake);
             }
-            if !action.kind.changes_host() {
-                self.announce(&action, ActionResult::Reported, None);
-                announced_now.insert(action.container);
-                continue;
-            }
-            if self.settings.dry_run {
-                self.announce(
-                    &action,
-                    ActionResult::DryRun,
-                    Some("dry run: not carried out".into()),
-                );
-                announced_now.insert(action.container);
-                continue;
-            }
-            if held {
-                // Held on purpose: not a drift the controller is slow to heal, so its heal time starts
-                // when the hold ends.
-                self.first_seen
-                    .remove(&(action.container.clone(), action.kind));
-                held_back += 1;
-                continue;
-            }
-            if self.wiring.executor.is_busy(&action.container) {
-                continue;
-            }
-            if self
-                .settling
-                .get(&action.container)
-                .is_some_and(|settle| revision <= *settle)
-            {
-                tracing::debug!(container = %action.container, action = %action.kind, revision, "waiting for a view that shows the last action");
-                continue;
-            }
-            match self.guard.check(&action.container, now) {
-                Gate::Go => {}
-                Gate::Wait { until } => {
-                    tracing::debug!(container = %action.container, action = %action.kind, wait = ?(until - now), "backing off");
-                    next_wake = earliest(next_wake, until);
-                    continue;
-                }
-                Gate::Quarantined { until, entered } => {
-                    if entered {
-                        // Published before the record that announces it, so that a reader of `/actions`
-                        // who sees the record also sees the quarantine.
-                        self.publish_quarantines(now);
-                    }
-                    let attempts = self.guard.attempts(&action.container);
-                    let detail = format!(
-                        "{attempts} attempts without {}s of quiet: left alone for {}s; restart status-controller to retry sooner",
-                        self.guard.limits().backoff.reset_after.as_secs(),
-                        (until - now).as_secs()
-                    );
-                    // Known here, not only at the next pass's count: the next pass may be the one at its end.
-                    self.quarantined.insert(action.container.clone());
-                    if entered {
-                        self.wiring.notifier.send(NotifyEvent::quarantine_entered(
-                            &action,
-                            attempts,
-                            detail.clone(),
-                            self.wiring.clock.utc(),
-                        ));
-                    }
-                    self.announce(&action, ActionResult::Quarantined, Some(detail));
-                    announced_now.insert(action.container);
-                    next_wake = earliest(next_wake, until);
-                    continue;
-                }
-            }
-            self.guard
-                .record_attempt(&action.container, &action.id, now, rand::random::<f64>());
-            tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, revision, stage = "dispatched", "action dispatched");
-            self.wiring
-                .executor
-                .dispatch(action, context.clone(), seen_at);
         }
-
         if held_back > 0 {
             tracing::debug!(
                 held_back,
                 "held for maintenance: actions planned, none dispatched"
             );
         }
-        self.announced
-            .retain(|container, _| announced_now.contains(container));
+        self.announced.end_pass();
         self.next_wake = next_wake;
+    }
+
+    /// Carries out one admission; answers when the loop is to look again for its sake.
+    fn carry_out(
+        &mut self,
+        action: Action,
+        admission: Admission,
+        context: &Arc<ActionContext>,
+        now: Instant,
+        revision: u64,
+    ) -> Option<Instant> {
+        let seen_at = self.first_seen.seen(&action, now);
+        match admission {
+            Admission::Go => {
+                let jitter = rand::random::<f64>();
+                self.guard
+                    .record_attempt(&action.container, &action.id, now, jitter);
+                tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, revision, stage = "dispatched", "action dispatched");
+                self.wiring
+                    .executor
+                    .dispatch(action, context.clone(), seen_at);
+            }
+            Admission::Wait { look_again, report } => {
+                if report {
+                    self.announce(&action, ActionResult::Reported, None);
+                }
+                return look_again.map(|at| self.instant_of(at));
+            }
+            Admission::Announce { result, detail } => self.announce(&action, result, detail),
+            Admission::HeldBack => self.first_seen.held(&action),
+            Admission::Busy => {}
+            Admission::Settling { after } => {
+                tracing::debug!(container = %action.container, action = %action.kind, revision, after, "waiting for a view that shows the last action");
+            }
+            Admission::BackoffUntil(until) => {
+                tracing::debug!(container = %action.container, action = %action.kind, wait = ?(until - now), "backing off");
+                return Some(until);
+            }
+            Admission::Quarantined { until, entered } => {
+                self.quarantine_holds_back(&action, until, entered, now);
+                return Some(until);
+            }
+        }
+        None
+    }
+
+    /// Keeps `action` back by its container's quarantine, which lasts `until`; tells of the quarantine when
+    /// this pass `entered` it.
+    fn quarantine_holds_back(
+        &mut self,
+        action: &Action,
+        until: Instant,
+        entered: bool,
+        now: Instant,
+    ) {
+        if entered {
+            self.guard.enter_quarantine(&action.container, until);
+            // Published before the record that announces it, so that a reader of `/actions` who sees the
+            // record also sees the quarantine.
+            self.publish_quarantines(now);
+        }
+        let holding = self
+            .quarantines
+            .holds_back(&self.guard, &action.container, until, now);
+        if entered {
+            self.wiring.notifier.send(NotifyEvent::quarantine_entered(
+                action,
+                holding.attempts,
+                holding.detail.clone(),
+                self.wiring.clock.utc(),
+            ));
+        }
+        self.announce(action, ActionResult::Quarantined, Some(holding.detail));
     }
 
     /// Records an action that is not carried out, once per appearance.
     fn announce(&mut self, action: &Action, result: ActionResult, detail: Option<String>) {
-        let key = (action.kind, action.drift, result);
-        if self.announced.get(&action.container) == Some(&key) {
+        if !self.announced.first(action, result) {
             return;
         }
-        self.announced.insert(action.container.clone(), key);
         self.wiring.metrics.count_action(action.kind, result);
         tracing::info!(
             container = %action.container, action = %action.kind, result = %result,
@@ -598,19 +548,11 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
         }
     }
 
-    /// Counts how long the controller has held, whatever the reasons on the way, and tells once when it
-    /// passes `--notify-hold-after`.
+    /// Tells once when the hold under way passes `--notify-hold-after`.
     fn tell_long_hold(&mut self, hold: &Hold) {
+        let tell_after = self.wiring.notifier.options().hold_after;
         let now = self.wiring.clock.now();
-        let spell = self.holding.get_or_insert(HoldSpell {
-            since: now,
-            reason: hold.reason,
-            told: false,
-        });
-        spell.reason = hold.reason;
-        let held_for = now.saturating_duration_since(spell.since);
-        if !spell.told && held_for >= self.wiring.notifier.options().hold_after {
-            spell.told = true;
+        if let Some(held_for) = self.holding.held(hold.reason, now, tell_after) {
             tracing::warn!(reason = %hold.reason, held_for = ?held_for, "a long hold: no action for a while");
             self.wiring.notifier.send(NotifyEvent::hold_started(
                 hold,
@@ -622,17 +564,9 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
 
     /// A fresh view: the hold under way, if any, is over; told if it was told as a long one.
     fn hold_over(&mut self) {
-        let Some(spell) = self.holding.take() else {
-            return;
-        };
-        if spell.told {
-            let held_for = self
-                .wiring
-                .clock
-                .now()
-                .saturating_duration_since(spell.since);
+        if let Some((reason, held_for)) = self.holding.over(self.wiring.clock.now()) {
             self.wiring.notifier.send(NotifyEvent::hold_ended(
-                spell.reason,
+                reason,
                 held_for,
                 self.wiring.clock.utc(),
             ));

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use bollard::models::{ContainerInspectResponse, EndpointSettings};
 use chrono::Utc;
 use shared::runtime::engine::EngineError;
-use shared::{ContainerSpec, ContainerState, ContainerStatus, Health, SnapshotMember};
+use shared::{ContainerSpec, ContainerState, ContainerStatus, DriftKind, Health, SnapshotMember};
 use tokio::task::JoinHandle;
 
 use crate::docker::EngineWriter;
@@ -18,7 +18,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::docker::{Applied, DockerError, Result as DockerResult};
 use crate::maintenance::{HoldMetrics, HoldRequest};
-use crate::model::{HoldReason, Unexpected};
+use crate::model::{ActionKind, HoldReason, Unexpected};
 use crate::notify::{EventKind, NotificationCounter, NotifyOptions};
 use crate::recreate::Recreation;
 use crate::status_client::Result as StatusResult;
