@@ -14,6 +14,7 @@ use shared::backoff::Backoff;
 use shared::runtime::connections::ConnectionLimits;
 use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::HttpAcceptor;
+use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 
 use shared::error_chain;
@@ -47,7 +48,7 @@ pub struct Application {
     keeper: Arc<BaselineKeeper>,
     state_dir: Arc<StateDir>,
     metrics: Metrics,
-    token: Option<Arc<str>>,
+    token: Option<Secret>,
     hosts: HostCheck,
 }
 
@@ -279,7 +280,7 @@ pub fn stored_scope(settings: &Settings) -> Result<StoredScope, SnapshotError> {
     })
 }
 
-fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
+fn read_token(path: &Path) -> Result<Secret, StartupError> {
     Ok(shared::runtime::token::read_token_file(
         path,
         EMPTY_TOKEN_HINT,

@@ -14,7 +14,7 @@ use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response,
 use serde::Serialize;
 use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::error_json;
-use subtle::ConstantTimeEq;
+use shared::runtime::secret::Secret;
 
 use tracing::Instrument;
 
@@ -32,7 +32,7 @@ pub struct ServerState {
     pub metrics: Metrics,
     pub maintenance: Maintenance,
     /// The token from `--token-file`, which `POST /hold` and `DELETE /hold` require; `None`: they are off.
-    pub token: Option<Arc<str>>,
+    pub token: Option<Secret>,
     /// The `Host` names served (`--allowed-hosts`), checked before any route.
     pub hosts: HostCheck,
 }
@@ -270,7 +270,7 @@ fn show_hold(Data(api): Data<&ServerState>) -> Response {
 /// hold there is. 201 with the hold, 200 when it replaced one.
 #[handler]
 fn set_hold(request: &Request, Data(api): Data<&ServerState>) -> Response {
-    if let Some(refused) = refusal(api.token.as_deref(), request) {
+    if let Some(refused) = refusal(api.token.as_ref(), request) {
         return refused;
     }
     let asked = match parse_hold_query(request.uri().query().unwrap_or_default()) {
@@ -306,7 +306,7 @@ struct ClearedBody {
 /// `DELETE /hold?by=B` (bearer token): ends the hold. 200 with the hold that ended, 404 `not_held`.
 #[handler]
 fn end_hold(request: &Request, Data(api): Data<&ServerState>) -> Response {
-    if let Some(refused) = refusal(api.token.as_deref(), request) {
+    if let Some(refused) = refusal(api.token.as_ref(), request) {
         return refused;
     }
     let by = match parse_end_query(request.uri().query().unwrap_or_default()) {
@@ -347,9 +347,9 @@ fn client(request: &Request) -> String {
 
 /// The bearer token check of `POST /hold` and `DELETE /hold`: `None` lets the request through; else the
 /// answer is 403 when this controller has no token (none could help), 401 with `WWW-Authenticate` for a
-/// missing or wrong one. Compared in constant time, so the
-/// answer time tells nothing about how much of a guess was right; the token is never logged.
-fn refusal(expected: Option<&str>, request: &Request) -> Option<Response> {
+/// missing or wrong one. Compared in constant time ([`Secret::matches`]), so the answer time tells nothing
+/// about how much of a guess was right; the token is never logged.
+fn refusal(expected: Option<&Secret>, request: &Request) -> Option<Response> {
     let Some(expected) = expected else {
         return Some(error_json(
             StatusCode::FORBIDDEN,
@@ -366,7 +366,7 @@ fn refusal(expected: Option<&str>, request: &Request) -> Option<Response> {
         .map(|(_, token)| token.trim());
     let problem = match sent {
         None => "this endpoint needs a token: send `Authorization: Bearer <token>` with the token from --token-file",
-        Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => return None,
+        Some(token) if expected.matches(token) => return None,
         Some(_) => "the bearer token is wrong: send the token from the controller's --token-file",
     };
     let mut response = error_json(StatusCode::UNAUTHORIZED, "unauthorized", problem);
@@ -443,7 +443,7 @@ mod tests {
                 Utc::now(),
             ),
             metrics: registry,
-            token: token.map(Arc::from),
+            token: token.map(Secret::from),
             hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
         }
     }
@@ -624,6 +624,14 @@ mod tests {
             .object()
             .get("status")
             .assert_string("UP");
+    }
+
+    #[test]
+    fn the_state_shows_no_token() {
+        let state = server_state(ControllerState::new(), Some(TOKEN));
+        let shown = format!("{state:?}");
+        assert!(shown.contains("token: Some(Secret("), "{shown}");
+        assert!(!shown.contains(TOKEN), "{shown}");
     }
 
     #[tokio::test]

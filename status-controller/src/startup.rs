@@ -15,6 +15,7 @@ use shared::runtime::connections::ConnectionLimits;
 use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::HttpAcceptor;
 use shared::runtime::own_container::OwnContainer;
+use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 
 use crate::backoff::HealLimits;
@@ -50,7 +51,7 @@ const EMPTY_TOKEN_HINT: &str =
 #[derive(Debug, Clone)]
 pub struct Components {
     /// The bearer token from `--token-file`: status-api's, and the one `POST /hold` and `DELETE /hold` take.
-    pub token: Option<Arc<str>>,
+    pub token: Option<Secret>,
     pub client: StatusClient,
     pub docker: DockerWriter,
     pub executor: Executor<DockerWriter, StatusClient>,
@@ -131,7 +132,7 @@ fn open_state_dir(settings: &Settings) -> Result<Option<ControllerDir>, Controll
 }
 
 /// The bearer token in `path`, trimmed; an empty file is an error, not "no token".
-pub fn read_token(path: &Path) -> Result<Arc<str>, StartupError> {
+pub fn read_token(path: &Path) -> Result<Secret, StartupError> {
     Ok(shared::runtime::token::read_token_file(
         path,
         EMPTY_TOKEN_HINT,

@@ -3,11 +3,11 @@
 //! hold can say why, and "status-api is down" is never confused with "status-api answered no".
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
+use shared::runtime::secret::Secret;
 use shared::{ContainerSpec, ErrorBody, SnapshotSummary, StatusResponse};
 
 use crate::model::{Hold, HoldReason};
@@ -78,14 +78,14 @@ pub struct StatusClient {
     http: reqwest::Client,
     base: Url,
     /// status-api's bearer token, for the recreation specs.
-    token: Option<Arc<str>>,
+    token: Option<Secret>,
 }
 
 impl StatusClient {
     /// A client for the status-api at `base` (a URL whose path ends with `/`, as `--api-url` gives it):
     /// `http://`, or `https://` with the certificate checked against the roots built into the binary (the
     /// image is FROM scratch and has no CA bundle), as notifications do.
-    pub fn new(base: Url, token: Option<Arc<str>>) -> Self {
+    pub fn new(base: Url, token: Option<Secret>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("status-controller/", env!("CARGO_PKG_VERSION")))
@@ -166,7 +166,7 @@ impl StatusSource for StatusClient {
             .http
             .get(self.url(&["snapshot", "containers", name, "spec"]));
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose());
         }
         let response = self.send(request, REQUEST_TIMEOUT).await?;
         match response.status() {
@@ -259,6 +259,50 @@ mod tests {
                 .windows(b"localhost".len())
                 .any(|window| window == b"localhost"),
             "the ClientHello names the host"
+        );
+    }
+
+    /// The token goes on the wire whole (a `Secret` displays as a placeholder, and `bearer_auth` takes
+    /// anything displayable), yet the client's `Debug` never shows it.
+    #[tokio::test]
+    async fn the_spec_request_carries_the_token_and_debug_hides_it() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        const TOKEN: &str = "status-client-s3cret";
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = Url::parse(&format!(
+            "http://{}/",
+            listener.local_addr().expect("an address")
+        ))
+        .expect("url");
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("a connection");
+            let mut head = Vec::new();
+            let mut chunk = [0; 1024];
+            while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                let read = stream.read(&mut chunk).await.expect("reads");
+                assert!(read > 0, "the request ended early");
+                head.extend_from_slice(&chunk[..read]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .expect("answers");
+            String::from_utf8(head).expect("a text head")
+        });
+        let client = StatusClient::new(base, Some(Secret::from(TOKEN)));
+        assert!(!format!("{client:?}").contains(TOKEN), "{client:?}");
+        let err = client.spec("web-1").await.expect_err("404");
+        assert!(matches!(err, StatusError::NotInSnapshot(_)), "{err}");
+        let head = server.await.expect("the server ran").to_ascii_lowercase();
+        assert!(
+            head.contains(&format!(
+                "authorization: bearer {}",
+                TOKEN.to_ascii_lowercase()
+            )),
+            "{head}"
         );
     }
 }

@@ -4,6 +4,7 @@
 //! - [`telemetry`]: log set-up (`--log-format`, `RUST_LOG`).
 //! - [`shutdown`]: the one future for Ctrl-C and SIGTERM.
 //! - [`flags`]: parsers for the flags both programs take (durations, scopes, switches).
+//! - [`secret`]: a value logs never show (a token, a URL that is a key), with the constant-time check.
 //! - [`token`]: reading the bearer-token file.
 //! - [`engine`]: connecting to the Docker engine; [`engine_error`]: the one error type for what an engine call
 //!   did; [`engine_json`]: reading the engine's own JSON, whatever engine wrote it.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod own_container;
 pub mod process;
 pub mod process_metrics;
+pub mod secret;
 pub mod serve;
 pub mod shutdown;
 pub mod startup;

@@ -1,7 +1,8 @@
 //! The bearer-token file both programs read (`--token-file`): trimmed, and never empty.
 
 use std::path::Path;
-use std::sync::Arc;
+
+use super::secret::Secret;
 
 /// A bearer token file that cannot serve.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,7 @@ pub enum TokenFileError {
 
 /// The token in `path`, trimmed of surrounding whitespace (a trailing newline is the usual). An empty file is
 /// an error whose message ends with `empty_hint`, which says what belongs in it.
-pub fn read_token_file(path: &Path, empty_hint: &'static str) -> Result<Arc<str>, TokenFileError> {
+pub fn read_token_file(path: &Path, empty_hint: &'static str) -> Result<Secret, TokenFileError> {
     let path_text = || path.display().to_string();
     let raw = std::fs::read_to_string(path).map_err(|source| TokenFileError::Unreadable {
         path: path_text(),
@@ -31,7 +32,7 @@ pub fn read_token_file(path: &Path, empty_hint: &'static str) -> Result<Arc<str>
             hint: empty_hint,
         });
     }
-    Ok(Arc::from(token))
+    Ok(Secret::from(token))
 }
 
 #[cfg(test)]
@@ -45,7 +46,7 @@ mod tests {
         let path = dir.join("token");
         std::fs::write(&path, "s3cret\n").expect("write");
         assert_eq!(
-            read_token_file(&path, "hint").expect("token").as_ref(),
+            read_token_file(&path, "hint").expect("token").expose(),
             "s3cret"
         );
         std::fs::write(&path, "  \n").expect("write");

@@ -3,8 +3,8 @@
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
 use poem_openapi::SecurityScheme;
+use shared::runtime::secret::Secret;
 use shared::ErrorBody;
-use subtle::ConstantTimeEq;
 
 use super::answers::error;
 
@@ -25,15 +25,16 @@ const NO_TOKEN_CONFIGURED: &str =
     "this server has no token configured: start status-api with --token-file to enable it";
 const TOKEN_NEEDED: &str = "this endpoint needs a token: send `Authorization: Bearer <token>` with the token from --token-file";
 
-/// Constant-time comparison, so the answer time tells nothing about how much of a guess was right.
-pub(super) fn authorize(token: Option<&str>, auth: &BearerToken) -> Result<(), Denied> {
+/// Compared in constant time ([`Secret::matches`]), so the answer time tells nothing about how much of a
+/// guess was right.
+pub(super) fn authorize(token: Option<&Secret>, auth: &BearerToken) -> Result<(), Denied> {
     let Some(expected) = token else {
         return Err(Denied::NoTokenConfigured(error(
             "forbidden",
             NO_TOKEN_CONFIGURED,
         )));
     };
-    if bool::from(auth.0.token.as_bytes().ct_eq(expected.as_bytes())) {
+    if expected.matches(&auth.0.token) {
         Ok(())
     } else {
         Err(Denied::BadToken(error(

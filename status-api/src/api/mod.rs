@@ -20,6 +20,7 @@ use poem::http::header;
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 use shared::runtime::hosts::HostCheck;
+use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 
 pub use self::http::route_of;
@@ -44,7 +45,7 @@ pub struct ApiState {
     pub keeper: Arc<BaselineKeeper>,
     pub metrics: Metrics,
     /// The bearer token; `None` turns re-baselining and spec access off.
-    pub token: Option<Arc<str>>,
+    pub token: Option<Secret>,
     /// Turns true on shutdown, so long polls answer at once instead of holding the drain.
     pub shutdown: watch::Receiver<bool>,
     /// Where filtered `/status` answers are made, off the async runtime.
@@ -179,6 +180,12 @@ mod tests {
     /// The app over a fake engine and a store nobody feeds yet: what a client sees before Docker has
     /// answered. Built with the same constructors as `startup`, no Docker client anywhere.
     fn cold_app(token: Option<&str>) -> (impl poem::Endpoint, Parts) {
+        let (state, parts) = cold_state(token);
+        (app(state), parts)
+    }
+
+    /// What [`cold_app`] serves.
+    fn cold_state(token: Option<&str>) -> (ApiState, Parts) {
         let dir = tempfile::tempdir().expect("tempdir");
         let scope: shared::Scope = Some("team=a".parse().expect("selector"));
         let engine = FakeEngine::new();
@@ -200,7 +207,7 @@ mod tests {
             store: store.clone(),
             keeper: keeper.clone(),
             metrics: Metrics::new(),
-            token: token.map(Arc::from),
+            token: token.map(Secret::from),
             shutdown,
             workers: FilterWorkers::new(1, 4, Duration::from_secs(1)),
             hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
@@ -213,7 +220,16 @@ mod tests {
             _running: running,
             _dir: dir,
         };
-        (app(state), parts)
+        (state, parts)
+    }
+
+    #[test]
+    fn the_state_shows_no_token() {
+        let token = "api-state-s3cret";
+        let (state, _parts) = cold_state(Some(token));
+        let shown = format!("{state:?}");
+        assert!(shown.contains("token: Some(Secret("), "{shown}");
+        assert!(!shown.contains(token), "{shown}");
     }
 
     async fn json_of(response: poem::test::TestResponse) -> serde_json::Value {

@@ -31,7 +31,7 @@ pub(super) struct StatusApi(pub(super) ApiState);
 impl StatusApi {
     /// The answer to a request for a member edit without the right token.
     fn deny(&self, auth: &BearerToken) -> Option<MemberEditAnswer> {
-        authorize(self.0.token.as_deref(), auth)
+        authorize(self.0.token.as_ref(), auth)
             .err()
             .map(|denied| match denied {
                 Denied::NoTokenConfigured(body) => MemberEditAnswer::Forbidden(body),
@@ -205,7 +205,7 @@ impl StatusApi {
         operation_id = "retakeSnapshot"
     )]
     async fn retake(&self, auth: BearerToken) -> RebaselineAnswer {
-        if let Err(denied) = authorize(self.0.token.as_deref(), &auth) {
+        if let Err(denied) = authorize(self.0.token.as_ref(), &auth) {
             return match denied {
                 Denied::NoTokenConfigured(body) => RebaselineAnswer::Forbidden(body),
                 Denied::BadToken(body) => RebaselineAnswer::Unauthorized(body),
@@ -263,7 +263,7 @@ impl StatusApi {
         /// The member's container name.
         name: Path<String>,
     ) -> SpecAnswer {
-        if let Err(denied) = authorize(self.0.token.as_deref(), &auth) {
+        if let Err(denied) = authorize(self.0.token.as_ref(), &auth) {
             return match denied {
                 Denied::NoTokenConfigured(body) => SpecAnswer::Forbidden(body),
                 Denied::BadToken(body) => SpecAnswer::Unauthorized(body),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use reqwest::Url;
 use serde::Serialize;
+use shared::runtime::secret::Secret;
 
 /// How a notification is written for its receiver.
 #[derive(
@@ -35,11 +36,12 @@ pub enum Format {
     Ntfy,
 }
 
-/// One receiver: its format and its URL (which may hold a secret, and is never shown).
-#[derive(Clone, PartialEq, Eq)]
+/// One receiver: its format and its URL (which may hold a secret, and is never shown: it is kept as a
+/// [`Secret`], so not even a derived `Debug` of a field could print it).
+#[derive(Clone)]
 pub struct Target {
     format: Format,
-    url: Url,
+    url: Secret<Url>,
 }
 
 /// How to write a notification URL, for the errors.
@@ -74,7 +76,10 @@ impl Target {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(format!("it has no host: {URL_HINT}"));
         }
-        Ok(Self { format, url })
+        Ok(Self {
+            format,
+            url: Secret::new(url),
+        })
     }
 
     pub fn format(&self) -> Format {
@@ -83,12 +88,12 @@ impl Target {
 
     /// The URL to post to, secret and all: for the request only, never for a log.
     pub fn url(&self) -> &Url {
-        &self.url
+        self.url.expose()
     }
 
     /// What logs may show: `format+scheme://host[:port]`, without path, query or credentials.
     pub fn redacted(&self) -> String {
-        format!("{}+{}", self.format, host_part(&self.url))
+        format!("{}+{}", self.format, host_part(self.url()))
     }
 }
 
@@ -152,7 +157,7 @@ impl std::fmt::Display for Target {
 
 /// The URLs of one `--notify-url` value (or of `STATUS_CONTROLLER_NOTIFY_URL`): one or more, separated by
 /// whitespace (spaces or newlines), which a URL never holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TargetList(pub Vec<Target>);
 
 /// Parses `--notify-url`: whitespace-separated URLs; empty means none. A refused URL is named by its number
@@ -206,7 +211,7 @@ impl clap::builder::TypedValueParser for NotifyUrlsParser {
 
 /// `--notify-url-file`: a file of URLs, read (and every line checked) when the flags are read, so a bad one
 /// stops the start-up with the file and line named.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct UrlFile {
     pub path: PathBuf,
     pub targets: Vec<Target>,
@@ -354,7 +359,7 @@ mod tests {
             parse_notify_urls(" https://a.example/1\n slack+https://b.example/2  ").expect("two");
         assert_eq!(list.0.len(), 2);
         assert_eq!(list.0[1].format(), Format::Slack);
-        assert_eq!(parse_notify_urls("").expect("none"), TargetList(vec![]));
+        assert!(parse_notify_urls("").expect("none").0.is_empty());
         let err = parse_notify_urls("https://a.example/1 nope").expect_err("second is bad");
         assert!(err.starts_with("URL number 2 is refused"), "{err}");
         let err = parse_notify_urls("https://a.example/1 ftp://b.example/KEY").expect_err("ftp");
