@@ -39,7 +39,7 @@ pub struct Settings {
         long,
         env = "STATUS_CONTROLLER_API_URL",
         default_value = "http://127.0.0.1:8080",
-        value_parser = parse_api_url
+        value_parser = ApiUrlParser
     )]
     pub api_url: Url,
 
@@ -188,6 +188,35 @@ impl Settings {
     }
 }
 
+/// `--api-url` through [`parse_api_url`], with clap's own "invalid value '…'" left out of the error: the
+/// value may hold a password, which [`parse_api_url`] refuses without repeating it.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiUrlParser;
+
+impl clap::builder::TypedValueParser for ApiUrlParser {
+    type Value = Url;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Url, clap::Error> {
+        let refused = |problem: String| {
+            let flag = arg.map_or_else(|| "--api-url".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {problem}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| {
+            refused("it is not UTF-8: write it like http://127.0.0.1:8080".into())
+        })?;
+        parse_api_url(text).map_err(refused)
+    }
+}
+
 /// Parses `--api-url`: an absolute `http://` or `https://` URL without query or fragment. The path may carry
 /// a prefix (a reverse proxy's); it always ends with `/` afterwards so that endpoint paths join below it.
 pub fn parse_api_url(value: &str) -> Result<Url, String> {
@@ -206,6 +235,15 @@ pub fn parse_api_url(value: &str) -> Result<Url, String> {
         return Err(format!(
             "`{value}` has no host: write it like http://127.0.0.1:8080"
         ));
+    }
+    // Credentials in the URL would be sent as basic auth and shown wherever the URL is (settings, errors);
+    // the value is not echoed back for the same reason.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "--api-url carries a user name or password: give the URL without them, e.g. \
+             https://status-api.example.com (the controller sends its bearer token from --token-file)"
+                .to_owned(),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
@@ -384,6 +422,18 @@ mod tests {
         for (args, hint) in cases {
             let err = parse(args).expect_err(&args.join(" ")).to_string();
             assert!(err.contains(hint), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_api_url_are_refused_without_echoing_them() {
+        for url in [
+            "https://user:hunter2@proxy.example/",
+            "https://hunter2@proxy.example/",
+        ] {
+            let err = parse(&["--api-url", url]).expect_err(url).to_string();
+            assert!(err.contains("user name or password"), "{err}");
+            assert!(!err.contains("hunter2"), "the secret is echoed: {err}");
         }
     }
 
