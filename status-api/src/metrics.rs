@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
+use shared::runtime::metrics::{encode_text, MetricsRegistry};
 use shared::DriftKind;
 
 use crate::store::Store;
@@ -50,7 +50,7 @@ const STATUSES: [u16; 12] = [200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 5
 /// The metric families status-api exports. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     requests: IntCounterVec,
     duration: HistogramVec,
     /// The request series of each (method, route, status) in [`METHODS`] × [`ROUTES`] × [`STATUSES`], each
@@ -71,105 +71,61 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let registry = MetricsRegistry::new();
+        let request_labels = ["method", "route", "status"];
+        Self {
+            requests: registry.int_counter_vec(
                 "http_server_requests_total",
                 "HTTP requests served, by method, route and status.",
+                &request_labels,
             ),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
+            duration: registry.histogram_vec(
                 "http_server_request_duration_seconds",
                 "Time to answer an HTTP request, by method, route and status (long polls include their wait).",
-            )
-            .buckets(vec![
-                0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0,
-            ]),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric");
-        let containers = IntGaugeVec::new(
-            Opts::new("dockstate_containers", "Containers in scope, by state."),
-            &["state"],
-        )
-        .expect("valid metric");
-        let drift = IntGaugeVec::new(
-            Opts::new("dockstate_drift", "Differences from the snapshot, by kind."),
-            &["kind"],
-        )
-        .expect("valid metric");
-        let events = IntCounter::new(
-            "dockstate_docker_events_total",
-            "Container events received from the Docker engine.",
-        )
-        .expect("valid metric");
-        let revision = IntGauge::new("dockstate_revision", "The revision of the live view.")
-            .expect("valid metric");
-        let ready = IntGauge::new(
-            "dockstate_ready",
-            "1 when /ready answers 200 (the engine answers, the snapshot is in force, the event stream is live, the scope is the snapshot's); else 0.",
-        )
-        .expect("valid metric");
-        let event_backlog = IntGauge::new(
-            "dockstate_event_backlog",
-            "Engine events received and not yet applied to the view.",
-        )
-        .expect("valid metric");
-        let event_backlog_age = Gauge::new(
-            "dockstate_event_backlog_age_seconds",
-            "Age of the oldest engine event not yet applied (the engine's own timestamp); 0 when none waits: how far the view is behind the engine.",
-        )
-        .expect("valid metric");
-
-        // Observed by the inventory as each event is applied, not computed at scrape time: a histogram
-        // needs every event, and the view only keeps the newest state.
-        let event_lag = Histogram::with_opts(
-            HistogramOpts::new(
-                "dockstate_event_lag_seconds",
-                "Time from an engine event (the engine's own timestamp) to its effect applied to the view.",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
-            ]),
-        )
-        .expect("valid metric");
-
-        for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(duration.clone()),
-            Box::new(containers.clone()),
-            Box::new(drift.clone()),
-            Box::new(events.clone()),
-            Box::new(revision.clone()),
-            Box::new(event_lag.clone()),
-            Box::new(ready.clone()),
-            Box::new(event_backlog.clone()),
-            Box::new(event_backlog_age.clone()),
-            Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
-        ] {
-            registry
-                .register(collector)
-                .expect("each metric is registered once");
-        }
-        Self {
-            registry,
-            requests,
-            duration,
+                &[
+                    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0,
+                ],
+                &request_labels,
+            ),
             series: (0..METHODS.len() * ROUTES.len() * STATUSES.len())
                 .map(|_| OnceLock::new())
                 .collect(),
-            containers,
-            drift,
-            events,
-            revision,
-            event_lag,
-            ready,
-            event_backlog,
-            event_backlog_age,
+            containers: registry.int_gauge_vec(
+                "dockstate_containers",
+                "Containers in scope, by state.",
+                &["state"],
+            ),
+            drift: registry.int_gauge_vec(
+                "dockstate_drift",
+                "Differences from the snapshot, by kind.",
+                &["kind"],
+            ),
+            events: registry.int_counter(
+                "dockstate_docker_events_total",
+                "Container events received from the Docker engine.",
+            ),
+            revision: registry.int_gauge("dockstate_revision", "The revision of the live view."),
+            // Observed by the inventory as each event is applied, not computed at scrape time: a histogram
+            // needs every event, and the view only keeps the newest state.
+            event_lag: registry.histogram(
+                "dockstate_event_lag_seconds",
+                "Time from an engine event (the engine's own timestamp) to its effect applied to the view.",
+                &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0],
+            ),
+            ready: registry.int_gauge(
+                "dockstate_ready",
+                "1 when /ready answers 200 (the engine answers, the snapshot is in force, the event stream is live, the scope is the snapshot's); else 0.",
+            ),
+            event_backlog: registry.int_gauge(
+                "dockstate_event_backlog",
+                "Engine events received and not yet applied to the view.",
+            ),
+            event_backlog_age: registry.gauge(
+                "dockstate_event_backlog_age_seconds",
+                "Age of the oldest engine event not yet applied (the engine's own timestamp); 0 when none waits: how far the view is behind the engine.",
+            ),
             container_series: true,
+            registry,
         }
     }
 
@@ -233,11 +189,7 @@ impl Metrics {
             families.extend(families::containers(&view));
         }
         families.sort_by(|a, b| a.name().cmp(b.name()));
-        let mut body = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&families, &mut body) {
-            tracing::error!(error = %err, "cannot encode metrics");
-        }
-        String::from_utf8(body).unwrap_or_default()
+        encode_text(&families)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The loop's clock: monotonic time for backoff and wake-ups, wall time for freshness and `/actions`. The
-//! real one follows tokio's clock, so tests that pause tokio's time also pause the loop's.
+//! The loop's clock, which the executor reads too: monotonic time for backoff, wake-ups and how long an action
+//! or a heal took, wall time for freshness and `/actions`. The real one follows tokio's clock, so tests that
+//! pause tokio's time also pause the loop's.
 
 use std::time::Instant;
 

@@ -3,22 +3,24 @@
 //! clean-ups (stop, remove: each may wait out a stop timeout) — so a slow restart or stop never delays a start. Every action
 //! on an existing container passes the [`recheck`](crate::recheck) against the engine right before it acts,
 //! so what the journal says is what the engine did; every action ends as a journal record, metrics and a
-//! log line inside its own span, and as an [`Ended`] for the loop. A recreate's steps, the replace of a
-//! dependant whose namespace owner was recreated, and the finishing of either when cut short, are in
-//! [`rebuild`].
+//! log line inside its own span, and as an [`Ended`] for the loop. A recreate's engine steps, the replace of
+//! a dependant whose namespace owner was recreated, and the finishing of either when cut short, are in
+//! [`recreate`] (this module's half of a recreate; the create request those steps send is made, without I/O,
+//! by the crate's [`recreate`](crate::recreate) module). Every time it reads — when an action starts, how
+//! long it took, how long since its drift was seen — comes from the [`Clock`] it was given.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use shared::runtime::engine::EngineError;
 use shared::SharedNamespaces;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::clock::{Clock, SystemClock};
 use crate::docker::{Applied, DockerError, EngineWriter};
 use crate::journal::{ActionRecord, Journal};
 use crate::maintenance::Maintenance;
@@ -27,7 +29,7 @@ use crate::model::{Action, ActionContext, ActionKind, ActionResult, ActionRunner
 use crate::recheck::{owner_runs, recheck, Seen};
 use crate::status_client::StatusSource;
 
-mod rebuild;
+mod recreate;
 
 /// How many starts, unpauses and recreates run at once. Measured with 50 members killed at once (`make
 /// bench`, mass-heal: docs/benchmarks.md), 16 or 32 brought them all back no sooner than 8: the engine
@@ -70,14 +72,14 @@ impl Lane {
 }
 
 /// Runs actions as tasks: bounded, one per container at a time, drained on shutdown. Cheap to clone.
-/// `W` changes the engine; `S` supplies the recreation specs.
+/// `W` changes the engine; `S` supplies the recreation specs; `C` tells the time (the loop's clock).
 #[derive(Debug)]
-pub struct Executor<W, S> {
-    inner: Arc<Inner<W, S>>,
+pub struct Executor<W, S, C = SystemClock> {
+    inner: Arc<Inner<W, S, C>>,
     tracker: Arc<Tracker>,
 }
 
-impl<W, S> Clone for Executor<W, S> {
+impl<W, S, C> Clone for Executor<W, S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -87,15 +89,16 @@ impl<W, S> Clone for Executor<W, S> {
 }
 
 #[derive(Debug)]
-struct Inner<W, S> {
+struct Inner<W, S, C> {
     docker: W,
     specs: S,
+    clock: C,
     journal: Journal,
     metrics: Metrics,
     /// A maintenance hold set while an action waited for its lane keeps it from starting.
     maintenance: Maintenance,
     /// The containers it created and has not started yet: the only ones whose start connects networks.
-    made: rebuild::Made,
+    made: recreate::Made,
     heal_lane: Semaphore,
     restart_lane: Semaphore,
     cleanup_lane: Semaphore,
@@ -139,7 +142,7 @@ impl Drop for Claim {
     }
 }
 
-impl<W: EngineWriter, S: StatusSource> ActionRunner for Executor<W, S> {
+impl<W: EngineWriter, S: StatusSource, C: Clock> ActionRunner for Executor<W, S, C> {
     fn is_busy(&self, container: &str) -> bool {
         Executor::is_busy(self, container)
     }
@@ -168,6 +171,7 @@ impl<W: EngineWriter, S: StatusSource> ActionRunner for Executor<W, S> {
 }
 
 impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
+    /// An executor on the [`SystemClock`], the one status-controller runs on.
     pub fn new(
         docker: W,
         specs: S,
@@ -175,14 +179,30 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         metrics: Metrics,
         maintenance: Maintenance,
     ) -> Self {
+        Self::with_clock(docker, specs, journal, metrics, maintenance, SystemClock)
+    }
+}
+
+impl<W: EngineWriter, S: StatusSource, C: Clock> Executor<W, S, C> {
+    /// An executor that reads the time from `clock`: the one the loop that dispatches to it reads, since
+    /// the `seen_at` it is handed is that clock's.
+    pub fn with_clock(
+        docker: W,
+        specs: S,
+        journal: Journal,
+        metrics: Metrics,
+        maintenance: Maintenance,
+        clock: C,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 docker,
                 specs,
+                clock,
                 journal,
                 metrics,
                 maintenance,
-                made: rebuild::Made::default(),
+                made: recreate::Made::default(),
                 heal_lane: Semaphore::new(HEAL_CONCURRENCY),
                 restart_lane: Semaphore::new(RESTART_CONCURRENCY),
                 cleanup_lane: Semaphore::new(CLEANUP_CONCURRENCY),
@@ -195,6 +215,11 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 ended: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The clock it reads: a caller that hands it a `seen_at` takes that from here too.
+    pub fn clock(&self) -> &C {
+        &self.inner.clock
     }
 
     /// Notified whenever an action ends (a permit is kept if nobody is waiting at that moment).
@@ -273,8 +298,9 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         // The lanes are never closed, so acquiring cannot fail.
         let _permit = lane.acquire().await.ok();
         tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, stage = "lane", "lane acquired");
-        let time = Utc::now();
-        let started = Instant::now();
+        let clock = &self.inner.clock;
+        let time = clock.utc();
+        let started = clock.now();
         let outcome = if self.tracker.stopping.load(Ordering::SeqCst) {
             Outcome::skipped("shutting down: not started")
         } else if self.inner.maintenance.holds(time) {
@@ -282,7 +308,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         } else {
             self.apply(&action, context).await
         };
-        let elapsed = started.elapsed();
+        let elapsed = clock.now().saturating_duration_since(started);
         tracing::debug!(target: crate::HEAL_TRACE, container = %action.container, action = %action.kind, result = %outcome.result, stage = "called", "engine call returned");
         let span = tracing::Span::current();
         span.record("result", outcome.result.as_str());
@@ -293,7 +319,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
         metrics.observe_action(action.kind, elapsed);
         // Only what the engine really did counts as a heal: a noop (already running) is not one.
         if outcome.result == ActionResult::Ok && action.kind.heals() {
-            metrics.observe_heal(seen_at.elapsed());
+            metrics.observe_heal(clock.now().saturating_duration_since(seen_at));
         }
         self.tracker
             .ended

@@ -4,16 +4,16 @@
 //! - vocabulary: [`model`] (actions, outcomes, holds, the `--unexpected` policy);
 //! - pure rules: [`plan`] (what to do), [`dependants`] (its heals in namespace-owner order), [`freshness`] (whether status-api's answer may be acted on),
 //!   [`backoff`] (crash-loop backoff and quarantine), [`quarantine`] (what is told of them), [`recheck`] (is a destructive action still right),
-//!   [`recreate`] (a removed container's create request), [`clock`];
+//!   [`recreate`] (a removed container's create request: a recreate's request half), [`clock`];
 //! - I/O: [`status_client`] (status-api, behind `StatusSource`), [`docker`] (the only Docker handle in
 //!   dockstate that can change the host, behind `EngineWriter`);
-//! - runtime: [`executor`] (actions as bounded tasks), [`journal`] (kept in [`journal_file`]), [`metrics`],
-//!   [`state`] (what the server reads), [`notify`] (notifications, never waited for), [`maintenance`] (the
-//!   operator's hold, kept in [`hold_file`]), [`state_dir`] (where both files live, checked and locked),
-//!   [`config`];
+//! - runtime: [`executor`] (actions as bounded tasks, a recreate's engine half among them), [`journal`] (kept
+//!   in [`journal_file`]), [`metrics`], [`state`] (what the server reads), [`notify`] (notifications, never
+//!   waited for), [`maintenance`] (the operator's hold, kept in [`hold_file`]), [`state_dir`] (where both
+//!   files live, checked and locked), [`config`];
 //! - the loop: [`reconcile`];
-//! - edges: [`server`] (the controller's own HTTP server), [`startup`] (the one way the parts are built, and
-//!   the running application), [`once`] (one pass for cron and CI, over the parts `main` built).
+//! - edges: [`server`] (the controller's own HTTP server), [`startup`] (`Application::build`, the one way in,
+//!   and the parts it wires), [`once`] (one pass for cron and CI, over the parts `main` built).
 
 // No production function longer than 80 lines (clippy.toml); tests may be longer.
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]

@@ -6,10 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
-
+use shared::runtime::metrics::MetricsRegistry;
 use strum::VariantArray;
 
 use crate::model::{ActionKind, ActionResult, HoldReason, JournalProblem, NotificationResult};
@@ -17,7 +16,7 @@ use crate::model::{ActionKind, ActionResult, HoldReason, JournalProblem, Notific
 /// The metric families status-controller exports. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     actions: IntCounterVec,
     action_duration: HistogramVec,
     reconcile_duration: Histogram,
@@ -38,158 +37,90 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let actions = IntCounterVec::new(
-            Opts::new(
+        let registry = MetricsRegistry::new();
+        let metrics = Self {
+            actions: registry.int_counter_vec(
                 "dockstate_controller_actions_total",
                 "Actions decided, by action and result (ok, noop, gone, conflict, skipped, failed, dry_run, reported, quarantined, quarantine_ended).",
+                &["action", "result"],
             ),
-            &["action", "result"],
-        )
-        .expect("valid metric");
-        let action_duration = HistogramVec::new(
-            HistogramOpts::new(
+            action_duration: registry.histogram_vec(
                 "dockstate_controller_action_duration_seconds",
                 "Time to carry out one action against Docker, by action.",
-            )
-            .buckets(vec![
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            &["action"],
-        )
-        .expect("valid metric");
-        let reconcile_duration = Histogram::with_opts(
-            HistogramOpts::new(
+                &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                &["action"],
+            ),
+            reconcile_duration: registry.histogram(
                 "dockstate_controller_reconcile_duration_seconds",
                 "Time of one pass: from status-api's answer to every action dispatched (not carried out).",
-            )
-            .buckets(vec![
-                0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ]),
-        )
-        .expect("valid metric");
-        let holds = IntCounterVec::new(
-            Opts::new(
+                &[0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            ),
+            holds: registry.int_counter_vec(
                 "dockstate_controller_holds_total",
                 "Passes that took no action because the view was not complete and fresh, by reason; for `maintenance`, maintenance holds set.",
+                &["reason"],
             ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let heal = Histogram::with_opts(
-            HistogramOpts::new(
+            heal: registry.histogram(
                 "dockstate_controller_heal_seconds",
                 "From drift first seen to the action that healed it done.",
-            )
-            .buckets(vec![
-                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-            ]),
-        )
-        .expect("valid metric");
-        let last_pass = Gauge::new(
-            "dockstate_controller_last_pass_timestamp_seconds",
-            "When the last pass on a fresh view ended, in seconds since the epoch.",
-        )
-        .expect("valid metric");
-        let quarantined = IntGauge::new(
-            "dockstate_controller_quarantined",
-            "Containers left alone because they kept failing.",
-        )
-        .expect("valid metric");
-        let quarantined_containers = IntGaugeVec::new(
-            Opts::new(
+                &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            ),
+            last_pass: registry.gauge(
+                "dockstate_controller_last_pass_timestamp_seconds",
+                "When the last pass on a fresh view ended, in seconds since the epoch.",
+            ),
+            quarantined: registry.int_gauge(
+                "dockstate_controller_quarantined",
+                "Containers left alone because they kept failing.",
+            ),
+            quarantined_containers: registry.int_gauge_vec(
                 "dockstate_controller_container_quarantined",
                 "1 for each container left alone because it kept failing, by name; absent otherwise.",
+                &["name"],
             ),
-            &["name"],
-        )
-        .expect("valid metric");
-        let ready = IntGauge::new(
-            "dockstate_controller_ready",
-            "1 when the controller has a complete, fresh view and may act; else 0.",
-        )
-        .expect("valid metric");
-        let holding = IntGaugeVec::new(
-            Opts::new(
+            quarantined_names: Arc::default(),
+            ready: registry.int_gauge(
+                "dockstate_controller_ready",
+                "1 when the controller has a complete, fresh view and may act; else 0.",
+            ),
+            holding: registry.int_gauge_vec(
                 "dockstate_controller_holding",
                 "1 for the reason the controller holds now (no complete, fresh view: no action), 0 for the others; all 0 while it may act. A maintenance hold is dockstate_controller_hold_until_timestamp_seconds.",
+                &["reason"],
             ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let hold_until = Gauge::new(
-            "dockstate_controller_hold_until_timestamp_seconds",
-            "When the maintenance hold ends, in seconds since the epoch; 0 without one, +Inf while a damaged hold file holds.",
-        )
-        .expect("valid metric");
-
-        let notifications = IntCounterVec::new(
-            Opts::new(
+            notifications: registry.int_counter_vec(
                 "dockstate_controller_notifications_total",
                 "Notifications, by result: sent and failed (after the retries) count deliveries to one URL, dropped counts events a full queue turned away.",
+                &["result"],
             ),
-            &["result"],
-        )
-        .expect("valid metric");
-
-        let journal_problems = IntCounterVec::new(
-            Opts::new(
+            hold_until: registry.gauge(
+                "dockstate_controller_hold_until_timestamp_seconds",
+                "When the maintenance hold ends, in seconds since the epoch; 0 without one, +Inf while a damaged hold file holds.",
+            ),
+            journal_problems: registry.int_counter_vec(
                 "dockstate_controller_journal_problems_total",
                 "Problems with the action journal file in --state-dir, by problem: skipped_line (torn or damaged, read back at start), unusable (a file that cannot be used: memory only until the next start), write_failed (an action not appended). None stops an action.",
+                &["problem"],
             ),
-            &["problem"],
-        )
-        .expect("valid metric");
+            registry,
+        };
+        metrics.zero_every_series();
+        metrics
+    }
 
-        for collector in [
-            Box::new(actions.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(action_duration.clone()),
-            Box::new(reconcile_duration.clone()),
-            Box::new(holds.clone()),
-            Box::new(heal.clone()),
-            Box::new(last_pass.clone()),
-            Box::new(quarantined.clone()),
-            Box::new(quarantined_containers.clone()),
-            Box::new(ready.clone()),
-            Box::new(holding.clone()),
-            Box::new(notifications.clone()),
-            Box::new(hold_until.clone()),
-            Box::new(journal_problems.clone()),
-            Box::new(shared::runtime::process_metrics::ProcessMetrics::for_self()),
-        ] {
-            registry
-                .register(collector)
-                .expect("each metric is registered once");
-        }
-        // Every series exists from the start, so a dashboard shows 0, not "no data".
+    /// Makes every labelled series the controller knows of in advance, so a dashboard shows 0, not "no data".
+    fn zero_every_series(&self) {
         for reason in HoldReason::VARIANTS {
-            holds.with_label_values(&[reason.as_str()]);
+            self.holds.with_label_values(&[reason.as_str()]);
         }
         for result in NotificationResult::VARIANTS {
-            notifications.with_label_values(&[result.as_str()]);
+            self.notifications.with_label_values(&[result.as_str()]);
         }
         for problem in JournalProblem::VARIANTS {
-            journal_problems.with_label_values(&[problem.as_str()]);
+            self.journal_problems.with_label_values(&[problem.as_str()]);
         }
         for reason in view_hold_reasons() {
-            holding.with_label_values(&[reason.as_str()]);
-        }
-        Self {
-            registry,
-            actions,
-            action_duration,
-            reconcile_duration,
-            holds,
-            heal,
-            last_pass,
-            quarantined,
-            quarantined_containers,
-            quarantined_names: Arc::default(),
-            ready,
-            holding,
-            notifications,
-            hold_until,
-            journal_problems,
+            self.holding.with_label_values(&[reason.as_str()]);
         }
     }
 
@@ -269,11 +200,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut body = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut body) {
-            tracing::error!(error = %err, "cannot encode metrics");
-        }
-        String::from_utf8(body).unwrap_or_default()
+        self.registry.render()
     }
 }
 

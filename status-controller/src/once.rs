@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use shared::runtime::startup::StartupError;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::docker::EngineWriter;
 use crate::error_chain;
@@ -54,11 +54,11 @@ pub enum OnceError {
 }
 
 /// Runs one pass with the parts start-up built (`client`, `executor`, `plan_settings`), writing the table
-/// to `out`.
-pub async fn run_once<S: StatusSource, W: EngineWriter>(
+/// to `out`. The time it plans at and the time its actions' drift was seen are the executor's clock's.
+pub async fn run_once<S: StatusSource, W: EngineWriter, C: Clock>(
     settings: &Settings,
     client: &S,
-    executor: &Executor<W, S>,
+    executor: &Executor<W, S, C>,
     plan_settings: &PlanSettings,
     out: &mut dyn Write,
 ) -> Result<OnceOutcome, OnceError> {
@@ -67,12 +67,13 @@ pub async fn run_once<S: StatusSource, W: EngineWriter>(
         .await
         .map_err(|err| OnceError::Held(Hold::from(&err)))?;
     let read_snapshot = || async { client.snapshot().await.map_err(|err| Hold::from(&err)) };
+    let clock = executor.clock();
     let view = complete_view(
         status,
         &settings.scope(),
         None,
         true,
-        Utc::now(),
+        clock.utc(),
         read_snapshot,
     )
     .await
@@ -81,7 +82,7 @@ pub async fn run_once<S: StatusSource, W: EngineWriter>(
         &view.snapshot.containers,
         &view.observed,
         plan_settings,
-        Utc::now(),
+        clock.utc(),
     );
 
     if settings.dry_run || !actions.iter().any(|action| action.kind.changes_host()) {
@@ -90,7 +91,7 @@ pub async fn run_once<S: StatusSource, W: EngineWriter>(
     }
 
     let context = Arc::new(view.context(plan_settings.own_ids()));
-    let now = Instant::now();
+    let now = clock.now();
     let tasks: Vec<_> = actions
         .iter()
         .filter(|action| action.kind.changes_host())
@@ -124,6 +125,20 @@ fn outcome(actions: &[Action]) -> OnceOutcome {
     }
 }
 
+/// The columns of the table, in order.
+const HEADER: [&str; 7] = [
+    "CONTAINER",
+    "STATE",
+    "DRIFT",
+    "POLICY",
+    "ACTION",
+    "RESULT",
+    "REASON",
+];
+
+/// One action's cells, in the columns' order.
+type Row = [String; HEADER.len()];
+
 /// The plan as a table for people, with what became of each action when `records` are given.
 pub fn table(
     actions: &[Action],
@@ -137,54 +152,72 @@ pub fn table(
     );
     let members = shared::count_of(view.snapshot.containers.len(), "container");
     let taken_at = view.snapshot.taken_at.format("%Y-%m-%d %H:%M:%S UTC");
-    let mut text = String::new();
+    let revision = view.observed.revision;
     if actions.is_empty() {
-        let _ = writeln!(
-            text,
-            "In sync with the snapshot of {taken_at} ({members}, {scope}, revision {}).",
-            view.observed.revision
+        return format!(
+            "In sync with the snapshot of {taken_at} ({members}, {scope}, revision {revision}).\n"
         );
-        return text;
     }
 
-    let header = [
-        "CONTAINER",
-        "STATE",
-        "DRIFT",
-        "POLICY",
-        "ACTION",
-        "RESULT",
-        "REASON",
-    ];
-    let rows: Vec<[String; 7]> = actions
+    let rows: Vec<Row> = actions
         .iter()
-        .map(|action| {
-            let record = records.and_then(|records| {
-                records.iter().find(|record| {
-                    record.container == action.container && record.action == action.kind
-                })
-            });
-            [
-                action.container.clone(),
-                action
-                    .state
-                    .map_or_else(|| "-".to_owned(), |state| state.to_string()),
-                action
-                    .drift
-                    .map_or_else(|| "-".to_owned(), |drift| drift.to_string()),
-                action.policy.as_str().to_owned(),
-                action.kind.to_string(),
-                result_cell(action, record, dry_run),
-                action.reason.clone(),
-            ]
-        })
+        .map(|action| row(action, records, dry_run))
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    let mut text = aligned(&rows);
+    let notes = notes(records.unwrap_or_default());
+    if !notes.is_empty() {
+        let _ = writeln!(text);
+        text.push_str(&notes);
+    }
+    // A wait for the engine is not a difference; a dependant waiting for its namespace owner is.
+    let drift = actions
+        .iter()
+        .filter(|action| action.kind != ActionKind::Wait || action.waits_for.is_some())
+        .count();
+    let _ = writeln!(
+        text,
+        "\n{} from the snapshot of {taken_at} ({members}, {scope}, revision {revision}).{}",
+        shared::count_of(drift, "difference"),
+        if dry_run {
+            " Dry run: nothing was changed."
+        } else {
+            ""
+        }
+    );
+    text
+}
+
+/// One action's row, with what became of it when its record is among `records`.
+fn row(action: &Action, records: Option<&[ActionRecord]>, dry_run: bool) -> Row {
+    let record = records.and_then(|records| {
+        records
+            .iter()
+            .find(|record| record.container == action.container && record.action == action.kind)
+    });
+    [
+        action.container.clone(),
+        action
+            .state
+            .map_or_else(|| "-".to_owned(), |state| state.to_string()),
+        action
+            .drift
+            .map_or_else(|| "-".to_owned(), |drift| drift.to_string()),
+        action.policy.as_str().to_owned(),
+        action.kind.to_string(),
+        result_cell(action, record, dry_run),
+        action.reason.clone(),
+    ]
+}
+
+/// The header and `rows`, each column as wide as its widest cell, the last one left ragged.
+fn aligned(rows: &[Row]) -> String {
+    let mut widths = HEADER.map(str::len);
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
+    let mut text = String::new();
     let mut line = |cells: &[&str]| {
         let mut row = String::new();
         for (i, cell) in cells.iter().enumerate() {
@@ -196,44 +229,21 @@ pub fn table(
         }
         let _ = writeln!(text, "{}", row.trim_end());
     };
-    line(&header);
-    for row in &rows {
+    line(&HEADER);
+    for row in rows {
         line(&row.each_ref().map(String::as_str));
     }
+    text
+}
 
-    let notes: Vec<String> = records
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|record| {
-            Some(format!(
-                "  {}: {}",
-                record.container,
-                record.detail.as_deref()?
-            ))
-        })
-        .collect();
-    if !notes.is_empty() {
-        let _ = writeln!(text);
-        for note in notes {
-            let _ = writeln!(text, "{note}");
+/// The details of `records` that have one, a line each.
+fn notes(records: &[ActionRecord]) -> String {
+    let mut text = String::new();
+    for record in records {
+        if let Some(detail) = &record.detail {
+            let _ = writeln!(text, "  {}: {detail}", record.container);
         }
     }
-    // A wait for the engine is not a difference; a dependant waiting for its namespace owner is.
-    let drift = actions
-        .iter()
-        .filter(|action| action.kind != ActionKind::Wait || action.waits_for.is_some())
-        .count();
-    let _ = writeln!(
-        text,
-        "\n{} from the snapshot of {taken_at} ({members}, {scope}, revision {}).{}",
-        shared::count_of(drift, "difference"),
-        view.observed.revision,
-        if dry_run {
-            " Dry run: nothing was changed."
-        } else {
-            ""
-        }
-    );
     text
 }
 

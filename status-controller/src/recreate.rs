@@ -1,5 +1,7 @@
-//! How a removed container is made again: its snapshot spec (the engine's own `Config`, `HostConfig`, networks
-//! and mounts from inspect) turned into a create request. Pure, so every rule is unit-tested.
+//! The request half of a recreate: how a removed container is made again, its snapshot spec (the engine's own
+//! `Config`, `HostConfig`, networks and mounts from inspect) turned into a create request. Pure, so every rule
+//! is unit-tested. The engine half — the spec read from status-api, the image and volumes looked up, create,
+//! connect, start — is the executor's, in `executor/recreate.rs`.
 //!
 //! The body is the stored JSON itself, not a round trip through the client library's typed models: a field
 //! those models do not know (`Config.MacAddress` on API 1.41, say) is sent as it was recorded. What carries

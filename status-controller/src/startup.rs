@@ -1,9 +1,11 @@
-//! Start-up and shutdown. [`Application::build`] checks what can be checked before running (the token file,
-//! the Docker client settings, the state directory — checked and locked — with the maintenance hold and the
-//! action journal it keeps) and binds the port, so tests and `main` learn the real address first;
-//! [`Application::run_until_stopped`] then runs the reconcile loop and the HTTP server until the shutdown
-//! future resolves, finishes the action in hand, starts no new one, and returns within 10 s. [`Components`]
-//! is the one way the parts are built, for the loop and for `--once` alike.
+//! Start-up and shutdown. [`Application::build`] is the one way in: it checks what can be checked before
+//! running (the token file, the Docker client settings, the state directory — checked and locked — with the
+//! maintenance hold and the action journal it keeps) and binds the port, so tests and `main` learn the real
+//! address first; [`Application::run_until_stopped`] then runs the reconcile loop and the HTTP server until
+//! the shutdown future resolves, finishes the action in hand, starts no new one, and returns within 10 s.
+//! Tests that need a crash loop to end sooner build with [`Application::build_with_limits`], the same way.
+//! [`Components`] are the parts `build` wires together; `--once` runs over them without a loop or a port,
+//! so `main` builds them the same way for it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 
 use crate::backoff::HealLimits;
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, ALLOWED_HOSTS_ENV};
 use crate::docker::{DockerWriter, EngineWriter};
 use crate::executor::Executor;
@@ -47,7 +49,7 @@ const EMPTY_TOKEN_HINT: &str =
     "put status-api's token in it (the same file status-api's --token-file reads)";
 
 /// The controller's parts, not yet running: built one way, from the settings, for the loop
-/// ([`Application`]) and for `--once` (which `main` hands them to).
+/// ([`Application::build`]) and for `--once` (which `main` hands them to).
 #[derive(Debug, Clone)]
 pub struct Components {
     /// The bearer token from `--token-file`: status-api's, and the one `POST /hold` and `DELETE /hold` take.
@@ -162,7 +164,7 @@ fn start_maintenance(state_dir: Option<&ControllerDir>, metrics: &Metrics) -> Ma
     Maintenance::start(
         state_dir.map(|dir| HoldFile::in_dir(dir.path(), dir.user())),
         HoldMetrics { set, until },
-        chrono::Utc::now(),
+        SystemClock.utc(),
     )
 }
 
@@ -187,26 +189,17 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Builds with the product's crash-loop backoff and quarantine ([`HealLimits::default`]).
+    /// Builds the controller `settings` describe, with the product's crash-loop backoff and quarantine
+    /// ([`HealLimits::default`]), and binds its port.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         Self::build_with_limits(settings, HealLimits::default()).await
     }
 
-    /// Builds with other crash-loop limits than the product's: they are no flag, because the defaults are
-    /// the product, but a test or an embedding program may tighten them.
+    /// [`Self::build`] with other crash-loop limits than the product's: they are no flag, because the
+    /// defaults are the product, but a test may tighten them to see a quarantine in seconds.
     pub async fn build_with_limits(
         settings: &Settings,
         limits: HealLimits,
-    ) -> Result<Self, StartupError> {
-        Self::build_with(settings, limits, Delivery::default()).await
-    }
-
-    /// Builds with other crash-loop limits and notification delivery than the product's (see
-    /// [`Self::build_with_limits`]).
-    pub async fn build_with(
-        settings: &Settings,
-        limits: HealLimits,
-        delivery: Delivery,
     ) -> Result<Self, StartupError> {
         let components = Components::build(settings)?;
         if !components.client.has_token() {
@@ -232,7 +225,7 @@ impl Application {
         let (notifier, notifications) = Notifications::start(
             settings.notify_targets(),
             settings.notify_options(),
-            delivery,
+            Delivery::default(),
             NotificationCounter::new(components.metrics.notifications()),
             async move {
                 docker

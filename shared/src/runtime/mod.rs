@@ -15,6 +15,7 @@
 //! - [`own_container`]: which container this process runs in, so nothing ever acts on it.
 //! - [`startup`]: the one shape of a start-up failure.
 //! - [`process`]: process-wide tunables set first thing in `main`.
+//! - [`metrics`]: metric families made and registered in one call, and written as Prometheus text.
 //! - [`process_metrics`]: the `process_*` metrics, CPU time to the microsecond.
 //! - [`state_dir`]: a private state directory: whom to trust, one holder, files never through a link.
 
@@ -25,6 +26,7 @@ pub mod engine_json;
 pub mod flags;
 pub mod hosts;
 pub mod http;
+pub mod metrics;
 pub mod own_container;
 pub mod process;
 pub mod process_metrics;

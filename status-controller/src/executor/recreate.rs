@@ -1,10 +1,12 @@
-//! The engine's side of a recreate: the spec read from status-api and checked again, the namespace owners it
+//! The engine half of a recreate: the spec read from status-api and checked again, the namespace owners it
 //! joins asked whether they run, the image and the anonymous volumes looked up (never pulled, never removed),
 //! create, connect, start — the same steps for the replace of a dependant whose namespace owner was
 //! recreated, after a graceful stop and removal — and the finishing of a recreate or replace that was cut
 //! short, so a container this controller left `created` starts with every network of its member. A
 //! `created` container it did not make (one made by hand under the member's name, say) is started as it
-//! is: the snapshot's networks and aliases are the member's, not an impostor's to take.
+//! is: the snapshot's networks and aliases are the member's, not an impostor's to take. The request half,
+//! the snapshot spec turned into the create request these steps send, without any I/O, is
+//! [`crate::recreate`].
 //!
 //! Nothing here force-removes a container, or removes one it made: a recreate or replace that fails after its
 //! create leaves the container `created`, and the next pass finishes it through
@@ -19,6 +21,7 @@ use shared::runtime::engine::EngineError;
 use shared::{in_scope, ContainerSpec, Policy, SharedNamespaces};
 
 use super::{outcome_of, Executor};
+use crate::clock::Clock;
 use crate::docker::{Applied, DockerError, EngineWriter};
 use crate::model::{Action, ActionContext, ActionResult, Outcome};
 use crate::recheck::Seen;
@@ -60,7 +63,7 @@ struct Ready {
     notes: Vec<String>,
 }
 
-impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
+impl<W: EngineWriter, S: StatusSource, C: Clock> Executor<W, S, C> {
     /// Reads the spec from status-api, checks it is still ours to recreate, picks the image and the volumes
     /// that are still here, creates, connects, starts.
     pub(super) async fn recreate(&self, action: &Action, context: &ActionContext) -> Outcome {
@@ -486,19 +489,21 @@ mod tests {
     }
 
     fn executor(engine: &Engine) -> Executor<Engine, Specs> {
+        let clock = crate::clock::SystemClock;
         let metrics = crate::metrics::Metrics::new();
         let (set, until) = metrics.maintenance();
         let maintenance = crate::maintenance::Maintenance::start(
             None,
             crate::maintenance::HoldMetrics { set, until },
-            chrono::Utc::now(),
+            clock.utc(),
         );
-        Executor::new(
+        Executor::with_clock(
             engine.clone(),
             Specs,
             crate::journal::Journal::new(),
             metrics,
             maintenance,
+            clock,
         )
     }
 
@@ -578,5 +583,74 @@ mod tests {
             .finish_and_start(&action(ActionKind::Start), &created("made"))
             .await;
         assert_eq!(engine.take_calls(), ["start made"]);
+    }
+
+    /// A clock that does not move: whatever the executor reads from it shows unchanged in the record.
+    #[derive(Debug, Clone, Copy)]
+    struct StoppedClock {
+        now: std::time::Instant,
+        utc: chrono::DateTime<chrono::Utc>,
+    }
+
+    impl Clock for StoppedClock {
+        fn now(&self) -> std::time::Instant {
+            self.now
+        }
+
+        fn utc(&self) -> chrono::DateTime<chrono::Utc> {
+            self.utc
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recreate_is_dated_and_timed_by_the_executor_s_clock() {
+        use chrono::TimeZone;
+
+        let engine = Engine::default();
+        let clock = StoppedClock {
+            now: crate::clock::SystemClock.now(),
+            utc: chrono::Utc
+                .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+                .single()
+                .expect("a time"),
+        };
+        let metrics = crate::metrics::Metrics::new();
+        let (set, until) = metrics.maintenance();
+        let maintenance = crate::maintenance::Maintenance::start(
+            None,
+            crate::maintenance::HoldMetrics { set, until },
+            clock.utc(),
+        );
+        let executor = Executor::with_clock(
+            engine.clone(),
+            Specs,
+            crate::journal::Journal::new(),
+            metrics.clone(),
+            maintenance,
+            clock,
+        );
+
+        let record = executor
+            .spawn(
+                action(crate::model::ActionKind::Recreate),
+                Arc::new(ActionContext::default()),
+                clock.now(),
+            )
+            .expect("not busy")
+            .await
+            .expect("the task ends");
+
+        assert_eq!(record.result, ActionResult::Ok, "{record:?}");
+        assert_eq!(record.time, clock.utc());
+        assert_eq!(record.duration_seconds, 0.0);
+        let text = metrics.render();
+        assert!(
+            text.contains("dockstate_controller_heal_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dockstate_controller_heal_seconds_sum 0\n"),
+            "{text}"
+        );
     }
 }
