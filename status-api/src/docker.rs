@@ -3,6 +3,7 @@
 //! in a comment; [`DockerReader`] is the real one, and the watch loop's unit tests use a fake.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage, HealthStatusEnum};
 use bollard::query_parameters::EventsOptions;
@@ -13,7 +14,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use shared::runtime::engine_json::{self as decode, get_json};
 use shared::{
     ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, ExitCause, Health, Policy,
-    RestartPolicy, Scope, SharedNamespaces,
+    RestartPolicy, Scope, SharedNamespaces, SpecSummary,
 };
 
 #[cfg(test)]
@@ -347,6 +348,9 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         host.and_then(|host| host.pid_mode.as_deref()),
     );
     Some(ContainerStatus {
+        spec: spec_summary(&id, inspect),
+        spec_changes: Vec::new(),
+        tag_image_id: None,
         id,
         name: inspect
             .name
@@ -373,6 +377,27 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         in_snapshot: false,
         shares,
     })
+}
+
+/// What of its spec the `changed` drift compares, environment values as digests only: the typed answer
+/// written back as the engine's JSON (the fields compared are all ones the client's models know).
+fn spec_summary(id: &str, inspect: &ContainerInspectResponse) -> Option<Arc<SpecSummary>> {
+    fn part<T: serde::Serialize>(value: Option<&T>) -> serde_json::Value {
+        value
+            .and_then(|value| serde_json::to_value(value).ok())
+            .unwrap_or_default()
+    }
+    let networks = inspect
+        .network_settings
+        .as_ref()
+        .and_then(|settings| settings.networks.as_ref());
+    Some(Arc::new(SpecSummary::from_engine(
+        id,
+        &part(inspect.config.as_ref()),
+        &part(inspect.host_config.as_ref()),
+        &part(networks),
+        &part(inspect.mounts.as_ref()),
+    )))
 }
 
 /// Everything needed to recreate an inspected container, in the engine's own field names: the parts of the

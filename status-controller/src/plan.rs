@@ -5,7 +5,7 @@
 //! about each difference.
 
 use chrono::{DateTime, Utc};
-use shared::drift::same_image;
+use shared::drift::unchanged;
 use shared::{
     drift, ContainerState, ContainerStatus, DriftItem, DriftKind, Owners, Policy, SnapshotMember,
 };
@@ -204,6 +204,10 @@ fn heal(item: &DriftItem, settings: &PlanSettings) -> (ActionKind, String) {
             ActionKind::Report,
             format!("{detail}; a changed container is reported, never acted on"),
         ),
+        DriftKind::StaleImage => (
+            ActionKind::Report,
+            format!("{detail}; a stale image is reported, never acted on: recreate the container to run the new image"),
+        ),
     }
 }
 
@@ -265,7 +269,7 @@ fn waits<'a>(
         .filter(|container| {
             snapshot
                 .iter()
-                .any(|member| member.name == container.name && same_image(member, container))
+                .any(|member| member.name == container.name && unchanged(member, container))
         })
         .map(|container| Action {
             container: container.name.clone(),
@@ -342,6 +346,9 @@ mod tests {
             settling: false,
             restart_policy: Some(RestartPolicy::No),
             exit_cause: (state == ContainerState::Exited).then_some(ExitCause::Natural),
+            spec_changes: Vec::new(),
+            tag_image_id: None,
+            spec: None,
         }
     }
 

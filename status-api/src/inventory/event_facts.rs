@@ -151,6 +151,9 @@ fn created_from_event(
         settling: true,
         restart_policy: None,
         exit_cause: None,
+        spec_changes: Vec::new(),
+        tag_image_id: None,
+        spec: None,
         shares: SharedNamespaces::default(),
     })
 }
