@@ -580,4 +580,40 @@ mod tests {
         assert_eq!(status.shares.ipc, None);
         assert_eq!(status.shares.pid.as_deref(), Some(owner.as_str()));
     }
+
+    #[test]
+    fn the_live_summary_from_the_client_models_equals_the_snapshots_from_the_engines_json() {
+        let raw = serde_json::json!({
+            "Id": "f".repeat(64), "Name": "/web", "Image": "sha256:abc", "State": {"Status": "running"},
+            "Config": {"Image": "web:1", "Hostname": "ffffffffffff", "Env": ["PATH=/bin", "TOKEN=s3cret"],
+                       "Cmd": ["httpd", "-f"], "Labels": {"team": "a"}, "User": "1000", "MacAddress": "",
+                       "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1_000_000_000_i64, "Retries": 2}},
+            "HostConfig": {"NetworkMode": "front", "Memory": 67_108_864, "MemorySwap": 134_217_728,
+                           "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                           "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+                           "CapAdd": ["NET_ADMIN"], "Devices": [{"PathOnHost": "/dev/null",
+                           "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}], "NanoCpus": 500_000_000,
+                           "Tmpfs": {"/run": ""}, "KernelMemoryTCP": 0},
+            "NetworkSettings": {"Networks": {"front": {"Aliases": ["web", "ffffffffffff"],
+                                "IPAMConfig": {"IPv4Address": "10.9.0.9"}, "IPAddress": "10.9.0.9"}}},
+            "Mounts": [{"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                        "Destination": "/data", "Driver": "local", "Mode": "z", "RW": true, "Propagation": ""}],
+        });
+        let snapshot = spec_from_inspect(&raw).expect("has an id");
+        let snapshot = SpecSummary::from_engine(
+            &snapshot.id,
+            &snapshot.config,
+            &snapshot.host_config,
+            &snapshot.networks,
+            &snapshot.mounts,
+        );
+        let inspect = decode::inspect(raw).expect("valid inspect");
+        let live = status_from_inspect(&inspect)
+            .and_then(|status| status.spec)
+            .expect("a summary");
+        assert_eq!(shared::spec_diff::diff(&snapshot, &live), vec![]);
+        assert_eq!(snapshot.fields().count(), live.fields().count());
+        assert!(snapshot.fields().count() > 15, "{snapshot:?}");
+        assert!(!format!("{live:?}").contains("s3cret"));
+    }
 }

@@ -173,7 +173,7 @@ pub struct View {
     pub event_lag: Duration,
     /// The engine time of the oldest event not yet applied, for the age of the backlog at any later moment.
     pub oldest_pending_event: Option<DateTime<Utc>>,
-    /// Every container in scope, sorted by name, with `in_snapshot` set.
+    /// Every container in scope, sorted by name, with `in_snapshot` and `spec_changes` set.
     pub containers: Vec<ContainerStatus>,
     drift: OnceLock<Vec<DriftItem>>,
     /// When each drift of this view began.
@@ -217,6 +217,10 @@ impl View {
                 in_snapshot: baseline
                     .as_ref()
                     .is_some_and(|baseline| baseline.contains(&container.name)),
+                spec_changes: baseline
+                    .as_ref()
+                    .map(|baseline| baseline.spec_changes(container))
+                    .unwrap_or_default(),
                 ..container.clone()
             })
             .collect();
