@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::image_ref::{is_image_id_of, same_reference};
+use crate::image_ref::{is_image_id, is_image_id_of, same_reference};
 use crate::model::{
     in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, ExitCause, Health, Policy,
     RestartPolicy, Scope, SnapshotMember,
@@ -237,10 +237,7 @@ fn changed_detail(
 /// A running member whose image reference names another image now than the one it runs.
 fn stale_image(container: &ContainerStatus) -> Option<DriftItem> {
     let now = container.tag_image_id.as_deref()?;
-    if container.image_id.is_empty()
-        || now == container.image_id
-        || is_image_id_of(&container.image, &container.image_id)
-    {
+    if container.image_id.is_empty() || now == container.image_id || is_image_id(&container.image) {
         return None;
     }
     Some(item(

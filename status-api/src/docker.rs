@@ -121,6 +121,14 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
         until: String,
         kind: EngineKind,
     ) -> BoxFuture<'a, Result<Vec<EventMessage>>>;
+
+    /// The id of the image `reference` names on the host now (`GET /images/{reference}/json`), or `None`
+    /// when it names none (404).
+    fn image_id<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>>>;
+
+    /// The engine's image events from `since` (`tag`, `untag`, `pull`, `load`, `delete`, …): whatever may make
+    /// a reference name another image. Not limited to the scope: images carry no container labels.
+    fn image_events(&self, since: Option<String>) -> BoxStream<'static, Result<EventMessage>>;
 }
 
 /// A Docker handle that can only read. Cheap to clone.
@@ -249,6 +257,41 @@ impl EngineReader for DockerReader {
                 })?
         }
         .boxed()
+    }
+
+    fn image_id<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        async move {
+            let image = get_json(
+                &self.docker,
+                format!("/images/{reference}/json"),
+                "inspecting image",
+                reference,
+            )
+            .await?;
+            Ok(image.and_then(|image| image["Id"].as_str().map(ToOwned::to_owned)))
+        }
+        .boxed()
+    }
+
+    fn image_events(&self, since: Option<String>) -> BoxStream<'static, Result<EventMessage>> {
+        self.docker
+            .events(Some(image_events_options(since)))
+            .map(|event| {
+                event.map_err(|err| EngineError::from_call("following", "the image events", err))
+            })
+            .boxed()
+    }
+}
+
+/// The image events a stream asks for: every one, of every image.
+fn image_events_options(since: Option<String>) -> EventsOptions {
+    EventsOptions {
+        since,
+        until: None,
+        filters: Some(HashMap::from([(
+            "type".to_owned(),
+            vec!["image".to_owned()],
+        )])),
     }
 }
 

@@ -201,6 +201,8 @@ pub struct ViewParts<'a> {
     /// The engine time of the oldest event not yet applied.
     pub oldest_pending_event: Option<DateTime<Utc>>,
     pub containers: &'a HashMap<String, ContainerStatus>,
+    /// Which image each image reference names now (its id; `None`: it names none).
+    pub image_tags: &'a HashMap<String, Option<String>>,
     /// When each drift of the view built before this one began.
     pub onsets: &'a DriftOnsets,
     /// When the store last changed: the onset of any drift this view is the first to show.
@@ -221,6 +223,7 @@ impl View {
                     .as_ref()
                     .map(|baseline| baseline.spec_changes(container))
                     .unwrap_or_default(),
+                tag_image_id: parts.image_tags.get(&container.image).cloned().flatten(),
                 ..container.clone()
             })
             .collect();
