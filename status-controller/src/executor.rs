@@ -305,6 +305,7 @@ impl<W: EngineWriter, S: StatusSource> Executor<W, S> {
                 result: outcome.result,
                 new_id: outcome.new_id.clone(),
                 reason: action.reason.clone(),
+                drift: action.drift,
                 detail: outcome.detail.clone(),
                 time,
             });
