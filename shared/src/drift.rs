@@ -17,8 +17,8 @@ use crate::spec_summary::{ChangeKind, SpecChange};
 /// outside `scope` never appear, whichever side they are on. The rules, per snapshot member:
 /// - no container of that name: `removed`;
 /// - another image reference than the snapshot's, compared normalised (`nginx` ≡ `nginx:latest` ≡
-///   `docker.io/library/nginx:latest`), or any other field of its spec (`ContainerStatus::spec_changes`,
-///   which status-api fills in from [`crate::spec_diff::diff`]): `changed`, with every change listed (and
+///   `docker.io/library/nginx:latest`), or, while it runs, any other field of its spec
+///   (`ContainerStatus::spec_changes`, which status-api fills in from [`crate::spec_diff::diff`]): `changed`, with every change listed (and
 ///   nothing else: it is no longer the container the snapshot describes, so nothing may act on it as if it
 ///   were). A container created from the snapshot's image id itself — what a recreate does when the tag is
 ///   gone — runs the same image, so it is not changed;
@@ -194,13 +194,24 @@ pub fn changes(member: &SnapshotMember, container: &ContainerStatus) -> Vec<Spec
     });
     image
         .into_iter()
-        .chain(container.spec_changes.iter().cloned())
+        .chain(running_spec_changes(container).iter().cloned())
         .collect()
+}
+
+/// The spec changes that count: those of a container that runs. One that is created or stopped is started
+/// as it is, as before — a recreate cut short lacks networks it is given before its start, and a container
+/// someone made by hand is started as they made it — and once it runs, how it differs shows.
+fn running_spec_changes(container: &ContainerStatus) -> &[SpecChange] {
+    if container.state == ContainerState::Running {
+        &container.spec_changes
+    } else {
+        &[]
+    }
 }
 
 /// Whether the container is what the member was: not `changed`.
 pub fn unchanged(member: &SnapshotMember, container: &ContainerStatus) -> bool {
-    container.spec_changes.is_empty() && same_image(member, container)
+    running_spec_changes(container).is_empty() && same_image(member, container)
 }
 
 /// The image difference in the words it always had, then every other change in a few words each.
@@ -695,8 +706,14 @@ mod tests {
 
     #[test]
     fn a_member_with_another_spec_is_changed_with_every_change_and_the_image_first() {
-        let mut replaced = container("a", ContainerState::Exited);
+        // Not running: started as it is, as before; its changes count once it runs.
+        let mut replaced = container("a", ContainerState::Created);
         replaced.spec_changes = vec![env_changed()];
+        replaced.exit_code = None;
+        let items = drift(&[member("a")], &[replaced.clone()], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Stopped)]);
+
+        replaced.state = ContainerState::Running;
         let items = drift(&[member("a")], &[replaced.clone()], &None);
         assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
         assert_eq!(items[0].changes, vec![env_changed()]);
