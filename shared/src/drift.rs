@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::image_ref::{is_image_id_of, same_reference};
+use crate::image_ref::{is_image_id, is_image_id_of, same_reference};
 use crate::model::{
     in_scope, ContainerState, ContainerStatus, DriftItem, DriftKind, ExitCause, Health, Policy,
     RestartPolicy, Scope, SnapshotMember,
 };
 use crate::namespaces::Owners;
+use crate::spec_summary::{ChangeKind, SpecChange};
 
 /// Compares the snapshot with what the engine shows now (containers in every state).
 ///
@@ -16,9 +17,11 @@ use crate::namespaces::Owners;
 /// outside `scope` never appear, whichever side they are on. The rules, per snapshot member:
 /// - no container of that name: `removed`;
 /// - another image reference than the snapshot's, compared normalised (`nginx` ≡ `nginx:latest` ≡
-///   `docker.io/library/nginx:latest`): `changed` (and nothing else: it is no longer the container the
-///   snapshot describes, so nothing may act on it as if it were). A container created from the snapshot's
-///   image id itself — what a recreate does when the tag is gone — runs the same image, so it is not changed;
+///   `docker.io/library/nginx:latest`), or, while it runs, any other field of its spec
+///   (`ContainerStatus::spec_changes`, which status-api fills in from [`crate::spec_diff::diff`]): `changed`, with every change listed (and
+///   nothing else: it is no longer the container the snapshot describes, so nothing may act on it as if it
+///   were). A container created from the snapshot's image id itself — what a recreate does when the tag is
+///   gone — runs the same image, so it is not changed;
 /// - `exited` with code 0 by itself, as status-api saw it, and a restart policy that would not restart it
 ///   (`no`, `on-failure`): `completed` ([`completed`]) — a job that finished;
 /// - `created`, `exited`, `dead`: `stopped`;
@@ -26,6 +29,8 @@ use crate::namespaces::Owners;
 /// - `running`, sharing the network, IPC or PID namespace of a container that does not run, was replaced
 ///   under its name, or started again after it ([`Owners::fate`]): `orphaned` — it has lost that namespace;
 /// - `running` with an unhealthy healthcheck: `unhealthy`;
+/// - `running`, in sync otherwise, and its image reference names another image now: `stale_image` — one item
+///   per member at most, so this one waits until nothing else is wrong;
 /// - `restarting` or `removing`: nothing yet — the engine is already moving it, the next change decides.
 ///
 /// And a running container whose name is not in the snapshot is `unexpected` unless its policy is `ignore`.
@@ -86,17 +91,16 @@ fn member_drift(
             state: None,
             policy: Policy::from_labels(&member.labels),
             detail: format!("no container named {} exists", member.name),
+            changes: Vec::new(),
         });
     };
-    if !same_image(member, container) {
-        return Some(item(
-            DriftKind::Changed,
-            container,
-            format!(
-                "snapshot has image {}, the container runs {}",
-                member.image, container.image
-            ),
-        ));
+    let changes = changes(member, container);
+    if !changes.is_empty() {
+        let detail = changed_detail(member, container, &changes);
+        return Some(DriftItem {
+            changes,
+            ..item(DriftKind::Changed, container, detail)
+        });
     }
     match container.state {
         ContainerState::Exited if completed(container) => Some(item(
@@ -112,7 +116,7 @@ fn member_drift(
         ContainerState::Paused => Some(item(DriftKind::Paused, container, "paused".to_owned())),
         ContainerState::Running => match owners.fate(&member.name) {
             Some(orphaning) => Some(item(DriftKind::Orphaned, container, orphaning.detail())),
-            None => running_drift(container),
+            None => running_drift(container).or_else(|| stale_image(container)),
         },
         ContainerState::Restarting | ContainerState::Removing => None,
     }
@@ -178,8 +182,88 @@ fn running_drift(container: &ContainerStatus) -> Option<DriftItem> {
     }
 }
 
+/// Every way the container differs from its member's snapshot spec: the image first (by reference, see
+/// [`same_image`]), then the other fields status-api found. Empty: not `changed`.
+pub fn changes(member: &SnapshotMember, container: &ContainerStatus) -> Vec<SpecChange> {
+    let image = (!same_image(member, container)).then(|| SpecChange {
+        field: "image".to_owned(),
+        key: None,
+        change: ChangeKind::Changed,
+        snapshot: Some(member.image.clone()),
+        current: Some(container.image.clone()),
+    });
+    image
+        .into_iter()
+        .chain(running_spec_changes(container).iter().cloned())
+        .collect()
+}
+
+/// The spec changes that count: those of a container that runs. One that is created or stopped is started
+/// as it is, as before — a recreate cut short lacks networks it is given before its start, and a container
+/// someone made by hand is started as they made it — and once it runs, how it differs shows.
+fn running_spec_changes(container: &ContainerStatus) -> &[SpecChange] {
+    if container.state == ContainerState::Running {
+        &container.spec_changes
+    } else {
+        &[]
+    }
+}
+
+/// Whether the container is what the member was: not `changed`.
+pub fn unchanged(member: &SnapshotMember, container: &ContainerStatus) -> bool {
+    running_spec_changes(container).is_empty() && same_image(member, container)
+}
+
+/// The image difference in the words it always had, then every other change in a few words each.
+fn changed_detail(
+    member: &SnapshotMember,
+    container: &ContainerStatus,
+    changes: &[SpecChange],
+) -> String {
+    let image = (!same_image(member, container)).then(|| {
+        format!(
+            "snapshot has image {}, the container runs {}",
+            member.image, container.image
+        )
+    });
+    let others: Vec<String> = changes
+        .iter()
+        .filter(|change| change.field != "image" || image.is_none())
+        .map(SpecChange::describe)
+        .collect();
+    let others = (!others.is_empty()).then(|| {
+        format!(
+            "its spec differs from the snapshot's in {}: {}",
+            crate::count_of(others.len(), "field"),
+            others.join(", ")
+        )
+    });
+    image
+        .into_iter()
+        .chain(others)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A running member whose image reference names another image now than the one it runs.
+fn stale_image(container: &ContainerStatus) -> Option<DriftItem> {
+    let now = container.tag_image_id.as_deref()?;
+    if container.image_id.is_empty() || now == container.image_id || is_image_id(&container.image) {
+        return None;
+    }
+    Some(item(
+        DriftKind::StaleImage,
+        container,
+        format!(
+            "{} names image {now} now, but the container runs {}: the image was pulled or built again and \
+             the container not recreated",
+            container.image, container.image_id
+        ),
+    ))
+}
+
 /// Whether the container runs what the member ran: the same reference compared normalised, or the member's
-/// image id itself. What keeps a container from being `changed`.
+/// image id itself. What keeps a container's image from being a change.
 pub fn same_image(member: &SnapshotMember, container: &ContainerStatus) -> bool {
     same_reference(&member.image, &container.image)
         || (!member.image_id.is_empty() && is_image_id_of(&container.image, &member.image_id))
@@ -193,6 +277,7 @@ fn item(kind: DriftKind, container: &ContainerStatus, detail: String) -> DriftIt
         state: Some(container.state),
         policy: container.policy(),
         detail,
+        changes: Vec::new(),
     }
 }
 
@@ -235,6 +320,9 @@ mod tests {
             settling: false,
             restart_policy: Some(RestartPolicy::No),
             exit_cause: (state != ContainerState::Running).then_some(ExitCause::Natural),
+            spec_changes: Vec::new(),
+            tag_image_id: None,
+            spec: None,
         }
     }
 
@@ -603,6 +691,95 @@ mod tests {
         assert_eq!(
             kinds(&drift(&[app, member("vpn")], &[stopped], &None)),
             vec![("app", DriftKind::Stopped), ("vpn", DriftKind::Removed)]
+        );
+    }
+
+    fn env_changed() -> SpecChange {
+        SpecChange {
+            field: "env".into(),
+            key: Some("FOO".into()),
+            change: ChangeKind::Changed,
+            snapshot: None,
+            current: None,
+        }
+    }
+
+    #[test]
+    fn a_member_with_another_spec_is_changed_with_every_change_and_the_image_first() {
+        // Not running: started as it is, as before; its changes count once it runs.
+        let mut replaced = container("a", ContainerState::Created);
+        replaced.spec_changes = vec![env_changed()];
+        replaced.exit_code = None;
+        let items = drift(&[member("a")], &[replaced.clone()], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Stopped)]);
+
+        replaced.state = ContainerState::Running;
+        let items = drift(&[member("a")], &[replaced.clone()], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::Changed)]);
+        assert_eq!(items[0].changes, vec![env_changed()]);
+        assert_eq!(
+            items[0].detail,
+            "its spec differs from the snapshot's in 1 field: env FOO changed"
+        );
+
+        replaced.image = "nginx:1".into();
+        let items = drift(&[member("a")], &[replaced], &None);
+        let fields: Vec<&str> = items[0].changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["image", "env"]);
+        assert_eq!(items[0].changes[0].current.as_deref(), Some("nginx:1"));
+        assert_eq!(
+            items[0].detail,
+            "snapshot has image busybox:latest, the container runs nginx:1; its spec differs from the \
+             snapshot's in 1 field: env FOO changed"
+        );
+        assert!(unchanged(
+            &member("a"),
+            &container("a", ContainerState::Running)
+        ));
+    }
+
+    #[test]
+    fn a_running_member_whose_tag_names_another_image_is_stale_and_only_when_in_sync_otherwise() {
+        let new_id = format!("sha256:{}", "9".repeat(64));
+        let mut stale = container("a", ContainerState::Running);
+        stale.tag_image_id = Some(new_id.clone());
+        let items = drift(&[member("a")], &[stale.clone()], &None);
+        assert_eq!(kinds(&items), vec![("a", DriftKind::StaleImage)]);
+        assert!(items[0].detail.contains(&new_id), "{}", items[0].detail);
+        assert!(items[0].detail.contains("sha256:1"), "{}", items[0].detail);
+
+        let mut current = stale.clone();
+        current.tag_image_id = Some(current.image_id.clone());
+        assert!(drift(&[member("a")], &[current], &None).is_empty());
+        let mut unknown = stale.clone();
+        unknown.tag_image_id = None;
+        assert!(drift(&[member("a")], &[unknown], &None).is_empty());
+        let mut from_id = stale.clone();
+        from_id.image = MEMBER_IMAGE_ID.into();
+        from_id.image_id = MEMBER_IMAGE_ID.into();
+        assert!(
+            drift(&[member("a")], &[from_id], &None).is_empty(),
+            "made from an id: no tag"
+        );
+
+        // One item per member: what needs doing comes first.
+        let mut stopped = stale.clone();
+        stopped.state = ContainerState::Exited;
+        stopped.exit_code = Some(137);
+        assert_eq!(
+            kinds(&drift(&[member("a")], &[stopped], &None)),
+            vec![("a", DriftKind::Stopped)]
+        );
+        let mut changed = stale.clone();
+        changed.spec_changes = vec![env_changed()];
+        assert_eq!(
+            kinds(&drift(&[member("a")], &[changed], &None)),
+            vec![("a", DriftKind::Changed)]
+        );
+        // Not a member: unexpected, never stale.
+        assert_eq!(
+            kinds(&drift(&[], &[stale], &None)),
+            vec![("a", DriftKind::Unexpected)]
         );
     }
 }

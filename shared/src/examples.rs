@@ -1,6 +1,7 @@
 //! The example of every answer type in `/openapi.json`, so `/docs` shows what a real answer looks like and a
 //! generated client's documentation has one too. One small, consistent host: `web` running and in the
-//! snapshot, `worker` exited and in it, `migrate` a job in it that finished, `adhoc` running outside it.
+//! snapshot, `worker` exited and in it, `migrate` a job in it that finished, `api` in it but replaced by hand
+//! with another environment variable and memory limit, `adhoc` running outside it.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use crate::model::{
     StatusResponse,
 };
 use crate::namespaces::SharedNamespaces;
+use crate::spec_summary::{ChangeKind, SpecChange};
 
 const WEB_ID: &str = "4f1c2a9be3d7c6a5b4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1";
 const WORKER_ID: &str = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b";
@@ -50,6 +52,9 @@ impl Example for ContainerStatus {
             restart_policy: Some(RestartPolicy::UnlessStopped),
             exit_cause: None,
             shares: SharedNamespaces::default(),
+            spec_changes: Vec::new(),
+            tag_image_id: Some(IMAGE_ID.to_owned()),
+            spec: None,
         }
     }
 }
@@ -145,6 +150,7 @@ impl Example for DriftItem {
             state: Some(ContainerState::Exited),
             policy: Policy::Heal,
             detail: "in the snapshot but exited (exit code 137)".to_owned(),
+            changes: Vec::new(),
         }
     }
 }
@@ -163,7 +169,9 @@ impl Example for DriftResponse {
                     state: Some(ContainerState::Running),
                     policy: Policy::Heal,
                     detail: "running from busybox:latest but not in the snapshot".to_owned(),
+                    changes: Vec::new(),
                 },
+                changed_api(),
                 DriftItem {
                     kind: DriftKind::Completed,
                     name: "migrate".to_owned(),
@@ -174,9 +182,40 @@ impl Example for DriftResponse {
                              it: a job that finished, reported and never started again; if it is meant to \
                              run, start it with `docker start migrate`"
                         .to_owned(),
+                    changes: Vec::new(),
                 },
             ],
         }
+    }
+}
+
+/// `api`, replaced by hand with another value of `DB_PASSWORD` (never shown) and memory limit.
+fn changed_api() -> DriftItem {
+    let changes = vec![
+        SpecChange {
+            field: "env".to_owned(),
+            key: Some("DB_PASSWORD".to_owned()),
+            change: ChangeKind::Changed,
+            snapshot: None,
+            current: None,
+        },
+        SpecChange {
+            field: "memory".to_owned(),
+            key: None,
+            change: ChangeKind::Changed,
+            snapshot: Some("256MiB".to_owned()),
+            current: Some("512MiB".to_owned()),
+        },
+    ];
+    DriftItem {
+        kind: DriftKind::Changed,
+        name: "api".to_owned(),
+        id: IMAGE_ID.trim_start_matches("sha256:").chars().rev().collect(),
+        state: Some(ContainerState::Running),
+        policy: Policy::Heal,
+        detail: "its spec differs from the snapshot's in 2 fields: env DB_PASSWORD changed, memory 256MiB → 512MiB"
+            .to_owned(),
+        changes,
     }
 }
 

@@ -76,6 +76,14 @@ pub fn is_image_id_of(reference: &str, image_id: &str) -> bool {
         && wanted.starts_with(&given.to_ascii_lowercase())
 }
 
+/// Whether `reference` is an image id rather than a name (`sha256:…`, or 12 to 64 hex digits, as the engine
+/// takes an id): it names one image for good, so it can never go stale.
+pub fn is_image_id(reference: &str) -> bool {
+    let reference = reference.trim();
+    let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+    reference.starts_with("sha256:") || ((12..=64).contains(&hex.len()) && is_hex(hex))
+}
+
 /// `sha256:<hex>` for an image id in either of the engine's spellings, else `None`.
 fn image_id(reference: &str) -> Option<String> {
     let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
@@ -144,6 +152,15 @@ mod tests {
             "docker.io/library/nginx:1.27@sha256:abc"
         );
         assert!(!same_reference("registry.local/nginx", "nginx"));
+    }
+
+    #[test]
+    fn ids_are_told_from_names() {
+        assert!(is_image_id(&format!("sha256:{}", "a".repeat(64))));
+        assert!(is_image_id("0123456789ab"));
+        assert!(!is_image_id("busybox:latest"));
+        assert!(!is_image_id("registry:5000/app"));
+        assert!(!is_image_id("abc"));
     }
 
     #[test]

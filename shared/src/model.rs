@@ -9,9 +9,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::namespace_modes::SharedNamespaces;
+use crate::spec_summary::{SpecChange, SpecSummary};
 
 /// The label that sets a container's policy: `heal` (default), `observe` or `ignore`.
 pub const POLICY_LABEL: &str = "dockstate.policy";
+
+/// The label that opts a member in to being put back to its snapshot spec when it is `changed`: value
+/// [`CHANGED_RECREATE`], read from the member's snapshot spec. Without it a change is only reported.
+pub const CHANGED_LABEL: &str = "dockstate.changed";
+
+/// The value of [`CHANGED_LABEL`] that asks for the recreate.
+pub const CHANGED_RECREATE: &str = "recreate";
 
 /// A container's lifecycle state, as the Docker engine names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -409,6 +417,22 @@ pub struct ContainerStatus {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", oai(nullable))]
     pub exit_cause: Option<ExitCause>,
+    /// For a member of the snapshot, every field in which its spec differs from the snapshot's, beside the
+    /// image (which drift compares by reference): what makes it `changed`. Empty when it is the same, when it
+    /// is not a member, and until status-api has inspected it. Never an environment value.
+    #[serde(default)]
+    pub spec_changes: Vec<SpecChange>,
+    /// The id of the image its image reference (`image`) names on the host now; null when status-api has not
+    /// asked yet, the reference is an image id, or it names no image any more. Another id than `image_id`:
+    /// the tag was pulled or built again since the container was created (`stale_image` drift).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(nullable))]
+    pub tag_image_id: Option<String>,
+    /// What of its spec drift compares, environment values only as digests. In status-api's memory only:
+    /// never serialised, so no answer carries it.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", oai(skip))]
+    pub spec: Option<std::sync::Arc<SpecSummary>>,
 }
 
 impl ContainerStatus {
@@ -579,8 +603,9 @@ pub enum DriftKind {
     Unhealthy,
     /// Running, not in the snapshot, and its policy is not `ignore`.
     Unexpected,
-    /// In the snapshot by name, but created from another image reference (compared normalised: `nginx` is
-    /// `docker.io/library/nginx:latest`): reported, never acted on.
+    /// In the snapshot by name, but its spec differs from the snapshot's: another image reference (compared
+    /// normalised: `nginx` is `docker.io/library/nginx:latest`), or any other field (`changes` names each).
+    /// Reported, never acted on, unless the member is labelled `dockstate.changed=recreate`.
     Changed,
     /// In the snapshot, running, and it shares the network, IPC or PID namespace of a container that is
     /// gone, not running, replaced under its name, or started again since: it has lost that namespace.
@@ -589,10 +614,13 @@ pub enum DriftKind {
     /// and its own restart policy (`no`, `on-failure`) would not restart it: a job that finished. Reported,
     /// never acted on.
     Completed,
+    /// In the snapshot, otherwise in sync, and the image reference it was created from now names another
+    /// image on the host (pulled or built again, not recreated): reported, never acted on.
+    StaleImage,
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 8] = [
+    pub const ALL: [DriftKind; 9] = [
         Self::Stopped,
         Self::Paused,
         Self::Removed,
@@ -601,6 +629,7 @@ impl DriftKind {
         Self::Changed,
         Self::Orphaned,
         Self::Completed,
+        Self::StaleImage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -626,6 +655,9 @@ pub struct DriftItem {
     pub policy: Policy,
     /// A sentence for people: what differs.
     pub detail: String,
+    /// For `changed`, each field that differs, the image among them; empty for every other kind.
+    #[serde(default)]
+    pub changes: Vec<SpecChange>,
 }
 
 /// The answer of `GET /drift`.

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use shared::runtime::engine::EngineError;
-use shared::{ContainerSpec, Scope, SnapshotMember, SnapshotSummary};
+use shared::{
+    ContainerSpec, ContainerStatus, Scope, SnapshotMember, SnapshotSummary, SpecChange, SpecSummary,
+};
 use tokio::sync::watch;
 
 use crate::docker::{spec_from_inspect, EngineReader};
@@ -89,6 +91,8 @@ pub struct Baseline {
     /// `summary` as JSON: `GET /snapshot` is a reference-count increment.
     summary_json: Bytes,
     members: HashSet<String>,
+    /// What of each member's spec the `changed` drift compares, by name: made once, as the baseline is.
+    specs: HashMap<String, Arc<SpecSummary>>,
     /// The scope it was taken in, normalised ([`shared::normalized_scope`]); `None` for the whole host.
     scope: Option<String>,
 }
@@ -104,12 +108,27 @@ impl Baseline {
             .iter()
             .map(|spec| spec.name.clone())
             .collect();
+        let specs = snapshot
+            .containers
+            .iter()
+            .map(|spec| {
+                let compared = SpecSummary::from_engine(
+                    &spec.id,
+                    &spec.config,
+                    &spec.host_config,
+                    &spec.networks,
+                    &spec.mounts,
+                );
+                (spec.name.clone(), Arc::new(compared))
+            })
+            .collect();
         Self {
             scope: shared::normalized_scope(snapshot.scope.as_deref()),
             snapshot,
             summary,
             summary_json,
             members,
+            specs,
         }
     }
 
@@ -144,6 +163,15 @@ impl Baseline {
     /// Whether a container of that name is a member.
     pub fn contains(&self, name: &str) -> bool {
         self.members.contains(name)
+    }
+
+    /// Every field but the image in which `container` differs from its member's spec ([`shared::spec_diff`]);
+    /// empty when it is no member, or status-api has not inspected it yet.
+    pub fn spec_changes(&self, container: &ContainerStatus) -> Vec<SpecChange> {
+        match (self.specs.get(&container.name), &container.spec) {
+            (Some(member), Some(current)) => shared::spec_diff::diff(member, current),
+            _ => Vec::new(),
+        }
     }
 
     /// A member's recreation spec (with its environment: serve it only with the token).

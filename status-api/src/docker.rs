@@ -3,6 +3,7 @@
 //! in a comment; [`DockerReader`] is the real one, and the watch loop's unit tests use a fake.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage, HealthStatusEnum};
 use bollard::query_parameters::EventsOptions;
@@ -13,7 +14,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use shared::runtime::engine_json::{self as decode, get_json};
 use shared::{
     ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, ExitCause, Health, Policy,
-    RestartPolicy, Scope, SharedNamespaces,
+    RestartPolicy, Scope, SharedNamespaces, SpecSummary,
 };
 
 #[cfg(test)]
@@ -120,6 +121,14 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
         until: String,
         kind: EngineKind,
     ) -> BoxFuture<'a, Result<Vec<EventMessage>>>;
+
+    /// The id of the image `reference` names on the host now (`GET /images/{reference}/json`), or `None`
+    /// when it names none (404).
+    fn image_id<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>>>;
+
+    /// The engine's image events from `since` (`tag`, `untag`, `pull`, `load`, `delete`, …): whatever may make
+    /// a reference name another image. Not limited to the scope: images carry no container labels.
+    fn image_events(&self, since: Option<String>) -> BoxStream<'static, Result<EventMessage>>;
 }
 
 /// A Docker handle that can only read. Cheap to clone.
@@ -249,6 +258,41 @@ impl EngineReader for DockerReader {
         }
         .boxed()
     }
+
+    fn image_id<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        async move {
+            let image = get_json(
+                &self.docker,
+                format!("/images/{reference}/json"),
+                "inspecting image",
+                reference,
+            )
+            .await?;
+            Ok(image.and_then(|image| image["Id"].as_str().map(ToOwned::to_owned)))
+        }
+        .boxed()
+    }
+
+    fn image_events(&self, since: Option<String>) -> BoxStream<'static, Result<EventMessage>> {
+        self.docker
+            .events(Some(image_events_options(since)))
+            .map(|event| {
+                event.map_err(|err| EngineError::from_call("following", "the image events", err))
+            })
+            .boxed()
+    }
+}
+
+/// The image events a stream asks for: every one, of every image.
+fn image_events_options(since: Option<String>) -> EventsOptions {
+    EventsOptions {
+        since,
+        until: None,
+        filters: Some(HashMap::from([(
+            "type".to_owned(),
+            vec!["image".to_owned()],
+        )])),
+    }
 }
 
 /// The events a stream asks for: containers in scope and, on Docker, only the [`WATCHED_EVENTS`].
@@ -347,6 +391,9 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         host.and_then(|host| host.pid_mode.as_deref()),
     );
     Some(ContainerStatus {
+        spec: spec_summary(&id, inspect),
+        spec_changes: Vec::new(),
+        tag_image_id: None,
         id,
         name: inspect
             .name
@@ -373,6 +420,27 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         in_snapshot: false,
         shares,
     })
+}
+
+/// What of its spec the `changed` drift compares, environment values as digests only: the typed answer
+/// written back as the engine's JSON (the fields compared are all ones the client's models know).
+fn spec_summary(id: &str, inspect: &ContainerInspectResponse) -> Option<Arc<SpecSummary>> {
+    fn part<T: serde::Serialize>(value: Option<&T>) -> serde_json::Value {
+        value
+            .and_then(|value| serde_json::to_value(value).ok())
+            .unwrap_or_default()
+    }
+    let networks = inspect
+        .network_settings
+        .as_ref()
+        .and_then(|settings| settings.networks.as_ref());
+    Some(Arc::new(SpecSummary::from_engine(
+        id,
+        &part(inspect.config.as_ref()),
+        &part(inspect.host_config.as_ref()),
+        &part(networks),
+        &part(inspect.mounts.as_ref()),
+    )))
 }
 
 /// Everything needed to recreate an inspected container, in the engine's own field names: the parts of the
@@ -554,5 +622,41 @@ mod tests {
         assert_eq!(status.shares.network.as_deref(), Some(owner.as_str()));
         assert_eq!(status.shares.ipc, None);
         assert_eq!(status.shares.pid.as_deref(), Some(owner.as_str()));
+    }
+
+    #[test]
+    fn the_live_summary_from_the_client_models_equals_the_snapshots_from_the_engines_json() {
+        let raw = serde_json::json!({
+            "Id": "f".repeat(64), "Name": "/web", "Image": "sha256:abc", "State": {"Status": "running"},
+            "Config": {"Image": "web:1", "Hostname": "ffffffffffff", "Env": ["PATH=/bin", "TOKEN=s3cret"],
+                       "Cmd": ["httpd", "-f"], "Labels": {"team": "a"}, "User": "1000", "MacAddress": "",
+                       "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1_000_000_000_i64, "Retries": 2}},
+            "HostConfig": {"NetworkMode": "front", "Memory": 67_108_864, "MemorySwap": 134_217_728,
+                           "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                           "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+                           "CapAdd": ["NET_ADMIN"], "Devices": [{"PathOnHost": "/dev/null",
+                           "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}], "NanoCpus": 500_000_000,
+                           "Tmpfs": {"/run": ""}, "KernelMemoryTCP": 0},
+            "NetworkSettings": {"Networks": {"front": {"Aliases": ["web", "ffffffffffff"],
+                                "IPAMConfig": {"IPv4Address": "10.9.0.9"}, "IPAddress": "10.9.0.9"}}},
+            "Mounts": [{"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                        "Destination": "/data", "Driver": "local", "Mode": "z", "RW": true, "Propagation": ""}],
+        });
+        let snapshot = spec_from_inspect(&raw).expect("has an id");
+        let snapshot = SpecSummary::from_engine(
+            &snapshot.id,
+            &snapshot.config,
+            &snapshot.host_config,
+            &snapshot.networks,
+            &snapshot.mounts,
+        );
+        let inspect = decode::inspect(raw).expect("valid inspect");
+        let live = status_from_inspect(&inspect)
+            .and_then(|status| status.spec)
+            .expect("a summary");
+        assert_eq!(shared::spec_diff::diff(&snapshot, &live), vec![]);
+        assert_eq!(snapshot.fields().count(), live.fields().count());
+        assert!(snapshot.fields().count() > 15, "{snapshot:?}");
+        assert!(!format!("{live:?}").contains("s3cret"));
     }
 }

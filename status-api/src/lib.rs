@@ -13,6 +13,7 @@ pub mod api;
 pub mod baseline;
 pub mod config;
 pub mod docker;
+pub mod image_tags;
 pub mod inventory;
 pub mod metrics;
 pub mod onsets;

@@ -47,6 +47,7 @@ mod tests {
             state: None,
             policy: Policy::Heal,
             detail: String::new(),
+            changes: Vec::new(),
         }
     }
 

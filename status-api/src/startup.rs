@@ -23,6 +23,7 @@ use crate::api::{app, ApiState, FilterWorkers};
 use crate::baseline::{BaselineKeeper, SnapshotError, SnapshotFile};
 use crate::config::{Settings, ALLOWED_HOSTS_ENV};
 use crate::docker::{DockerReader, EngineReader};
+use crate::image_tags::ImageTagWatch;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::state_dir::{Access, StateDir, StateDirError};
@@ -45,6 +46,7 @@ pub struct Application {
     acceptor: HttpAcceptor,
     address: SocketAddr,
     inventory: Inventory,
+    image_tags: ImageTagWatch,
     keeper: Arc<BaselineKeeper>,
     state_dir: Arc<StateDir>,
     metrics: Metrics,
@@ -112,6 +114,11 @@ impl Application {
         let writer = Writer::new(scope, settings.resync_interval, keeper.subscribe());
         writer.follow_state_dir(state_dir.subscribe());
         let metrics = Metrics::new().with_container_series(settings.container_metrics);
+        let image_tags = ImageTagWatch::new(
+            docker.clone(),
+            writer.image_tags(),
+            settings.resync_interval,
+        );
         let inventory = Inventory::new(writer, docker).reporting_to(&metrics);
 
         let (acceptor, address) = shared::runtime::http::bind_http(
@@ -123,6 +130,7 @@ impl Application {
             acceptor,
             address,
             inventory,
+            image_tags,
             keeper,
             state_dir,
             metrics,
@@ -145,6 +153,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let store = self.inventory.store();
         let watcher = tokio::spawn(self.inventory.watch(stop_rx.clone()));
+        let tag_watch = tokio::spawn(self.image_tags.watch(stop_rx.clone()));
         // Set when the state directory, taken over from another status-api, cannot be used: serving stops.
         let fatal = Arc::new(Mutex::new(None));
         let first_snapshot = tokio::spawn(keep_state(
@@ -176,6 +185,7 @@ impl Application {
         let served =
             shared::runtime::serve::serve(self.acceptor, app(state), signal, DRAIN_TIMEOUT).await;
         watcher.abort();
+        tag_watch.abort();
         first_snapshot.abort();
         // Let a waiting status-api take over now, not when the last request handle goes away.
         self.state_dir.release();

@@ -29,6 +29,16 @@ pub struct Writer {
     store: Store,
 }
 
+/// The write side of one more piece of state, which image each image reference in use names now: only the
+/// image tag watch ([`crate::image_tags`]) holds it. Not `Clone`, so there is one.
+#[derive(Debug)]
+pub struct ImageTagsWriter {
+    store: Store,
+}
+
+/// Which image each image reference names on the host now: its id, or `None` when it names none.
+pub type ImageTags = HashMap<String, Option<String>>;
+
 #[derive(Debug)]
 struct Inner {
     scope: Scope,
@@ -48,6 +58,8 @@ struct Inner {
 struct State {
     /// By id.
     containers: HashMap<String, ContainerStatus>,
+    /// Which image each reference the containers were created from names now.
+    image_tags: ImageTags,
     /// The baseline the current revision is compared with.
     baseline: Option<Arc<Baseline>>,
     /// The state directory's access the current revision reports.
@@ -77,6 +89,7 @@ impl Writer {
         let baseline = baselines.borrow().clone();
         let state = State {
             containers: HashMap::new(),
+            image_tags: ImageTags::new(),
             baseline,
             state_dir: None,
             revision: 0,
@@ -119,6 +132,13 @@ impl Writer {
     /// A reader of what this writer writes.
     pub fn store(&self) -> Store {
         self.store.clone()
+    }
+
+    /// The writer of the image tags. Call once: the tag watch is their one owner.
+    pub fn image_tags(&self) -> ImageTagsWriter {
+        ImageTagsWriter {
+            store: self.store.clone(),
+        }
     }
 
     pub fn scope(&self) -> &Scope {
@@ -213,6 +233,23 @@ impl Writer {
     }
 }
 
+impl ImageTagsWriter {
+    /// Which image each reference in use names now; a change is a new revision.
+    pub fn set(&self, tags: &ImageTags) {
+        let mut state = self.store.write();
+        let changed = state.image_tags != *tags;
+        if changed {
+            state.image_tags = tags.clone();
+        }
+        self.store.commit(&mut state, changed);
+    }
+
+    /// A reader of the store these tags go into.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+}
+
 /// Sets the `docker` check; whether readiness changed.
 fn set_engine(state: &mut State, check: ReadinessCheck) -> bool {
     let changed = state.engine != check;
@@ -243,6 +280,17 @@ impl Store {
     /// One container as the store holds it (before the baseline marks `in_snapshot`).
     pub fn container(&self, id: &str) -> Option<ContainerStatus> {
         self.read().containers.get(id).cloned()
+    }
+
+    /// The image references the containers were created from (image ids left out: they name one image for
+    /// good).
+    pub fn image_references(&self) -> std::collections::BTreeSet<String> {
+        self.read()
+            .containers
+            .values()
+            .map(|container| container.image.clone())
+            .filter(|image| !image.is_empty() && !shared::image_ref::is_image_id(image))
+            .collect()
     }
 
     /// How many engine events have been received.
@@ -277,6 +325,7 @@ impl Store {
             event_backlog: state.event_backlog,
             oldest_pending_event: state.oldest_pending_event,
             containers: &state.containers,
+            image_tags: &state.image_tags,
             onsets: &state.onsets,
             changed_at: state.changed_at,
         }));

@@ -173,7 +173,7 @@ pub struct View {
     pub event_lag: Duration,
     /// The engine time of the oldest event not yet applied, for the age of the backlog at any later moment.
     pub oldest_pending_event: Option<DateTime<Utc>>,
-    /// Every container in scope, sorted by name, with `in_snapshot` set.
+    /// Every container in scope, sorted by name, with `in_snapshot` and `spec_changes` set.
     pub containers: Vec<ContainerStatus>,
     drift: OnceLock<Vec<DriftItem>>,
     /// When each drift of this view began.
@@ -201,6 +201,8 @@ pub struct ViewParts<'a> {
     /// The engine time of the oldest event not yet applied.
     pub oldest_pending_event: Option<DateTime<Utc>>,
     pub containers: &'a HashMap<String, ContainerStatus>,
+    /// Which image each image reference names now (its id; `None`: it names none).
+    pub image_tags: &'a HashMap<String, Option<String>>,
     /// When each drift of the view built before this one began.
     pub onsets: &'a DriftOnsets,
     /// When the store last changed: the onset of any drift this view is the first to show.
@@ -217,6 +219,11 @@ impl View {
                 in_snapshot: baseline
                     .as_ref()
                     .is_some_and(|baseline| baseline.contains(&container.name)),
+                spec_changes: baseline
+                    .as_ref()
+                    .map(|baseline| baseline.spec_changes(container))
+                    .unwrap_or_default(),
+                tag_image_id: parts.image_tags.get(&container.image).cloned().flatten(),
                 ..container.clone()
             })
             .collect();

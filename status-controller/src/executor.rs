@@ -331,6 +331,7 @@ impl<W: EngineWriter, S: StatusSource, C: Clock> Executor<W, S, C> {
                 result: outcome.result,
                 new_id: outcome.new_id.clone(),
                 reason: action.reason.clone(),
+                drift: action.drift,
                 detail: outcome.detail.clone(),
                 time,
             });

@@ -443,6 +443,8 @@ pub struct Ended {
     pub new_id: Option<String>,
     /// Why it was planned (the action's reason), for notifications.
     pub reason: String,
+    /// The drift it answered, if any.
+    pub drift: Option<shared::DriftKind>,
     /// What happened, when there is more to say than the result: for a failure, the error.
     pub detail: Option<String>,
     /// When it started.

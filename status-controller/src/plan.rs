@@ -5,7 +5,7 @@
 //! about each difference.
 
 use chrono::{DateTime, Utc};
-use shared::drift::same_image;
+use shared::drift::unchanged;
 use shared::{
     drift, ContainerState, ContainerStatus, DriftItem, DriftKind, Owners, Policy, SnapshotMember,
 };
@@ -13,6 +13,7 @@ use shared::{
 use crate::dependants::{order, Order};
 use crate::model::{Action, ActionKind, Observed, Unexpected};
 
+mod changed;
 mod compose;
 
 pub use compose::{ComposeAtWork, REPLACEMENT, SETTLE};
@@ -73,7 +74,10 @@ pub fn plan(
         .into_iter()
         .filter_map(|item| {
             let at_work = compose_at_work(&item, snapshot, &in_scope, now);
-            decide(item, observed, settings, at_work)
+            let put_back = snapshot
+                .iter()
+                .any(|member| member.name == item.name && changed::opted_in(member));
+            decide(item, observed, settings, (at_work, put_back))
         })
         .map(|action| in_order(action, &owners, settings.can_recreate))
         .collect();
@@ -107,12 +111,13 @@ fn compose_at_work(
     }
 }
 
-/// The action for one drift item; `at_work` says whether compose is replacing its container, and until when.
+/// The action for one drift item; `at_work` says whether compose is replacing its container, and until when;
+/// `put_back` whether its member asked to be put back to its snapshot spec when it is `changed`.
 fn decide(
     item: DriftItem,
     observed: &Observed,
     settings: &PlanSettings,
-    at_work: Option<ComposeAtWork>,
+    (at_work, put_back): (Option<ComposeAtWork>, bool),
 ) -> Option<Action> {
     let protected = protection(&item.id, observed, settings);
     let settling = observed
@@ -146,7 +151,7 @@ fn decide(
                     format!("{}; {}", item.detail, at_work.reason),
                 )
             }
-            None => heal(&item, settings),
+            None => heal(&item, settings, put_back),
         },
     };
     Some(Action {
@@ -162,7 +167,7 @@ fn decide(
     })
 }
 
-fn heal(item: &DriftItem, settings: &PlanSettings) -> (ActionKind, String) {
+fn heal(item: &DriftItem, settings: &PlanSettings, put_back: bool) -> (ActionKind, String) {
     let detail = item.detail.as_str();
     let act = |action| (action, detail.to_owned());
     match item.kind {
@@ -200,9 +205,10 @@ fn heal(item: &DriftItem, settings: &PlanSettings) -> (ActionKind, String) {
                 format!("{detail}; --unexpected ignore: reported, never acted on"),
             ),
         },
-        DriftKind::Changed => (
+        DriftKind::Changed => changed::decide(detail, put_back, settings.can_recreate),
+        DriftKind::StaleImage => (
             ActionKind::Report,
-            format!("{detail}; a changed container is reported, never acted on"),
+            format!("{detail}; a stale image is reported, never acted on: recreate the container to run the new image"),
         ),
     }
 }
@@ -265,7 +271,7 @@ fn waits<'a>(
         .filter(|container| {
             snapshot
                 .iter()
-                .any(|member| member.name == container.name && same_image(member, container))
+                .any(|member| member.name == container.name && unchanged(member, container))
         })
         .map(|container| Action {
             container: container.name.clone(),
@@ -342,6 +348,9 @@ mod tests {
             settling: false,
             restart_policy: Some(RestartPolicy::No),
             exit_cause: (state == ContainerState::Exited).then_some(ExitCause::Natural),
+            spec_changes: Vec::new(),
+            tag_image_id: None,
+            spec: None,
         }
     }
 
@@ -892,6 +901,78 @@ mod tests {
         let mut spelled_out = container("a", ContainerState::Restarting);
         spelled_out.image = "docker.io/library/busybox:latest".into();
         assert_eq!(kinds(&plan_one(spelled_out)), vec![("a", ActionKind::Wait)]);
+    }
+
+    #[test]
+    fn a_changed_member_labelled_to_be_put_back_is_replaced_with_the_token_only() {
+        let mut replaced = container("a", ContainerState::Running);
+        replaced.spec_changes = vec![shared::SpecChange {
+            field: "env".into(),
+            key: Some("FOO".into()),
+            change: shared::ChangeKind::Changed,
+            snapshot: None,
+            current: None,
+        }];
+        // Not labelled: reported, with the two ways out.
+        let actions = plan_now(
+            &[member("a")],
+            &observed(vec![replaced.clone()]),
+            &settings(),
+        );
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+        assert!(
+            actions[0].reason.contains("env FOO changed"),
+            "{}",
+            actions[0].reason
+        );
+        assert!(
+            actions[0].reason.contains("PUT /snapshot"),
+            "{}",
+            actions[0].reason
+        );
+
+        let mut labelled = member("a");
+        labelled.labels.insert(
+            shared::CHANGED_LABEL.into(),
+            shared::CHANGED_RECREATE.into(),
+        );
+        let snapshot = [labelled];
+        let actions = plan_now(&snapshot, &observed(vec![replaced.clone()]), &settings());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Replace)]);
+        assert_eq!(actions[0].drift, Some(DriftKind::Changed));
+        assert_eq!(actions[0].id, "a-id");
+
+        let without_token = PlanSettings {
+            can_recreate: false,
+            ..settings()
+        };
+        let actions = plan_now(&snapshot, &observed(vec![replaced.clone()]), &without_token);
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+        assert!(
+            actions[0].reason.contains("--token-file"),
+            "{}",
+            actions[0].reason
+        );
+
+        // The container's own policy still rules: observe reports.
+        let watched = with_policy(replaced.clone(), "observe");
+        let actions = plan_now(&snapshot, &observed(vec![watched]), &settings());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+
+        // The pair's own containers never, whatever the label.
+        let own = PlanSettings {
+            own_container_id: Some("a-id".into()),
+            ..settings()
+        };
+        let actions = plan_now(&snapshot, &observed(vec![replaced.clone()]), &own);
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+
+        // A stale image is never acted on, labelled or not.
+        let mut stale = container("a", ContainerState::Running);
+        stale.tag_image_id = Some(format!("sha256:{}", "9".repeat(64)));
+        let actions = plan_now(&snapshot, &observed(vec![stale]), &settings());
+        assert_eq!(kinds(&actions), vec![("a", ActionKind::Report)]);
+        assert_eq!(actions[0].drift, Some(DriftKind::StaleImage));
     }
 
     #[test]

@@ -37,6 +37,9 @@ fn container(name: &str, id: &str, state: ContainerState, started: u32) -> Conta
         settling: false,
         restart_policy: None,
         exit_cause: None,
+        spec_changes: Vec::new(),
+        tag_image_id: None,
+        spec: None,
     }
 }
 

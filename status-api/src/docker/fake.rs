@@ -56,6 +56,11 @@ struct Engine {
     unreadable: HashMap<String, usize>,
     /// What `past_events` answers: the events the engine still holds.
     past: Vec<EventMessage>,
+    /// Which image each reference names, and how often one was asked for.
+    images: HashMap<String, String>,
+    image_lookups: usize,
+    /// Feeds the image event stream handed out last.
+    image_events: Option<mpsc::UnboundedSender<Result<EventMessage>>>,
 }
 
 impl FakeEngine {
@@ -82,6 +87,27 @@ impl FakeEngine {
             }))
             .expect("a valid inspect answer");
         self.engine().containers.insert(id.to_owned(), inspect);
+    }
+
+    /// Points `reference` at the image `id`, as `docker tag` does, and sends the `tag` event.
+    pub(crate) fn tag_image(&self, reference: &str, id: &str) {
+        let mut engine = self.engine();
+        engine.images.insert(reference.to_owned(), id.to_owned());
+        if let Some(events) = &engine.image_events {
+            let _ = events.send(Ok(EventMessage {
+                action: Some("tag".to_owned()),
+                actor: Some(EventActor {
+                    id: Some(id.to_owned()),
+                    attributes: Some(HashMap::from([("name".to_owned(), reference.to_owned())])),
+                }),
+                ..EventMessage::default()
+            }));
+        }
+    }
+
+    /// How many image lookups were made.
+    pub(crate) fn image_lookups(&self) -> usize {
+        self.engine().image_lookups
     }
 
     /// Makes the engine say it is `kind` when asked `GET /version`.
@@ -428,6 +454,33 @@ impl EngineReader for FakeEngine {
         }
         let (sender, receiver) = mpsc::unbounded_channel();
         engine.events = Some(sender);
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        })
+        .boxed()
+    }
+
+    fn image_id<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        let mut engine = self.engine();
+        engine.image_lookups += 1;
+        let answer = if engine.unreachable {
+            Err(unreachable("inspecting image", reference))
+        } else {
+            Ok(engine.images.get(reference).cloned())
+        };
+        async move { answer }.boxed()
+    }
+
+    fn image_events(&self, _since: Option<String>) -> BoxStream<'static, Result<EventMessage>> {
+        let mut engine = self.engine();
+        if engine.unreachable {
+            return futures::stream::once(async {
+                Err(unreachable("following", "the image events"))
+            })
+            .boxed();
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        engine.image_events = Some(sender);
         futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|item| (item, receiver))
         })

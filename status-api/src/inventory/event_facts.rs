@@ -53,6 +53,9 @@ impl Inventory {
                 status.started_at = at.or(status.started_at);
                 status.exit_code = None;
                 status.settling = false;
+                // Read before the start, the spec may lack what was done in between (compose connects its
+                // networks after the create): unknown, so no change, until the start's inspect says.
+                status.spec = None;
                 // A health check starts over with the container: never carry an old `unhealthy` into it.
                 if status.health != Health::None {
                     status.health = Health::Starting;
@@ -151,6 +154,9 @@ fn created_from_event(
         settling: true,
         restart_policy: None,
         exit_cause: None,
+        spec_changes: Vec::new(),
+        tag_image_id: None,
+        spec: None,
         shares: SharedNamespaces::default(),
     })
 }

@@ -151,6 +151,9 @@ mod tests {
             settling: false,
             restart_policy: None,
             exit_cause: Some(ExitCause::Unseen),
+            spec_changes: Vec::new(),
+            tag_image_id: None,
+            spec: None,
         }
     }
 

@@ -172,15 +172,44 @@ function renderDrift(drift) {
   fill(
     list,
     drift.items.map((item) => {
-      const classes = [item.policy === "observe" ? "policy-observe" : "", item.kind === "completed" ? "kind-completed" : ""];
+      const classes = [item.policy === "observe" ? "policy-observe" : "", item.kind === "completed" ? "kind-completed" : "", item.kind === "stale_image" ? "kind-stale" : ""];
       const row = el("li", null, classes.filter(Boolean).join(" "));
       row.dataset.kind = item.kind;
       row.dataset.name = item.name;
       const policy = item.policy && item.policy !== "heal" ? ` (policy ${item.policy})` : "";
       row.append(el("span", item.kind, "kind"), el("span", item.name + policy, "name"), el("span", item.detail, "detail"));
+      if (item.changes && item.changes.length) {
+        row.append(changeList(item.changes));
+      }
       return row;
     }),
   );
+}
+
+/** A `changed` item's changes, one line each: the field, and the snapshot's and the current value. */
+function changeList(changes) {
+  const list = el("ul", null, "changes");
+  for (const change of changes) {
+    const field = change.key ? `${change.field} ${change.key}` : change.field;
+    const line = el("li");
+    line.dataset.field = field;
+    const before = change.snapshot ?? null;
+    const after = change.current ?? null;
+    let what;
+    if (before === null && after === null) {
+      // An environment value or a command line: never shown, only that it changed.
+      what = `${change.change} (value not shown)`;
+    } else if (change.change === "added") {
+      what = `added: ${after}`;
+    } else if (change.change === "removed") {
+      what = `removed (was ${before})`;
+    } else {
+      what = `${before} → ${after}`;
+    }
+    line.append(el("span", field, "field"), el("span", what, "values"));
+    list.append(line);
+  }
+  return list;
 }
 
 function labelList(labels) {

@@ -117,6 +117,7 @@ impl<W: EngineWriter, S: StatusSource, C: Clock> Executor<W, S, C> {
             Err(err) => return Err(Outcome::failed(&err)),
         };
         still_ours(&spec, context)?;
+        still_opted_in(action, &spec)?;
         // The spec names the owners by name: the ones it will join.
         self.owners_run(&SharedNamespaces::from_host_config(&spec.host_config))
             .await?;
@@ -301,6 +302,21 @@ fn still_ours(spec: &ContainerSpec, context: &ActionContext) -> Result<(), Outco
         return Err(Outcome::skipped(format!(
             "its policy is {}",
             policy.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// A `changed` member is put back only while its snapshot spec asks for it: an edit of the baseline since
+/// the plan (a re-baseline without the label) is respected.
+fn still_opted_in(action: &Action, spec: &ContainerSpec) -> Result<(), Outcome> {
+    let labels = spec.member().labels;
+    let asked = labels.get(shared::CHANGED_LABEL).map(|value| value.trim());
+    if action.drift == Some(shared::DriftKind::Changed) && asked != Some(shared::CHANGED_RECREATE) {
+        return Err(Outcome::skipped(format!(
+            "its snapshot spec is no longer labelled {}={}",
+            shared::CHANGED_LABEL,
+            shared::CHANGED_RECREATE
         )));
     }
     Ok(())

@@ -40,6 +40,9 @@ pub enum EventKind {
     MaintenanceHoldEnded,
     /// Actions that healed drift (`ok`), sent in batches; only with `--notify-heals`.
     Heals,
+    /// A `changed` member labelled `dockstate.changed=recreate` was put back to its snapshot spec: the
+    /// container someone changed is gone. Always sent, not batched.
+    ChangedMemberReplaced,
 }
 
 impl EventKind {
@@ -91,6 +94,12 @@ impl NotifyEvent {
     pub fn of_ended(ended: &Ended, attempt: u32) -> Option<Self> {
         let kind = match ended.result {
             ActionResult::Failed => EventKind::ActionFailed,
+            ActionResult::Ok
+                if ended.kind == ActionKind::Replace
+                    && ended.drift == Some(shared::DriftKind::Changed) =>
+            {
+                EventKind::ChangedMemberReplaced
+            }
             ActionResult::Ok if ended.kind.changes_host() => EventKind::Heals,
             _ => return None,
         };
@@ -204,6 +213,7 @@ mod tests {
             result,
             new_id: None,
             reason: "stopped: exited (137)".into(),
+            drift: None,
             detail: detail.map(str::to_owned),
             time: Utc::now(),
         }
@@ -257,5 +267,22 @@ mod tests {
         assert_eq!(human(Duration::from_secs(12)), "12s");
         assert_eq!(human(Duration::from_secs(250)), "4m 10s");
         assert_eq!(human(Duration::from_secs(3723)), "1h 2m 3s");
+    }
+
+    #[test]
+    fn a_changed_member_put_back_is_told_whether_heals_are_asked_for_or_not() {
+        let mut replaced = ended(
+            ActionKind::Replace,
+            ActionResult::Ok,
+            Some("recreated as 4f1c2a9e0b7d"),
+        );
+        replaced.drift = Some(shared::DriftKind::Changed);
+        let event = NotifyEvent::of_ended(&replaced, 1).expect("an event");
+        assert_eq!(event.kind, EventKind::ChangedMemberReplaced);
+        assert_eq!(event.detail.as_deref(), Some("recreated as 4f1c2a9e0b7d"));
+        // The replace of a dead member is a heal like any other.
+        replaced.drift = Some(shared::DriftKind::Stopped);
+        let event = NotifyEvent::of_ended(&replaced, 1).expect("an event");
+        assert_eq!(event.kind, EventKind::Heals);
     }
 }

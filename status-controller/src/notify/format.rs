@@ -139,6 +139,7 @@ pub fn title(message: &Message) -> String {
         EventKind::MaintenanceHoldSet => format!("maintenance hold set: {reason}"),
         EventKind::MaintenanceHoldEnded => format!("maintenance hold ended: {reason}"),
         EventKind::Heals => format!("{container} healed: {action}"),
+        EventKind::ChangedMemberReplaced => format!("{container} put back to its snapshot spec"),
     }
 }
 
@@ -171,6 +172,7 @@ fn line(event: &NotifyEvent) -> String {
         }
         EventKind::Heals if detail.is_empty() => format!("{container}: {action} ok ({reason})"),
         EventKind::Heals => format!("{container}: {action} ok, {detail} ({reason})"),
+        EventKind::ChangedMemberReplaced => format!("{container}: {detail} (why: {reason})"),
     }
 }
 
@@ -180,6 +182,7 @@ fn priority(kind: EventKind) -> &'static str {
         EventKind::ActionFailed | EventKind::QuarantineEntered | EventKind::HoldStarted => "high",
         EventKind::Heals => "low",
         EventKind::QuarantineEnded
+        | EventKind::ChangedMemberReplaced
         | EventKind::HoldEnded
         | EventKind::MaintenanceHoldSet
         | EventKind::MaintenanceHoldEnded => "default",
@@ -194,6 +197,7 @@ fn emoji(kind: EventKind) -> &'static str {
         EventKind::HoldStarted => "warning",
         EventKind::MaintenanceHoldSet => "construction",
         EventKind::Heals => "wrench",
+        EventKind::ChangedMemberReplaced => "leftwards_arrow_with_hook",
         EventKind::QuarantineEnded | EventKind::HoldEnded | EventKind::MaintenanceHoldEnded => {
             "white_check_mark"
         }

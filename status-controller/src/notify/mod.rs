@@ -227,6 +227,7 @@ mod tests {
             result: ActionResult::Ok,
             new_id: None,
             reason: "exited with exit code 137".into(),
+            drift: None,
             detail: None,
             time: Utc::now(),
         };

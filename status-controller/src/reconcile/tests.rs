@@ -299,6 +299,9 @@ fn stopped_web() -> StatusResponse {
             settling: false,
             restart_policy: None,
             exit_cause: None,
+            spec_changes: Vec::new(),
+            tag_image_id: None,
+            spec: None,
         }],
     }
 }

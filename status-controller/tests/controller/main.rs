@@ -3,6 +3,7 @@
 //! `--interval 1h`: every heal seen here was driven by the long poll, never by a timer.
 
 mod backoff;
+mod changed;
 mod completed;
 mod compose;
 mod dependants;

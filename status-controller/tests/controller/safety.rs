@@ -197,6 +197,9 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 settling: false,
                 restart_policy: None,
                 exit_cause: None,
+                spec_changes: Vec::new(),
+                tag_image_id: None,
+                spec: None,
             }],
         },
         snapshot: SnapshotSummary {
