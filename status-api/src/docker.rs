@@ -5,7 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use bollard::models::{ContainerInspectResponse, ContainerSummary, EventMessage, HealthStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerState as EngineRunState, ContainerSummary, EventMessage,
+    HealthStatusEnum,
+};
 use bollard::query_parameters::EventsOptions;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -329,51 +332,8 @@ fn scope_filter(scope: &Scope) -> Option<HashMap<String, Vec<String>>> {
 /// The public face of an inspected container: no environment, no command line, nothing that may be secret.
 pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<ContainerStatus> {
     let id = inspect.id.clone()?;
-    let state = inspect.state.as_ref();
     let config = inspect.config.as_ref();
-    // What the state means ([`decode::engine_state`]): never `created` for a state nobody knows.
-    let flags = state
-        .map(|state| decode::StateFlags {
-            running: state.running.unwrap_or(false),
-            paused: state.paused.unwrap_or(false),
-            restarting: state.restarting.unwrap_or(false),
-            dead: state.dead.unwrap_or(false),
-        })
-        .unwrap_or_default();
-    let container_state = decode::engine_state(
-        &state
-            .and_then(|state| state.status)
-            .map(|status| status.to_string())
-            .unwrap_or_default(),
-        flags,
-    );
-    let health = match state
-        .and_then(|state| state.health.as_ref())
-        .and_then(|health| health.status)
-    {
-        Some(HealthStatusEnum::STARTING) => Health::Starting,
-        Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
-        Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
-        _ => Health::None,
-    };
-    let started_at = state.and_then(|state| engine_time(state.started_at.as_deref()));
-    let finished_at = state.and_then(|state| engine_time(state.finished_at.as_deref()));
-    // The engine keeps the last exit code at 0 for a container that never ran; only report one after a run.
-    // A restarting container reports the exit that it is restarting from, as `docker ps` does.
-    let exit_code = match container_state {
-        ContainerState::Running | ContainerState::Paused => None,
-        _ if finished_at.is_none() => None,
-        _ => state.and_then(|state| state.exit_code),
-    };
-    // How the exit came about is known only from the events ([`crate::inventory`] fills it in); an inspect
-    // alone can tell an OOM kill, nothing else.
-    let exit_cause = exit_code.map(|_| {
-        if state.and_then(|state| state.oom_killed) == Some(true) {
-            ExitCause::Oom
-        } else {
-            ExitCause::Unseen
-        }
-    });
+    let run = RunState::from_inspect(inspect.state.as_ref());
     let labels = labels(config.and_then(|config| config.labels.as_ref()));
     let host = inspect.host_config.as_ref();
     let restart_policy = host.and_then(|host| host.restart_policy.as_ref()).map_or(
@@ -405,21 +365,87 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
             .and_then(|config| config.image.clone())
             .unwrap_or_default(),
         image_id: inspect.image.clone().unwrap_or_default(),
-        state: container_state,
-        health,
-        exit_code,
+        state: run.state,
+        health: run.health,
+        exit_code: run.exit_code,
         restart_count: inspect.restart_count.unwrap_or(0),
         created_at: engine_time(inspect.created.as_deref()),
-        started_at,
-        finished_at,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
         policy: Policy::from_labels(&labels),
         settling: false,
         restart_policy,
-        exit_cause,
+        exit_cause: run.exit_cause,
         labels,
         in_snapshot: false,
         shares,
     })
+}
+
+/// What an inspect's `State` says of the container's run: its state, health, times and last exit.
+struct RunState {
+    state: ContainerState,
+    health: Health,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    exit_code: Option<i64>,
+    exit_cause: Option<ExitCause>,
+}
+
+impl RunState {
+    fn from_inspect(state: Option<&EngineRunState>) -> Self {
+        // What the state means ([`decode::engine_state`]): never `created` for a state nobody knows.
+        let flags = state
+            .map(|state| decode::StateFlags {
+                running: state.running.unwrap_or(false),
+                paused: state.paused.unwrap_or(false),
+                restarting: state.restarting.unwrap_or(false),
+                dead: state.dead.unwrap_or(false),
+            })
+            .unwrap_or_default();
+        let container_state = decode::engine_state(
+            &state
+                .and_then(|state| state.status)
+                .map(|status| status.to_string())
+                .unwrap_or_default(),
+            flags,
+        );
+        let health = match state
+            .and_then(|state| state.health.as_ref())
+            .and_then(|health| health.status)
+        {
+            Some(HealthStatusEnum::STARTING) => Health::Starting,
+            Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+            _ => Health::None,
+        };
+        let started_at = state.and_then(|state| engine_time(state.started_at.as_deref()));
+        let finished_at = state.and_then(|state| engine_time(state.finished_at.as_deref()));
+        // The engine keeps the last exit code at 0 for a container that never ran; only report one after a
+        // run. A restarting container reports the exit that it is restarting from, as `docker ps` does.
+        let exit_code = match container_state {
+            ContainerState::Running | ContainerState::Paused => None,
+            _ if finished_at.is_none() => None,
+            _ => state.and_then(|state| state.exit_code),
+        };
+        // How the exit came about is known only from the events ([`crate::inventory`] fills it in); an
+        // inspect alone can tell an OOM kill, nothing else.
+        let exit_cause = exit_code.map(|_| {
+            if state.and_then(|state| state.oom_killed) == Some(true) {
+                ExitCause::Oom
+            } else {
+                ExitCause::Unseen
+            }
+        });
+        Self {
+            state: container_state,
+            health,
+            started_at,
+            finished_at,
+            exit_code,
+            exit_cause,
+        }
+    }
 }
 
 /// What of its spec the `changed` drift compares, environment values as digests only: the typed answer

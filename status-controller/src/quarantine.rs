@@ -181,6 +181,9 @@ mod tests {
             settling: false,
             restart_policy: None,
             exit_cause: None,
+            spec_changes: Vec::new(),
+            tag_image_id: None,
+            spec: None,
         }
     }
 
