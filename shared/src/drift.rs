@@ -314,6 +314,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             labels: BTreeMap::from([("scope".to_owned(), "in".to_owned())]),
+            ports: Vec::new(),
             in_snapshot: false,
             policy: Default::default(),
             shares: Default::default(),

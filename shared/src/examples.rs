@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::model::{
     ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, Engine,
-    EngineKind, ErrorBody, Health, Policy, RestartPolicy, SnapshotMember, SnapshotSummary,
-    StatusResponse,
+    EngineKind, ErrorBody, Health, Policy, PortMapping, RestartPolicy, SnapshotMember,
+    SnapshotSummary, StatusResponse,
 };
 use crate::namespaces::SharedNamespaces;
 use crate::spec_summary::{ChangeKind, SpecChange};
@@ -46,6 +46,7 @@ impl Example for ContainerStatus {
             started_at: Some(at(9, 1)),
             finished_at: None,
             labels: labels(),
+            ports: vec![PortMapping::example()],
             in_snapshot: true,
             policy: Policy::Heal,
             settling: false,
@@ -55,6 +56,17 @@ impl Example for ContainerStatus {
             spec_changes: Vec::new(),
             tag_image_id: Some(IMAGE_ID.to_owned()),
             spec: None,
+        }
+    }
+}
+
+impl Example for PortMapping {
+    fn example() -> Self {
+        Self {
+            host_ip: Some("0.0.0.0".to_owned()),
+            host_port: Some(8080),
+            container_port: 80,
+            protocol: "tcp".to_owned(),
         }
     }
 }

@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use shared::runtime::engine_json::{self as decode, get_json};
 use shared::{
     ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, ExitCause, Health, Policy,
-    RestartPolicy, Scope, SharedNamespaces, SpecSummary,
+    PortMapping, RestartPolicy, Scope, SharedNamespaces, SpecSummary,
 };
 
 #[cfg(test)]
@@ -377,9 +377,28 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         restart_policy,
         exit_cause: run.exit_cause,
         labels,
+        ports: ports(inspect),
         in_snapshot: false,
         shares,
     })
+}
+
+/// Its ports as `docker ps` lists them: from `NetworkSettings.Ports`, which the engine fills while the
+/// container runs (published ones with their bindings, exposed ones with none) and empties when it stops.
+fn ports(inspect: &ContainerInspectResponse) -> Vec<PortMapping> {
+    let engine_ports = inspect
+        .network_settings
+        .as_ref()
+        .and_then(|settings| settings.ports.as_ref());
+    PortMapping::from_engine(engine_ports.into_iter().flatten().map(|(key, bindings)| {
+        let bindings = bindings.as_ref().map(|bindings| {
+            bindings
+                .iter()
+                .map(|binding| (binding.host_ip.as_deref(), binding.host_port.as_deref()))
+                .collect()
+        });
+        (key.as_str(), bindings)
+    }))
 }
 
 /// What an inspect's `State` says of the container's run: its state, health, times and last exit.

@@ -342,6 +342,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             labels: labels(None),
+            ports: Vec::new(),
             in_snapshot: false,
             policy: Default::default(),
             shares: Default::default(),

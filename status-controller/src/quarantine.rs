@@ -175,6 +175,7 @@ mod tests {
             started_at,
             finished_at: None,
             labels: Default::default(),
+            ports: Vec::new(),
             in_snapshot: true,
             policy: Default::default(),
             shares: Default::default(),

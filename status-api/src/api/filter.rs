@@ -214,6 +214,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
+            ports: Vec::new(),
             in_snapshot: false,
             policy: Default::default(),
             settling: false,

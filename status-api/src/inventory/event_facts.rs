@@ -150,6 +150,7 @@ fn created_from_event(
         finished_at: None,
         policy: Policy::from_labels(&labels),
         labels,
+        ports: Vec::new(),
         in_snapshot: false,
         settling: true,
         restart_policy: None,

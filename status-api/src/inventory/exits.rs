@@ -145,6 +145,7 @@ mod tests {
             started_at: None,
             finished_at: finished,
             labels: Default::default(),
+            ports: Vec::new(),
             in_snapshot: false,
             policy: Default::default(),
             shares: Default::default(),

@@ -15,6 +15,7 @@ mod hosts;
 mod live_status;
 mod long_poll;
 mod members;
+mod ports;
 mod ps_parity;
 mod scope;
 mod secrets;

@@ -49,6 +49,7 @@ fn container(name: &str, id: &str, state: ContainerState, started: u32) -> Conta
         started_at: at(started),
         finished_at: None,
         labels: labels(),
+        ports: Vec::new(),
         in_snapshot: true,
         policy: Default::default(),
         shares: SharedNamespaces::default(),

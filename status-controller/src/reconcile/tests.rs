@@ -293,6 +293,7 @@ fn stopped_web() -> StatusResponse {
             started_at: None,
             finished_at: None,
             labels: Default::default(),
+            ports: Vec::new(),
             in_snapshot: true,
             policy: Default::default(),
             shares: Default::default(),

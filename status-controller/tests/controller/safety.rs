@@ -191,6 +191,7 @@ async fn it_acts_only_on_a_live_fresh_ready_view() -> anyhow::Result<()> {
                 started_at: None,
                 finished_at: None,
                 labels: labels.clone(),
+                ports: Vec::new(),
                 in_snapshot: true,
                 policy: Default::default(),
                 shares: Default::default(),
