@@ -12,6 +12,7 @@ use poem::http::{header, HeaderValue, Method, StatusCode};
 use poem::web::{Data, Json};
 use poem::{get, handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use serde::Serialize;
+use shared::runtime::api_docs;
 use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::error_json;
 use shared::runtime::secret::Secret;
@@ -22,6 +23,7 @@ use crate::hold_file::MaintenanceHold;
 use crate::journal::{ActionRecord, Journal, CAPACITY};
 use crate::maintenance::{parse_end_query, parse_hold_query, Ended, HoldState, Maintenance};
 use crate::metrics::Metrics;
+use crate::openapi;
 use crate::state::{ControllerState, QuarantineView, ReadinessCheck, STALL_AFTER};
 
 /// What the handlers share. Cheap to clone.
@@ -37,7 +39,8 @@ pub struct ServerState {
     pub hosts: HostCheck,
 }
 
-/// The whole server: the five endpoints, the JSON-error edge and the `Host` check.
+/// The whole server: the five endpoints, their OpenAPI document and Swagger UI, the JSON-error edge and the
+/// `Host` check. Every route is here, in one place; [`ROUTES`] and [`allowed_methods`] follow it.
 pub fn app(state: ServerState) -> impl Endpoint {
     let hosts = state.hosts.clone();
     Route::new()
@@ -46,19 +49,52 @@ pub fn app(state: ServerState) -> impl Endpoint {
         .at("/metrics", get(metrics))
         .at("/actions", get(actions))
         .at("/hold", get(show_hold).post(set_hold).delete(end_hold))
+        .at(openapi::DOCUMENT_PATH, get(openapi::openapi_json))
+        .at(api_docs::PAGE_PATHS[0], get(openapi::docs_page))
+        .at(api_docs::PAGE_PATHS[1], get(openapi::docs_page))
+        .at(api_docs::SCRIPT_PATH, get(openapi::docs_script))
+        .at(api_docs::STYLE_PATH, get(openapi::docs_style))
+        .at(api_docs::INIT_PATH, get(openapi::docs_init))
         .data(state)
         .around(json_errors)
         .with(hosts)
         .around(trace_requests)
 }
 
-/// The routes this server knows, so a span's `route` never carries an arbitrary path.
-const ROUTES: [&str; 5] = ["/health", "/ready", "/metrics", "/actions", "/hold"];
+/// The routes this server knows, so a span's `route` never carries an arbitrary path (every file of the
+/// docs is `/docs`).
+const ROUTES: [&str; 7] = [
+    "/health",
+    "/ready",
+    "/metrics",
+    "/actions",
+    "/hold",
+    "/openapi.json",
+    "/docs",
+];
+
+/// The methods a path takes, for the `Allow` header of a 405 (RFC 9110 §15.5.6); `None` for a path this
+/// server does not serve. poem answers `HEAD` wherever it answers `GET`.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/hold" => Some("GET, HEAD, POST, DELETE"),
+        "/health" | "/ready" | "/metrics" | "/actions" | openapi::DOCUMENT_PATH => {
+            Some("GET, HEAD")
+        }
+        docs if docs == "/docs" || docs.starts_with("/docs/") => Some("GET, HEAD"),
+        _ => None,
+    }
+}
 
 /// A span per request (method, route, status, duration), closed with one event: at info when the answer is
 /// not a success, at debug otherwise, so probes do not flood the logs.
 async fn trace_requests<E: Endpoint>(endpoint: Arc<E>, request: Request) -> poem::Result<Response> {
     let path = request.uri().path();
+    let path = if path.starts_with("/docs/") {
+        "/docs"
+    } else {
+        path
+    };
     let route = ROUTES
         .iter()
         .find(|route| **route == path)
@@ -406,13 +442,22 @@ async fn json_errors<E: Endpoint>(endpoint: Arc<E>, request: Request) -> poem::R
 }
 
 fn error_response(err: &poem::Error, method: &Method, path: &str) -> Response {
-    shared::runtime::http::router_error(
+    let mut response = shared::runtime::http::router_error(
         err,
         method.as_str(),
         path,
-        "status-controller serves /health, /ready, /metrics, /actions and /hold",
+        "status-controller serves /health, /ready, /metrics, /actions and /hold, described at /docs and \
+         /openapi.json",
         "use GET (and POST or DELETE on /hold)",
-    )
+    );
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allowed) = allowed_methods(path) {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allowed));
+        }
+    }
+    response
 }
 
 #[cfg(test)]
@@ -723,12 +768,57 @@ mod tests {
         assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
 
         let response = client().post("/actions").send().await;
+        response.assert_header(header::ALLOW, "GET, HEAD");
         assert_error(
             response,
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         )
         .await;
+        for (method, path, allowed) in [
+            (Method::PUT, "/hold", "GET, HEAD, POST, DELETE"),
+            (Method::DELETE, "/health", "GET, HEAD"),
+            (Method::POST, "/openapi.json", "GET, HEAD"),
+            (Method::PATCH, "/docs", "GET, HEAD"),
+        ] {
+            let response = client().request(method.clone(), path).send().await;
+            response.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+            response.assert_header(header::ALLOW, allowed);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_document_and_swagger_ui_are_served_under_a_strict_policy() {
+        let client = client();
+        let response = client.get("/openapi.json").send().await;
+        response.assert_status_is_ok();
+        let document = response.json().await;
+        document
+            .value()
+            .object()
+            .get("info")
+            .object()
+            .get("title")
+            .assert_string("dockstate status-controller");
+        for (path, content_type) in [
+            ("/docs", "text/html; charset=utf-8"),
+            ("/docs/", "text/html; charset=utf-8"),
+            (api_docs::SCRIPT_PATH, "text/javascript; charset=utf-8"),
+            (api_docs::STYLE_PATH, "text/css; charset=utf-8"),
+            (api_docs::INIT_PATH, "text/javascript; charset=utf-8"),
+        ] {
+            let response = client.get(path).send().await;
+            response.assert_status_is_ok();
+            response.assert_content_type(content_type);
+            response.assert_header(
+                header::CONTENT_SECURITY_POLICY,
+                api_docs::CONTENT_SECURITY_POLICY,
+            );
+        }
+        let page = client.get("/docs").send().await.0.into_body();
+        let page = page.into_string().await.expect("text");
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(page.contains("<title>dockstate status-controller — API docs</title>"));
     }
 
     #[test]

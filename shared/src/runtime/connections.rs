@@ -19,8 +19,8 @@ use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 
-pub use tracked::TrackedIo;
 use tracked::{Conn, Expiry};
+pub use tracked::{TrackedIo, MAX_HEAD, MAX_HEAD_LINES, MAX_REQUEST_LINE};
 
 /// `--max-connections` when not given.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;

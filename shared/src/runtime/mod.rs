@@ -18,7 +18,10 @@
 //! - [`metrics`]: metric families made and registered in one call, and written as Prometheus text.
 //! - [`process_metrics`]: the `process_*` metrics, CPU time to the microsecond.
 //! - [`state_dir`]: a private state directory: whom to trust, one holder, files never through a link.
+//! - [`api_docs`] (with the `openapi` feature): Swagger UI at `/docs`, offline, under a strict CSP.
 
+#[cfg(feature = "openapi")]
+pub mod api_docs;
 pub mod connections;
 pub mod engine;
 pub mod engine_error;

@@ -97,13 +97,6 @@ pub(super) enum StatusAnswer {
     /// the message says which and how to fix it.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// `uri_too_long`: the request line is longer than 16 KiB. The schema bounds each filter value, not their
-    /// sum: eight long labels, percent-encoded, can pass it. Answered before the operation runs, and the
-    /// connection is closed.
-    #[oai(status = 414)]
-    #[allow(dead_code)]
-    // Made by the connection guard (shared::runtime::connections), listed here for the document.
-    UriTooLong(Json<ErrorBody>),
     /// A filtered answer's job failed (`internal`); the message says why.
     #[oai(status = 500)]
     Failed(Json<ErrorBody>),

@@ -8,9 +8,11 @@ use shared::ErrorBody;
 
 use super::answers::error;
 
-/// The token from `--token-file`, sent as `Authorization: Bearer <token>`. Required by the operations that
-/// take it, so the document says so; a request without one never reaches them, and the HTTP edge answers it
-/// ([`missing_token`]).
+/// The token from `--token-file`, sent as `Authorization: Bearer <token>`. Without `--token-file`, the
+/// operations that need it answer 403 `forbidden`.
+//
+// Required by the operations that take it, so the document says so; a request without one never reaches
+// them, and the HTTP edge answers it with `missing_token`. (Only `///` lines reach the document.)
 #[derive(Debug, SecurityScheme)]
 #[oai(ty = "bearer")]
 pub(super) struct BearerToken(Bearer);

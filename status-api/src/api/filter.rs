@@ -13,10 +13,13 @@ use shared::{ContainerState, ContainerStatus, LabelSelector};
 
 /// The most `label` values, and the most `name` values, one request may carry (the document's `maxItems`).
 pub(super) const MAX_FILTER_VALUES: usize = 8;
-/// The longest `name` pattern accepted, so a request cannot make the server compile a huge automaton.
-pub(super) const MAX_NAME_PATTERN: usize = 256;
-/// The longest `label` selector accepted.
-pub(super) const MAX_LABEL: usize = 1024;
+/// The longest `name` pattern accepted (characters), so a request cannot make the server compile a huge
+/// automaton. With [`MAX_LABEL`] and [`MAX_FILTER_VALUES`], chosen so that the longest query the document
+/// allows, every character percent-encoded from four UTF-8 bytes, fits the 16 KiB request line (a test in
+/// `api/mod.rs` adds it up).
+pub(super) const MAX_NAME_PATTERN: usize = 64;
+/// The longest `label` selector accepted (characters).
+pub(super) const MAX_LABEL: usize = 100;
 /// The most compiled program one `name` pattern may need (bytes). ASCII classes keep ordinary patterns far
 /// below it (`^\w+-\d+$` needs about 2 KiB); it refuses the ones built to be expensive, like `(?u)\w{200}`,
 /// which would otherwise take 10 MiB and 150 ms each.
@@ -91,7 +94,10 @@ impl StatusQuery {
                     })
             })
             .collect::<Result<_, _>>()?;
-        if let Some(long) = names.iter().find(|raw| raw.len() > MAX_NAME_PATTERN) {
+        if let Some(long) = names
+            .iter()
+            .find(|raw| raw.chars().count() > MAX_NAME_PATTERN)
+        {
             return Err(FilterError::Name {
                 value: format!("{}…", long.chars().take(32).collect::<String>()),
                 reason: format!("longer than {MAX_NAME_PATTERN} characters"),

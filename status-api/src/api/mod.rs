@@ -19,6 +19,7 @@ use bytes::Bytes;
 use poem::http::header;
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
+use shared::runtime::api_docs;
 use shared::runtime::hosts::HostCheck;
 use shared::runtime::secret::Secret;
 use tokio::sync::watch;
@@ -61,19 +62,35 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
     let hosts = state.hosts.clone();
     let token_configured = state.token.is_some();
     let service = openapi_service(state.clone());
-    let document = Arc::new(Static::new("application/json; charset=utf-8", {
-        let state = state.clone();
-        move || Bytes::from(openapi_service(state.clone()).spec())
+    let openapi_json = Arc::new(Static::new("application/json; charset=utf-8", move || {
+        document(&state)
     }));
-    // Swagger UI's page embeds 1.5 MB of script, so it is built on the first visit rather than at start: a
-    // status-api nobody browses does not carry it in memory.
-    let docs = Arc::new(Static::new("text/html; charset=utf-8", move || {
-        Bytes::from(openapi_service(state.clone()).swagger_ui_html())
+    // Swagger UI's script and style (1.5 MB) are made on the first visit rather than at start: a status-api
+    // nobody browses does not carry them in memory.
+    let page = Arc::new(Static::new("text/html; charset=utf-8", || {
+        Bytes::from(api_docs::page("status-api"))
     }));
+    let docs_file = |content_type, body: fn() -> &'static str| {
+        serve_docs(Arc::new(Static::new(content_type, move || {
+            Bytes::from_static(body().as_bytes())
+        })))
+    };
     let site = Route::new()
-        .at("/docs", serve(docs.clone()))
-        .at("/docs/", serve(docs))
-        .at("/openapi.json", serve(document))
+        .at(api_docs::PAGE_PATHS[0], serve_docs(page.clone()))
+        .at(api_docs::PAGE_PATHS[1], serve_docs(page))
+        .at(
+            api_docs::SCRIPT_PATH,
+            docs_file("text/javascript; charset=utf-8", api_docs::script),
+        )
+        .at(
+            api_docs::STYLE_PATH,
+            docs_file("text/css; charset=utf-8", api_docs::style),
+        )
+        .at(
+            api_docs::INIT_PATH,
+            docs_file("text/javascript; charset=utf-8", || api_docs::INIT_SCRIPT),
+        )
+        .at("/openapi.json", serve(openapi_json))
         .at("/favicon.ico", poem::get(favicon))
         .nest("/", service);
     page::with_page(site)
@@ -93,11 +110,33 @@ fn openapi_service(state: ApiState) -> OpenApiService<StatusApi, ()> {
     .description(API_DESCRIPTION)
 }
 
+/// The document `/openapi.json` serves: what poem-openapi makes of the operations, with the answers of the
+/// server's edge (405, 414, 421, 431) on every operation.
+fn document(state: &ApiState) -> Bytes {
+    let spec = openapi_service(state.clone()).spec();
+    let mut document: serde_json::Value =
+        serde_json::from_str(&spec).expect("poem-openapi writes JSON");
+    api_docs::add_edge_answers(&mut document);
+    Bytes::from(document.to_string())
+}
+
 /// A GET/HEAD endpoint for a [`Static`] body.
 fn serve(body: Arc<Static>) -> impl poem::Endpoint {
     poem::get(poem::endpoint::make_sync(move |request| {
         body.answer(request.headers())
     }))
+}
+
+/// [`serve`] for a file of `/docs`, under the docs' Content-Security-Policy.
+fn serve_docs(body: Arc<Static>) -> impl poem::Endpoint {
+    serve(body).with(
+        poem::middleware::SetHeader::new()
+            .overriding(
+                header::CONTENT_SECURITY_POLICY,
+                api_docs::CONTENT_SECURITY_POLICY,
+            )
+            .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    )
 }
 
 /// The icon browsers ask for on every first visit: without it, every visit to `/docs` logs a 404.
@@ -352,6 +391,55 @@ mod tests {
                 "{parameter}"
             );
         }
+        // Every query the document allows fits the request line: each parameter at its bounds, every
+        // character of a text percent-encoded from four UTF-8 bytes (12 bytes a character).
+        let mut longest = "GET /status? HTTP/1.1".len();
+        for parameter in parameters {
+            let name = parameter["name"].as_str().expect("a name").len();
+            let schema = &parameter["schema"];
+            let (count, value) = if schema["type"] == "array" {
+                let items = &schema["items"];
+                let items = match items.get("$ref").and_then(serde_json::Value::as_str) {
+                    Some(reference) => {
+                        &document["components"]["schemas"]
+                            [reference.trim_start_matches("#/components/schemas/")]
+                    }
+                    None => items,
+                };
+                let value = match items["enum"].as_array() {
+                    Some(values) => values.iter().filter_map(|v| v.as_str()).map(str::len).max(),
+                    None => items["maxLength"].as_u64().map(|n| 12 * n as usize),
+                };
+                (
+                    schema["maxItems"].as_u64().expect("maxItems") as usize,
+                    value,
+                )
+            } else {
+                let value = match schema["type"].as_str() {
+                    Some("boolean") => Some("false".len()),
+                    Some("integer") => schema["maximum"].as_f64().map(|n| n.to_string().len()),
+                    _ => None,
+                };
+                (1, value)
+            };
+            let value = value.unwrap_or_else(|| panic!("unbounded: {parameter}"));
+            longest += count * (name + "=".len() + value + "&".len());
+        }
+        assert!(
+            longest <= shared::runtime::connections::MAX_REQUEST_LINE,
+            "the longest query the document allows is {longest} bytes"
+        );
+        let name = parameters
+            .iter()
+            .find(|p| p["name"] == "name")
+            .expect("name");
+        assert_eq!(name["schema"]["items"]["format"], serde_json::Value::Null);
+        assert_eq!(name["schema"]["items"]["example"], "^web-");
+        assert!(name["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RE2"));
+
         let busy = &operation["responses"]["503"];
         assert!(busy["headers"]["RETRY-AFTER"].is_object(), "{busy}");
         let bad = operation["responses"]["400"]["description"]
@@ -361,6 +449,54 @@ mod tests {
             bad.contains("more than 8") && bad.contains("32 KiB"),
             "{bad}"
         );
+    }
+
+    #[tokio::test]
+    async fn every_operation_lists_the_edge_answers_and_no_description_leaks_rustdoc() {
+        let (app, _parts) = cold_app(Some("t"));
+        let client = TestClient::new(app);
+        let text = client.get("/openapi.json").send().await.0.into_body();
+        let text = text.into_string().await.expect("text");
+        for leak in ["[`", "`](", "crate::", "super::"] {
+            assert!(!text.contains(leak), "`{leak}` in the document");
+        }
+        let document: serde_json::Value = serde_json::from_str(&text).expect("json");
+        for (path, operations) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in operations.as_object().expect("operations") {
+                for status in ["405", "414", "421", "431"] {
+                    let answer = &operation["responses"][status];
+                    assert_eq!(
+                        answer["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_docs_are_a_real_page_under_a_policy_that_lets_swagger_ui_run() {
+        let (app, _parts) = cold_app(None);
+        let client = TestClient::new(app);
+        for path in [
+            "/docs",
+            "/docs/",
+            api_docs::SCRIPT_PATH,
+            api_docs::STYLE_PATH,
+            api_docs::INIT_PATH,
+        ] {
+            let response = client.get(path).send().await;
+            assert_eq!(response.0.status(), StatusCode::OK, "{path}");
+            response.assert_header(
+                header::CONTENT_SECURITY_POLICY,
+                api_docs::CONTENT_SECURITY_POLICY,
+            );
+        }
+        let page = client.get("/docs").send().await.0.into_body();
+        let page = page.into_string().await.expect("text");
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(page.contains("<title>dockstate status-api — API docs</title>"));
     }
 
     #[tokio::test]

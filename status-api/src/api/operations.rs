@@ -55,8 +55,9 @@ impl StatusApi {
     /// `not_ready_reason` (the failing checks in words, null when ready). A change of readiness is a new
     /// revision, so a long poll is told of it.
     ///
-    /// Bounded work: at most 8 `label` and 8 `name` values; each `name` pattern must compile to at most
-    /// 32 KiB (`\w`, `\d`, `\s` and case folding are ASCII, as in Docker; `(?u)` and Unicode classes are
+    /// Bounded work: at most 7 `state`, 8 `label` (each 1 to 100 characters) and 8 `name` values (each 1
+    /// to 64 characters), so that every query within these bounds fits the 16 KiB request line; each `name`
+    /// pattern must compile to at most 32 KiB (`\w`, `\d`, `\s` and case folding are ASCII, as in Docker; `(?u)` and Unicode classes are
     /// large). A filtered answer is made on a few worker threads; when they and their short queue are full and
     /// no place comes free within a second, it is 503 `busy` with `Retry-After` — answers without filters are
     /// never refused.
@@ -72,13 +73,15 @@ impl StatusApi {
         headers: &HeaderMap,
         /// Include containers in every state, like `docker ps -a`.
         all: Query<Option<bool>>,
-        /// Only containers in one of these states (repeat it for several; implies `all=true`).
+        /// Only containers in one of these states (repeat it for several, at most 7 times; implies `all=true`).
+        #[oai(validator(max_items = 7))]
         state: Query<Option<Vec<ContainerState>>>,
         /// Only containers carrying this label: `KEY` or `KEY=VALUE`. Repeat it to require several (at most 8).
         #[oai(validator(max_items = 8))]
         label: Query<Option<Vec<FilterText<LabelRule>>>>,
-        /// Only containers whose name matches this regular expression (as `docker ps --filter name=`: `web`
-        /// matches names containing web, `^web-1$` exactly that name). Repeat it: any may match (at most 8).
+        /// Only containers whose name matches this regular expression, in RE2 syntax (as Docker's Go regexp and
+        /// `docker ps --filter name=`: `web` matches names containing web, `^web-1$` exactly that name; no
+        /// look-around or back-references). Repeat it: any may match (at most 8).
         #[oai(validator(max_items = 8))]
         name: Query<Option<Vec<FilterText<NameRule>>>>,
         /// Long poll: the revision of the last answer you have.
@@ -145,6 +148,7 @@ impl StatusApi {
     async fn container(
         &self,
         /// The container's name, its id, or an unambiguous prefix of its id.
+        #[oai(validator(max_length = 1024))]
         name_or_id: Path<String>,
     ) -> ContainerAnswer {
         let view = self.0.store.view();
@@ -261,6 +265,7 @@ impl StatusApi {
         &self,
         auth: BearerToken,
         /// The member's container name.
+        #[oai(validator(max_length = 1024))]
         name: Path<String>,
     ) -> SpecAnswer {
         if let Err(denied) = authorize(self.0.token.as_ref(), &auth) {
@@ -300,6 +305,7 @@ impl StatusApi {
         &self,
         auth: BearerToken,
         /// The container's name.
+        #[oai(validator(max_length = 1024))]
         name: Path<String>,
     ) -> MemberEditAnswer {
         if let Some(denied) = self.deny(&auth) {
@@ -323,6 +329,7 @@ impl StatusApi {
         &self,
         auth: BearerToken,
         /// The member's name.
+        #[oai(validator(max_length = 1024))]
         name: Path<String>,
     ) -> MemberEditAnswer {
         if let Some(denied) = self.deny(&auth) {

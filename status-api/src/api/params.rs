@@ -17,8 +17,8 @@ pub(super) trait TextRule: Send + Sync + 'static {
     const MAX: usize;
     /// A regular expression every value matches (ECMA-262 and Python `re` read it the same way).
     const PATTERN: Option<&'static str> = None;
-    /// The JSON Schema `format`.
-    const FORMAT: Option<&'static str> = None;
+    /// What `/docs` puts in a new item of the list ("Add item"), and generated clients show.
+    const EXAMPLE: &'static str;
 }
 
 /// `label=KEY` or `label=KEY=VALUE`: the key non-empty, without `=`, white space or control characters (the
@@ -29,19 +29,22 @@ pub(super) struct LabelRule;
 impl TextRule for LabelRule {
     const NAME: &'static str = "label_selector";
     const MAX: usize = super::filter::MAX_LABEL;
+    const EXAMPLE: &'static str = "team=web";
     const PATTERN: Option<&'static str> = Some(
         "^[^=\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+(=[\\s\\S]*)?$",
     );
 }
 
-/// `name=REGEX`: a regular expression, as `docker ps --filter name=` takes.
+/// `name=REGEX`: a regular expression in RE2 syntax (Rust's `regex`, as Docker's Go `regexp`), as
+/// `docker ps --filter name=` takes. A plain string in the schema: JSON Schema's `format: regex` means
+/// ECMA-262, which allows what RE2 refuses (look-around, back-references).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct NameRule;
 
 impl TextRule for NameRule {
     const NAME: &'static str = "name_pattern";
     const MAX: usize = super::filter::MAX_NAME_PATTERN;
-    const FORMAT: Option<&'static str> = Some("regex");
+    const EXAMPLE: &'static str = "^web-";
 }
 
 /// A non-empty query value of at most `R::MAX` characters.
@@ -62,7 +65,7 @@ impl<R: TextRule> Type for FilterText<R> {
             min_length: Some(1),
             max_length: Some(R::MAX),
             pattern: R::PATTERN.map(ToOwned::to_owned),
-            format: R::FORMAT,
+            example: Some(Value::String(R::EXAMPLE.to_owned())),
             ..MetaSchema::new("string")
         }))
     }
@@ -116,7 +119,8 @@ mod tests {
     #[test]
     fn empty_and_overlong_values_are_refused_and_the_schema_says_so() {
         assert!(FilterText::<NameRule>::parse_from_parameter("").is_err());
-        assert!(FilterText::<NameRule>::parse_from_parameter(&"a".repeat(257)).is_err());
+        assert!(FilterText::<NameRule>::parse_from_parameter(&"a".repeat(65)).is_err());
+        assert!(FilterText::<NameRule>::parse_from_parameter(&"é".repeat(64)).is_ok());
         assert_eq!(
             FilterText::<NameRule>::parse_from_parameter("^web")
                 .map(|t| t.0)
@@ -126,8 +130,9 @@ mod tests {
         let MetaSchemaRef::Inline(schema) = FilterText::<NameRule>::schema_ref() else {
             panic!("inline schema")
         };
-        assert_eq!((schema.min_length, schema.max_length), (Some(1), Some(256)));
-        assert_eq!(schema.format, Some("regex"));
+        assert_eq!((schema.min_length, schema.max_length), (Some(1), Some(64)));
+        assert_eq!(schema.format, None, "RE2 is not ECMA-262's `regex`");
+        assert_eq!(schema.example, Some(Value::String("^web-".to_owned())));
     }
 
     #[test]
