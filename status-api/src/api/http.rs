@@ -183,7 +183,7 @@ fn parameter_hint(name: &str) -> &'static str {
     match name {
         "all" => "use all=true or all=false",
         "state" => "use one of created, running, paused, restarting, removing, exited, dead (repeat it for several, at most 7 times)",
-        "since" => "use a revision number from an earlier answer (a whole number from 0 to 9007199254740991)",
+        "since" => "use a revision number from an earlier answer (a whole number from 0 to 1000000000000000)",
         "wait" => "use a whole number of seconds from 0 to 60",
         "label" => "use KEY or KEY=VALUE, 1 to 100 characters (repeat it to require several, at most 8)",
         "name" => "use a regular expression (RE2 syntax) of 1 to 64 characters, as `docker ps --filter name=` takes (at most 8)",

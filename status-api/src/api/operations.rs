@@ -15,7 +15,7 @@ use super::answers::{
 };
 use super::auth::{authorize, BearerToken, Denied};
 use super::filter::{listed_by_default, FilterError, StatusQuery};
-use super::params::{texts, FilterText, LabelRule, NameRule};
+use super::params::{texts, ContainerName, FilterText, LabelRule, NameRule};
 use super::payload::JsonBytes;
 use super::workers::JobError;
 use super::{ApiState, Tag, DEFAULT_WAIT_SECONDS};
@@ -85,7 +85,7 @@ impl StatusApi {
         #[oai(validator(max_items = 8))]
         name: Query<Option<Vec<FilterText<NameRule>>>>,
         /// Long poll: the revision of the last answer you have.
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
         since: Query<Option<u64>>,
         /// Long poll: how many seconds to wait for a change, 0 to 60 (default 30 when `since` is given).
         #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
@@ -148,11 +148,10 @@ impl StatusApi {
     async fn container(
         &self,
         /// The container's name, its id, or an unambiguous prefix of its id.
-        #[oai(validator(max_length = 1024))]
-        name_or_id: Path<String>,
+        name_or_id: Path<ContainerName>,
     ) -> ContainerAnswer {
         let view = self.0.store.view();
-        let wanted = name_or_id.0.as_str();
+        let wanted = name_or_id.0 .0.as_str();
         if let Some(found) = view
             .containers
             .iter()
@@ -265,8 +264,7 @@ impl StatusApi {
         &self,
         auth: BearerToken,
         /// The member's container name.
-        #[oai(validator(max_length = 1024))]
-        name: Path<String>,
+        name: Path<ContainerName>,
     ) -> SpecAnswer {
         if let Err(denied) = authorize(self.0.token.as_ref(), &auth) {
             return match denied {
@@ -277,13 +275,13 @@ impl StatusApi {
         let Some(baseline) = self.0.keeper.current() else {
             return SpecAnswer::NotYet(no_snapshot());
         };
-        match baseline.spec(&name.0) {
+        match baseline.spec(&name.0 .0) {
             Some(spec) => SpecAnswer::Ok(JsonBytes::of(spec)),
             None => SpecAnswer::NotFound(error(
                 "not_found",
                 format!(
                     "the snapshot has no container named `{}`; GET /snapshot lists its members",
-                    name.0
+                    name.0 .0
                 ),
             )),
         }
@@ -305,13 +303,12 @@ impl StatusApi {
         &self,
         auth: BearerToken,
         /// The container's name.
-        #[oai(validator(max_length = 1024))]
-        name: Path<String>,
+        name: Path<ContainerName>,
     ) -> MemberEditAnswer {
         if let Some(denied) = self.deny(&auth) {
             return denied;
         }
-        member_edit(self.0.keeper.adopt(&name.0).await)
+        member_edit(self.0.keeper.adopt(&name.0 .0).await)
     }
 
     /// Forget a member of the baseline
@@ -329,13 +326,12 @@ impl StatusApi {
         &self,
         auth: BearerToken,
         /// The member's name.
-        #[oai(validator(max_length = 1024))]
-        name: Path<String>,
+        name: Path<ContainerName>,
     ) -> MemberEditAnswer {
         if let Some(denied) = self.deny(&auth) {
             return denied;
         }
-        member_edit(self.0.keeper.forget(&name.0).await)
+        member_edit(self.0.keeper.forget(&name.0 .0).await)
     }
 
     /// Drift from the snapshot

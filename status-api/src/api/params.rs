@@ -103,6 +103,55 @@ impl<R: TextRule> ToJSON for FilterText<R> {
     }
 }
 
+/// A container's name (or id) in a path: at most [`MAX_PATH_NAME`] characters in the schema, so that every
+/// path the document allows fits the request line. Never refused when parsed: a longer one names no container,
+/// and the operation answers 404 as for any other name it does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ContainerName(pub String);
+
+/// The longest name the schema states (characters); 12 bytes each when percent-encoded, 12 KiB in all.
+pub(super) const MAX_PATH_NAME: usize = 1024;
+
+impl Type for ContainerName {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "container_name".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            max_length: Some(MAX_PATH_NAME),
+            example: Some(Value::String("web".to_owned())),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromParameter for ContainerName {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl ToJSON for ContainerName {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
+}
+
 /// The texts of a repeated filter parameter.
 pub(super) fn texts<R>(values: Option<Vec<FilterText<R>>>) -> Vec<String> {
     values

@@ -88,6 +88,15 @@ impl BaselineKeeper {
 
     /// The spec of the running container `name`, if it may become a member.
     async fn running_spec(&self, name: &str) -> Result<ContainerSpec, EditError> {
+        // Docker and Podman name containers `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: no container has any other name,
+        // and it is not sent to the engine, which answers 400 to some (one with `%`, say).
+        let possible = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !possible {
+            return Err(EditError::NoSuchContainer(name.to_owned()));
+        }
         let raw = self
             .engine
             .inspect_raw(name)

@@ -89,7 +89,9 @@ async fn the_document_says_exactly_what_the_server_does() -> anyhow::Result<()> 
         );
     }
     assert_eq!(parameter("label")["schema"]["items"]["minLength"], 1);
-    assert_eq!(parameter("name")["schema"]["items"]["maxLength"], 256);
+    assert_eq!(parameter("name")["schema"]["items"]["maxLength"], 64);
+    assert_eq!(parameter("label")["schema"]["items"]["maxLength"], 100);
+    assert_eq!(parameter("state")["schema"]["maxItems"], 7);
     assert_eq!(parameter("wait")["schema"]["maximum"], 60.0);
 
     // Everything sent as null is declared nullable.
@@ -193,17 +195,37 @@ async fn large_answers_are_compressed_and_docs_are_cacheable() -> anyhow::Result
 async fn docs_serve_swagger_ui_from_the_binary() -> anyhow::Result<()> {
     let scope = TestScope::new();
     let api = spawn_api(&scope, Options::default()).await?;
-    let (status, html) = api.text("/docs").await?;
-    assert_eq!(status, StatusCode::OK);
+    let docs = api.client.get(api.url("/docs")).send().await?;
+    assert_eq!(docs.status(), StatusCode::OK);
+    let policy = docs.headers()["content-security-policy"]
+        .to_str()?
+        .to_owned();
+    assert!(policy.contains("script-src 'self';"), "{policy}");
+    let html = docs.text().await?;
     assert!(
-        html.contains("swagger-ui"),
-        "{}",
-        &html[..html.len().min(300)]
+        html.starts_with("<!DOCTYPE html>"),
+        "no quirks mode: {html}"
     );
     assert!(
-        !html.contains("cdn."),
-        "the UI must not load from a CDN: this works offline"
+        html.contains("<title>dockstate status-api — API docs</title>"),
+        "{html}"
     );
+    for part in [
+        html.clone(),
+        api.text("/docs/swagger-ui-bundle.js").await?.1,
+        api.text("/docs/swagger-ui.css").await?.1,
+        api.text("/docs/swagger-init.js").await?.1,
+    ] {
+        assert!(
+            part.contains("swagger") || part.contains("Swagger"),
+            "{}",
+            &part[..part.len().min(300)]
+        );
+        assert!(
+            !part.contains("cdn."),
+            "the UI must not load from a CDN: this works offline"
+        );
+    }
     api.stop().await
 }
 

@@ -103,6 +103,13 @@ async fn unknown_things_are_json_404s() -> anyhow::Result<()> {
         .await?;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "PUT, DELETE");
+    let response = api
+        .client
+        .post(api.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await?;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
     api.stop().await
 }
 

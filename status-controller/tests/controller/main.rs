@@ -7,6 +7,7 @@ mod changed;
 mod completed;
 mod compose;
 mod dependants;
+mod docs;
 mod engine_answers;
 mod fake_api;
 mod fidelity;
