@@ -11,10 +11,11 @@ use serde_json::json;
 
 use crate::model::{
     ContainerSpec, ContainerState, ContainerStatus, DriftItem, DriftKind, DriftResponse, Engine,
-    EngineKind, ErrorBody, Health, Policy, PortMapping, RestartPolicy, SnapshotMember,
-    SnapshotSummary, StatusResponse,
+    EngineKind, ErrorBody, Health, Policy, RestartPolicy, SnapshotMember, SnapshotSummary,
+    StatusResponse,
 };
 use crate::namespaces::SharedNamespaces;
+use crate::ports::PortMapping;
 use crate::spec_summary::{ChangeKind, SpecChange};
 
 const WEB_ID: &str = "4f1c2a9be3d7c6a5b4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1";

@@ -13,6 +13,7 @@ pub mod image_ref;
 pub mod model;
 pub mod namespace_modes;
 pub mod namespaces;
+pub mod ports;
 pub mod spec_diff;
 pub mod spec_summary;
 
@@ -20,6 +21,7 @@ pub use drift::drift;
 pub use image_ref::{normalized_reference, same_reference};
 pub use model::*;
 pub use namespaces::{Fate, Namespace, Orphaning, Owners, SharedNamespaces};
+pub use ports::PortMapping;
 pub use spec_summary::{ChangeKind, SpecChange, SpecSummary};
 #[cfg(feature = "runtime")]
 pub mod runtime;
