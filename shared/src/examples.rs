@@ -202,6 +202,18 @@ impl Example for DriftResponse {
     }
 }
 
+impl Example for SpecChange {
+    fn example() -> Self {
+        SpecChange {
+            field: "memory".to_owned(),
+            key: None,
+            change: ChangeKind::Changed,
+            snapshot: Some("256MiB".to_owned()),
+            current: Some("512MiB".to_owned()),
+        }
+    }
+}
+
 /// `api`, replaced by hand with another value of `DB_PASSWORD` (never shown) and memory limit.
 fn changed_api() -> DriftItem {
     let changes = vec![
@@ -212,13 +224,7 @@ fn changed_api() -> DriftItem {
             snapshot: None,
             current: None,
         },
-        SpecChange {
-            field: "memory".to_owned(),
-            key: None,
-            change: ChangeKind::Changed,
-            snapshot: Some("256MiB".to_owned()),
-            current: Some("512MiB".to_owned()),
-        },
+        SpecChange::example(),
     ];
     DriftItem {
         kind: DriftKind::Changed,

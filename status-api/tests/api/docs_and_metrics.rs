@@ -140,7 +140,7 @@ async fn large_answers_are_compressed_and_docs_are_cacheable() -> anyhow::Result
     let scope = TestScope::new();
     let api = spawn_api(&scope, Options::default()).await?;
     for path in [
-        "/docs",
+        "/docs/swagger-ui-bundle.js",
         "/openapi.json",
         "/ui.js",
         "/status",
