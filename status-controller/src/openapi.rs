@@ -38,6 +38,15 @@ pub fn openapi_json() -> Response {
         .body(document())
 }
 
+/// `/favicon.ico`, which browsers ask for on every first visit.
+#[handler]
+pub fn favicon() -> Response {
+    Response::builder()
+        .content_type("image/svg+xml")
+        .header(header::CACHE_CONTROL, "public, max-age=86400")
+        .body(api_docs::FAVICON)
+}
+
 #[handler]
 pub fn docs_page() -> Response {
     docs_file(

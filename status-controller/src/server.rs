@@ -55,6 +55,7 @@ pub fn app(state: ServerState) -> impl Endpoint {
         .at(api_docs::SCRIPT_PATH, get(openapi::docs_script))
         .at(api_docs::STYLE_PATH, get(openapi::docs_style))
         .at(api_docs::INIT_PATH, get(openapi::docs_init))
+        .at("/favicon.ico", get(openapi::favicon))
         .data(state)
         .around(json_errors)
         .with(hosts)
@@ -63,7 +64,7 @@ pub fn app(state: ServerState) -> impl Endpoint {
 
 /// The routes this server knows, so a span's `route` never carries an arbitrary path (every file of the
 /// docs is `/docs`).
-const ROUTES: [&str; 7] = [
+const ROUTES: [&str; 8] = [
     "/health",
     "/ready",
     "/metrics",
@@ -71,6 +72,7 @@ const ROUTES: [&str; 7] = [
     "/hold",
     "/openapi.json",
     "/docs",
+    "/favicon.ico",
 ];
 
 /// The methods a path takes, for the `Allow` header of a 405 (RFC 9110 §15.5.6); `None` for a path this
@@ -78,9 +80,12 @@ const ROUTES: [&str; 7] = [
 fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
         "/hold" => Some("GET, HEAD, POST, DELETE"),
-        "/health" | "/ready" | "/metrics" | "/actions" | openapi::DOCUMENT_PATH => {
-            Some("GET, HEAD")
-        }
+        "/health"
+        | "/ready"
+        | "/metrics"
+        | "/actions"
+        | "/favicon.ico"
+        | openapi::DOCUMENT_PATH => Some("GET, HEAD"),
         docs if docs == "/docs" || docs.starts_with("/docs/") => Some("GET, HEAD"),
         _ => None,
     }

@@ -145,13 +145,8 @@ fn favicon() -> poem::Response {
     poem::Response::builder()
         .content_type("image/svg+xml")
         .header(header::CACHE_CONTROL, "public, max-age=86400")
-        .body(FAVICON)
+        .body(api_docs::FAVICON)
 }
-
-/// A whale-blue square with a check mark: dockstate keeps things as they should be.
-const FAVICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">\
-<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#1d63ed\"/>\
-<path d=\"M4 8.5l2.5 2.5L12 5.5\" stroke=\"#fff\" stroke-width=\"2\" fill=\"none\"/></svg>";
 
 const API_DESCRIPTION: &str = "\
 status-api watches one Docker engine and compares it with a baseline snapshot taken when it first started.

@@ -5,6 +5,7 @@
 //! Screenshots of each step go to `target/ci-artifacts/browser/docs/`, where CI keeps them. The live page at `/`
 //! has its own test, in `live_page`.
 
+mod controller_docs;
 mod driver;
 mod live_page;
 
