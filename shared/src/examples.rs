@@ -155,6 +155,18 @@ impl Example for DriftItem {
     }
 }
 
+impl Example for SpecChange {
+    fn example() -> Self {
+        Self {
+            field: "memory".to_owned(),
+            key: None,
+            change: ChangeKind::Changed,
+            snapshot: Some("256MiB".to_owned()),
+            current: Some("512MiB".to_owned()),
+        }
+    }
+}
+
 impl Example for DriftResponse {
     fn example() -> Self {
         Self {

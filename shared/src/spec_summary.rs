@@ -388,6 +388,7 @@ pub enum ChangeKind {
 /// command line, an entrypoint or a healthcheck's command: for those only that they changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(example))]
 pub struct SpecChange {
     /// The field: `image`, `command`, `entrypoint`, `env`, `label`, `port`, `mount`, `tmpfs`, `network`,
     /// `network_aliases`, `network_ipv4_address`, `network_ipv6_address`, `network_mode`, `restart_policy`,
