@@ -96,12 +96,21 @@ plan:
 	if [ $$status -eq 2 ]; then echo "(drift found: the plan above is what the controller acts on)"; exit 0; fi; \
 	exit $$status
 
-## Remove the stack and its state volume, the images, the build contexts and the generated token.
+## Remove the stack and its state volume, the images and the generated token. Goes on past a step that fails,
+## then names each one, with what the tool said, and exits 1.
 clean:
-	-$(DC) stop status-controller
-	-$(DC) --profile demo down -v --remove-orphans
-	-docker image rm $(foreach image,$(IMAGES) $(DEMO_IMAGE),$(image):$(VERSION) $(image):latest) 2>/dev/null
-	rm -rf compose/.secrets
+	@failed=(); \
+	step() { what=$$1; shift; out=$$("$$@" 2>&1); status=$$?; [ -z "$$out" ] || printf '%s\n' "$$out"; \
+	    if [ $$status -ne 0 ]; then failed+=("could not $$what (exit $$status): $$(printf '%s' "$$out" | tr -s '\n' ' ' | cut -c1-300)"); fi; }; \
+	step "stop status-controller" $(DC) stop status-controller; \
+	step "remove the stack and its state volumes" $(DC) --profile demo down -v --remove-orphans; \
+	for image in $(foreach image,$(IMAGES) $(DEMO_IMAGE),$(image):$(VERSION) $(image):latest); do \
+	    if docker image inspect "$$image" >/dev/null 2>&1; then step "remove the image $$image" docker image rm "$$image"; fi; \
+	done; \
+	if [ -e compose/.secrets ]; then step "remove compose/.secrets (the token)" rm -rf compose/.secrets; fi; \
+	if [ $${#failed[@]} -gt 0 ]; then \
+	    echo >&2; echo "make clean did not finish:" >&2; printf '  %s\n' "$${failed[@]}" >&2; exit 1; \
+	fi
 
 # --- Build -----------------------------------------------------------------------------------------------------
 
@@ -218,8 +227,8 @@ if [ $$status -eq 2 ]; then \
     echo "STATUS_API_SCOPE is: $(or $(STATUS_API_SCOPE),(empty: the whole host))" >&2; \
     echo "status-api would not be ready and the controller would hold. Either" >&2; \
     echo "  start with the snapshot's scope:   STATUS_API_SCOPE='$$stored' make $@" >&2; \
-    echo "  or take a new baseline in this one: make $@ REBASELINE=1   (POST /snapshot with the token:" >&2; \
-    echo "                                      what runs in '$(or $(STATUS_API_SCOPE),the whole host)' then becomes the baseline)" >&2; \
+    echo "  or take a new baseline in this one: STATUS_API_SCOPE='$(STATUS_API_SCOPE)' make $@ REBASELINE=1" >&2; \
+    echo "     (POST /snapshot with the token: what runs in '$(or $(STATUS_API_SCOPE),the whole host)' then becomes the baseline)" >&2; \
     exit 1; \
 elif [ $$status -ne 0 ]; then \
     echo "cannot read the snapshot in volume $(STATE_VOLUME):" >&2; cat "$$errors" >&2; exit 1; \
