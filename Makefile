@@ -7,6 +7,7 @@ SHELL := /bin/bash
 # --- Build settings ------------------------------------------------------------------------------------------
 # The images are FROM scratch, so the binaries are linked statically (glibc, +crt-static) for the host's own
 # target. Release builds go to target/<triple>/release, apart from the debug builds the tests use.
+comma := ,
 TARGET ?= $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 RELEASE_DIR = $(TARGET_DIR)/$(TARGET)/release
@@ -41,6 +42,10 @@ READY_TIMEOUT ?= 90
 URL_HOST = $(if $(filter 0.0.0.0,$(DOCKSTATE_BIND_ADDRESS)),localhost,$(DOCKSTATE_BIND_ADDRESS))
 API_URL = http://$(URL_HOST):$(STATUS_API_PORT)
 CONTROLLER_URL = http://$(URL_HOST):$(STATUS_CONTROLLER_PORT)
+# The live page (at API_URL) shows what the controller did: it is told where the controller is, and the
+# controller lets the page's origin read its GET answers (127.0.0.1 and localhost name the same page).
+export STATUS_API_CONTROLLER_URL ?= $(CONTROLLER_URL)
+export STATUS_CONTROLLER_CORS_ORIGIN ?= $(API_URL)$(if $(filter 127.0.0.1,$(URL_HOST)),$(comma)http://localhost:$(STATUS_API_PORT))$(if $(filter localhost,$(URL_HOST)),$(comma)http://127.0.0.1:$(STATUS_API_PORT))
 
 .PHONY: help up down demo test faults logs plan clean images demo-image static token fmt lint ci bench
 
@@ -267,7 +272,7 @@ endef
 define print-urls
 snapshot=$$(curl -fsS --max-time 5 $(API_URL)/snapshot); \
 taken=$$(printf '%s' "$$snapshot" | grep -o '"taken_at":"[^"]*"' | cut -d'"' -f4); \
-members=$$(printf '%s' "$$snapshot" | grep -o '"image":' | wc -l); \
+members=$$(printf '%s' "$$snapshot" | jq '[.containers[] | select((.labels["org.opencontainers.image.title"] // "") | test("^dockstate (status-api|status-controller)$$") | not)] | length'); \
 echo; \
 echo "dockstate is up (project $(COMPOSE_PROJECT_NAME), scope: $(or $(STATUS_API_SCOPE),the whole host))"; \
 echo "  live page       $(API_URL)/"; \
@@ -276,7 +281,7 @@ echo "  live status     $(API_URL)/status"; \
 echo "  drift           $(API_URL)/drift"; \
 echo "  actions taken   $(CONTROLLER_URL)/actions"; \
 if [ "$$members" -eq 1 ]; then noun=container; else noun=containers; fi; \
-echo "  the baseline    $(API_URL)/snapshot  ($$members $$noun, taken $$taken)"; \
+echo "  the baseline    $(API_URL)/snapshot  ($$members $$noun besides dockstate's own, taken $$taken)"; \
 echo; \
 if [ -z "$(STATUS_API_SCOPE)" ]; then \
     echo "No STATUS_API_SCOPE: the snapshot holds every container that was running on this host when"; \

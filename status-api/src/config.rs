@@ -129,7 +129,9 @@ impl Settings {
 
     /// The controller the live page shows, `None` without one.
     pub fn controller_url(&self) -> Option<BaseUrl> {
-        self.controller_url.clone().and_then(|ControllerUrlArg(url)| url)
+        self.controller_url
+            .clone()
+            .and_then(|ControllerUrlArg(url)| url)
     }
 
     /// The state directory, with the documented default when none is given.
@@ -257,8 +259,8 @@ mod tests {
         assert_eq!(url.as_str(), "http://127.0.0.1:8000");
         assert_eq!(url.origin().as_str(), "http://127.0.0.1:8000");
         for bad in ["127.0.0.1:8000", "http://user@ctl", "http://ctl/?x=1"] {
-            let err = Settings::try_parse_from(["status-api", "--controller-url", bad])
-                .expect_err(bad);
+            let err =
+                Settings::try_parse_from(["status-api", "--controller-url", bad]).expect_err(bad);
             assert!(err.to_string().contains("127.0.0.1:8000"), "{bad}: {err}");
         }
     }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use shared::backoff::Backoff;
 use shared::runtime::connections::ConnectionLimits;
 use shared::runtime::hosts::HostCheck;
-use shared::runtime::origin::BaseUrl;
 use shared::runtime::http::HttpAcceptor;
+use shared::runtime::origin::BaseUrl;
 use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 

@@ -506,7 +506,10 @@ mod tests {
     #[test]
     fn cors_origins_are_comma_separated_repeatable_and_none_by_default() {
         assert!(parse(&[]).expect("defaults").cors_origins().is_empty());
-        assert!(parse(&["--cors-origin", ""]).expect("empty").cors_origins().is_empty());
+        assert!(parse(&["--cors-origin", ""])
+            .expect("empty")
+            .cors_origins()
+            .is_empty());
         let settings = parse(&[
             "--cors-origin",
             "http://127.0.0.1:8080/,http://LOCALHOST:8080",
@@ -520,7 +523,11 @@ mod tests {
                 .iter()
                 .map(WebOrigin::as_str)
                 .collect::<Vec<_>>(),
-            ["http://127.0.0.1:8080", "http://localhost:8080", "https://ops.example"]
+            [
+                "http://127.0.0.1:8080",
+                "http://localhost:8080",
+                "https://ops.example"
+            ]
         );
         for (bad, hint) in [
             ("*", "not allowed"),

@@ -80,7 +80,10 @@ impl ReadOnlyCors {
         let mut response = StatusCode::NO_CONTENT.into_response();
         let headers = response.headers_mut();
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, value(origin));
-        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(METHODS));
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(METHODS),
+        );
         if !asked.is_empty() {
             headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, value(&asked.join(", ")));
         }
@@ -130,10 +133,16 @@ impl<E: Endpoint> Endpoint for CorsEndpoint<E> {
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
         if self.cors.origins.is_empty() {
-            return self.inner.call(request).await.map(IntoResponse::into_response);
+            return self
+                .inner
+                .call(request)
+                .await
+                .map(IntoResponse::into_response);
         }
         let is_preflight = request.method() == Method::OPTIONS
-            && request.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+            && request
+                .headers()
+                .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
         if is_preflight {
             return Ok(self.cors.preflight(&request));
         }
@@ -195,9 +204,16 @@ mod tests {
         let client = client(&[PAGE, "http://localhost:8080"]);
         let response = client.get("/actions").header(ORIGIN, PAGE).send().await;
         response.assert_status_is_ok();
-        assert_eq!(header(&response, ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(PAGE));
+        assert_eq!(
+            header(&response, ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+            Some(PAGE)
+        );
         assert_eq!(header(&response, VARY).as_deref(), Some("Origin"));
-        assert!(header(&response, poem::http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+        assert!(header(
+            &response,
+            poem::http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS
+        )
+        .is_none());
 
         let other = client
             .get("/actions")
@@ -221,14 +237,28 @@ mod tests {
             .send()
             .await;
         granted.assert_status(StatusCode::NO_CONTENT);
-        assert_eq!(header(&granted, ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some(PAGE));
-        assert_eq!(header(&granted, ACCESS_CONTROL_ALLOW_METHODS).as_deref(), Some(METHODS));
-        assert_eq!(header(&granted, ACCESS_CONTROL_ALLOW_HEADERS).as_deref(), Some("accept"));
+        assert_eq!(
+            header(&granted, ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+            Some(PAGE)
+        );
+        assert_eq!(
+            header(&granted, ACCESS_CONTROL_ALLOW_METHODS).as_deref(),
+            Some(METHODS)
+        );
+        assert_eq!(
+            header(&granted, ACCESS_CONTROL_ALLOW_HEADERS).as_deref(),
+            Some("accept")
+        );
 
         for (origin, method, headers, says) in [
             (PAGE, "POST", "", "only GET and HEAD"),
             (PAGE, "DELETE", "", "only GET and HEAD"),
-            (PAGE, "GET", "authorization", "`authorization` is not allowed"),
+            (
+                PAGE,
+                "GET",
+                "authorization",
+                "`authorization` is not allowed",
+            ),
             ("http://evil.example", "GET", "", "--cors-origin"),
         ] {
             let mut request = client
@@ -243,7 +273,10 @@ mod tests {
             assert!(header(&refused, ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
             assert!(header(&refused, ACCESS_CONTROL_ALLOW_METHODS).is_none());
             let body = refused.json().await;
-            body.value().object().get("error").assert_string("cors_refused");
+            body.value()
+                .object()
+                .get("error")
+                .assert_string("cors_refused");
             let message = body.value().object().get("message").string().to_owned();
             assert!(message.contains(says), "{method} {headers}: {message}");
         }

@@ -47,9 +47,9 @@ impl BaseUrl {
 /// The parts of an absolute `http(s)` URL, checked: its origin and its path (`/` when it has none).
 fn split(value: &str, what: &str, example: &str) -> Result<(WebOrigin, String), String> {
     let trimmed = value.trim();
-    let uri: Uri = trimmed.parse().map_err(|_| {
-        format!("`{value}` is not a URL: give {what} like {example}")
-    })?;
+    let uri: Uri = trimmed
+        .parse()
+        .map_err(|_| format!("`{value}` is not a URL: give {what} like {example}"))?;
     let scheme = match uri.scheme() {
         Some(scheme) if *scheme == Scheme::HTTP => "http",
         Some(scheme) if *scheme == Scheme::HTTPS => "https",
@@ -68,7 +68,9 @@ fn split(value: &str, what: &str, example: &str) -> Result<(WebOrigin, String), 
         ));
     }
     if authority.host().is_empty() {
-        return Err(format!("`{value}` names no host: give {what} like {example}"));
+        return Err(format!(
+            "`{value}` names no host: give {what} like {example}"
+        ));
     }
     if trimmed.contains('#') || uri.query().is_some() {
         return Err(format!(
@@ -135,10 +137,17 @@ mod tests {
             ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
             ("HTTP://LocalHost:8080", "http://localhost:8080"),
             ("http://example.com:80", "http://example.com"),
-            ("https://dockstate.example:443/", "https://dockstate.example"),
+            (
+                "https://dockstate.example:443/",
+                "https://dockstate.example",
+            ),
             ("https://[::1]:8443", "https://[::1]:8443"),
         ] {
-            assert_eq!(parse_origin(given).map(|o| o.to_string()), Ok(origin.to_owned()), "{given}");
+            assert_eq!(
+                parse_origin(given).map(|o| o.to_string()),
+                Ok(origin.to_owned()),
+                "{given}"
+            );
         }
     }
 
@@ -178,7 +187,12 @@ mod tests {
         let url = parse_base_url("https://Ops.Example/dockstate/controller/").expect("a prefix");
         assert_eq!(url.as_str(), "https://ops.example/dockstate/controller");
         assert_eq!(url.origin().as_str(), "https://ops.example");
-        for bad in ["127.0.0.1:8000", "http://a@b", "http://x/?q", "javascript:alert(1)"] {
+        for bad in [
+            "127.0.0.1:8000",
+            "http://a@b",
+            "http://x/?q",
+            "javascript:alert(1)",
+        ] {
             assert!(parse_base_url(bad).is_err(), "{bad}");
         }
     }

@@ -194,8 +194,8 @@ mod tests {
 
     #[test]
     fn with_a_controller_the_page_may_fetch_from_its_origin_and_nothing_else() {
-        let url = shared::runtime::origin::parse_base_url("http://127.0.0.1:8000/ctl/")
-            .expect("a URL");
+        let url =
+            shared::runtime::origin::parse_base_url("http://127.0.0.1:8000/ctl/").expect("a URL");
         for (name, source) in sources(&content_security_policy(Some(url.origin()))) {
             let allowed = match name.as_str() {
                 "connect-src" => ["'self'", "http://127.0.0.1:8000"].contains(&source.as_str()),
@@ -205,7 +205,9 @@ mod tests {
         }
         let html = String::from_utf8(index_html(Some(&url)).to_vec()).expect("utf-8");
         assert!(
-            html.contains(r#"<meta name="dockstate-controller" content="http://127.0.0.1:8000/ctl">"#),
+            html.contains(
+                r#"<meta name="dockstate-controller" content="http://127.0.0.1:8000/ctl">"#
+            ),
             "{html}"
         );
         assert_eq!(attribute(r#""><script>"#), "&quot;&gt;&lt;script&gt;");

@@ -590,7 +590,7 @@ function containerRow(d) {
     cell("Drift", driftCell(d), "drift-cell"),
     cell("Image", [imageText(c.image)], "image"),
     cell("Policy", [pill(c.policy, "pol", POLICIES)], "policy"),
-    cell("In snapshot", [el("span", c.in_snapshot ? "yes" : "no", `pill snap-${c.in_snapshot ? "yes" : "no"}`)], "member"),
+    cell("Member", [el("span", c.in_snapshot ? "yes" : "no", `pill snap-${c.in_snapshot ? "yes" : "no"}`)], "member"),
     cell("Restarts", restartsCell(d), "restarts"),
     cell("Ports", portList(c.ports), "ports"),
     cell("Since", [sinceCell(c)], "since-cell"),
@@ -693,7 +693,7 @@ function renderQuarantines(quarantined) {
 }
 
 function actionLine(record) {
-  const line = el("li", null, `result-${RESULTS.has(record.result) ? record.result : "other"}`);
+  const line = el("li", null, `outcome-${RESULTS.has(record.result) ? record.result : "other"}`);
   line.dataset.container = record.container;
   line.dataset.action = record.action;
   line.dataset.result = record.result;
