@@ -145,9 +145,6 @@ function agoText(iso, form) {
   return text === "just now" ? text : `${text} ago`;
 }
 
-/** The old name: "5 min ago". */
-const ago = (iso) => agoText(iso, "ago");
-
 /** `2026-12-02 07:17:32 UTC` for an RFC 3339 UTC time; the text as it is for anything else. */
 function exact(iso) {
   const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$/.exec(iso || "");

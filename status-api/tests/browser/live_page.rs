@@ -626,3 +626,105 @@ async fn the_live_page_shows_a_finished_job_as_completed_not_as_an_alarm() -> an
     closed?;
     server.stop().await
 }
+
+/// What the page shows of observe-only drift and of dockstate's own containers.
+const READ_OBSERVED: &str = r##"
+const text = (node) => (node ? node.textContent.trim().replace(/\s+/g, " ") : "");
+return {
+  verdict: text(document.getElementById("verdict")),
+  verdict_class: document.getElementById("verdict").className,
+  drift: [...document.querySelectorAll("#drift li")].map((item) => [text(item.querySelector(".name")), item.dataset.actionable]),
+  drift_count: text(document.getElementById("drift-count")),
+  members: text(document.querySelector("#members .count")),
+  members_detail: text(document.querySelector("#members .detail")),
+  own: [...document.querySelectorAll("#containers tbody tr.own")].map((row) => text(row.querySelector("td.name > span"))),
+  chips: Object.fromEntries([...document.querySelectorAll("#chips .chip")].map((chip) => [chip.dataset.show, text(chip.querySelector(".n"))])),
+  controller_note: text(document.getElementById("controller-note")),
+};
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_only_drift_is_no_alarm_and_dockstates_own_containers_are_not_members(
+) -> anyhow::Result<()> {
+    let tools = Tools::find()?;
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let (watched, own) = (scope.name("watched"), scope.name("own"));
+    scope
+        .run(
+            "watched",
+            BUSYBOX_IMAGE,
+            &["--label", "dockstate.policy=observe"],
+        )
+        .await?;
+    // What a container of dockstate's controller image carries (its OCI title), as compose runs it.
+    scope
+        .run(
+            "own",
+            BUSYBOX_IMAGE,
+            &[
+                "--label",
+                "org.opencontainers.image.title=dockstate status-controller",
+                "--label",
+                "dockstate.policy=ignore",
+            ],
+        )
+        .await?;
+    let server = StatusApiServer::start(StatusApiOptions::scoped(scope.scope())).await?;
+    let shots = artifacts_dir("live-page-observed")?;
+    let browser = Browser::start(&tools).await?;
+    let outcome = async {
+        open(&browser, &format!("{}/", server.base())).await?;
+        docker(&["kill", &watched]).await?;
+        let shown = std::sync::Mutex::new(serde_json::Value::Null);
+        let waited = wait_until(
+            "the page to show observe-only drift",
+            UI_TIMEOUT,
+            || async {
+                let value = browser.client.execute(READ_OBSERVED, vec![]).await?;
+                let done = value["verdict"] == "1 observed"
+                    && value["drift"][0][0] == watched.as_str()
+                    && value["drift"][0][1] == "false";
+                *shown.lock().expect("not poisoned") = value;
+                Ok(done)
+            },
+        )
+        .await;
+        browser.screenshot(&shots.join("observed.png")).await?;
+        let shown = shown.into_inner()?;
+        waited.with_context(|| format!("the page shows {shown:#}"))?;
+        let classes = shown["verdict_class"].as_str().unwrap_or_default();
+        anyhow::ensure!(
+            classes.contains("badge-observe") && !classes.contains("badge-drift"),
+            "observe-only drift is not red: {shown:#}"
+        );
+        anyhow::ensure!(shown["drift_count"] == "(1 observe-only)", "{shown:#}");
+        anyhow::ensure!(
+            shown["members"] == "1"
+                && shown["members_detail"]
+                    .as_str()
+                    .is_some_and(|detail| detail.contains("dockstate's own container")),
+            "two members, one of them dockstate's own: {shown:#}"
+        );
+        anyhow::ensure!(shown["own"] == serde_json::json!([own]), "{shown:#}");
+        anyhow::ensure!(
+            shown["chips"] == serde_json::json!({"all": "2", "problems": "1", "actionable": "0"}),
+            "{shown:#}"
+        );
+        anyhow::ensure!(
+            shown["controller_note"]
+                .as_str()
+                .is_some_and(|note| note.contains("--controller-url")
+                    && note.contains("STATUS_API_CONTROLLER_URL")),
+            "without --controller-url the page says where to set it: {shown:#}"
+        );
+        let faults = page_faults(&browser, &server.base(), &[]).await?;
+        anyhow::ensure!(faults.is_empty(), "{faults:?}");
+        anyhow::Ok(())
+    }
+    .await;
+    let closed = browser.close().await;
+    outcome?;
+    closed?;
+    server.stop().await
+}
