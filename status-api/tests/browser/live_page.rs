@@ -284,7 +284,7 @@ async fn watch(
     let controller_url = controller.url("");
     let members = ["web", "db", "cache"].map(|suffix| scope.name(suffix));
     let web = scope.name("web");
-    browser.viewport(1280, 640, false).await?;
+    browser.viewport(1280, 1100, false).await?;
     open(browser, &format!("{base}/")).await?;
 
     let first = until(
