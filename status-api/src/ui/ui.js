@@ -193,7 +193,7 @@ function memberLink(name, className) {
 // ---- what the page knows -----------------------------------------------------------------------------------
 
 const seen = { revision: null, takenAt: null, snapshot: null, status: null, drift: null };
-const controller = { url: "", actions: null, problem: null, polled: new Pause() };
+const controller = { url: "", actions: null, problem: null, signs: "", polled: new Pause() };
 
 /** Whether a container is one of dockstate's own (status-api's, or by its image's title). */
 function isOwn(container, status) {
@@ -230,6 +230,16 @@ function recentStarts(name) {
   return actions.filter(
     (record) => record.container === name && ["start", "restart", "recreate"].includes(record.action) && Date.parse(record.time) >= since,
   ).length;
+}
+
+/** What of the controller's answer the crash-loop signs depend on, as one string. */
+function crashInputs() {
+  const answer = controller.actions || {};
+  const starts = (answer.actions || [])
+    .filter((record) => ["start", "restart", "recreate"].includes(record.action))
+    .map((record) => `${record.container}@${record.time}`);
+  const quarantined = (answer.quarantined || []).map((q) => q.container);
+  return JSON.stringify([starts, quarantined]);
 }
 
 function quarantineOf(name) {
@@ -476,9 +486,17 @@ function changeList(changes) {
   return list;
 }
 
-function labelList(labels) {
+/** The containers whose labels the operator unfolded: a redraw keeps them unfolded. */
+const openLabels = new Set();
+
+function labelList(name, labels) {
   const entries = Object.entries(labels || {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const details = el("details", null, "labels");
+  details.open = openLabels.has(name);
+  details.addEventListener("toggle", () => {
+    if (details.open) openLabels.add(name);
+    else openLabels.delete(name);
+  });
   details.append(el("summary", entries.length === 1 ? "1 label" : `${entries.length} labels`));
   const list = el("ul");
   for (const [key, value] of entries) {
@@ -578,7 +596,7 @@ function containerRow(d) {
     name.append(el("span", "dockstate", "pill own-mark"));
   }
   if (Object.keys(c.labels || {}).length > 0) {
-    name.append(labelList(c.labels));
+    name.append(labelList(c.name, c.labels));
   }
   row.append(
     name,
@@ -722,7 +740,11 @@ async function followController() {
       backoff = Math.min(backoff * 2, 60000);
     }
     renderController();
-    if (seen.status) renderContainers();
+    // The table shows quarantines and the controller's starts (the crash-loop sign): redraw it only when
+    // those changed, not at every poll.
+    const signs = crashInputs();
+    if (seen.status && signs !== controller.signs) renderContainers();
+    controller.signs = signs;
     await controller.polled.for(backoff);
     await new Promise((resolve) => setTimeout(resolve, MIN_GAP_MS));
   }
