@@ -293,6 +293,73 @@ mod tests {
         }
     }
 
+    /// The controller's own server, as `Application::build` wires it, with `--cors-origin` the page's.
+    fn controller_app() -> TestClient<impl Endpoint> {
+        let metrics = crate::metrics::Metrics::new();
+        let (set, until) = metrics.maintenance();
+        TestClient::new(crate::server::app(crate::server::ServerState {
+            state: crate::state::ControllerState::new(),
+            journal: crate::journal::Journal::new(),
+            maintenance: crate::maintenance::Maintenance::start(
+                None,
+                crate::maintenance::HoldMetrics { set, until },
+                chrono::Utc::now(),
+            ),
+            metrics,
+            token: Some(shared::runtime::secret::Secret::from("s3cret")),
+            hosts: shared::runtime::hosts::HostCheck::new(
+                Default::default(),
+                crate::config::ALLOWED_HOSTS_ENV,
+            ),
+            cors: ReadOnlyCors::new(vec![parse_origin(PAGE).expect("an origin")]),
+        }))
+    }
+
+    #[tokio::test]
+    async fn the_controller_serves_its_read_only_answers_to_the_page_and_nothing_else() {
+        let client = controller_app();
+        for path in ["/actions", "/health", "/hold"] {
+            let response = client.get(path).header(ORIGIN, PAGE).send().await;
+            assert_eq!(
+                header(&response, ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+                Some(PAGE),
+                "{path}"
+            );
+        }
+        let preflight = client
+            .options("/actions")
+            .header(ORIGIN, PAGE)
+            .header(ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .send()
+            .await;
+        preflight.assert_status(StatusCode::NO_CONTENT);
+        // Setting a hold from the page: the preflight is refused, and a request sent anyway (a simple POST
+        // needs none) carries no grant and, without the token, is refused as from anyone.
+        let preflight = client
+            .options("/hold")
+            .header(ORIGIN, PAGE)
+            .header(ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+            .send()
+            .await;
+        preflight.assert_status(StatusCode::FORBIDDEN);
+        let post = client
+            .post("/hold?for=1m")
+            .header(ORIGIN, PAGE)
+            .send()
+            .await;
+        post.assert_status(StatusCode::UNAUTHORIZED);
+        assert!(header(&post, ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        // The Host check still comes first.
+        let rebound = client
+            .get("/actions")
+            .header(ORIGIN, PAGE)
+            .header(poem::http::header::HOST, "rebind.example")
+            .send()
+            .await;
+        rebound.assert_status(StatusCode::MISDIRECTED_REQUEST);
+    }
+
     #[tokio::test]
     async fn without_origins_nothing_changes() {
         let client = client(&[]);
