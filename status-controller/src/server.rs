@@ -18,6 +18,7 @@ use shared::runtime::secret::Secret;
 
 use tracing::Instrument;
 
+use crate::cors::ReadOnlyCors;
 use crate::hold_file::MaintenanceHold;
 use crate::journal::{ActionRecord, Journal, CAPACITY};
 use crate::maintenance::{parse_end_query, parse_hold_query, Ended, HoldState, Maintenance};
@@ -35,11 +36,13 @@ pub struct ServerState {
     pub token: Option<Secret>,
     /// The `Host` names served (`--allowed-hosts`), checked before any route.
     pub hosts: HostCheck,
+    /// The origins whose pages may read the `GET` answers (`--cors-origin`).
+    pub cors: ReadOnlyCors,
 }
 
 /// The whole server: the five endpoints, the JSON-error edge and the `Host` check.
 pub fn app(state: ServerState) -> impl Endpoint {
-    let hosts = state.hosts.clone();
+    let (hosts, cors) = (state.hosts.clone(), state.cors.clone());
     Route::new()
         .at("/health", get(health))
         .at("/ready", get(ready))
@@ -48,6 +51,7 @@ pub fn app(state: ServerState) -> impl Endpoint {
         .at("/hold", get(show_hold).post(set_hold).delete(end_hold))
         .data(state)
         .around(json_errors)
+        .with(cors)
         .with(hosts)
         .around(trace_requests)
 }
@@ -445,6 +449,7 @@ mod tests {
             metrics: registry,
             token: token.map(Secret::from),
             hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
+            cors: ReadOnlyCors::default(),
         }
     }
 

@@ -20,6 +20,7 @@ use poem::http::header;
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 use shared::runtime::hosts::HostCheck;
+use shared::runtime::origin::BaseUrl;
 use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub workers: FilterWorkers,
     /// The `Host` names served (`--allowed-hosts`), checked before any route.
     pub hosts: HostCheck,
+    /// `--controller-url`: the controller the live page shows, and the one other origin it may talk to.
+    pub controller_url: Option<BaseUrl>,
 }
 
 /// The whole application: the operations, the live page at `/`, `/docs`, `/openapi.json`, the favicon, the
@@ -60,6 +63,7 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
     let metrics = state.metrics.clone();
     let hosts = state.hosts.clone();
     let token_configured = state.token.is_some();
+    let controller_url = state.controller_url.clone();
     let service = openapi_service(state.clone());
     let document = Arc::new(Static::new("application/json; charset=utf-8", {
         let state = state.clone();
@@ -76,7 +80,7 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
         .at("/openapi.json", serve(document))
         .at("/favicon.ico", poem::get(favicon))
         .nest("/", service);
-    page::with_page(site)
+    page::with_page(site, controller_url)
         .into_endpoint()
         .with(hosts)
         .around(move |endpoint, request| {
@@ -211,6 +215,7 @@ mod tests {
             shutdown,
             workers: FilterWorkers::new(1, 4, Duration::from_secs(1)),
             hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
+            controller_url: None,
         };
         let parts = Parts {
             engine,
@@ -315,7 +320,7 @@ mod tests {
             response.assert_content_type(content_type);
             response.assert_header(
                 header::CONTENT_SECURITY_POLICY,
-                page::CONTENT_SECURITY_POLICY,
+                page::content_security_policy(None),
             );
             response.assert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
             let etag = response.0.headers()[header::ETAG].clone();
