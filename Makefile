@@ -7,6 +7,7 @@ SHELL := /bin/bash
 # --- Build settings ------------------------------------------------------------------------------------------
 # The images are FROM scratch, so the binaries are linked statically (glibc, +crt-static) for the host's own
 # target. Release builds go to target/<triple>/release, apart from the debug builds the tests use.
+comma := ,
 TARGET ?= $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 RELEASE_DIR = $(TARGET_DIR)/$(TARGET)/release
@@ -41,6 +42,10 @@ READY_TIMEOUT ?= 90
 URL_HOST = $(if $(filter 0.0.0.0,$(DOCKSTATE_BIND_ADDRESS)),localhost,$(DOCKSTATE_BIND_ADDRESS))
 API_URL = http://$(URL_HOST):$(STATUS_API_PORT)
 CONTROLLER_URL = http://$(URL_HOST):$(STATUS_CONTROLLER_PORT)
+# The live page (at API_URL) shows what the controller did: it is told where the controller is, and the
+# controller lets the page's origin read its GET answers (127.0.0.1 and localhost name the same page).
+export STATUS_API_CONTROLLER_URL ?= $(CONTROLLER_URL)
+export STATUS_CONTROLLER_CORS_ORIGIN ?= $(API_URL)$(if $(filter 127.0.0.1,$(URL_HOST)),$(comma)http://localhost:$(STATUS_API_PORT))$(if $(filter localhost,$(URL_HOST)),$(comma)http://127.0.0.1:$(STATUS_API_PORT))
 
 .PHONY: help up down demo test faults logs plan clean images demo-image static token fmt lint ci bench
 
@@ -96,12 +101,21 @@ plan:
 	if [ $$status -eq 2 ]; then echo "(drift found: the plan above is what the controller acts on)"; exit 0; fi; \
 	exit $$status
 
-## Remove the stack and its state volume, the images, the build contexts and the generated token.
+## Remove the stack and its state volume, the images and the generated token. Goes on past a step that fails,
+## then names each one, with what the tool said, and exits 1.
 clean:
-	-$(DC) stop status-controller
-	-$(DC) --profile demo down -v --remove-orphans
-	-docker image rm $(foreach image,$(IMAGES) $(DEMO_IMAGE),$(image):$(VERSION) $(image):latest) 2>/dev/null
-	rm -rf compose/.secrets
+	@failed=(); \
+	step() { what=$$1; shift; out=$$("$$@" 2>&1); status=$$?; [ -z "$$out" ] || printf '%s\n' "$$out"; \
+	    if [ $$status -ne 0 ]; then failed+=("could not $$what (exit $$status): $$(printf '%s' "$$out" | tr -s '\n' ' ' | cut -c1-300)"); fi; }; \
+	step "stop status-controller" $(DC) stop status-controller; \
+	step "remove the stack and its state volumes" $(DC) --profile demo down -v --remove-orphans; \
+	for image in $(foreach image,$(IMAGES) $(DEMO_IMAGE),$(image):$(VERSION) $(image):latest); do \
+	    if docker image inspect "$$image" >/dev/null 2>&1; then step "remove the image $$image" docker image rm "$$image"; fi; \
+	done; \
+	if [ -e compose/.secrets ]; then step "remove compose/.secrets (the token)" rm -rf compose/.secrets; fi; \
+	if [ $${#failed[@]} -gt 0 ]; then \
+	    echo >&2; echo "make clean did not finish:" >&2; printf '  %s\n' "$${failed[@]}" >&2; exit 1; \
+	fi
 
 # --- Build -----------------------------------------------------------------------------------------------------
 
@@ -218,8 +232,8 @@ if [ $$status -eq 2 ]; then \
     echo "STATUS_API_SCOPE is: $(or $(STATUS_API_SCOPE),(empty: the whole host))" >&2; \
     echo "status-api would not be ready and the controller would hold. Either" >&2; \
     echo "  start with the snapshot's scope:   STATUS_API_SCOPE='$$stored' make $@" >&2; \
-    echo "  or take a new baseline in this one: make $@ REBASELINE=1   (POST /snapshot with the token:" >&2; \
-    echo "                                      what runs in '$(or $(STATUS_API_SCOPE),the whole host)' then becomes the baseline)" >&2; \
+    echo "  or take a new baseline in this one: STATUS_API_SCOPE='$(STATUS_API_SCOPE)' make $@ REBASELINE=1" >&2; \
+    echo "     (POST /snapshot with the token: what runs in '$(or $(STATUS_API_SCOPE),the whole host)' then becomes the baseline)" >&2; \
     exit 1; \
 elif [ $$status -ne 0 ]; then \
     echo "cannot read the snapshot in volume $(STATE_VOLUME):" >&2; cat "$$errors" >&2; exit 1; \
@@ -258,7 +272,7 @@ endef
 define print-urls
 snapshot=$$(curl -fsS --max-time 5 $(API_URL)/snapshot); \
 taken=$$(printf '%s' "$$snapshot" | grep -o '"taken_at":"[^"]*"' | cut -d'"' -f4); \
-members=$$(printf '%s' "$$snapshot" | grep -o '"image":' | wc -l); \
+members=$$(printf '%s' "$$snapshot" | jq '[.containers[] | select((.labels["org.opencontainers.image.title"] // "") | test("^dockstate (status-api|status-controller)$$") | not)] | length'); \
 echo; \
 echo "dockstate is up (project $(COMPOSE_PROJECT_NAME), scope: $(or $(STATUS_API_SCOPE),the whole host))"; \
 echo "  live page       $(API_URL)/"; \
@@ -267,7 +281,7 @@ echo "  live status     $(API_URL)/status"; \
 echo "  drift           $(API_URL)/drift"; \
 echo "  actions taken   $(CONTROLLER_URL)/actions"; \
 if [ "$$members" -eq 1 ]; then noun=container; else noun=containers; fi; \
-echo "  the baseline    $(API_URL)/snapshot  ($$members $$noun, taken $$taken)"; \
+echo "  the baseline    $(API_URL)/snapshot  ($$members $$noun besides dockstate's own, taken $$taken)"; \
 echo; \
 if [ -z "$(STATUS_API_SCOPE)" ]; then \
     echo "No STATUS_API_SCOPE: the snapshot holds every container that was running on this host when"; \

@@ -92,6 +92,7 @@ fn member_drift(
             policy: Policy::from_labels(&member.labels),
             detail: format!("no container named {} exists", member.name),
             changes: Vec::new(),
+            since: None,
         });
     };
     let changes = changes(member, container);
@@ -278,6 +279,7 @@ fn item(kind: DriftKind, container: &ContainerStatus, detail: String) -> DriftIt
         policy: container.policy(),
         detail,
         changes: Vec::new(),
+        since: None,
     }
 }
 

@@ -164,6 +164,7 @@ impl Example for DriftItem {
             policy: Policy::Heal,
             detail: "in the snapshot but exited (exit code 137)".to_owned(),
             changes: Vec::new(),
+            since: Some(at(9, 41)),
         }
     }
 }
@@ -183,6 +184,7 @@ impl Example for DriftResponse {
                     policy: Policy::Heal,
                     detail: "running from busybox:latest but not in the snapshot".to_owned(),
                     changes: Vec::new(),
+                    since: None,
                 },
                 changed_api(),
                 DriftItem {
@@ -196,6 +198,7 @@ impl Example for DriftResponse {
                              run, start it with `docker start migrate`"
                         .to_owned(),
                     changes: Vec::new(),
+                    since: None,
                 },
             ],
         }
@@ -235,6 +238,7 @@ fn changed_api() -> DriftItem {
         detail: "its spec differs from the snapshot's in 2 fields: env DB_PASSWORD changed, memory 256MiB → 512MiB"
             .to_owned(),
         changes,
+        since: None,
     }
 }
 

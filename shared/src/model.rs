@@ -664,6 +664,11 @@ pub struct DriftItem {
     /// For `changed`, each field that differs, the image among them; empty for every other kind.
     #[serde(default)]
     pub changes: Vec<SpecChange>,
+    /// Since when status-api has seen this drift: the change that began it, or, for a drift that was there
+    /// when status-api started, its start. Null where no view follows drift over time (the pure drift rules).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(nullable))]
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// The answer of `GET /drift`.

@@ -8,11 +8,15 @@ use clap::{ArgAction, Parser};
 use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
 use shared::runtime::flags::{parse_duration, parse_scope, parse_switch, ScopeArg};
 use shared::runtime::hosts::{parse_allowed_hosts, AllowedHosts};
+use shared::runtime::origin::{parse_base_url, BaseUrl};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
 
 /// The variable `--allowed-hosts` reads, named in the answer to a request for another host.
 pub const ALLOWED_HOSTS_ENV: &str = "STATUS_API_ALLOWED_HOSTS";
+
+/// The variable `--controller-url` reads, named on the live page when it is not set.
+pub const CONTROLLER_URL_ENV: &str = "STATUS_API_CONTROLLER_URL";
 
 /// status-api: watches a Docker engine and serves its live status, its baseline snapshot and the drift
 /// between them. It never changes anything on the host.
@@ -49,6 +53,13 @@ pub struct Settings {
     /// Label selector limiting everything to containers that carry it: KEY or KEY=VALUE. Empty: the whole host.
     #[arg(long, env = "STATUS_API_SCOPE", value_parser = parse_scope)]
     pub scope: Option<ScopeArg>,
+
+    /// status-controller's URL as the browser showing the live page reaches it (http://127.0.0.1:8000 with
+    /// compose), so that the page shows its actions, its hold and its quarantines. The page may then talk to
+    /// that origin (its Content-Security-Policy names it); the controller must allow the page's origin with
+    /// --cors-origin. Empty: the page shows no controller and says where to set this.
+    #[arg(long, env = CONTROLLER_URL_ENV, value_parser = parse_controller_url)]
+    pub controller_url: Option<ControllerUrlArg>,
 
     /// File holding the bearer token for POST /snapshot and the spec endpoint. Without it those are off (403).
     #[arg(long, env = "STATUS_API_TOKEN_FILE")]
@@ -116,6 +127,13 @@ impl Settings {
         ])
     }
 
+    /// The controller the live page shows, `None` without one.
+    pub fn controller_url(&self) -> Option<BaseUrl> {
+        self.controller_url
+            .clone()
+            .and_then(|ControllerUrlArg(url)| url)
+    }
+
     /// The state directory, with the documented default when none is given.
     pub fn state_dir(&self) -> PathBuf {
         if let Some(dir) = &self.state_dir {
@@ -139,6 +157,17 @@ impl Settings {
     pub fn allowed_hosts(&self) -> AllowedHosts {
         self.allowed_hosts.iter().cloned().collect()
     }
+}
+
+/// A parsed `--controller-url`: empty (an unset variable in a compose file) is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerUrlArg(pub Option<BaseUrl>);
+
+fn parse_controller_url(value: &str) -> Result<ControllerUrlArg, String> {
+    if value.trim().is_empty() {
+        return Ok(ControllerUrlArg(None));
+    }
+    parse_base_url(value).map(|url| ControllerUrlArg(Some(url)))
 }
 
 #[cfg(test)]
@@ -217,6 +246,23 @@ mod tests {
         ]);
         assert!(matches!(settings.command, Some(Command::BaselineScope)));
         assert_eq!(settings.state_dir(), PathBuf::from("/var/lib/status-api"));
+    }
+
+    #[test]
+    fn the_controller_url_is_an_http_url_and_empty_is_none() {
+        assert_eq!(Settings::parse_from(["status-api"]).controller_url(), None);
+        let settings = Settings::parse_from(["status-api", "--controller-url", ""]);
+        assert_eq!(settings.controller_url(), None);
+        let settings =
+            Settings::parse_from(["status-api", "--controller-url", "http://127.0.0.1:8000/"]);
+        let url = settings.controller_url().expect("a URL");
+        assert_eq!(url.as_str(), "http://127.0.0.1:8000");
+        assert_eq!(url.origin().as_str(), "http://127.0.0.1:8000");
+        for bad in ["127.0.0.1:8000", "http://user@ctl", "http://ctl/?x=1"] {
+            let err =
+                Settings::try_parse_from(["status-api", "--controller-url", bad]).expect_err(bad);
+            assert!(err.to_string().contains("127.0.0.1:8000"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -219,10 +219,11 @@ impl Inventory {
             .collect())
     }
 
-    /// Hands one event to the applier; the container's id and the event (in Docker's words) when it is one
-    /// that can change the view. An event
-    /// dated before `relisted_at` is a replay that the re-list already reflects: it is applied (harmless) but
-    /// neither counts towards the lag nor is observed in the histogram.
+    /// Shows what the event itself proves ([`Inventory::foresee`]) and hands it to the applier, as backlog
+    /// unless the view now shows its effect; the container's id and the event (in Docker's words) when it is
+    /// one that can change the view. An event dated before `relisted_at` is a replay that the re-list already
+    /// reflects: it is applied by its inspect (harmless) but neither counts towards the lag nor is observed in
+    /// the histogram.
     fn receive(
         &self,
         applier: &mut Applier,
@@ -241,18 +242,25 @@ impl Inventory {
         tracing::debug!(target: crate::HEAL_TRACE, container = %id, action = %reported, stage = "event", "engine event");
         // In the order the engine sent them, replays included: the order is what tells a stop from an end.
         self.exits().event(&id, action, sent_at);
-        applier.receive(&id, time, action == "destroy");
         // A replay may be older than what the re-list read: only the inspect may apply it.
-        if time.is_some() {
-            self.foresee(&id, action, actor.attributes.as_ref(), time);
+        let foreseen = time.is_some_and(|at| {
+            let shown = self.foresee(&id, action, actor.attributes.as_ref(), Some(at));
+            if shown {
+                self.observe_lag(at);
+            }
+            shown
+        });
+        if foreseen {
+            applier.receive_known(&id);
+        } else {
+            applier.receive(&id, time, action == "destroy");
         }
         Some((id, action))
     }
 
     /// Reads one container's current state for a batch of its events.
     async fn inspect(&self, id: String, batch: Batch) -> Applied {
-        let span =
-            tracing::info_span!("engine_events", container = %id, events = batch.times.len());
+        let span = tracing::info_span!("engine_events", container = %id, events = batch.len());
         let result = async {
             if batch.destroyed {
                 return Ok(Some(None));
@@ -292,11 +300,15 @@ impl Inventory {
             tracing::debug!(target: crate::HEAL_TRACE, container = %id, stage = "inspected", "view updated from the inspect");
             self.writer.apply(id, status);
         }
-        let now = Utc::now();
         for time in batch.times.iter().flatten() {
-            self.event_lag
-                .observe((now - *time).to_std().unwrap_or_default().as_secs_f64());
+            self.observe_lag(*time);
         }
+    }
+
+    /// An event dated `time` by the engine has its effect in the view now.
+    fn observe_lag(&self, time: DateTime<Utc>) {
+        let lag = (Utc::now() - time).to_std().unwrap_or_default();
+        self.event_lag.observe(lag.as_secs_f64());
     }
 }
 
@@ -653,7 +665,11 @@ mod tests {
         let nanos = started.timestamp_nanos_opt().expect("in range");
         settle(async { assert!(engine.emit_with("start", "b2", nanos, &[])) }).await;
         let view = store.view();
-        assert_eq!(view.event_backlog, 1, "the inspect has not answered");
+        assert_eq!(
+            (view.event_backlog, view.oldest_pending_event),
+            (0, None),
+            "its inspect has not answered, but the view is not behind: it shows the start"
+        );
         let b2 = view.containers.iter().find(|c| c.id == "b2").expect("b2");
         assert_eq!(b2.state, ContainerState::Running);
         assert_eq!(b2.exit_code, None);
@@ -661,9 +677,16 @@ mod tests {
 
         // A `die` is shown at once, settling: it may be followed by `destroy` (`docker rm -f`), so only
         // its inspect settles it.
+        // A `kill` before it tells no state by itself: nothing is behind on its account either.
         engine.put("c3", "db", "exited", &[("team", "a")]);
         let died = Utc::now();
         let nanos = died.timestamp_nanos_opt().expect("in range");
+        settle(async { assert!(engine.emit_with("kill", "c3", nanos, &[("signal", "9")])) }).await;
+        assert_eq!(
+            store.view().event_backlog,
+            0,
+            "a kill changes nothing shown"
+        );
         settle(async { assert!(engine.emit_with("die", "c3", nanos, &[("exitCode", "137")])) })
             .await;
         let view = store.view();
@@ -676,16 +699,26 @@ mod tests {
             !view.containers.iter().any(|c| c.id == "b2" && c.settling),
             "a start proves what it shows"
         );
+        assert_eq!(view.event_backlog, 0, "the die is shown too (settling)");
+
+        // An event that tells nothing by itself is backlog until its inspect answers.
+        let renamed = Utc::now().timestamp_nanos_opt().expect("in range");
+        settle(async { assert!(engine.emit_with("rename", "b2", renamed, &[])) }).await;
+        assert_eq!(
+            store.view().event_backlog,
+            1,
+            "a rename waits for its inspect"
+        );
 
         engine.open_gate();
-        eventually("the inspects to answer", || store.view().event_backlog == 0).await;
+        eventually("the inspects to answer", || {
+            let view = store.view();
+            view.event_backlog == 0 && view.containers.iter().all(|c| !c.settling)
+        })
+        .await;
         assert_eq!(state_of(&store, "b2"), Some(ContainerState::Running));
         assert_eq!(state_of(&store, "c3"), Some(ContainerState::Exited));
-        assert!(
-            store.view().containers.iter().all(|c| !c.settling),
-            "the inspects settle what the events showed"
-        );
-        assert_eq!(engine.inspects() - listed, 2, "one inspect for each event");
+        assert_eq!(engine.inspects() - listed, 4, "one inspect for each event");
     }
 
     #[tokio::test(start_paused = true)]

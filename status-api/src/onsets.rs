@@ -48,6 +48,7 @@ mod tests {
             policy: Policy::Heal,
             detail: String::new(),
             changes: Vec::new(),
+            since: None,
         }
     }
 

@@ -14,6 +14,7 @@ use shared::backoff::Backoff;
 use shared::runtime::connections::ConnectionLimits;
 use shared::runtime::hosts::HostCheck;
 use shared::runtime::http::HttpAcceptor;
+use shared::runtime::origin::BaseUrl;
 use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 
@@ -52,6 +53,8 @@ pub struct Application {
     metrics: Metrics,
     token: Option<Secret>,
     hosts: HostCheck,
+    /// `--controller-url`: the controller the live page shows.
+    controller_url: Option<BaseUrl>,
 }
 
 impl std::fmt::Debug for Application {
@@ -136,6 +139,7 @@ impl Application {
             metrics,
             token,
             hosts: HostCheck::new(settings.allowed_hosts(), ALLOWED_HOSTS_ENV),
+            controller_url: settings.controller_url(),
         })
     }
 
@@ -172,6 +176,7 @@ impl Application {
             shutdown: stop_rx.clone(),
             workers: FilterWorkers::for_this_machine(),
             hosts: self.hosts,
+            controller_url: self.controller_url,
         };
         tracing::info!(address = %self.address, "status-api listening");
         let mut stopping = stop_rx.clone();

@@ -10,6 +10,7 @@ use reqwest::Url;
 use shared::runtime::connections::{parse_max_connections, DEFAULT_MAX_CONNECTIONS};
 use shared::runtime::flags::{parse_duration, parse_scope, parse_switch, ScopeArg};
 use shared::runtime::hosts::{parse_allowed_hosts, AllowedHosts};
+use shared::runtime::origin::{parse_origins, WebOrigin};
 use shared::runtime::telemetry::{parse_log_format, LogFormat};
 use shared::Scope;
 
@@ -61,6 +62,12 @@ pub struct Settings {
     /// request naming another host is refused (421), so that a web page cannot reach it through DNS rebinding.
     #[arg(long, env = ALLOWED_HOSTS_ENV, value_parser = parse_allowed_hosts)]
     pub allowed_hosts: Vec<AllowedHosts>,
+
+    /// Origins (`http://host:port`, comma-separated) whose web pages may read the GET answers — status-api's
+    /// live page, which shows /actions, the hold and the quarantines. GET and HEAD only, never with the token
+    /// or cookies. None: no CORS at all.
+    #[arg(long, env = "STATUS_CONTROLLER_CORS_ORIGIN", value_parser = parse_origins)]
+    pub cors_origin: Vec<Vec<WebOrigin>>,
 
     /// A full pass this often even when nothing changed (changes are acted on at once through the long poll).
     #[arg(long, env = "STATUS_CONTROLLER_INTERVAL", default_value = "30s", value_parser = parse_interval)]
@@ -164,6 +171,11 @@ impl Settings {
     /// Every `--allowed-hosts` given, together.
     pub fn allowed_hosts(&self) -> AllowedHosts {
         self.allowed_hosts.iter().cloned().collect()
+    }
+
+    /// Every `--cors-origin` given, together.
+    pub fn cors_origins(&self) -> Vec<WebOrigin> {
+        self.cors_origin.iter().flatten().cloned().collect()
     }
 
     /// Every notification receiver: `--notify-url`s, then the lines of `--notify-url-file`.
@@ -488,6 +500,42 @@ mod tests {
         for value in Unexpected::value_variants() {
             let name = value.as_str();
             assert_eq!(Unexpected::from_str(name, false), Ok(*value));
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_comma_separated_repeatable_and_none_by_default() {
+        assert!(parse(&[]).expect("defaults").cors_origins().is_empty());
+        assert!(parse(&["--cors-origin", ""])
+            .expect("empty")
+            .cors_origins()
+            .is_empty());
+        let settings = parse(&[
+            "--cors-origin",
+            "http://127.0.0.1:8080/,http://LOCALHOST:8080",
+            "--cors-origin",
+            "https://ops.example",
+        ])
+        .expect("origins");
+        assert_eq!(
+            settings
+                .cors_origins()
+                .iter()
+                .map(WebOrigin::as_str)
+                .collect::<Vec<_>>(),
+            [
+                "http://127.0.0.1:8080",
+                "http://localhost:8080",
+                "https://ops.example"
+            ]
+        );
+        for (bad, hint) in [
+            ("*", "not allowed"),
+            ("http://127.0.0.1:8080/page", "has a path"),
+            ("127.0.0.1:8080", "http://"),
+        ] {
+            let err = parse(&["--cors-origin", bad]).expect_err(bad);
+            assert!(err.to_string().contains(hint), "{bad}: {err}");
         }
     }
 

@@ -12,7 +12,8 @@
 //!   waited for), [`maintenance`] (the operator's hold, kept in [`hold_file`]), [`state_dir`] (where both
 //!   files live, checked and locked), [`config`];
 //! - the loop: [`reconcile`];
-//! - edges: [`server`] (the controller's own HTTP server, described by [`openapi`]), [`startup`] (`Application::build`, the one way in,
+//! - edges: [`server`] (the controller's own HTTP server, described by [`openapi`], with [`cors`] letting
+//!   status-api's page read it), [`startup`] (`Application::build`, the one way in,
 //!   and the parts it wires), [`once`] (one pass for cron and CI, over the parts `main` built).
 
 // No production function longer than 80 lines (clippy.toml); tests may be longer.
@@ -21,6 +22,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod dependants;
 pub mod docker;
 pub mod executor;

@@ -19,6 +19,7 @@ use shared::runtime::secret::Secret;
 
 use tracing::Instrument;
 
+use crate::cors::ReadOnlyCors;
 use crate::hold_file::MaintenanceHold;
 use crate::journal::{ActionRecord, Journal, CAPACITY};
 use crate::maintenance::{parse_end_query, parse_hold_query, Ended, HoldState, Maintenance};
@@ -37,12 +38,14 @@ pub struct ServerState {
     pub token: Option<Secret>,
     /// The `Host` names served (`--allowed-hosts`), checked before any route.
     pub hosts: HostCheck,
+    /// The origins whose pages may read the `GET` answers (`--cors-origin`).
+    pub cors: ReadOnlyCors,
 }
 
 /// The whole server: the five endpoints, their OpenAPI document and Swagger UI, the JSON-error edge and the
 /// `Host` check. Every route is here, in one place; [`ROUTES`] and [`allowed_methods`] follow it.
 pub fn app(state: ServerState) -> impl Endpoint {
-    let hosts = state.hosts.clone();
+    let (hosts, cors) = (state.hosts.clone(), state.cors.clone());
     Route::new()
         .at("/health", get(health))
         .at("/ready", get(ready))
@@ -58,6 +61,7 @@ pub fn app(state: ServerState) -> impl Endpoint {
         .at("/favicon.ico", get(openapi::favicon))
         .data(state)
         .around(json_errors)
+        .with(cors)
         .with(hosts)
         .around(trace_requests)
 }
@@ -495,6 +499,7 @@ mod tests {
             metrics: registry,
             token: token.map(Secret::from),
             hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
+            cors: ReadOnlyCors::default(),
         }
     }
 

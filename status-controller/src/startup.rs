@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::backoff::HealLimits;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, ALLOWED_HOSTS_ENV};
+use crate::cors::ReadOnlyCors;
 use crate::docker::{DockerWriter, EngineWriter};
 use crate::executor::Executor;
 use crate::hold_file::HoldFile;
@@ -220,6 +221,7 @@ impl Application {
             maintenance: maintenance.clone(),
             token: components.token.clone(),
             hosts: HostCheck::new(settings.allowed_hosts(), ALLOWED_HOSTS_ENV),
+            cors: ReadOnlyCors::new(settings.cors_origins()),
         };
         let docker = components.docker.clone();
         let (notifier, notifications) = Notifications::start(

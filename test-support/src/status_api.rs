@@ -32,6 +32,8 @@ pub struct StatusApiOptions {
     pub docker_host: Option<String>,
     /// `--allowed-hosts`: the host names it answers to besides IP addresses and localhost.
     pub allowed_hosts: Option<String>,
+    /// `--controller-url`: the controller its live page shows.
+    pub controller_url: Option<String>,
 }
 
 impl StatusApiOptions {
@@ -45,6 +47,7 @@ impl StatusApiOptions {
             token: None,
             docker_host: None,
             allowed_hosts: None,
+            controller_url: None,
         }
     }
 
@@ -75,6 +78,9 @@ impl StatusApiOptions {
         }
         if let Some(hosts) = &self.allowed_hosts {
             args.extend(["--allowed-hosts", hosts]);
+        }
+        if let Some(url) = &self.controller_url {
+            args.extend(["--controller-url", url]);
         }
         Ok(status_api::Settings::try_parse_from(args)?)
     }

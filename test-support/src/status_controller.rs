@@ -26,7 +26,7 @@ pub struct StatusControllerServer {
 impl StatusControllerServer {
     /// Starts a controller against `api` — `--interval 1h`, so every heal is driven by the long poll, and
     /// `api`'s token file when it has one — with `extra` flags (`--docker-host`, `--dry-run`, ...), and waits
-    /// until its `/ready` answers 200.
+    /// until its `/ready` answers 200. It listens on a free loopback port unless `extra` gives `--listen`.
     pub async fn start(api: &StatusApiServer, extra: &[&str]) -> anyhow::Result<Self> {
         Self::start_against(&api.base(), api.token_file.as_deref(), extra).await
     }
@@ -41,13 +41,14 @@ impl StatusControllerServer {
         let token = token_file.map(|path| path.to_string_lossy().into_owned());
         let mut args = vec![
             "status-controller",
-            "--listen",
-            "127.0.0.1:0",
             "--api-url",
             api_url,
             "--interval",
             "1h",
         ];
+        if !extra.contains(&"--listen") {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
         if let Some(token) = &token {
             args.extend(["--token-file", token]);
         }

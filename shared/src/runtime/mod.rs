@@ -10,6 +10,7 @@
 //!   did; [`engine_json`]: reading the engine's own JSON, whatever engine wrote it.
 //! - [`http`]: binding the port, the `{error, message}` answers, the `method` label, the `healthcheck` probe.
 //! - [`hosts`]: the `Host` names a server answers to (`--allowed-hosts`), against DNS rebinding.
+//! - [`origin`]: web origins and base URLs (`--cors-origin`, `--controller-url`), as browsers write them.
 //! - [`connections`]: the connection cap, header and idle deadlines, and accept back-off both servers sit behind.
 //! - [`serve`]: the connection loop both servers run, with vectored writes and a graceful drain.
 //! - [`own_container`]: which container this process runs in, so nothing ever acts on it.
@@ -30,6 +31,7 @@ pub mod flags;
 pub mod hosts;
 pub mod http;
 pub mod metrics;
+pub mod origin;
 pub mod own_container;
 pub mod process;
 pub mod process_metrics;

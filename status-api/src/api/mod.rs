@@ -21,6 +21,7 @@ use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApiService, Tags};
 use shared::runtime::api_docs;
 use shared::runtime::hosts::HostCheck;
+use shared::runtime::origin::BaseUrl;
 use shared::runtime::secret::Secret;
 use tokio::sync::watch;
 
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub workers: FilterWorkers,
     /// The `Host` names served (`--allowed-hosts`), checked before any route.
     pub hosts: HostCheck,
+    /// `--controller-url`: the controller the live page shows, and the one other origin it may talk to.
+    pub controller_url: Option<BaseUrl>,
 }
 
 /// The whole application: the operations, the live page at `/`, `/docs`, `/openapi.json`, the favicon, the
@@ -61,6 +64,7 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
     let metrics = state.metrics.clone();
     let hosts = state.hosts.clone();
     let token_configured = state.token.is_some();
+    let controller_url = state.controller_url.clone();
     let service = openapi_service(state.clone());
     let openapi_json = Arc::new(Static::new("application/json; charset=utf-8", move || {
         document(&state)
@@ -93,7 +97,7 @@ pub fn app(state: ApiState) -> impl poem::Endpoint {
         .at("/openapi.json", serve(openapi_json))
         .at("/favicon.ico", poem::get(favicon))
         .nest("/", service);
-    page::with_page(site)
+    page::with_page(site, controller_url)
         .into_endpoint()
         .with(hosts)
         .around(move |endpoint, request| {
@@ -245,6 +249,7 @@ mod tests {
             shutdown,
             workers: FilterWorkers::new(1, 4, Duration::from_secs(1)),
             hosts: HostCheck::new(Default::default(), crate::config::ALLOWED_HOSTS_ENV),
+            controller_url: None,
         };
         let parts = Parts {
             engine,
@@ -349,7 +354,7 @@ mod tests {
             response.assert_content_type(content_type);
             response.assert_header(
                 header::CONTENT_SECURITY_POLICY,
-                page::CONTENT_SECURITY_POLICY,
+                page::content_security_policy(None),
             );
             response.assert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
             let etag = response.0.headers()[header::ETAG].clone();

@@ -6,7 +6,7 @@ use poem::http::HeaderMap;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::OpenApi;
-use shared::{error_chain, ContainerState, ContainerStatus, DriftResponse};
+use shared::{error_chain, ContainerState, ContainerStatus, DriftItem, DriftResponse};
 
 use super::answers::{
     error, no_snapshot, render_status, CheckBody, ContainerAnswer, DriftAnswer, HealthBody,
@@ -353,7 +353,15 @@ impl StatusApi {
         if let Some(mismatch) = view.scope_mismatch() {
             return DriftAnswer::ScopeMismatch(error("scope_mismatch", mismatch));
         }
-        let items = view.drift().to_vec();
+        let onsets = view.onsets();
+        let items: Vec<DriftItem> = view
+            .drift()
+            .iter()
+            .map(|item| DriftItem {
+                since: onsets.since(&item.name, item.kind),
+                ..item.clone()
+            })
+            .collect();
         DriftAnswer::Ok(JsonBytes::of(&DriftResponse {
             revision: view.revision,
             in_sync: items.is_empty(),

@@ -26,7 +26,7 @@ pub enum EditError {
     NotAMember(String),
     #[error("no container is named `{0}`: start it first, then adopt it")]
     NoSuchContainer(String),
-    #[error("`{name}` is {state}, not running: start it first, then adopt it (a baseline records running containers)")]
+    #[error("`{name}` is {state}, not running: start it, then adopt it (a baseline records running containers); if status-controller stops it first, hold the controller meanwhile (POST /hold, see docs/runbook.md)")]
     NotRunning { name: String, state: String },
     #[error(
         "`{name}` is outside status-api's scope ({scope}): give it the scope's label to adopt it"

@@ -6,6 +6,10 @@
 //! are applied in the order they came; and the events that arrive for a container while its inspect is in
 //! flight wait as one batch, answered by one inspect started after the last of them — an inspect reads the
 //! newest state, so it answers every event before it.
+//!
+//! The backlog counts only the events whose effect is not in the view yet. An event that already told the
+//! view its effect ([`super::Inventory::foresee`]: `start`, `die`, `pause`, `unpause`, a `create`) still gets
+//! its inspect, which fills in the rest, but the view is not behind the engine on its account.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -18,8 +22,11 @@ pub const MAX_IN_FLIGHT: usize = 16;
 /// Events of one container that one inspect answers.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Batch {
-    /// The engine's time of each event, in the order they came (`None` when the engine gave none).
+    /// The engine's time of each event whose effect waits for this inspect, in the order they came
+    /// (`None` when the engine gave none).
     pub times: Vec<Option<DateTime<Utc>>>,
+    /// Events whose effect the view already shows, which this inspect only completes.
+    pub known: usize,
     /// One of them was `destroy`: the container is gone and needs no inspect.
     pub destroyed: bool,
 }
@@ -27,6 +34,11 @@ pub struct Batch {
 impl Batch {
     fn oldest(&self) -> Option<DateTime<Utc>> {
         self.times.iter().flatten().min().copied()
+    }
+
+    /// How many events this inspect answers.
+    pub fn len(&self) -> usize {
+        self.times.len() + self.known
     }
 }
 
@@ -52,17 +64,28 @@ pub struct Applier {
 }
 
 impl Applier {
-    /// One event received for container `id`, dated `time` by the engine.
+    /// One event received for container `id`, dated `time` by the engine, its effect not in the view yet.
     pub fn receive(&mut self, id: &str, time: Option<DateTime<Utc>>, destroyed: bool) {
         self.backlog += 1;
-        let pending = self.pending.entry(id.to_owned()).or_default();
-        let first = pending.queued.is_none();
-        let batch = pending.queued.get_or_insert_with(Batch::default);
+        let batch = self.batch_for(id);
         batch.times.push(time);
         batch.destroyed |= destroyed;
+    }
+
+    /// One event received for container `id` whose effect the view already shows: it is inspected like
+    /// any other, but it is not backlog.
+    pub fn receive_known(&mut self, id: &str) {
+        self.batch_for(id).known += 1;
+    }
+
+    /// The batch queued for `id`, made and put in line if there is none.
+    fn batch_for(&mut self, id: &str) -> &mut Batch {
+        let pending = self.pending.entry(id.to_owned()).or_default();
+        let first = pending.queued.is_none();
         if first && !pending.in_flight {
             self.ready.push_back(id.to_owned());
         }
+        pending.queued.get_or_insert_with(Batch::default)
     }
 
     /// The next inspect to start, if the bound allows one and a container waits.
@@ -113,7 +136,7 @@ impl Applier {
         self.pending.keys()
     }
 
-    /// Events received and not yet applied.
+    /// Events received whose effect is not in the view yet.
     pub fn backlog(&self) -> usize {
         self.backlog
     }
@@ -124,7 +147,7 @@ impl Applier {
         self.in_flight
     }
 
-    /// The engine time of the oldest event not yet applied.
+    /// The engine time of the oldest event whose effect is not in the view yet.
     pub fn oldest(&self) -> Option<DateTime<Utc>> {
         self.pending
             .values()
@@ -185,6 +208,31 @@ mod tests {
         let (next, _) = applier.next_job().expect("a slot is free");
         assert_eq!(next, ids[MAX_IN_FLIGHT]);
         assert_eq!(applier.next_job(), None);
+    }
+
+    #[test]
+    fn an_event_the_view_already_shows_is_inspected_but_is_no_backlog() {
+        let mut applier = Applier::default();
+        applier.receive_known("a");
+        assert_eq!((applier.backlog(), applier.oldest()), (0, None));
+        let (id, batch) = applier.next_job().expect("a is inspected all the same");
+        assert_eq!((id.as_str(), batch.len(), batch.times.len()), ("a", 1, 0));
+
+        // Meanwhile: one known event and one the view has not seen; only the latter is behind.
+        applier.receive_known("a");
+        applier.receive("a", at(7), false);
+        assert_eq!((applier.backlog(), applier.oldest()), (1, at(7)));
+        applier.finish("a");
+        assert_eq!(
+            applier.backlog(),
+            1,
+            "the in-flight batch had no backlog to take away"
+        );
+        let (_, batch) = applier.next_job().expect("the two that came meanwhile");
+        assert_eq!((batch.len(), batch.known), (2, 1));
+        applier.finish("a");
+        assert_eq!((applier.backlog(), applier.oldest()), (0, None));
+        assert!(applier.pending_ids().next().is_none());
     }
 
     #[test]

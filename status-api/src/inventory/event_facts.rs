@@ -29,13 +29,20 @@ impl Inventory {
     /// at once, so a container replaced under its name (`docker compose up --force-recreate` removes the old
     /// one right after it started the new one) would otherwise vanish from the view until the new one's
     /// inspect answers — and a member with no container is `removed`, which the controller recreates.
+    ///
+    /// A `kill`, a `stop` after its `die` and a `restart` after its `start` change nothing in the view, which
+    /// already shows what they mean.
+    ///
+    /// Returns whether the view now shows the event's effect: such an event is no backlog (see
+    /// [`super::applier`]), since what the controller may do about the container is decided on the state
+    /// shown, and a state that is not final yet (`die`, `create`) is shown `settling`, which it never acts on.
     pub(super) fn foresee(
         &self,
         id: &str,
         action: &str,
         attributes: Option<&HashMap<String, String>>,
         at: Option<DateTime<Utc>>,
-    ) {
+    ) -> bool {
         let Some(mut status) = self.writer.store().container(id) else {
             if action == "create" {
                 if let Some(status) = created_from_event(id, attributes, at)
@@ -43,9 +50,10 @@ impl Inventory {
                 {
                     self.writer.apply(id.to_owned(), Some(status));
                     tracing::debug!(target: crate::HEAL_TRACE, container = %id, action, stage = "foreseen", "view updated from the event");
+                    return true;
                 }
             }
-            return;
+            return false;
         };
         match action {
             "start" => {
@@ -77,11 +85,18 @@ impl Inventory {
                     .or(status.exit_code);
                 status.settling = true;
             }
-            _ => return,
+            // A signal sent tells no state by itself (the `die` that may follow does); a `stop` ends with the
+            // exit its `die` showed, a `restart` with the run its `start` showed. Nothing to write: whether
+            // the view shows the event's effect is all that is asked.
+            "kill" => return true,
+            "stop" => return status.state == ContainerState::Exited,
+            "restart" => return status.state == ContainerState::Running,
+            _ => return false,
         }
         self.exits().annotate(&mut status);
         self.writer.apply(id.to_owned(), Some(status));
         tracing::debug!(target: crate::HEAL_TRACE, container = %id, action, stage = "foreseen", "view updated from the event");
+        true
     }
 
     /// Asks the engine what happened while nobody watched — from `from` (at most [`RECALL`] ago) to `to` —

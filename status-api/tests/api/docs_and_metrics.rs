@@ -107,6 +107,7 @@ async fn the_document_says_exactly_what_the_server_does() -> anyhow::Result<()> 
         ("StatusResponse", "not_ready_reason"),
         ("SnapshotSummary", "scope"),
         ("DriftItem", "state"),
+        ("DriftItem", "since"),
     ] {
         assert_eq!(
             schemas[schema]["properties"][field]["nullable"], true,
@@ -270,6 +271,8 @@ async fn metrics_pass_promtool_and_carry_the_spec_names() -> anyhow::Result<()> 
     let api = spawn_api(&scope, Options::default()).await?;
     // A member down and a stranger up: a series for each container, and one for each drift.
     let (web, db, stranger) = (scope.name("web"), scope.name("db"), scope.name("stranger"));
+    // Whole seconds: the engine's event times, from which drift begins, have no finer grain.
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
     docker(&["kill", &web]).await?;
     scope.run("stranger", BUSYBOX_IMAGE, &[]).await?;
     api.wait_for_drift(&web, "stopped", Duration::from_secs(10))
@@ -278,7 +281,22 @@ async fn metrics_pass_promtool_and_carry_the_spec_names() -> anyhow::Result<()> 
         .await?;
     api.get("/status").await?;
     api.get("/status?state=bogus").await?;
-    api.get("/drift").await?;
+    // Each drift says since when it has been seen: after the kill, not after now.
+    let drift = api.get_ok("/drift").await?;
+    for (name, kind) in [(&web, "stopped"), (&stranger, "unexpected")] {
+        let item = drift["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|item| item["name"] == name.as_str() && item["kind"] == kind)
+            .ok_or_else(|| anyhow::anyhow!("no {kind} drift of {name}: {drift}"))?;
+        let since =
+            chrono::DateTime::parse_from_rfc3339(item["since"].as_str().unwrap_or_default())?;
+        assert!(
+            since >= before && since <= chrono::Utc::now(),
+            "{name} {kind} since {since}, the kill at {before}"
+        );
+    }
     let (status, text) = api.text("/metrics").await?;
     assert_eq!(status, StatusCode::OK);
     for name in [

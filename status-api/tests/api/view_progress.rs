@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use test_support::{
-    docker, ensure_test_images, wait_until, PrivateEngine, StatusApiOptions, StatusApiServer,
-    TestScope, BUSYBOX_IMAGE,
+    docker, ensure_test_images, wait_until, EngineProxy, PrivateEngine, StatusApiOptions,
+    StatusApiServer, TestScope, BUSYBOX_IMAGE,
 };
 
 use crate::helpers::{find, spawn_api, Options};
@@ -77,6 +77,90 @@ async fn status_carries_the_event_backlog_and_lag_and_metrics_the_lag_of_each_ev
         )),
         "{metrics}"
     );
+    api.stop().await
+}
+
+/// The real engine's `kill`, `die` and `start` show their effect at once, so while the engine is slow to
+/// answer their inspects the view is not behind on their account: no backlog, no lag, and the controller
+/// does not hold (`view_behind`). The killed one is `settling` until its inspect answers, which keeps the
+/// controller off it. A `rename` tells nothing by itself and is backlog until its inspect answers.
+#[tokio::test]
+async fn events_that_show_their_effect_are_no_backlog_while_their_inspects_wait(
+) -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    scope.run("up", BUSYBOX_IMAGE, &[]).await?;
+    scope.run("down", BUSYBOX_IMAGE, &[]).await?;
+    docker(&["stop", "-t", "0", &scope.name("down")]).await?;
+    let proxy = EngineProxy::start().await?;
+    let api = spawn_api(
+        &scope,
+        Options {
+            docker_host: Some(proxy.docker_host()),
+            ..Options::default()
+        },
+    )
+    .await?;
+    wait_until("both to be listed", Duration::from_secs(10), || async {
+        let status = api.get_ok("/status?all=true").await?;
+        Ok(
+            find(&status, &scope.name("down")).is_some_and(|c| c["state"] == "exited")
+                && find(&status, &scope.name("up")).is_some_and(|c| c["state"] == "running")
+                && status["event_backlog"] == 0,
+        )
+    })
+    .await?;
+
+    proxy.hold_inspects();
+    docker(&["kill", &scope.name("up")]).await?;
+    docker(&["start", &scope.name("down")]).await?;
+    // Judged inside, so that the inspects are let through below whatever happens.
+    let judged = async {
+        wait_until(
+            "the kill and the start to show while their inspects wait",
+            Duration::from_secs(10),
+            || async {
+                let status = api.get_ok("/status?all=true").await?;
+                let up = find(&status, &scope.name("up"));
+                let down = find(&status, &scope.name("down"));
+                Ok(
+                    up.is_some_and(|c| c["state"] == "exited" && c["settling"] == true)
+                        && down.is_some_and(|c| c["state"] == "running"),
+                )
+            },
+        )
+        .await?;
+        let status = api.get_ok("/status?all=true").await?;
+        anyhow::ensure!(
+            status["event_backlog"] == 0 && status["event_lag_seconds"].as_f64() == Some(0.0),
+            "the view shows every event's effect, yet it says it is behind: {status:#}"
+        );
+        docker(&["rename", &scope.name("down"), &scope.name("renamed")]).await?;
+        wait_until(
+            "the rename to be backlog",
+            Duration::from_secs(10),
+            || async {
+                let status = api.get_ok("/status?all=true").await?;
+                Ok(status["event_backlog"] == 1)
+            },
+        )
+        .await
+    }
+    .await;
+    // Let the inspects through before judging, so that a failure leaves no server hanging on them.
+    proxy.release_inspects();
+    judged?;
+    wait_until(
+        "the inspects to settle it all",
+        Duration::from_secs(10),
+        || async {
+            let status = api.get_ok("/status?all=true").await?;
+            Ok(status["event_backlog"] == 0
+                && find(&status, &scope.name("renamed")).is_some_and(|c| c["state"] == "running")
+                && find(&status, &scope.name("up")).is_some_and(|c| c["settling"] == false))
+        },
+    )
+    .await?;
     api.stop().await
 }
 

@@ -39,7 +39,7 @@ async fn the_controllers_swagger_ui_executes_actions() -> anyhow::Result<()> {
         {
             failures.push(format!("GET /actions: {e:#}"));
         }
-        failures.extend(page_faults(&browser, &base).await?);
+        failures.extend(page_faults(&browser, &base, &[]).await?);
         if !failures.is_empty() {
             bail!(
                 "the controller's Swagger UI at {base}/docs (screenshots in {}):\n- {}",

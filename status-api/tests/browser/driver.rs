@@ -262,7 +262,8 @@ fn capabilities(chromium: &Path, profile: &Path) -> Capabilities {
     }
 }
 
-/// A free loopback port for chromedriver, which cannot be told to pick one and report it.
-fn free_port() -> anyhow::Result<u16> {
+/// A free loopback port for chromedriver (which cannot be told to pick one and report it), or for a server the
+/// page must know the address of before it starts.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -88,7 +88,7 @@ async fn use_the_docs(
     )
     .await;
 
-    let mut failures = page_faults(browser, base).await?;
+    let mut failures = page_faults(browser, base, &[]).await?;
     for (operation, outcome) in [("GET /status", status), ("GET /drift", drift)] {
         if let Err(e) = outcome {
             failures.push(format!("{operation}: {e:#}"));
@@ -213,14 +213,24 @@ async fn open(browser: &Browser, url: &str) -> anyhow::Result<()> {
 }
 
 /// What the browser saw go wrong since the last look: console errors, and requests to any other origin than
-/// `base` (every request of a page, the favicon's included, must go to the server itself).
-async fn page_faults(browser: &Browser, base: &str) -> anyhow::Result<Vec<String>> {
-    let origin = base.trim_end_matches('/');
+/// `base` and `others` (every request of a page, the favicon's included, must go to the server itself, or to
+/// the controller it was told of).
+async fn page_faults(
+    browser: &Browser,
+    base: &str,
+    others: &[&str],
+) -> anyhow::Result<Vec<String>> {
+    let allowed: Vec<String> = std::iter::once(base)
+        .chain(others.iter().copied())
+        .map(|origin| format!("{}/", origin.trim_end_matches('/')))
+        .collect();
     let foreign: Vec<String> = browser
         .requested_urls()
         .await?
         .into_iter()
-        .filter(|url| !url.starts_with("data:") && !url.starts_with(&format!("{origin}/")))
+        .filter(|url| {
+            !url.starts_with("data:") && !allowed.iter().any(|prefix| url.starts_with(prefix))
+        })
         .collect();
     let errors: Vec<Value> = browser
         .console()
@@ -234,7 +244,7 @@ async fn page_faults(browser: &Browser, base: &str) -> anyhow::Result<Vec<String
     }
     if !foreign.is_empty() {
         faults.push(format!(
-            "requests to other hosts than {origin}: {foreign:?}"
+            "requests to other hosts than {allowed:?}: {foreign:?}"
         ));
     }
     Ok(faults)

@@ -378,3 +378,55 @@ async fn a_maintenance_hold_is_told_when_set_and_when_ended() -> anyhow::Result<
     assert_mentions(&told, "/detail", "lifted by DELETE /hold (by the-test)");
     pair.stop().await
 }
+
+/// docs/runbook.md, "Add a container to the baseline", as written: hold, start the new container, adopt it,
+/// end the hold. The held controller leaves the unexpected newcomer running, the `PUT` takes it, and once
+/// the hold ends the controller has nothing to do: the newcomer is a member and runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_container_is_adopted_under_a_hold_as_the_runbook_says() -> anyhow::Result<()> {
+    ensure_test_images().await?;
+    let scope = TestScope::new();
+    let (pair, _web, token) = pair_with_member(&scope).await?;
+    let controller = &pair.controller;
+    let api = pair.api.as_ref().expect("status-api runs").base();
+    let set = post_hold(
+        &controller.url(""),
+        "for=5m&reason=adopt+worker&by=alice",
+        Some(&token),
+    )
+    .await?;
+    assert_eq!(set.status(), StatusCode::CREATED);
+
+    let worker = run_member(&scope, "worker").await?;
+    stays(
+        &format!("{worker} to keep running while held"),
+        WATCH,
+        async || Ok(container_state(&worker).await?.as_deref() == Some("running")),
+    )
+    .await?;
+    let adopt = reqwest::Client::new()
+        .put(format!("{api}/snapshot/containers/{worker}"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(adopt.status(), StatusCode::OK, "{}", adopt.text().await?);
+    assert_eq!(
+        end_hold(&controller.url(""), &token).await?.status(),
+        StatusCode::OK
+    );
+
+    stays(
+        &format!("{worker} to run on once adopted and the hold ended"),
+        WATCH,
+        async || Ok(container_state(&worker).await?.as_deref() == Some("running")),
+    )
+    .await?;
+    assert!(
+        controller.actions_for(&worker).await?.is_empty(),
+        "the controller did nothing to it: {:#}",
+        controller.actions().await?
+    );
+    let drift: serde_json::Value = reqwest::get(format!("{api}/drift")).await?.json().await?;
+    assert_eq!(drift["in_sync"], true, "{drift:#}");
+    pair.stop().await
+}
