@@ -287,6 +287,19 @@ impl EngineReader for DockerReader {
 }
 
 /// The image events a stream asks for: every one, of every image.
+/// A time as the engine's event queries take it (`since`, `until`): seconds since the epoch, nanoseconds after
+/// the point.
+pub fn unix_seconds(time: std::time::SystemTime) -> String {
+    let since_epoch = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.{:09}",
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos()
+    )
+}
+
 fn image_events_options(since: Option<String>) -> EventsOptions {
     EventsOptions {
         since,

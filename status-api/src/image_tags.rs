@@ -8,14 +8,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::{FutureExt, StreamExt};
 use shared::backoff::Backoff;
 use shared::error_chain;
 use tokio::sync::watch;
 
-use crate::docker::{EngineError, EngineReader};
+use crate::docker::{unix_seconds, EngineError, EngineReader};
 use crate::store::{ImageTags, ImageTagsWriter};
 
 /// How many image lookups run at once.
@@ -138,15 +138,6 @@ impl ImageTagWatch {
         }
         self.writer.set(tags);
     }
-}
-
-fn unix_seconds(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    format!(
-        "{}.{:09}",
-        since_epoch.as_secs(),
-        since_epoch.subsec_nanos()
-    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ mod patient;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bollard::models::EventMessage;
 use chrono::{DateTime, Utc};
@@ -28,7 +28,7 @@ use shared::{error_chain, in_scope, ContainerStatus};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::docker::{event_action, status_from_inspect, EngineError, EngineReader};
+use crate::docker::{event_action, status_from_inspect, unix_seconds, EngineError, EngineReader};
 use crate::metrics::Metrics;
 use crate::store::{Store, Writer};
 use applier::{Applier, Batch};
@@ -319,15 +319,6 @@ fn event_time(event: &EventMessage) -> Option<DateTime<Utc>> {
         (None, Some(seconds)) => DateTime::from_timestamp(seconds, 0),
         (None, None) => None,
     }
-}
-
-fn unix_seconds(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    format!(
-        "{}.{:09}",
-        since_epoch.as_secs(),
-        since_epoch.subsec_nanos()
-    )
 }
 
 #[cfg(test)]

@@ -372,19 +372,7 @@ mod tests {
             mounts: serde_json::Value::Null,
         };
         let recreation = recreation(&spec).expect("valid spec");
-        let seen = Seen {
-            id: "f".repeat(64),
-            name: "api".into(),
-            labels: Default::default(),
-            running: false,
-            paused: false,
-            created: true,
-            networks: BTreeSet::from(["front".to_owned()]),
-            moving: false,
-            unhealthy: false,
-            stop_timeout: None,
-            shares: SharedNamespaces::default(),
-        };
+        let seen = created(&"f".repeat(64));
         let missing: Vec<(String, Option<Vec<String>>)> = missing_networks(&recreation, &seen)
             .into_iter()
             .map(|(name, endpoint)| (name, endpoint.aliases))
