@@ -13,7 +13,7 @@ pub const PROBE_LABEL: &str = "dockstate.bench.probe";
 
 /// One container in ten is a probe: enough samples for a p99, a `/status` answer a tenth the size.
 pub fn is_probe(index: usize) -> bool {
-    index % 10 == 0
+    index.is_multiple_of(10)
 }
 
 /// The name of container `index`.

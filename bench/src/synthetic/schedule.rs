@@ -30,7 +30,7 @@ impl Schedule {
     pub fn next_container(&mut self) -> Option<usize> {
         let turn = self.sent;
         self.sent += 1;
-        let (first, second) = if turn % 2 == 0 {
+        let (first, second) = if turn.is_multiple_of(2) {
             (&self.probes, &self.others)
         } else {
             (&self.others, &self.probes)
