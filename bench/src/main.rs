@@ -27,7 +27,7 @@ use serde_json::json;
 
 const USAGE: &str = "usage: bench [--trials N] [--sizes 10,100,1000] [--bin-dir DIR] [--out FILE] \
 [--wrk-seconds N] [--only PART] [--containers N] [--rate R] [--churn-seconds S] [--mass-heal N] \
-[--mass-stop N] [--rounds N] [--synthetic-sizes N,N] [--synthetic-rates R,R] [--synthetic-seconds S]
+[--mass-stop N] [--rounds N] [--synthetic-sizes N,N] [--synthetic-rates R,R] [--synthetic-seconds S] [--synthetic-serve SOCKET]
   --trials         heal trials per measurement (20)
   --sizes          container counts for the /status throughput runs (10,100,1000)
   --bin-dir        where the release binaries of status-api and status-controller are (target/release)
@@ -42,7 +42,9 @@ const USAGE: &str = "usage: bench [--trials N] [--sizes 10,100,1000] [--bin-dir 
   --rounds         mass-heal and mass-stop: rounds, each on fresh containers (3)
   --synthetic-sizes    synthetic: containers on the synthetic engine, one run each (1000,5000,20000)
   --synthetic-rates    synthetic: events per second, one phase each (100,500,2000)
-  --synthetic-seconds  synthetic: seconds of events per rate (10)";
+  --synthetic-seconds  synthetic: seconds of events per rate (10)
+  --synthetic-serve    synthetic: only serve the engine on this unix socket (the first size and rate), until
+                       Ctrl-C, for a status-api run by hand";
 
 /// What `make bench` passes.
 #[derive(Debug)]
@@ -57,6 +59,8 @@ struct Args {
     churn: churn::Churn,
     mass: mass::Mass,
     synthetic: synthetic::Synthetic,
+    /// `--synthetic-serve`: the socket to serve the synthetic engine on, and nothing else.
+    synthetic_serve: Option<PathBuf>,
 }
 
 const PARTS: [&str; 6] = [
@@ -104,6 +108,7 @@ fn parse_args() -> anyhow::Result<Args> {
             rates: vec![100.0, 500.0, 2000.0],
             seconds: 10,
         },
+        synthetic_serve: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -183,6 +188,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     .parse()
                     .context("--synthetic-seconds takes a whole number")?
             }
+            "--synthetic-serve" => args.synthetic_serve = Some(PathBuf::from(value()?)),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -196,6 +202,11 @@ fn parse_args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    if let Some(socket) = &args.synthetic_serve {
+        let size = args.synthetic.sizes.first().copied().unwrap_or(1000);
+        let rate = args.synthetic.rates.first().copied().unwrap_or(100.0);
+        return synthetic::serve_only(socket, size, rate).await;
+    }
     if args.only.as_deref() == Some("synthetic") {
         return synthetic_only(&args).await;
     }

@@ -47,7 +47,59 @@ pub async fn run(bin_dir: &Path, synthetic: &Synthetic) -> anyhow::Result<Value>
         eprintln!("-- synthetic engine: {size} containers");
         rows.extend(one_size(bin_dir, size, synthetic).await?);
     }
+    marginal_bytes(&mut rows);
     Ok(Value::Array(rows))
+}
+
+/// `--synthetic-serve PATH`: only the engine, for a status-api run by hand (under `perf` or `heaptrack`):
+/// `size` containers in scope `dockstate.test=synthetic` on the unix socket `path`, events at `rate` a
+/// second once status-api follows the stream, until Ctrl-C.
+pub async fn serve_only(path: &Path, size: usize, rate: f64) -> anyhow::Result<()> {
+    let engine = SyntheticEngine::new(Fleet::new(size, ("dockstate.test", "synthetic"), now_ns()));
+    let _serving = Serving(engine.clone().serve(path).await?);
+    eprintln!(
+        "synthetic engine: {size} containers on unix://{} (scope dockstate.test=synthetic), {rate} events/s once \
+         the event stream is followed; Ctrl-C stops it",
+        path.display()
+    );
+    let emitting = async {
+        while !engine.calls().contains_key("events") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut schedule = Schedule::new(size);
+        let (begun, mut sent) = (Instant::now(), 0);
+        loop {
+            let now_due = due(begun.elapsed(), rate, sent, 1024);
+            engine.emit((0..now_due).filter_map(|_| schedule.next_container()));
+            sent += now_due;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::select! {
+        () = emitting => {}
+        stopped = tokio::signal::ctrl_c() => stopped?,
+    }
+    std::fs::remove_file(path)?;
+    Ok(())
+}
+
+/// What one more container costs in resident memory: the growth from the smallest size run to each larger
+/// one, so that what every process holds anyway is left out.
+fn marginal_bytes(rows: &mut [Value]) {
+    let at = |row: &Value| Some((row["containers"].as_f64()?, row["rss_kib"].as_f64()?));
+    let Some((smallest, smallest_kib)) = rows
+        .iter()
+        .filter_map(at)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+    else {
+        return;
+    };
+    for row in rows.iter_mut() {
+        if let Some((size, kib)) = at(row).filter(|&(size, _)| size > smallest) {
+            let bytes = (kib - smallest_kib) * 1024.0 / (size - smallest);
+            row["marginal_bytes_per_container"] = json!(bytes.round());
+        }
+    }
 }
 
 /// Aborts the engine's server when dropped.
@@ -143,7 +195,7 @@ async fn one_size(
         "rss_kib": memory_ready["rss_kib"],
         "memory_at_ready": memory_ready,
         "memory_at_end": memory(&api),
-        "bytes_per_container": memory_ready["rss_kib"].as_f64().map(|kib| kib * 1024.0 / size as f64),
+        "bytes_per_container": memory_ready["rss_kib"].as_f64().map(|kib| (kib * 1024.0 / size as f64).round()),
         "status_all": {"bytes": status_bytes.len(), "latency": summary(&status_times)},
         "status_all_p99_ms": summary(&status_times)["p99_ms"],
         "metrics": {"bytes": metrics_text.len(), "series": series, "latency": summary(&metrics_times)},

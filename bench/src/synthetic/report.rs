@@ -27,7 +27,7 @@ pub fn table(rows: &Value) -> String {
     let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
     let mut out = String::from(
         "\nsynthetic engine: per size (status-api and the synthetic engine share the machine's cores)\n\n\
-         | containers | start → ready | resident (peak) MiB | bytes/container | /status?all=true | p99 | \
+         | containers | start → ready | resident (peak) MiB | bytes/container (marginal) | /status?all=true | p99 | \
          /metrics | series | scrape p99 | controller pass | --once |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut sizes_done = Vec::new();
@@ -37,12 +37,13 @@ pub fn table(rows: &Value) -> String {
         }
         sizes_done.push(row["containers"].clone());
         out.push_str(&format!(
-            "| {} | {} ms | {} ({}) | {} | {} KB | {} ms | {} KB | {} | {} ms | {} ms | {} ms |\n",
+            "| {} | {} ms | {} ({}) | {} ({}) | {} KB | {} ms | {} KB | {} | {} ms | {} ms | {} ms |\n",
             row["containers"],
             num(&row["ready_ms"]),
             mib(&row["rss_kib"]),
             mib(&row["memory_at_end"]["peak_kib"]),
             num(&row["bytes_per_container"]),
+            num(&row["marginal_bytes_per_container"]),
             row["status_all"]["bytes"].as_u64().unwrap_or(0) / 1000,
             num(&row["status_all_p99_ms"]),
             row["metrics_bytes"].as_u64().unwrap_or(0) / 1000,
@@ -227,7 +228,10 @@ mod tests {
     #[test]
     fn a_backlog_grows_only_when_it_gains_and_is_large() {
         assert!(!grows(0.0, 3, 2000.0));
-        assert!(!grows(15.0, 1000, 2000.0), "gains under 1 % of the rate a second");
+        assert!(
+            !grows(15.0, 1000, 2000.0),
+            "gains under 1 % of the rate a second"
+        );
         assert!(
             !grows(500.0, 100, 2000.0),
             "never more than 50 ms of events"
