@@ -43,6 +43,17 @@ impl Program {
         Some(kib * 1024)
     }
 
+    /// Stops it with SIGTERM and waits (at most 30 s) until it has exited, so that another can take its
+    /// state directory.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+
     /// Waits for `/ready` to answer 200; answers how long that took from `since`.
     pub async fn wait_ready(&self, since: Instant, timeout: Duration) -> anyhow::Result<Duration> {
         let client = reqwest::Client::new();

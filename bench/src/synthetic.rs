@@ -145,6 +145,25 @@ async fn one_size(
         ready.as_millis(),
         memory_ready["rss_kib"]
     );
+    // Started again over the snapshot it took: what a restart costs, and the memory without the first
+    // snapshot's reading. The rest is measured on this one.
+    api.stop().await;
+    let restarted = Instant::now();
+    let api = procs::status_api_with(
+        bin_dir,
+        &scope,
+        &work.state("api"),
+        &work.token(),
+        Logs::Warnings,
+        &host,
+    )?;
+    let ready_again = api.wait_ready(restarted, Duration::from_secs(600)).await?;
+    let memory_restart = memory(&api);
+    eprintln!(
+        "   restarted: ready in {} ms, {} KiB resident",
+        ready_again.as_millis(),
+        memory_restart["rss_kib"]
+    );
 
     let (status_times, status_bytes) =
         timed_gets(&format!("{}/status?all=true", api.base), 200).await?;
@@ -194,6 +213,9 @@ async fn one_size(
         "start": start,
         "rss_kib": memory_ready["rss_kib"],
         "memory_at_ready": memory_ready,
+        "restart_ready_ms": ready_again.as_millis() as u64,
+        "rss_kib_restart": memory_restart["rss_kib"],
+        "memory_at_restart": memory_restart,
         "memory_at_end": memory(&api),
         "bytes_per_container": memory_ready["rss_kib"].as_f64().map(|kib| (kib * 1024.0 / size as f64).round()),
         "status_all": {"bytes": status_bytes.len(), "latency": summary(&status_times)},
