@@ -56,6 +56,19 @@ impl Program {
 
     /// Waits for `/ready` to answer 200; answers how long that took from `since`.
     pub async fn wait_ready(&self, since: Instant, timeout: Duration) -> anyhow::Result<Duration> {
+        self.wait_ready_every(since, timeout, Duration::from_millis(5))
+            .await
+    }
+
+    /// [`wait_ready`](Self::wait_ready), asking every `every`: each `/ready` builds status-api's view when it
+    /// changed, which costs in proportion to the containers, so at thousands a tight poll would slow what it
+    /// measures.
+    pub async fn wait_ready_every(
+        &self,
+        since: Instant,
+        timeout: Duration,
+        every: Duration,
+    ) -> anyhow::Result<Duration> {
         let client = reqwest::Client::new();
         let url = format!("{}/ready", self.base);
         loop {
@@ -68,7 +81,7 @@ impl Program {
                 since.elapsed() < timeout,
                 "{url} not ready after {timeout:?}"
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(every).await;
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct Synthetic {
     pub seconds: u64,
 }
 
+/// How often `/ready` is asked during a start: each answer builds the view when it changed (a cost that
+/// grows with the containers), so a tighter poll would slow the start it measures.
+const READY_POLL: Duration = Duration::from_millis(50);
+
 /// After the rates asked for, while the backlog stays flat, the rate is doubled up to this.
 const RAMP_LIMIT: f64 = 16_000.0;
 
@@ -137,7 +141,9 @@ async fn one_size(
         Logs::Warnings,
         &host,
     )?;
-    let ready = api.wait_ready(started, Duration::from_secs(600)).await?;
+    let ready = api
+        .wait_ready_every(started, Duration::from_secs(600), READY_POLL)
+        .await?;
     let start = start_phases(&engine.calls(), started, ready);
     let memory_ready = memory(&api);
     eprintln!(
@@ -157,7 +163,9 @@ async fn one_size(
         Logs::Warnings,
         &host,
     )?;
-    let ready_again = api.wait_ready(restarted, Duration::from_secs(600)).await?;
+    let ready_again = api
+        .wait_ready_every(restarted, Duration::from_secs(600), READY_POLL)
+        .await?;
     let memory_restart = memory(&api);
     eprintln!(
         "   restarted: ready in {} ms, {} KiB resident",
