@@ -7,7 +7,8 @@
 //! sizes, and whether the view keeps up under churn (engine event → `/status`). Prints one table and writes
 //! JSON. Then many drifts at once: 50 members killed together against 50 `--restart always` containers,
 //! and 30 unexpected containers with a 1 s stop timeout started together. `--only
-//! heal|serve|churn|mass-heal|mass-stop` runs one part.
+//! heal|serve|churn|mass-heal|mass-stop|synthetic` runs one part; `synthetic` (status-api against a synthetic
+//! engine of 1,000 to 20,000 containers) runs only when asked for.
 
 mod churn;
 mod engine;
@@ -16,6 +17,7 @@ mod mass;
 mod procs;
 mod serve;
 mod stats;
+mod synthetic;
 mod trace;
 
 use std::path::PathBuf;
@@ -25,19 +27,24 @@ use serde_json::json;
 
 const USAGE: &str = "usage: bench [--trials N] [--sizes 10,100,1000] [--bin-dir DIR] [--out FILE] \
 [--wrk-seconds N] [--only PART] [--containers N] [--rate R] [--churn-seconds S] [--mass-heal N] \
-[--mass-stop N] [--rounds N]
+[--mass-stop N] [--rounds N] [--synthetic-sizes N,N] [--synthetic-rates R,R] [--synthetic-seconds S] [--synthetic-serve SOCKET]
   --trials         heal trials per measurement (20)
   --sizes          container counts for the /status throughput runs (10,100,1000)
   --bin-dir        where the release binaries of status-api and status-controller are (target/release)
   --out            the JSON results (target/bench/results.json)
   --wrk-seconds    seconds of wrk load per size (5)
-  --only           run one part: heal, serve, churn, mass-heal or mass-stop
+  --only           run one part: heal, serve, churn, mass-heal, mass-stop or synthetic (only when named)
   --containers     churn: containers created (1000)
   --rate           churn: start/stop operations per second (35)
   --churn-seconds  churn: seconds of churn (30)
   --mass-heal      mass-heal: members killed at once, and as many `--restart always` containers (50)
   --mass-stop      mass-stop: unexpected containers started at once (30)
-  --rounds         mass-heal and mass-stop: rounds, each on fresh containers (3)";
+  --rounds         mass-heal and mass-stop: rounds, each on fresh containers (3)
+  --synthetic-sizes    synthetic: containers on the synthetic engine, one run each (1000,5000,20000)
+  --synthetic-rates    synthetic: events per second, one phase each (100,500,2000)
+  --synthetic-seconds  synthetic: seconds of events per rate (10)
+  --synthetic-serve    synthetic: only serve the engine on this unix socket (the first size and rate), until
+                       Ctrl-C, for a status-api run by hand";
 
 /// What `make bench` passes.
 #[derive(Debug)]
@@ -51,9 +58,32 @@ struct Args {
     only: Option<String>,
     churn: churn::Churn,
     mass: mass::Mass,
+    synthetic: synthetic::Synthetic,
+    /// `--synthetic-serve`: the socket to serve the synthetic engine on, and nothing else.
+    synthetic_serve: Option<PathBuf>,
 }
 
-const PARTS: [&str; 5] = ["heal", "serve", "churn", "mass-heal", "mass-stop"];
+const PARTS: [&str; 6] = [
+    "heal",
+    "serve",
+    "churn",
+    "mass-heal",
+    "mass-stop",
+    "synthetic",
+];
+
+/// Numbers separated by commas, e.g. `1000,5000,20000`.
+fn list<T: std::str::FromStr>(value: &str, flag: &str) -> anyhow::Result<Vec<T>> {
+    value
+        .split(',')
+        .map(|item| item.trim().parse())
+        .collect::<Result<Vec<T>, _>>()
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{flag} takes numbers separated by commas, e.g. 100,500,2000, not {value}"
+            )
+        })
+}
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
@@ -73,6 +103,12 @@ fn parse_args() -> anyhow::Result<Args> {
             stop: 30,
             rounds: 3,
         },
+        synthetic: synthetic::Synthetic {
+            sizes: vec![1000, 5000, 20000],
+            rates: vec![100.0, 500.0, 2000.0],
+            seconds: 10,
+        },
+        synthetic_serve: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -136,6 +172,23 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rounds" => {
                 args.mass.rounds = value()?.parse().context("--rounds takes a whole number")?
             }
+            "--synthetic-sizes" => args.synthetic.sizes = list(&value()?, "--synthetic-sizes")?,
+            "--synthetic-rates" => {
+                args.synthetic.rates = list(&value()?, "--synthetic-rates")?;
+                anyhow::ensure!(
+                    args.synthetic
+                        .rates
+                        .iter()
+                        .all(|rate| *rate > 0.0 && rate.is_finite()),
+                    "--synthetic-rates takes rates above 0"
+                );
+            }
+            "--synthetic-seconds" => {
+                args.synthetic.seconds = value()?
+                    .parse()
+                    .context("--synthetic-seconds takes a whole number")?
+            }
+            "--synthetic-serve" => args.synthetic_serve = Some(PathBuf::from(value()?)),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -149,6 +202,14 @@ fn parse_args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    if let Some(socket) = &args.synthetic_serve {
+        let size = args.synthetic.sizes.first().copied().unwrap_or(1000);
+        let rate = args.synthetic.rates.first().copied().unwrap_or(100.0);
+        return synthetic::serve_only(socket, size, rate).await;
+    }
+    if args.only.as_deref() == Some("synthetic") {
+        return synthetic_only(&args).await;
+    }
     // The churn runs status-api alone.
     let needed: &[&str] = if args.only.as_deref() == Some("churn") {
         &["status-api"]
@@ -220,6 +281,43 @@ async fn main() -> anyhow::Result<()> {
         "images": images,
     });
     println!("{}", stats::table(&results));
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)?;
+    eprintln!("JSON written to {}", args.out.display());
+    Ok(())
+}
+
+/// `--only synthetic`: no Docker engine needed. Its rows go under `"synthetic"` in the results file, beside
+/// what an earlier run of the other parts wrote there.
+async fn synthetic_only(args: &Args) -> anyhow::Result<()> {
+    for binary in ["status-api", "status-controller"] {
+        let path = args.bin_dir.join(binary);
+        anyhow::ensure!(
+            path.exists(),
+            "{} is missing: run `make bench`, which builds it",
+            path.display()
+        );
+    }
+    let started = chrono::Utc::now();
+    eprintln!(
+        "== synthetic engine: {:?} containers, {:?} events/s, {} s each",
+        args.synthetic.sizes, args.synthetic.rates, args.synthetic.seconds
+    );
+    let rows = synthetic::run(&args.bin_dir, &args.synthetic).await?;
+    let mut results: serde_json::Value = std::fs::read(&args.out)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    results["synthetic"] = rows;
+    results["synthetic_run"] = json!({
+        "date": started.to_rfc3339(),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "command": "make bench BENCH_ARGS=\"--only synthetic\"",
+    });
+    println!("{}", synthetic::table(&results["synthetic"]));
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }

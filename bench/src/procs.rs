@@ -35,15 +35,40 @@ impl Program {
         self.proc_status("VmHWM:")
     }
 
-    fn proc_status(&self, field: &str) -> Option<u64> {
+    /// A field of /proc/<pid>/status in bytes (`RssAnon:`, `RssFile:`).
+    pub fn proc_status(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         let line = status.lines().find(|line| line.starts_with(field))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }
 
+    /// Stops it with SIGTERM and waits (at most 30 s) until it has exited, so that another can take its
+    /// state directory.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    }
+
     /// Waits for `/ready` to answer 200; answers how long that took from `since`.
     pub async fn wait_ready(&self, since: Instant, timeout: Duration) -> anyhow::Result<Duration> {
+        self.wait_ready_every(since, timeout, Duration::from_millis(5))
+            .await
+    }
+
+    /// [`wait_ready`](Self::wait_ready), asking every `every`: each `/ready` builds status-api's view when it
+    /// changed, which costs in proportion to the containers, so at thousands a tight poll would slow what it
+    /// measures.
+    pub async fn wait_ready_every(
+        &self,
+        since: Instant,
+        timeout: Duration,
+        every: Duration,
+    ) -> anyhow::Result<Duration> {
         let client = reqwest::Client::new();
         let url = format!("{}/ready", self.base);
         loop {
@@ -56,7 +81,7 @@ impl Program {
                 since.elapsed() < timeout,
                 "{url} not ready after {timeout:?}"
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(every).await;
         }
     }
 }
@@ -138,8 +163,20 @@ pub fn status_api(
     token: &Path,
     logs: Logs,
 ) -> anyhow::Result<Program> {
+    status_api_with(bin_dir, scope, state_dir, token, logs, &[])
+}
+
+/// [`status_api`] with more arguments (`--docker-host …`).
+pub fn status_api_with(
+    bin_dir: &Path,
+    scope: &str,
+    state_dir: &Path,
+    token: &Path,
+    logs: Logs,
+    more: &[String],
+) -> anyhow::Result<Program> {
     let port = free_port()?;
-    let args = [
+    let mut args = vec![
         "--listen".to_owned(),
         format!("127.0.0.1:{port}"),
         "--scope".to_owned(),
@@ -153,6 +190,7 @@ pub fn status_api(
         "--log-format".to_owned(),
         "json".to_owned(),
     ];
+    args.extend_from_slice(more);
     let (child, trace) = spawn(&bin_dir.join("status-api"), &args, logs)?;
     Ok(Program {
         base: format!("http://127.0.0.1:{port}"),
@@ -169,8 +207,20 @@ pub fn controller(
     token: &Path,
     logs: Logs,
 ) -> anyhow::Result<Program> {
+    controller_with(bin_dir, api, token, logs, &[], "1h")
+}
+
+/// [`controller`] with more arguments (`--docker-host …`, `--dry-run`) and a pass every `interval`.
+pub fn controller_with(
+    bin_dir: &Path,
+    api: &Program,
+    token: &Path,
+    logs: Logs,
+    more: &[String],
+    interval: &str,
+) -> anyhow::Result<Program> {
     let port = free_port()?;
-    let args = [
+    let mut args = vec![
         "--listen".to_owned(),
         format!("127.0.0.1:{port}"),
         "--api-url".to_owned(),
@@ -178,10 +228,11 @@ pub fn controller(
         "--token-file".to_owned(),
         token.display().to_string(),
         "--interval".to_owned(),
-        "1h".to_owned(),
+        interval.to_owned(),
         "--log-format".to_owned(),
         "json".to_owned(),
     ];
+    args.extend_from_slice(more);
     let (child, trace) = spawn(&bin_dir.join("status-controller"), &args, logs)?;
     Ok(Program {
         base: format!("http://127.0.0.1:{port}"),
