@@ -27,7 +27,8 @@ BUSYBOX ?= $(firstword $(wildcard /bin/busybox /usr/bin/busybox))
 ifeq ($(origin COMPOSE),undefined)
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo 'docker compose'; else echo docker-compose; fi)
 endif
-DC = $(COMPOSE) -f compose/compose.yaml
+DC = env 'STATUS_API_CONTROLLER_URL=$(STATUS_API_CONTROLLER_URL)' \
+    'STATUS_CONTROLLER_CORS_ORIGIN=$(STATUS_CONTROLLER_CORS_ORIGIN)' $(COMPOSE) -f compose/compose.yaml
 export COMPOSE_PROJECT_NAME ?= dockstate
 export DOCKSTATE_TAG ?= latest
 export DOCKER_SOCKET ?= /var/run/docker.sock
@@ -43,9 +44,10 @@ URL_HOST = $(if $(filter 0.0.0.0,$(DOCKSTATE_BIND_ADDRESS)),localhost,$(DOCKSTAT
 API_URL = http://$(URL_HOST):$(STATUS_API_PORT)
 CONTROLLER_URL = http://$(URL_HOST):$(STATUS_CONTROLLER_PORT)
 # The live page (at API_URL) shows what the controller did: it is told where the controller is, and the
-# controller lets the page's origin read its GET answers (127.0.0.1 and localhost name the same page).
-export STATUS_API_CONTROLLER_URL ?= $(CONTROLLER_URL)
-export STATUS_CONTROLLER_CORS_ORIGIN ?= $(API_URL)$(if $(filter 127.0.0.1,$(URL_HOST)),$(comma)http://localhost:$(STATUS_API_PORT))$(if $(filter localhost,$(URL_HOST)),$(comma)http://127.0.0.1:$(STATUS_API_PORT))
+# controller lets the page's origin read its GET answers (127.0.0.1 and localhost name the same page). Given
+# to compose only (DC), not exported: the programs read these variables, and `make test` starts them too.
+STATUS_API_CONTROLLER_URL ?= $(CONTROLLER_URL)
+STATUS_CONTROLLER_CORS_ORIGIN ?= $(API_URL)$(if $(filter 127.0.0.1,$(URL_HOST)),$(comma)http://localhost:$(STATUS_API_PORT))$(if $(filter localhost,$(URL_HOST)),$(comma)http://127.0.0.1:$(STATUS_API_PORT))
 
 .PHONY: help up down demo test faults logs plan clean images demo-image static token fmt lint ci bench
 
