@@ -132,15 +132,19 @@ async fn one_size(
     let work = Workdir::new()?;
     let scope = format!("dockstate.test={label}");
 
+    // The same status-api both times, on the same state directory: the second start finds the snapshot.
+    let launch = || {
+        procs::status_api_with(
+            bin_dir,
+            &scope,
+            &work.state("api"),
+            &work.token(),
+            Logs::Warnings,
+            &host,
+        )
+    };
     let started = Instant::now();
-    let api = procs::status_api_with(
-        bin_dir,
-        &scope,
-        &work.state("api"),
-        &work.token(),
-        Logs::Warnings,
-        &host,
-    )?;
+    let api = launch()?;
     let ready = api
         .wait_ready_every(started, Duration::from_secs(600), READY_POLL)
         .await?;
@@ -155,14 +159,7 @@ async fn one_size(
     // snapshot's reading. The rest is measured on this one.
     api.stop().await;
     let restarted = Instant::now();
-    let api = procs::status_api_with(
-        bin_dir,
-        &scope,
-        &work.state("api"),
-        &work.token(),
-        Logs::Warnings,
-        &host,
-    )?;
+    let api = launch()?;
     let ready_again = api
         .wait_ready_every(restarted, Duration::from_secs(600), READY_POLL)
         .await?;
