@@ -1,6 +1,7 @@
 //! Drift: how the host differs from its snapshot. Pure — no I/O, no clock — so status-api's `/drift` and the
 //! controller's plan are computed by the same function from the same data, and every rule is unit-tested.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::image_ref::{is_image_id, is_image_id_of, same_reference};
@@ -35,14 +36,15 @@ use crate::spec_summary::{ChangeKind, SpecChange};
 ///
 /// And a running container whose name is not in the snapshot is `unexpected` unless its policy is `ignore`.
 /// Items come sorted by name, then kind.
-pub fn drift(
+pub fn drift<C: Borrow<ContainerStatus>>(
     snapshot: &[SnapshotMember],
-    observed: &[ContainerStatus],
+    observed: &[C],
     scope: &Scope,
 ) -> Vec<DriftItem> {
     let owners = Owners::new(snapshot, observed, scope);
     let observed: HashMap<&str, &ContainerStatus> = observed
         .iter()
+        .map(Borrow::borrow)
         .filter(|container| in_scope(scope, &container.labels))
         .map(|container| (container.name.as_str(), container))
         .collect();

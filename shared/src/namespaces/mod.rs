@@ -7,6 +7,7 @@
 //! names owners (by name, which survives a recreate), and what became of the owner a member joined
 //! ([`Owners::fate`]), which drift reports as `orphaned` and the controller's plan acts on.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -158,13 +159,14 @@ pub struct Owners<'a> {
 }
 
 impl<'a> Owners<'a> {
-    pub fn new(
+    pub fn new<C: Borrow<ContainerStatus>>(
         snapshot: &'a [SnapshotMember],
-        observed: &'a [ContainerStatus],
+        observed: &'a [C],
         scope: &Scope,
     ) -> Self {
         let visible: Vec<&ContainerStatus> = observed
             .iter()
+            .map(Borrow::borrow)
             .filter(|container| in_scope(scope, &container.labels))
             .collect();
         Self {
