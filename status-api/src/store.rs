@@ -4,8 +4,11 @@
 //! directory — is a new revision, and
 //! requests read an immutable [`View`] of one revision. Nothing here calls the engine.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+mod drifts;
+mod listing;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +18,11 @@ use tokio::sync::watch;
 use crate::baseline::{Baseline, BaselineReceiver};
 use crate::onsets::DriftOnsets;
 use crate::state_dir::Access;
-use crate::view::{ReadinessCheck, View, ViewParts};
+use crate::view::{scope_mismatch, ReadinessCheck, View, ViewParts};
+
+use drifts::Drifts;
+pub use listing::ImageTags;
+use listing::{Decor, Listing};
 
 /// The read side. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -36,9 +43,6 @@ pub struct ImageTagsWriter {
     store: Store,
 }
 
-/// Which image each image reference names on the host now: its id, or `None` when it names none.
-pub type ImageTags = HashMap<String, Option<String>>;
-
 #[derive(Debug)]
 struct Inner {
     scope: Scope,
@@ -50,14 +54,18 @@ struct Inner {
     /// What this status-api may do in its state directory, once start-up says ([`Writer::follow_state_dir`]).
     state_dir: OnceLock<watch::Receiver<Access>>,
     state: RwLock<State>,
+    /// Held while a view is built, outside the state's lock: one build at a time, so the event applier
+    /// never waits for one, and a request that waited here finds the view the build before it made. It
+    /// holds the last view's drift, which the next view's is worked out from.
+    building: Mutex<Drifts>,
     /// The newest revision, for long polls to wait on.
     revision: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
 struct State {
-    /// By id.
-    containers: HashMap<String, ContainerStatus>,
+    /// Every container, decorated for `baseline` and `image_tags`.
+    containers: Listing,
     /// Which image each reference the containers were created from names now.
     image_tags: ImageTags,
     /// The baseline the current revision is compared with.
@@ -79,6 +87,8 @@ struct State {
     oldest_pending_event: Option<DateTime<Utc>>,
     /// The view of the current revision, built on first request.
     view: Option<Arc<View>>,
+    /// Rises whenever `view` is dropped: a view built from an older generation is served but not kept.
+    generation: u64,
     /// When each drift of the last view built began, for the next view to carry on.
     onsets: Arc<DriftOnsets>,
 }
@@ -88,7 +98,7 @@ impl Writer {
     pub fn new(scope: Scope, resync_interval: Duration, baselines: BaselineReceiver) -> Self {
         let baseline = baselines.borrow().clone();
         let state = State {
-            containers: HashMap::new(),
+            containers: Listing::default(),
             image_tags: ImageTags::new(),
             baseline,
             state_dir: None,
@@ -102,6 +112,7 @@ impl Writer {
             event_backlog: 0,
             oldest_pending_event: None,
             view: None,
+            generation: 0,
             onsets: Arc::default(),
         };
         let own = shared::runtime::own_container::OwnContainer::detect();
@@ -115,6 +126,7 @@ impl Writer {
                     baselines,
                     state_dir: OnceLock::new(),
                     state: RwLock::new(state),
+                    building: Mutex::new(Drifts::default()),
                     revision: watch::Sender::new(0),
                 }),
             },
@@ -152,30 +164,30 @@ impl Writer {
     /// Replaces every container with the result of a full re-list, which also proves the engine answers.
     /// The view is rebuilt (its `observed_at` moves) but the revision only rises if something changed.
     pub fn replace_all(&self, containers: HashMap<String, ContainerStatus>) {
-        let mut state = self.store.write();
-        let mut changed = set_engine(&mut state, ReadinessCheck::up("the engine answers"));
+        let mut guard = self.store.write();
+        let state = &mut *guard;
+        let mut changed = set_engine(state, ReadinessCheck::up("the engine answers"));
         state.observed_at = Some(Utc::now());
-        state.view = None;
-        if state.containers != containers {
-            state.containers = containers;
-            changed = true;
-        }
-        self.store.commit(&mut state, changed);
+        invalidate(state);
+        changed |= state
+            .containers
+            .replace_all(containers, decor(&state.baseline, &state.image_tags));
+        self.store.commit(state, changed);
     }
 
     /// One container after an event: its new status, or `None` when it is gone or left the scope.
     pub fn apply(&self, id: String, status: Option<ContainerStatus>) {
-        let mut state = self.store.write();
+        let mut guard = self.store.write();
+        let state = &mut *guard;
         let changed = match status {
             Some(status) => {
-                state.containers.get(&id) != Some(&status) && {
-                    state.containers.insert(id, status);
-                    true
-                }
+                state
+                    .containers
+                    .set(id, status, decor(&state.baseline, &state.image_tags))
             }
-            None => state.containers.remove(&id).is_some(),
+            None => state.containers.remove(&id),
         };
-        self.store.commit(&mut state, changed);
+        self.store.commit(state, changed);
     }
 
     /// Counts one event received from the engine (for `dockstate_docker_events_total`).
@@ -190,7 +202,7 @@ impl Writer {
         if (state.event_backlog, state.oldest_pending_event) != (backlog, oldest) {
             state.event_backlog = backlog;
             state.oldest_pending_event = oldest;
-            state.view = None;
+            invalidate(&mut state);
         }
     }
 
@@ -236,18 +248,36 @@ impl Writer {
 impl ImageTagsWriter {
     /// Which image each reference in use names now; a change is a new revision.
     pub fn set(&self, tags: &ImageTags) {
-        let mut state = self.store.write();
+        let mut guard = self.store.write();
+        let state = &mut *guard;
         let changed = state.image_tags != *tags;
         if changed {
             state.image_tags = tags.clone();
+            state
+                .containers
+                .redecorate(decor(&state.baseline, &state.image_tags));
         }
-        self.store.commit(&mut state, changed);
+        self.store.commit(state, changed);
     }
 
     /// A reader of the store these tags go into.
     pub fn store(&self) -> Store {
         self.store.clone()
     }
+}
+
+/// What the containers are decorated with: the baseline and image tags in force.
+fn decor<'a>(baseline: &'a Option<Arc<Baseline>>, image_tags: &'a ImageTags) -> Decor<'a> {
+    Decor {
+        baseline: baseline.as_deref(),
+        image_tags,
+    }
+}
+
+/// Drops the cached view: the next request builds one.
+fn invalidate(state: &mut State) {
+    state.view = None;
+    state.generation += 1;
 }
 
 /// Sets the `docker` check; whether readiness changed.
@@ -279,21 +309,16 @@ impl Store {
 
     /// One container as the store holds it (before the baseline marks `in_snapshot`).
     pub fn container(&self, id: &str) -> Option<ContainerStatus> {
-        self.read().containers.get(id).cloned()
+        self.read()
+            .containers
+            .get(id)
+            .map(|status| ContainerStatus::clone(status))
     }
 
     /// The image references the containers were created from (image ids left out: they name one image for
-    /// good). Asked at every revision, so each distinct reference is copied once, not once per container:
-    /// 20,000 containers share a handful of images.
-    pub fn image_references(&self) -> std::collections::BTreeSet<String> {
-        let state = self.read();
-        let distinct: std::collections::BTreeSet<&str> = state
-            .containers
-            .values()
-            .map(|container| container.image.as_str())
-            .filter(|image| !image.is_empty() && !shared::image_ref::is_image_id(image))
-            .collect();
-        distinct.into_iter().map(str::to_owned).collect()
+    /// good). Asked at every revision, so each distinct reference is copied once, not once per container.
+    pub fn image_references(&self) -> BTreeSet<String> {
+        self.read().containers.image_references()
     }
 
     /// How many engine events have been received.
@@ -301,17 +326,45 @@ impl Store {
         self.read().events_seen
     }
 
-    /// The view of the current revision.
+    /// The view of the current revision. Built outside the state's lock, from shared statuses: the event
+    /// applier goes on meanwhile, and the view is of the revision current when its build began.
     pub fn view(&self) -> Arc<View> {
         if let Some(view) = self.in_step().view.clone() {
             return view;
         }
+        let mut drifts = self
+            .inner
+            .building
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (mut parts, generation) = {
+            let mut state = self.write();
+            self.adopt_baseline(&mut state);
+            if let Some(view) = state.view.clone() {
+                return view;
+            }
+            (self.parts(&state), state.generation)
+        };
+        parts.drift = match &parts.baseline {
+            Some(baseline) if scope_mismatch(Some(baseline), &self.inner.scope).is_none() => {
+                drifts.follow(baseline, parts.containers.clone(), &self.inner.scope)
+            }
+            _ => Vec::new(),
+        };
+        let view = Arc::new(View::new(parts));
         let mut state = self.write();
-        self.adopt_baseline(&mut state);
-        if let Some(view) = state.view.clone() {
-            return view;
+        // The next view's drift begins where this one's left off, kept or not.
+        state.onsets = view.onsets().clone();
+        if state.generation == generation {
+            state.view = Some(view.clone());
         }
-        let view = Arc::new(View::new(ViewParts {
+        view
+    }
+
+    /// What a view of the current revision is built from: shared pointers and small copies, taken under the
+    /// lock.
+    fn parts(&self, state: &State) -> ViewParts<'_> {
+        ViewParts {
             revision: state.revision,
             observed_at: state.observed_at.unwrap_or_else(Utc::now),
             events_live: state.events_live,
@@ -327,14 +380,11 @@ impl Store {
             }),
             event_backlog: state.event_backlog,
             oldest_pending_event: state.oldest_pending_event,
-            containers: &state.containers,
-            image_tags: &state.image_tags,
-            onsets: &state.onsets,
+            containers: state.containers.sorted(),
+            drift: Vec::new(),
+            onsets: state.onsets.clone(),
             changed_at: state.changed_at,
-        }));
-        state.onsets = view.onsets().clone();
-        state.view = Some(view.clone());
-        view
+        }
     }
 
     /// Returns once the revision is no longer `since`: at once if it already is not (also when `since` is
@@ -419,6 +469,9 @@ impl Store {
         let mut adopted = !same(&state.baseline, &current);
         if adopted {
             state.baseline = current;
+            state
+                .containers
+                .redecorate(decor(&state.baseline, &state.image_tags));
         }
         let access = self.access();
         if state.state_dir != access {
@@ -434,7 +487,7 @@ impl Store {
     fn bump(&self, state: &mut State) {
         state.revision += 1;
         state.changed_at = Utc::now();
-        state.view = None;
+        invalidate(state);
         self.inner.revision.send_replace(state.revision);
     }
 

@@ -3,13 +3,13 @@
 //! began) is computed once per revision as the view is built; the serialised `/status` bodies once per
 //! revision, on first use; both are shared by every request that follows.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use shared::{drift, ContainerState, ContainerStatus, DriftItem, Engine, Scope};
+use shared::{ContainerState, ContainerStatus, DriftItem, Engine, Scope};
 
 use crate::baseline::Baseline;
 use crate::onsets::DriftOnsets;
@@ -173,9 +173,10 @@ pub struct View {
     pub event_lag: Duration,
     /// The engine time of the oldest event not yet applied, for the age of the backlog at any later moment.
     pub oldest_pending_event: Option<DateTime<Utc>>,
-    /// Every container in scope, sorted by name, with `in_snapshot` and `spec_changes` set.
-    pub containers: Vec<ContainerStatus>,
-    drift: OnceLock<Vec<DriftItem>>,
+    /// Every container in scope, sorted by name, with `in_snapshot`, `spec_changes` and `tag_image_id` set:
+    /// shared with the store and every other view that holds the same status.
+    pub containers: Vec<Arc<ContainerStatus>>,
+    drift: Vec<DriftItem>,
     /// When each drift of this view began.
     onsets: Arc<DriftOnsets>,
     listed_body: Prepared,
@@ -200,11 +201,13 @@ pub struct ViewParts<'a> {
     pub event_backlog: usize,
     /// The engine time of the oldest event not yet applied.
     pub oldest_pending_event: Option<DateTime<Utc>>,
-    pub containers: &'a HashMap<String, ContainerStatus>,
-    /// Which image each image reference names now (its id; `None`: it names none).
-    pub image_tags: &'a HashMap<String, Option<String>>,
+    /// Every container in scope, decorated for `baseline` and sorted by name.
+    pub containers: Vec<Arc<ContainerStatus>>,
+    /// The drift of `containers` against `baseline` ([`shared::drift()`], worked out from the last view's):
+    /// empty without a baseline or while it was taken in another scope.
+    pub drift: Vec<DriftItem>,
     /// When each drift of the view built before this one began.
-    pub onsets: &'a DriftOnsets,
+    pub onsets: Arc<DriftOnsets>,
     /// When the store last changed: the onset of any drift this view is the first to show.
     pub changed_at: DateTime<Utc>,
 }
@@ -212,22 +215,6 @@ pub struct ViewParts<'a> {
 impl View {
     pub fn new(parts: ViewParts<'_>) -> Self {
         let baseline = parts.baseline;
-        let mut containers: Vec<ContainerStatus> = parts
-            .containers
-            .values()
-            .map(|container| ContainerStatus {
-                in_snapshot: baseline
-                    .as_ref()
-                    .is_some_and(|baseline| baseline.contains(&container.name)),
-                spec_changes: baseline
-                    .as_ref()
-                    .map(|baseline| baseline.spec_changes(container))
-                    .unwrap_or_default(),
-                tag_image_id: parts.image_tags.get(&container.image).cloned().flatten(),
-                ..container.clone()
-            })
-            .collect();
-        containers.sort_by(|a, b| a.name.cmp(&b.name));
         let mut view = Self {
             revision: parts.revision,
             observed_at: parts.observed_at,
@@ -250,14 +237,14 @@ impl View {
                 .and_then(|oldest| (Utc::now() - oldest).to_std().ok())
                 .unwrap_or_default(),
             oldest_pending_event: parts.oldest_pending_event,
-            containers,
-            drift: OnceLock::new(),
+            containers: parts.containers,
+            drift: parts.drift,
             onsets: Arc::default(),
             listed_body: Prepared::default(),
             all_body: Prepared::default(),
         };
-        // Drift is computed as each view is built, not when first asked for: its onsets must be seen at the
-        // revision that shows them, whoever asks and whenever.
+        // Drift comes with each view, not when first asked for: its onsets must be seen at the revision that
+        // shows them, whoever asks and whenever.
         view.onsets = Arc::new(parts.onsets.follow(view.drift(), parts.changed_at));
         view
     }
@@ -270,11 +257,7 @@ impl View {
     /// The drift of this revision: empty until a snapshot exists, and while the snapshot was taken in another
     /// scope ([`View::scope_mismatch`]).
     pub fn drift(&self) -> &[DriftItem] {
-        self.drift.get_or_init(|| match &self.baseline {
-            Some(_) if self.scope_mismatch().is_some() => Vec::new(),
-            Some(baseline) => drift(baseline.members(), &self.containers, &self.scope),
-            None => Vec::new(),
-        })
+        &self.drift
     }
 
     /// Why the baseline cannot be compared with this view, when it was taken in another scope.

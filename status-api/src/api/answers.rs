@@ -278,6 +278,11 @@ pub(super) fn render_status(view: &View, keep: impl Fn(&ContainerStatus) -> bool
         not_ready_reason: view.readiness.reason.as_deref(),
         event_backlog: u64::try_from(view.event_backlog).unwrap_or(u64::MAX),
         event_lag_seconds: view.event_lag.as_secs_f64(),
-        containers: view.containers.iter().filter(|c| keep(c)).collect(),
+        containers: view
+            .containers
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|c| keep(c))
+            .collect(),
     })
 }

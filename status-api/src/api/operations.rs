@@ -162,6 +162,7 @@ impl StatusApi {
         let by_prefix: Vec<&ContainerStatus> = view
             .containers
             .iter()
+            .map(AsRef::as_ref)
             .filter(|c| !wanted.is_empty() && c.id.starts_with(wanted))
             .collect();
         match by_prefix.as_slice() {
