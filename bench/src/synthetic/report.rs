@@ -270,11 +270,13 @@ mod tests {
             serde_json::json!({
                 "containers": 1000, "ready_ms": 400, "rss_kib": 20480, "pass_ms": 3.5, "events_per_s": events,
                 "metrics_scrape_p99_ms": 20.0, "start": {"last_inspect_ms": 300},
+                "drift": {"drift_ms": 0.127, "decode_ms": 2.9},
                 "phase": {"events_per_s": events, "lag": {"p99_ms": p99}, "backlog_grows": false, "backlog_max": 2},
             })
         };
         let text = table(&serde_json::json!([row(500.0, 30.0), row(2000.0, 150.0)]));
         assert_eq!(text.matches("| 1000 | 400 ms").count(), 1, "{text}");
+        assert!(text.contains("| 0.13 ms (2.90 ms) |"), "{text}");
         assert!(
             text.contains("lag p99 < 100 ms at 500 events/s: 30 ms: met"),
             "{text}"
