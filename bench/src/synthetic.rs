@@ -1,8 +1,10 @@
 //! The synthetic engine bench (`--only synthetic`): status-api against an engine that serves thousands of
 //! containers no test machine could run ([`server::SyntheticEngine`], on a unix socket, through
 //! `--docker-host`), to see how its cost grows — start to ready, memory, how far the view trails a steady event
-//! rate and from which rate its backlog grows, `/status?all=true`, `/metrics` and the controller's pass.
+//! rate and from which rate its backlog grows, `/status?all=true`, `/metrics`, the controller's pass and the
+//! drift alone.
 
+mod drift;
 mod fleet;
 mod observe;
 mod report;
@@ -177,12 +179,15 @@ async fn one_size(
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .count();
+    let drift = drift::drift_alone(&api.base).await?;
     let pass = controller_pass(bin_dir, &api, &work, &host).await?;
     eprintln!(
-        "   /status {} B, /metrics {} B, pass {} ms",
+        "   /status {} B, /metrics {} B, pass {} ms, drift alone {} ms, decoding /status {} ms",
         status_bytes.len(),
         metrics_text.len(),
-        pass["pass_ms"]
+        pass["pass_ms"],
+        drift["drift_ms"],
+        drift["decode_ms"]
     );
 
     let mut schedule = Schedule::new(size);
@@ -230,6 +235,7 @@ async fn one_size(
         "metrics_scrape_p99_ms": summary(&metrics_times)["p99_ms"],
         "controller": pass,
         "pass_ms": pass["pass_ms"],
+        "drift": drift,
         "backlog_grows_from_events_per_s": grows_from,
         "unanswered_engine_calls": unanswered,
     });

@@ -2,7 +2,7 @@
 //! controller's plan are computed by the same function from the same data, and every rule is unit-tested.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Ordering;
 
 use crate::image_ref::{is_image_id, is_image_id_of, same_reference};
 use crate::model::{
@@ -41,43 +41,72 @@ pub fn drift<C: Borrow<ContainerStatus>>(
     observed: &[C],
     scope: &Scope,
 ) -> Vec<DriftItem> {
-    let owners = Owners::new(snapshot, observed, scope);
-    let observed: HashMap<&str, &ContainerStatus> = observed
+    // Limited to the scope once, for drift and for the namespace owners alike.
+    let members: Vec<&SnapshotMember> = snapshot
+        .iter()
+        .filter(|member| in_scope(scope, &member.labels))
+        .collect();
+    let visible: Vec<&ContainerStatus> = observed
         .iter()
         .map(Borrow::borrow)
         .filter(|container| in_scope(scope, &container.labels))
-        .map(|container| (container.name.as_str(), container))
         .collect();
-    let members: BTreeMap<&str, &SnapshotMember> = snapshot
-        .iter()
-        .filter(|member| in_scope(scope, &member.labels))
-        .map(|member| (member.name.as_str(), member))
-        .collect();
+    let owners = Owners::in_scope(&members, &visible);
 
-    let mut items: Vec<DriftItem> = members
-        .values()
-        .filter_map(|member| {
-            member_drift(member, observed.get(member.name.as_str()).copied(), &owners)
-        })
-        .collect();
-
-    items.extend(
-        observed
-            .values()
-            .filter(|container| !members.contains_key(container.name.as_str()))
-            .filter(|container| container.state == ContainerState::Running)
-            .filter(|container| container.policy() != Policy::Ignore)
-            .map(|container| {
-                item(
-                    DriftKind::Unexpected,
-                    container,
-                    format!("running from {} but not in the snapshot", container.image),
-                )
-            }),
+    // Both sides by name, walked side by side: no map, no hashing, and linear on what status-api holds
+    // (both sorted by name already).
+    let members = by_name(members, |member| &member.name);
+    let containers = by_name(visible, |container| &container.name);
+    let mut items = Vec::new();
+    let (mut members, mut containers) = (
+        members.into_iter().peekable(),
+        containers.into_iter().peekable(),
     );
-
+    loop {
+        let order = match (members.peek(), containers.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(member), Some(container)) => member.name.cmp(&container.name),
+        };
+        let member = members.next_if(|_| order != Ordering::Greater);
+        let container = containers.next_if(|_| order != Ordering::Less);
+        items.extend(match (member, container) {
+            (Some(member), current) => member_drift(member, current, &owners),
+            (None, Some(container)) => unexpected(container),
+            (None, None) => None,
+        });
+    }
     items.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
     items
+}
+
+/// `items` sorted by name, the last of each name kept (as a map keyed by name would keep it). Stable, and
+/// linear when they come sorted.
+fn by_name<T>(mut items: Vec<&T>, name: fn(&T) -> &String) -> Vec<&T> {
+    items.sort_by(|a, b| name(a).cmp(name(b)));
+    let mut kept: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        match kept.last_mut() {
+            Some(last) if name(last) == name(item) => *last = item,
+            _ => kept.push(item),
+        }
+    }
+    kept
+}
+
+/// A container in scope whose name is not in the snapshot: `unexpected` when it runs and its policy is not
+/// `ignore`.
+fn unexpected(container: &ContainerStatus) -> Option<DriftItem> {
+    (container.state == ContainerState::Running && container.policy() != Policy::Ignore).then(
+        || {
+            item(
+                DriftKind::Unexpected,
+                container,
+                format!("running from {} but not in the snapshot", container.image),
+            )
+        },
+    )
 }
 
 fn member_drift(
@@ -287,6 +316,8 @@ fn item(kind: DriftKind, container: &ContainerStatus, detail: String) -> DriftIt
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::model::{LabelSelector, POLICY_LABEL};
 
@@ -785,6 +816,90 @@ mod tests {
         assert_eq!(
             kinds(&drift(&[], &[stale], &None)),
             vec![("a", DriftKind::Unexpected)]
+        );
+    }
+
+    /// Among many members in sync, one whose container joined a namespace the snapshot never recorded (and
+    /// no other) is still orphaned when that owner stops, and the others still are in sync.
+    #[test]
+    fn one_dependant_among_many_is_found_though_only_its_container_shares() {
+        let mut snapshot: Vec<SnapshotMember> =
+            (0..50).map(|i| member(&format!("m{i:02}"))).collect();
+        snapshot.push(member("vpn"));
+        let mut observed: Vec<ContainerStatus> = (0..50)
+            .map(|i| container(&format!("m{i:02}"), ContainerState::Running))
+            .collect();
+        observed[7].shares.network = Some("vpn-id".into());
+        observed.push(container("vpn", ContainerState::Running));
+        assert!(drift(&snapshot, &observed, &None).is_empty());
+
+        let vpn = observed.len() - 1;
+        observed[vpn].state = ContainerState::Exited;
+        let items = drift(&snapshot, &observed, &None);
+        assert_eq!(
+            kinds(&items),
+            vec![("m07", DriftKind::Orphaned), ("vpn", DriftKind::Stopped)]
+        );
+        assert!(
+            items[0].detail.contains("which is exited"),
+            "{}",
+            items[0].detail
+        );
+    }
+
+    #[test]
+    fn equal_references_are_the_same_image_whatever_they_say() {
+        for text in ["busybox:latest", "", ":x", " odd ", MEMBER_IMAGE_ID] {
+            let mut same = container("a", ContainerState::Running);
+            same.image = text.into();
+            let mut recorded = member("a");
+            recorded.image = text.into();
+            assert!(same_image(&recorded, &same), "{text:?}");
+            assert!(drift(&[recorded], &[same], &None).is_empty(), "{text:?}");
+        }
+    }
+
+    /// Both sides are walked by name: in whatever order they come, the items are the same, and of two
+    /// entries of one name the last counts, as it always did.
+    #[test]
+    fn the_order_of_either_side_does_not_matter_and_the_last_of_a_name_counts() {
+        let snapshot = vec![member("a"), member("b"), member("c"), member("e")];
+        let observed = vec![
+            container("b", ContainerState::Exited),
+            container("c", ContainerState::Running),
+            container("d", ContainerState::Running),
+            container("e", ContainerState::Paused),
+            container("f", ContainerState::Exited),
+        ];
+        let expected = vec![
+            ("a", DriftKind::Removed),
+            ("b", DriftKind::Stopped),
+            ("d", DriftKind::Unexpected),
+            ("e", DriftKind::Paused),
+        ];
+        let sorted = drift(&snapshot, &observed, &None);
+        assert_eq!(kinds(&sorted), expected);
+        let reversed: Vec<SnapshotMember> = snapshot.iter().rev().cloned().collect();
+        let shuffled = [2, 4, 0, 3, 1].map(|i| observed[i].clone());
+        assert_eq!(drift(&reversed, &shuffled, &None), sorted);
+
+        let twice = [
+            container("b", ContainerState::Running),
+            container("b", ContainerState::Exited),
+        ];
+        assert_eq!(
+            kinds(&drift(&[member("b")], &twice, &None)),
+            vec![("b", DriftKind::Stopped)]
+        );
+        let mut other_image = member("b");
+        other_image.image = "nginx:1".into();
+        assert_eq!(
+            kinds(&drift(
+                &[other_image, member("b")],
+                &[container("b", ContainerState::Running)],
+                &None
+            )),
+            vec![]
         );
     }
 }

@@ -59,9 +59,10 @@ pub fn normalized_reference(reference: &str) -> String {
     full
 }
 
-/// Whether two references name the same image once both are written out in full.
+/// Whether two references name the same image once both are written out in full. Two equal strings do
+/// without writing anything out: that is nearly every member of a host, compared on every drift.
 pub fn same_reference(a: &str, b: &str) -> bool {
-    normalized_reference(a) == normalized_reference(b)
+    a == b || normalized_reference(a) == normalized_reference(b)
 }
 
 /// Whether `reference` is the image id `image_id` itself (`sha256:<hex>`, bare hex, or a prefix of at least

@@ -179,7 +179,7 @@ pub async fn complete_view<F>(
     read_snapshot: impl FnOnce() -> F,
 ) -> Result<FreshView, Hold>
 where
-    F: Future<Output = Result<SnapshotSummary, Hold>>,
+    F: Future<Output = Result<Arc<SnapshotSummary>, Hold>>,
 {
     check_scope(expected_scope, &status)?;
     check_fresh(&status, now)?;
@@ -195,7 +195,7 @@ where
                     "status-api re-baselined while the snapshot was read; reading it again",
                 ));
             }
-            Arc::new(snapshot)
+            snapshot
         }
     };
     check_snapshot_scope(&snapshot, &status)?;
@@ -366,7 +366,7 @@ mod tests {
         };
         let read = |scope: Option<&'static str>| {
             let summary = snapshot(scope);
-            move || async move { Ok(summary) }
+            move || async move { Ok(Arc::new(summary)) }
         };
         let held = complete_view(web.clone(), &None, None, true, Utc::now(), read(None))
             .await

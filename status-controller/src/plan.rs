@@ -4,6 +4,9 @@
 //! controller and the API can never disagree about what is out of place; this module only decides what to do
 //! about each difference.
 
+use std::cell::OnceCell;
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use shared::drift::unchanged;
 use shared::{
@@ -12,7 +15,9 @@ use shared::{
 
 use crate::dependants::{order, Order};
 use crate::model::{Action, ActionKind, Observed, Unexpected};
+use by_name::Lookups;
 
+mod by_name;
 mod changed;
 mod compose;
 
@@ -64,66 +69,94 @@ pub fn plan(
     settings: &PlanSettings,
     now: DateTime<Utc>,
 ) -> Vec<Action> {
-    let owners = Owners::new(snapshot, &observed.containers, &observed.scope);
+    // The namespace owners, only once an action dependency order may change asks for them.
+    let owners = OnceCell::new();
+    let owners =
+        || owners.get_or_init(|| Owners::new(snapshot, &observed.containers, &observed.scope));
     let in_scope: Vec<&ContainerStatus> = observed
         .containers
         .iter()
         .filter(|container| shared::in_scope(&observed.scope, &container.labels))
         .collect();
+    let lookups = Lookups::new(snapshot, &in_scope);
+    // The few containers compose may have set aside, and the few whose death is not confirmed yet: found in
+    // one look each, not one per drift item.
+    let aside: Vec<&ContainerStatus> = in_scope
+        .iter()
+        .copied()
+        .filter(|container| compose::may_be_set_aside(container))
+        .collect();
+    let settling: HashSet<&str> = observed
+        .containers
+        .iter()
+        .filter(|container| container.settling)
+        .map(|container| container.id.as_str())
+        .collect();
     let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
         .into_iter()
         .filter_map(|item| {
-            let at_work = compose_at_work(&item, snapshot, &in_scope, now);
-            let put_back = snapshot
-                .iter()
-                .any(|member| member.name == item.name && changed::opted_in(member));
-            decide(item, observed, settings, (at_work, put_back))
+            let circumstances = Circumstances {
+                at_work: compose_at_work(&item, &lookups, &aside, now),
+                put_back: lookups
+                    .members(&item.name)
+                    .iter()
+                    .any(|member| changed::opted_in(member)),
+                settling: settling.contains(item.id.as_str()),
+            };
+            decide(item, observed, settings, circumstances)
         })
-        .map(|action| in_order(action, &owners, settings.can_recreate))
+        .map(|action| in_order(action, owners, settings.can_recreate))
         .collect();
-    actions.extend(waits(snapshot, observed));
+    actions.extend(waits(&in_scope, &lookups));
     actions.sort_by(|a, b| a.container.cmp(&b.container).then(a.kind.cmp(&b.kind)));
     actions
 }
 
 /// Whether compose is at work on the container of `item` (see [`compose`]): for a stopped (not dead) or
-/// removed member, and for an unexpected container compose set aside.
+/// removed member, and for an unexpected container compose set aside. `aside`: the containers in scope
+/// compose may have set aside.
 fn compose_at_work(
     item: &DriftItem,
-    snapshot: &[SnapshotMember],
-    observed: &[&ContainerStatus],
+    lookups: &Lookups<'_>,
+    aside: &[&ContainerStatus],
     now: DateTime<Utc>,
 ) -> Option<ComposeAtWork> {
-    let current = || {
-        observed
-            .iter()
-            .copied()
-            .find(|container| container.name == item.name)
-    };
+    let current = || lookups.container(&item.name);
     match (item.kind, item.state) {
         (DriftKind::Stopped, Some(ContainerState::Dead)) => None,
         (DriftKind::Stopped | DriftKind::Removed, _) => {
-            let member = snapshot.iter().find(|member| member.name == item.name)?;
-            compose::member_at_work(member, current(), observed, now)
+            let member = lookups.member(&item.name)?;
+            compose::member_at_work(member, current(), aside, now)
         }
-        (DriftKind::Unexpected, _) => compose::stranger_at_work(current()?, snapshot, now),
+        (DriftKind::Unexpected, _) => {
+            compose::stranger_at_work(current()?, lookups.snapshot(), now)
+        }
         _ => None,
     }
 }
 
-/// The action for one drift item; `at_work` says whether compose is replacing its container, and until when;
-/// `put_back` whether its member asked to be put back to its snapshot spec when it is `changed`.
+/// What besides its drift decides an item's action.
+struct Circumstances {
+    /// Whether compose is replacing its container, and until when.
+    at_work: Option<ComposeAtWork>,
+    /// Whether its member asked to be put back to its snapshot spec when it is `changed`.
+    put_back: bool,
+    /// Whether status-api has not confirmed its container's death yet.
+    settling: bool,
+}
+
+/// The action for one drift item, in its [`Circumstances`].
 fn decide(
     item: DriftItem,
     observed: &Observed,
     settings: &PlanSettings,
-    (at_work, put_back): (Option<ComposeAtWork>, bool),
+    Circumstances {
+        at_work,
+        put_back,
+        settling,
+    }: Circumstances,
 ) -> Option<Action> {
     let protected = protection(&item.id, observed, settings);
-    let settling = observed
-        .containers
-        .iter()
-        .any(|container| container.id == item.id && container.settling);
     let mut retry_at = None;
     let (kind, reason) = match (protected, item.policy, item.kind) {
         (Some(whose), _, _) => (
@@ -216,14 +249,18 @@ fn heal(item: &DriftItem, settings: &PlanSettings, put_back: bool) -> (ActionKin
 /// `action`, in dependency order ([`order`]): unchanged unless it heals a member whose namespace owner is
 /// not as the member joined it. Then: the owner does not run → wait for it; it started again after the
 /// member → restart the member; it was recreated → replace the member (report it without the token).
-fn in_order(action: Action, owners: &Owners<'_>, can_recreate: bool) -> Action {
+fn in_order<'a>(
+    action: Action,
+    owners: impl FnOnce() -> &'a Owners<'a>,
+    can_recreate: bool,
+) -> Action {
     if !matches!(
         action.kind,
         ActionKind::Start | ActionKind::Restart | ActionKind::Recreate
     ) {
         return action;
     }
-    let (kind, reason, waits_for) = match order(&action.container, owners, can_recreate) {
+    let (kind, reason, waits_for) = match order(&action.container, owners(), can_recreate) {
         Order::AsPlanned => return action,
         Order::Wait { owner, reason } => (ActionKind::Wait, reason, Some(owner)),
         Order::Restart(reason) => (ActionKind::Restart, reason, None),
@@ -254,13 +291,12 @@ fn protection(id: &str, observed: &Observed, settings: &PlanSettings) -> Option<
 /// Snapshotted containers in scope that the engine is already moving: drift has nothing to say about them
 /// yet, but a plan shown to a person should.
 fn waits<'a>(
-    snapshot: &'a [SnapshotMember],
-    observed: &'a Observed,
+    in_scope: &'a [&'a ContainerStatus],
+    lookups: &'a Lookups<'a>,
 ) -> impl Iterator<Item = Action> + 'a {
-    observed
-        .containers
+    in_scope
         .iter()
-        .filter(|container| shared::in_scope(&observed.scope, &container.labels))
+        .copied()
         .filter(|container| {
             matches!(
                 container.state,
@@ -269,9 +305,10 @@ fn waits<'a>(
         })
         .filter(|container| container.policy() != Policy::Ignore)
         .filter(|container| {
-            snapshot
+            lookups
+                .members(&container.name)
                 .iter()
-                .any(|member| member.name == container.name && unchanged(member, container))
+                .any(|member| unchanged(member, container))
         })
         .map(|container| Action {
             container: container.name.clone(),
@@ -724,6 +761,46 @@ mod tests {
                 ("a", ActionKind::Recreate)
             ]
         );
+    }
+
+    /// The plan looks members and containers up by name, and for set-aside containers among those that may
+    /// be one only: hundreds of members stopped at once, listed in any order, one of them settling and one
+    /// beside a container compose set aside, plan as each would alone.
+    #[test]
+    fn a_mass_outage_plans_each_member_as_it_would_alone() {
+        let mut snapshot: Vec<SnapshotMember> =
+            (0..300).map(|i| member(&format!("m{i:03}"))).collect();
+        snapshot.push(compose_member());
+        let mut containers: Vec<ContainerStatus> = (0..300)
+            .map(|i| container(&format!("m{i:03}"), ContainerState::Exited))
+            .collect();
+        containers[5].settling = true;
+        containers.push(set_aside("0d0e0b0e3a4a_a", "shop", 1));
+        containers.reverse();
+        let actions = plan_now(&snapshot, &observed(containers), &settings());
+        assert_eq!(actions.len(), 301, "{actions:?}");
+        let waits: Vec<(&str, ActionKind)> = kinds(&actions)
+            .into_iter()
+            .filter(|(_, kind)| *kind != ActionKind::Start)
+            .collect();
+        assert_eq!(waits, [("a", ActionKind::Wait), ("m005", ActionKind::Wait)]);
+        assert!(
+            actions[0].reason.contains("compose"),
+            "{}",
+            actions[0].reason
+        );
+
+        assert!(compose::may_be_set_aside(&set_aside(
+            "0d0e0b0e3a4a_a",
+            "shop",
+            1
+        )));
+        assert!(compose::may_be_set_aside(&replacement("shop-a-1-tmp", 8)));
+        assert!(!compose::may_be_set_aside(&set_aside("0d0e_a", "shop", 1)));
+        assert!(!compose::may_be_set_aside(&container(
+            "0d0e0b0e3a4a_a",
+            ContainerState::Running
+        )));
     }
 
     #[test]

@@ -17,6 +17,13 @@ fn num(value: &Value) -> String {
     }
 }
 
+/// A few milliseconds or less, to two decimals.
+fn fine(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "n/a".to_owned(), |n| format!("{n:.2}"))
+}
+
 fn mib(kib: &Value) -> String {
     kib.as_f64()
         .map_or_else(|| "n/a".to_owned(), |kib| format!("{:.1}", kib / 1024.0))
@@ -28,7 +35,7 @@ pub fn table(rows: &Value) -> String {
     let mut out = String::from(
         "\nsynthetic engine: per size (status-api and the synthetic engine share the machine's cores)\n\n\
          | containers | start → ready (restart) | resident (peak) MiB | restarted MiB | bytes/container (marginal) | /status?all=true | p99 | \
-         /metrics | series | scrape p99 | controller pass | --once |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         /metrics | series | scrape p99 | controller pass | --once | drift alone (decode) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut sizes_done = Vec::new();
     for row in rows {
@@ -37,7 +44,7 @@ pub fn table(rows: &Value) -> String {
         }
         sizes_done.push(row["containers"].clone());
         out.push_str(&format!(
-            "| {} | {} ms ({} ms) | {} ({}) | {} | {} ({}) | {} KB | {} ms | {} KB | {} | {} ms | {} ms | {} ms |\n",
+            "| {} | {} ms ({} ms) | {} ({}) | {} | {} ({}) | {} KB | {} ms | {} KB | {} | {} ms | {} ms | {} ms | {} ms ({} ms) |\n",
             row["containers"],
             num(&row["ready_ms"]),
             num(&row["restart_ready_ms"]),
@@ -53,6 +60,8 @@ pub fn table(rows: &Value) -> String {
             num(&row["metrics_scrape_p99_ms"]),
             num(&row["pass_ms"]),
             num(&row["controller"]["once_ms"]),
+            fine(&row["drift"]["drift_ms"]),
+            fine(&row["drift"]["decode_ms"]),
         ));
     }
     out.push_str(
@@ -204,10 +213,12 @@ fn targets(rows: &[Value]) -> String {
         format!("{} ms", num(&row["pass_ms"])),
         row["pass_ms"].as_f64().map(|ms| ms < 50.0),
         format!(
-            "a periodic pass fetches and reads /status?all=true ({} KB; one GET alone p50 {} ms) before it plans; \
-             a whole --once run took {} ms",
+            "a periodic pass fetches and reads /status?all=true ({} KB; one GET alone p50 {} ms, decoding it {} ms) \
+             before it plans (the drift alone {} ms); a whole --once run took {} ms",
             row["status_all"]["bytes"].as_u64().unwrap_or(0) / 1000,
             num(&row["status_all"]["latency"]["p50_ms"]),
+            fine(&row["drift"]["decode_ms"]),
+            fine(&row["drift"]["drift_ms"]),
             num(&row["controller"]["once_ms"])
         ),
     );
@@ -259,11 +270,13 @@ mod tests {
             serde_json::json!({
                 "containers": 1000, "ready_ms": 400, "rss_kib": 20480, "pass_ms": 3.5, "events_per_s": events,
                 "metrics_scrape_p99_ms": 20.0, "start": {"last_inspect_ms": 300},
+                "drift": {"drift_ms": 0.127, "decode_ms": 2.9},
                 "phase": {"events_per_s": events, "lag": {"p99_ms": p99}, "backlog_grows": false, "backlog_max": 2},
             })
         };
         let text = table(&serde_json::json!([row(500.0, 30.0), row(2000.0, 150.0)]));
         assert_eq!(text.matches("| 1000 | 400 ms").count(), 1, "{text}");
+        assert!(text.contains("| 0.13 ms (2.90 ms) |"), "{text}");
         assert!(
             text.contains("lag p99 < 100 ms at 500 events/s: 30 ms: met"),
             "{text}"

@@ -150,8 +150,10 @@ impl Orphaning {
 }
 
 /// Everything in scope that can own a namespace, by id and by name, and the snapshot's members: built once
-/// per view, asked once per member.
-#[derive(Debug)]
+/// per view, asked once per member. When nothing in scope joined another container's namespace — neither a
+/// member as the snapshot recorded it nor a container as it runs — no member can have lost one, and it holds
+/// nothing: the common host pays one look at each `shares`, not three maps of every container.
+#[derive(Debug, Default)]
 pub struct Owners<'a> {
     by_id: HashMap<&'a str, &'a ContainerStatus>,
     by_name: HashMap<&'a str, &'a ContainerStatus>,
@@ -164,11 +166,31 @@ impl<'a> Owners<'a> {
         observed: &'a [C],
         scope: &Scope,
     ) -> Self {
+        let members: Vec<&SnapshotMember> = snapshot
+            .iter()
+            .filter(|member| in_scope(scope, &member.labels))
+            .collect();
         let visible: Vec<&ContainerStatus> = observed
             .iter()
             .map(Borrow::borrow)
             .filter(|container| in_scope(scope, &container.labels))
             .collect();
+        Self::in_scope(&members, &visible)
+    }
+
+    /// The same, from the members and the containers already limited to the scope (drift limits them once
+    /// for itself and for this).
+    pub(crate) fn in_scope(
+        members: &[&'a SnapshotMember],
+        visible: &[&'a ContainerStatus],
+    ) -> Self {
+        // `fate` needs a member's live `shares` when its container exists, its recorded ones when it does
+        // not: with neither anywhere, every answer is `None`.
+        let anyone_shares = members.iter().any(|member| !member.shares.is_empty())
+            || visible.iter().any(|container| !container.shares.is_empty());
+        if !anyone_shares {
+            return Self::default();
+        }
         Self {
             by_id: visible
                 .iter()
@@ -178,10 +200,9 @@ impl<'a> Owners<'a> {
                 .iter()
                 .map(|container| (container.name.as_str(), *container))
                 .collect(),
-            members: snapshot
+            members: members
                 .iter()
-                .filter(|member| in_scope(scope, &member.labels))
-                .map(|member| (member.name.as_str(), member))
+                .map(|member| (member.name.as_str(), *member))
                 .collect(),
         }
     }

@@ -279,3 +279,48 @@ fn an_owner_out_of_sight_is_not_judged() {
     )];
     assert_eq!(Owners::new(&snapshot, &observed, &None).fate("app"), None);
 }
+
+/// The shortcut for a host where nothing shares a namespace: it holds nothing, and is taken only when
+/// neither side shares. A member whose container joined a namespace the snapshot does not record (a snapshot
+/// taken before dockstate read namespaces), and a removed member whose snapshot does record one, are judged.
+#[test]
+fn owners_hold_nothing_only_when_nothing_in_scope_shares_a_namespace() {
+    let plain = vec![member("app", None), member("vpn", None)];
+    let running = [
+        container("vpn", OWNER_ID, ContainerState::Running, 1),
+        container("app", &"a".repeat(64), ContainerState::Running, 2),
+    ];
+    let owners = Owners::new(&plain, &running, &None);
+    assert!(owners.by_id.is_empty() && owners.by_name.is_empty() && owners.members.is_empty());
+    assert_eq!(owners.fate("app"), None);
+
+    // Only the container shares: its owner is down.
+    let observed = [
+        container("vpn", OWNER_ID, ContainerState::Exited, 1),
+        dependant(ContainerState::Running, OWNER_ID, 2),
+    ];
+    let fate = Owners::new(&plain, &observed, &None)
+        .fate("app")
+        .map(|orphaning| orphaning.fate);
+    assert_eq!(
+        fate,
+        Some(Fate::Down {
+            state: Some(ContainerState::Exited)
+        })
+    );
+
+    // Only the snapshot shares: the removed member waits for its owner.
+    let snapshot = snapshot();
+    let fate = Owners::new(&snapshot, &[] as &[ContainerStatus], &None)
+        .fate("app")
+        .map(|orphaning| orphaning.fate);
+    assert_eq!(fate, Some(Fate::Down { state: None }));
+
+    // Sharing outside the scope does not count: nothing in it can be judged against it.
+    let scope: Scope = Some("scope=in".parse::<LabelSelector>().expect("parses"));
+    let mut outsider = dependant(ContainerState::Running, OWNER_ID, 2);
+    outsider.labels.clear();
+    let outside = [outsider];
+    let owners = Owners::new(&plain, &outside, &scope);
+    assert!(owners.by_id.is_empty(), "{owners:?}");
+}

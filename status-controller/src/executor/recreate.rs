@@ -475,7 +475,9 @@ mod tests {
         ) -> crate::status_client::Result<shared::StatusResponse> {
             Err(StatusError::NoSnapshot)
         }
-        async fn snapshot(&self) -> crate::status_client::Result<shared::SnapshotSummary> {
+        async fn snapshot(
+            &self,
+        ) -> crate::status_client::Result<std::sync::Arc<shared::SnapshotSummary>> {
             Err(StatusError::NoSnapshot)
         }
         async fn spec(&self, _name: &str) -> crate::status_client::Result<ContainerSpec> {

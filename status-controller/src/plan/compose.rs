@@ -107,6 +107,9 @@ pub fn stranger_at_work(
     snapshot: &[SnapshotMember],
     now: DateTime<Utc>,
 ) -> Option<ComposeAtWork> {
+    if !may_be_set_aside(container) {
+        return None;
+    }
     let member = snapshot
         .iter()
         .find(|member| set_aside_for(container, member))?;
@@ -119,6 +122,18 @@ pub fn stranger_at_work(
             until.format("%H:%M:%S")
         ),
     })
+}
+
+/// Whether `container` may be one compose set aside for some member: in a compose project, and named
+/// `<12 hex>_…` or labelled as a replacement. What [`set_aside_for`] asks of the container alone, so that a
+/// plan looks at these few rather than every container for each member, and at every member for these few
+/// only.
+pub fn may_be_set_aside(container: &ContainerStatus) -> bool {
+    let name = container.name.as_bytes();
+    let renamed =
+        name.len() > 12 && name[..12].iter().all(u8::is_ascii_hexdigit) && name[12] == b'_';
+    container.labels.contains_key(PROJECT_LABEL)
+        && (renamed || container.labels.contains_key(REPLACE_LABEL))
 }
 
 /// Whether `container` is one compose set aside while it replaces `member`: in the member's project, and

@@ -603,7 +603,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
 }
 
 /// `GET /snapshot`, or why the loop holds without it.
-async fn read_snapshot(source: &impl StatusSource) -> Result<SnapshotSummary, Hold> {
+async fn read_snapshot(source: &impl StatusSource) -> Result<Arc<SnapshotSummary>, Hold> {
     source.snapshot().await.map_err(|err| Hold::from(&err))
 }
 

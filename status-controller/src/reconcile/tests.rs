@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bollard::models::{ContainerInspectResponse, EndpointSettings};
 use chrono::Utc;
@@ -120,8 +120,8 @@ impl StatusSource for FakeSource {
         Ok(self.inner.status.lock().expect("not poisoned").clone())
     }
 
-    async fn snapshot(&self) -> StatusResult<SnapshotSummary> {
-        Ok(self.inner.snapshot.clone())
+    async fn snapshot(&self) -> StatusResult<Arc<SnapshotSummary>> {
+        Ok(Arc::new(self.inner.snapshot.clone()))
     }
 
     async fn spec(&self, name: &str) -> StatusResult<ContainerSpec> {
