@@ -505,8 +505,17 @@ fn spec_summary(id: &str, inspect: &ContainerInspectResponse) -> Option<Arc<Spec
 /// engine's own JSON (`raw`, from [`EngineReader::inspect_raw`]) as it wrote them, so that nothing the client
 /// library's models do not know is lost.
 pub fn spec_from_inspect(raw: &serde_json::Value) -> Option<ContainerSpec> {
-    let inspect: ContainerInspectResponse = decode::inspect(raw.clone()).ok()?;
-    let status = status_from_inspect(&inspect)?;
+    read_inspect(raw.clone(), true).ok()?.1
+}
+
+/// Reads one container's inspect answer as the engine wrote it (`raw`) once, for the view and for a
+/// snapshot: its typed form ([`decode::inspect`]), and, when `with_spec`, its spec ([`spec_from_inspect`]).
+/// The parts the spec keeps are copied before the typed form consumes the rest: the answer is never cloned
+/// whole, and never kept.
+pub fn read_inspect(
+    raw: serde_json::Value,
+    with_spec: bool,
+) -> serde_json::Result<(ContainerInspectResponse, Option<ContainerSpec>)> {
     let part = |value: &serde_json::Value, empty: serde_json::Value| {
         if value.is_null() {
             empty
@@ -514,16 +523,33 @@ pub fn spec_from_inspect(raw: &serde_json::Value) -> Option<ContainerSpec> {
             value.clone()
         }
     };
-    Some(ContainerSpec {
-        name: status.name,
-        id: status.id,
-        image: status.image,
-        image_id: status.image_id,
-        config: part(&raw["Config"], serde_json::json!({})),
-        host_config: part(&raw["HostConfig"], serde_json::json!({})),
-        networks: part(&raw["NetworkSettings"]["Networks"], serde_json::json!({})),
-        mounts: part(&raw["Mounts"], serde_json::Value::Null),
-    })
+    let parts = with_spec.then(|| {
+        (
+            part(&raw["Config"], serde_json::json!({})),
+            part(&raw["HostConfig"], serde_json::json!({})),
+            part(&raw["NetworkSettings"]["Networks"], serde_json::json!({})),
+            part(&raw["Mounts"], serde_json::Value::Null),
+        )
+    });
+    let inspect = decode::inspect(raw)?;
+    let spec = parts.and_then(|(config, host_config, networks, mounts)| {
+        Some(ContainerSpec {
+            id: inspect.id.clone()?,
+            name: inspect
+                .name
+                .as_deref()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
+            image: config["Image"].as_str().unwrap_or_default().to_owned(),
+            image_id: inspect.image.clone().unwrap_or_default(),
+            config,
+            host_config,
+            networks,
+            mounts,
+        })
+    });
+    Ok((inspect, spec))
 }
 
 fn labels(labels: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
