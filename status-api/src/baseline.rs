@@ -104,15 +104,12 @@ pub struct Baseline {
 
 impl Baseline {
     pub fn new(snapshot: Snapshot) -> Self {
-        let summary_json = Bytes::from(
-            serde_json::to_vec(&snapshot.summary())
-                .expect("a snapshot summary always serialises to JSON"),
-        );
         let (members, specs): (Vec<_>, Vec<_>) = snapshot
             .containers
             .into_iter()
             .map(|member| (member.summary, member.spec))
             .unzip();
+        let summary_json = summary_json(snapshot.taken_at, snapshot.scope.as_deref(), &members);
         let positions = members
             .iter()
             .enumerate()
@@ -196,6 +193,23 @@ impl Baseline {
     pub fn spec_json(&self, name: &str) -> Option<Bytes> {
         Some(self.specs[*self.positions.get(name)?].json())
     }
+}
+
+/// The JSON of the [`shared::SnapshotSummary`] of these members, written from them rather than from a copy.
+fn summary_json(taken_at: DateTime<Utc>, scope: Option<&str>, members: &[SnapshotMember]) -> Bytes {
+    /// `SnapshotSummary`, borrowed: the same fields, in the same order.
+    #[derive(serde::Serialize)]
+    struct Summary<'a> {
+        taken_at: DateTime<Utc>,
+        scope: Option<&'a str>,
+        containers: &'a [SnapshotMember],
+    }
+    let summary = Summary {
+        taken_at,
+        scope,
+        containers: members,
+    };
+    Bytes::from(serde_json::to_vec(&summary).expect("a snapshot summary always serialises to JSON"))
 }
 
 /// The one owner of the baseline: loads it at start, takes the first one, re-baselines on request — one at
@@ -312,11 +326,7 @@ impl BaselineKeeper {
 /// its member as soon as it arrives.
 #[tracing::instrument(skip_all)]
 async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Vec<Member>, SnapshotError> {
-    let running = engine.list(scope, false).await?;
-    let ids: Vec<String> = running
-        .into_iter()
-        .filter_map(|summary| summary.id)
-        .collect();
+    let ids = engine.list(scope, false).await?;
     let members = futures::stream::iter(ids)
         .map(|id| async move { engine.inspect_raw(&id).await })
         .buffer_unordered(INSPECT_CONCURRENCY)
@@ -609,5 +619,22 @@ mod tests {
 
         let again = keeper.keep_first(Vec::new()).await.expect("kept");
         assert!(Arc::ptr_eq(&again, &baseline), "a baseline in force stays");
+    }
+
+    #[tokio::test]
+    async fn the_summary_s_json_is_the_snapshot_summary_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        engine.put("b1", "web", "running", &[("team", "a")]);
+        engine.put("b2", "api", "running", &[("team", "a"), ("tier", "front")]);
+        let keeper = keeper(&engine, dir.path());
+
+        let baseline = keeper.take_if_missing().await.expect("taken");
+
+        let written = keeper.file().load().expect("loads").expect("written");
+        assert_eq!(
+            baseline.summary_json(),
+            serde_json::to_vec(&written.summary()).expect("serialises")
+        );
     }
 }

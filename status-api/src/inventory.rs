@@ -207,13 +207,7 @@ impl Inventory {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some();
-        let ids: Vec<String> = self
-            .engine
-            .list(scope, true)
-            .await?
-            .into_iter()
-            .filter_map(|summary| summary.id)
-            .collect();
+        let ids = self.engine.list(scope, true).await?;
         // Each inspect answer (kilobytes) becomes its status (a few hundred bytes) — and, for the first
         // snapshot, its member — as soon as it arrives, so a re-list of 1,000 containers never holds 1,000
         // inspect answers at once.
