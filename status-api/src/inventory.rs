@@ -367,7 +367,7 @@ impl Read {
         mut self,
         scope: &Scope,
         status: Option<ContainerStatus>,
-        spec: Option<Option<ContainerSpec>>,
+        spec: Option<Option<Box<ContainerSpec>>>,
     ) -> Self {
         if spec.is_none() {
             self.members = None;

@@ -204,7 +204,10 @@ mod tests {
         ]);
         let ids = listed_ids(answer.to_string().as_bytes()).expect("a list");
         assert_eq!(ids, vec!["a1", "b2"]);
-        assert!(listed_ids(br#"{"message": "page not found"}"#).is_err(), "not a list");
+        assert!(
+            listed_ids(br#"{"message": "page not found"}"#).is_err(),
+            "not a list"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 pub enum Inspected {
     /// Its answer, and the spec a snapshot records of it when one was asked for and it is a member
     /// ([`records`]).
-    Found(Box<ContainerInspectResponse>, Option<ContainerSpec>),
+    Found(Box<ContainerInspectResponse>, Option<Box<ContainerSpec>>),
     /// The engine has no such container (404).
     Gone,
     /// Every try got an answer that could not be used; what the view holds for it stays as it is.
@@ -48,7 +48,9 @@ pub async fn inspect(
                 .map(|found| found.map(|inspect| (inspect, None)))
         };
         match answer {
-            Ok(Some((found, spec))) => return Ok(Inspected::Found(Box::new(found), spec)),
+            Ok(Some((found, spec))) => {
+                return Ok(Inspected::Found(Box::new(found), spec.map(Box::new)))
+            }
             Ok(None) => return Ok(Inspected::Gone),
             Err(err) if err.is_unreachable() => return Err(err),
             Err(err) if attempt == INSPECT_TRIES => {
