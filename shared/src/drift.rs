@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn removed_when_no_container_has_the_name() {
-        let items = drift::<ContainerStatus>(&[member("a")], &[], &None);
+        let items = drift(&[member("a")], &[], &None);
         assert_eq!(kinds(&items), vec![("a", DriftKind::Removed)]);
         assert_eq!(items[0].id, "a-old-id");
         assert_eq!(items[0].state, None);
