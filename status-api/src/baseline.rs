@@ -4,22 +4,23 @@
 //! baseline (the summary `GET /snapshot` shows, its JSON, the member names) is computed once, when it is
 //! published, not on every request or view.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bollard::models::ContainerInspectResponse;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use shared::runtime::engine::EngineError;
-use shared::{
-    ContainerSpec, ContainerStatus, Scope, SnapshotMember, SnapshotSummary, SpecChange, SpecSummary,
-};
+use shared::runtime::engine_json::{engine_state, StateFlags};
+use shared::{ContainerState, ContainerStatus, Scope, SnapshotMember, SpecChange};
 use tokio::sync::watch;
 
-use crate::docker::{spec_from_inspect, EngineReader};
-use crate::snapshot::{FormatError, Snapshot, FILE_NAME, FORMAT};
+use crate::docker::{read_inspect, EngineReader};
+use crate::snapshot::{
+    name_owners, sort_by_name, unnamed_owners, FormatError, Member, RecordedSpec, Snapshot,
+    FILE_NAME, FORMAT,
+};
 use crate::state_dir::{StateDir, StateDirError};
 
 mod edit;
@@ -86,49 +87,60 @@ impl SnapshotFile {
 /// A snapshot in force, with what every reader derives from it. Immutable: a re-baseline publishes a new one.
 #[derive(Debug)]
 pub struct Baseline {
-    snapshot: Snapshot,
-    summary: SnapshotSummary,
-    /// `summary` as JSON: `GET /snapshot` is a reference-count increment.
+    taken_at: DateTime<Utc>,
+    /// The scope as the file records it.
+    recorded_scope: Option<String>,
+    /// What `GET /snapshot` shows of each member, in the snapshot's order: the drift reads them as a slice.
+    members: Vec<SnapshotMember>,
+    /// Each member's spec, beside `members`.
+    specs: Vec<RecordedSpec>,
+    /// The [`shared::SnapshotSummary`] as JSON: `GET /snapshot` is a reference-count increment.
     summary_json: Bytes,
-    members: HashSet<String>,
-    /// What of each member's spec the `changed` drift compares, by name: made once, as the baseline is.
-    specs: HashMap<String, Arc<SpecSummary>>,
+    /// Where each member is in `members` and `specs`, by name.
+    positions: HashMap<String, usize>,
     /// The scope it was taken in, normalised ([`shared::normalized_scope`]); `None` for the whole host.
     scope: Option<String>,
 }
 
 impl Baseline {
     pub fn new(snapshot: Snapshot) -> Self {
-        let summary = snapshot.summary();
-        let summary_json = Bytes::from(
-            serde_json::to_vec(&summary).expect("a snapshot summary always serialises to JSON"),
-        );
-        let members = snapshot
+        let (members, specs): (Vec<_>, Vec<_>) = snapshot
             .containers
+            .into_iter()
+            .map(|member| (member.summary, member.spec))
+            .unzip();
+        let summary_json = summary_json(snapshot.taken_at, snapshot.scope.as_deref(), &members);
+        let positions = members
             .iter()
-            .map(|spec| spec.name.clone())
-            .collect();
-        let specs = snapshot
-            .containers
-            .iter()
-            .map(|spec| {
-                let compared = SpecSummary::from_engine(
-                    &spec.id,
-                    &spec.config,
-                    &spec.host_config,
-                    &spec.networks,
-                    &spec.mounts,
-                );
-                (spec.name.clone(), Arc::new(compared))
-            })
+            .enumerate()
+            .map(|(at, member)| (member.name.clone(), at))
             .collect();
         Self {
             scope: shared::normalized_scope(snapshot.scope.as_deref()),
-            snapshot,
-            summary,
-            summary_json,
+            taken_at: snapshot.taken_at,
+            recorded_scope: snapshot.scope,
             members,
             specs,
+            summary_json,
+            positions,
+        }
+    }
+
+    /// The snapshot it was made from, to edit.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            format: FORMAT,
+            taken_at: self.taken_at,
+            scope: self.recorded_scope.clone(),
+            containers: self
+                .members
+                .iter()
+                .zip(&self.specs)
+                .map(|(summary, spec)| Member {
+                    summary: summary.clone(),
+                    spec: spec.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -138,46 +150,66 @@ impl Baseline {
     }
 
     pub fn taken_at(&self) -> DateTime<Utc> {
-        self.snapshot.taken_at
+        self.taken_at
     }
 
     /// How many containers it records.
     pub fn len(&self) -> usize {
-        self.snapshot.containers.len()
+        self.members.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.snapshot.containers.is_empty()
+        self.members.is_empty()
     }
 
     /// The members as `GET /snapshot` and the drift computation see them: no environment.
     pub fn members(&self) -> &[SnapshotMember] {
-        &self.summary.containers
+        &self.members
     }
 
-    /// The JSON of the [`SnapshotSummary`].
+    /// The JSON of the [`shared::SnapshotSummary`].
     pub fn summary_json(&self) -> Bytes {
         self.summary_json.clone()
     }
 
     /// Whether a container of that name is a member.
     pub fn contains(&self, name: &str) -> bool {
-        self.members.contains(name)
+        self.positions.contains_key(name)
     }
 
     /// Every field but the image in which `container` differs from its member's spec ([`shared::spec_diff`]);
     /// empty when it is no member, or status-api has not inspected it yet.
     pub fn spec_changes(&self, container: &ContainerStatus) -> Vec<SpecChange> {
-        match (self.specs.get(&container.name), &container.spec) {
-            (Some(member), Some(current)) => shared::spec_diff::diff(member, current),
+        match (self.positions.get(&container.name), &container.spec) {
+            (Some(&at), Some(current)) => {
+                shared::spec_diff::diff(self.specs[at].compared(), current)
+            }
             _ => Vec::new(),
         }
     }
 
-    /// A member's recreation spec (with its environment: serve it only with the token).
-    pub fn spec(&self, name: &str) -> Option<&ContainerSpec> {
-        self.snapshot.spec(name)
+    /// The JSON of a member's recreation spec, a [`shared::ContainerSpec`] (with its environment: serve it
+    /// only with the token).
+    pub fn spec_json(&self, name: &str) -> Option<Bytes> {
+        Some(self.specs[*self.positions.get(name)?].json())
     }
+}
+
+/// The JSON of the [`shared::SnapshotSummary`] of these members, written from them rather than from a copy.
+fn summary_json(taken_at: DateTime<Utc>, scope: Option<&str>, members: &[SnapshotMember]) -> Bytes {
+    /// `SnapshotSummary`, borrowed: the same fields, in the same order.
+    #[derive(serde::Serialize)]
+    struct Summary<'a> {
+        taken_at: DateTime<Utc>,
+        scope: Option<&'a str>,
+        containers: &'a [SnapshotMember],
+    }
+    let summary = Summary {
+        taken_at,
+        scope,
+        containers: members,
+    };
+    Bytes::from(serde_json::to_vec(&summary).expect("a snapshot summary always serialises to JSON"))
 }
 
 /// The one owner of the baseline: loads it at start, takes the first one, re-baselines on request — one at
@@ -251,10 +283,37 @@ impl BaselineKeeper {
         &self.file
     }
 
+    /// Takes the first snapshot from `recorded`, the running containers the inventory's first re-list read
+    /// ([`records`]), unless one exists: a first start reads each container once, not once for the view and
+    /// once more for the snapshot.
+    pub async fn keep_first(&self, recorded: Vec<Member>) -> Result<Arc<Baseline>, SnapshotError> {
+        let _one_at_a_time = self.one_at_a_time.lock().await;
+        if let Some(existing) = self.current() {
+            return Ok(existing);
+        }
+        self.file.writable()?;
+        self.keep(recorded).await
+    }
+
     async fn take_and_keep(&self) -> Result<Arc<Baseline>, SnapshotError> {
         // Refused before the engine is asked: a read-only or locked state directory would waste the work.
         self.file.writable()?;
-        let snapshot = take(self.engine.as_ref(), &self.scope).await?;
+        let members = take(self.engine.as_ref(), &self.scope).await?;
+        self.keep(members).await
+    }
+
+    /// Names the members' namespace owners, then writes the snapshot and publishes it.
+    async fn keep(&self, mut members: Vec<Member>) -> Result<Arc<Baseline>, SnapshotError> {
+        sort_by_name(&mut members);
+        let outsiders = owner_names(self.engine.as_ref(), &unnamed_owners(&members)).await;
+        name_owners(&mut members, &outsiders);
+        tracing::info!(containers = members.len(), "snapshot taken");
+        let snapshot = Snapshot {
+            format: FORMAT,
+            taken_at: Utc::now(),
+            scope: self.scope.as_ref().map(ToString::to_string),
+            containers: members,
+        };
         self.file.save(&snapshot)?;
         tracing::info!(path = %self.file.path().display(), containers = snapshot.containers.len(), "baseline written");
         let baseline = Arc::new(Baseline::new(snapshot));
@@ -263,52 +322,56 @@ impl BaselineKeeper {
     }
 }
 
-/// Records the running containers in scope, inspecting each for its full configuration.
+/// Records the running containers in scope, inspecting each for its full configuration; each answer becomes
+/// its member as soon as it arrives.
 #[tracing::instrument(skip_all)]
-async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Snapshot, SnapshotError> {
-    let running = engine.list(scope, false).await?;
-    let ids: Vec<String> = running
-        .into_iter()
-        .filter_map(|summary| summary.id)
-        .collect();
-    let inspected: Vec<_> = futures::stream::iter(ids)
+async fn take(engine: &dyn EngineReader, scope: &Scope) -> Result<Vec<Member>, SnapshotError> {
+    let ids = engine.list(scope, false).await?;
+    let members = futures::stream::iter(ids)
         .map(|id| async move { engine.inspect_raw(&id).await })
         .buffer_unordered(INSPECT_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let (temporary, kept): (Vec<_>, Vec<_>) = inspected
-        .iter()
-        .flatten()
-        .filter_map(|raw| {
-            let inspect: ContainerInspectResponse =
-                shared::runtime::engine_json::inspect(raw.clone()).ok()?;
-            Some((inspect, raw))
+        .try_fold(Vec::new(), |mut members, raw| {
+            let spec = raw
+                .filter(records)
+                .and_then(|raw| read_inspect(raw, true).ok()?.1);
+            members.extend(spec.as_ref().map(Member::new));
+            futures::future::ready(Ok(members))
         })
-        .partition(|(inspect, _)| removes_itself(inspect));
-    for (inspect, _) in temporary {
+        .await?;
+    Ok(members)
+}
+
+/// Whether a snapshot records the container of this inspect answer (the engine's JSON): one that runs, as
+/// `docker ps` lists them (running, paused or restarting, whatever the engine's word for it:
+/// [`engine_state`]), unless it was started with `--rm` (`HostConfig.AutoRemove`): a one-shot the engine
+/// removes when it exits, which as a member would be re-run (as a persistent container) forever.
+pub fn records(raw: &serde_json::Value) -> bool {
+    let state = &raw["State"];
+    let flag = |name: &str| state[name].as_bool().unwrap_or(false);
+    let flags = StateFlags {
+        running: flag("Running"),
+        paused: flag("Paused"),
+        restarting: flag("Restarting"),
+        dead: flag("Dead"),
+    };
+    let runs = matches!(
+        engine_state(state["Status"].as_str().unwrap_or_default(), flags),
+        ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+    );
+    if !runs {
+        return false;
+    }
+    if raw["HostConfig"]["AutoRemove"] == true {
         tracing::info!(
-            container = inspect
-                .name
-                .as_deref()
+            container = raw["Name"]
+                .as_str()
                 .unwrap_or_default()
                 .trim_start_matches('/'),
             "not recorded: started with --rm, so it is meant to go away"
         );
+        return false;
     }
-    let mut containers: Vec<ContainerSpec> = kept
-        .into_iter()
-        .filter_map(|(_, raw)| spec_from_inspect(raw))
-        .collect();
-    containers.sort_by(|a, b| a.name.cmp(&b.name));
-    let outsiders = owner_names(engine, &shared::namespaces::unnamed_owners(&containers)).await;
-    shared::namespaces::name_owners(&mut containers, &outsiders);
-    tracing::info!(containers = containers.len(), "snapshot taken");
-    Ok(Snapshot {
-        format: FORMAT,
-        taken_at: Utc::now(),
-        scope: scope.as_ref().map(ToString::to_string),
-        containers,
-    })
+    true
 }
 
 /// The names of namespace owners that are not members (outside the scope), id → name, so that the snapshot
@@ -329,16 +392,6 @@ async fn owner_names(engine: &dyn EngineReader, ids: &[String]) -> HashMap<Strin
         }
     }
     names
-}
-
-/// Whether the container was started with `--rm` (`HostConfig.AutoRemove`): a one-shot the engine removes when
-/// it exits. It never becomes a member, or it would be re-run (as a persistent container) forever.
-fn removes_itself(inspect: &ContainerInspectResponse) -> bool {
-    inspect
-        .host_config
-        .as_ref()
-        .and_then(|host| host.auto_remove)
-        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -426,7 +479,7 @@ mod tests {
         let names: Vec<&str> = baseline.members().iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, vec!["web"]);
         assert!(baseline.contains("web") && !baseline.contains("batch"));
-        let summary: SnapshotSummary =
+        let summary: shared::SnapshotSummary =
             serde_json::from_slice(&baseline.summary_json()).expect("the summary's JSON");
         assert_eq!(summary.scope.as_deref(), Some("team=a"));
         assert_eq!(summary.containers.len(), 1);
@@ -463,7 +516,8 @@ mod tests {
             "inspected to be named"
         );
         assert_eq!(owner("vpn"), None);
-        let spec = baseline.spec("app").expect("a member");
+        let spec: shared::ContainerSpec =
+            serde_json::from_slice(&baseline.spec_json("app").expect("a member")).expect("a spec");
         assert_eq!(spec.host_config["NetworkMode"], "container:vpn");
     }
 
@@ -506,5 +560,81 @@ mod tests {
         assert!(keeper
             .current()
             .is_some_and(|now| Arc::ptr_eq(&now, &first)));
+    }
+
+    #[tokio::test]
+    async fn the_first_snapshot_from_recorded_members_is_named_written_and_kept_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        let (vpn, proxy) = ("a".repeat(64), "c".repeat(64));
+        engine.put(&proxy, "proxy", "running", &[("team", "b")]);
+        let keeper = keeper(&engine, dir.path());
+        let spec = |name: &str, id: &str, network_mode: &str| shared::ContainerSpec {
+            name: name.into(),
+            id: id.into(),
+            image: "busybox:latest".into(),
+            image_id: "sha256:0".into(),
+            config: serde_json::json!({"Labels": {"team": "a"}, "Env": ["TOKEN=x"]}),
+            host_config: serde_json::json!({"NetworkMode": network_mode}),
+            networks: serde_json::json!({}),
+            mounts: serde_json::Value::Null,
+        };
+        let recorded = vec![
+            Member::new(&spec(
+                "sidecar",
+                &"d".repeat(64),
+                &format!("container:{proxy}"),
+            )),
+            Member::new(&spec("vpn", &vpn, "bridge")),
+            Member::new(&spec("app", &"b".repeat(64), &format!("container:{vpn}"))),
+        ];
+
+        let baseline = keeper.keep_first(recorded).await.expect("kept");
+
+        let names: Vec<&str> = baseline.members().iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, vec!["app", "sidecar", "vpn"], "sorted by name");
+        let network = |name: &str| {
+            baseline
+                .members()
+                .iter()
+                .find(|m| m.name == name)
+                .and_then(|m| m.shares.network.clone())
+        };
+        assert_eq!(network("app").as_deref(), Some("vpn"));
+        assert_eq!(
+            network("sidecar").as_deref(),
+            Some("proxy"),
+            "inspected to be named"
+        );
+        let on_disk = keeper.file().load().expect("loads").expect("written");
+        assert_eq!(
+            Baseline::new(on_disk).summary_json(),
+            baseline.summary_json()
+        );
+        assert_eq!(
+            engine.inspects(),
+            1,
+            "only the owner outside the members was inspected"
+        );
+
+        let again = keeper.keep_first(Vec::new()).await.expect("kept");
+        assert!(Arc::ptr_eq(&again, &baseline), "a baseline in force stays");
+    }
+
+    #[tokio::test]
+    async fn the_summary_s_json_is_the_snapshot_summary_s() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        engine.put("b1", "web", "running", &[("team", "a")]);
+        engine.put("b2", "api", "running", &[("team", "a"), ("tier", "front")]);
+        let keeper = keeper(&engine, dir.path());
+
+        let baseline = keeper.take_if_missing().await.expect("taken");
+
+        let written = keeper.file().load().expect("loads").expect("written");
+        assert_eq!(
+            baseline.summary_json(),
+            serde_json::to_vec(&written.summary()).expect("serialises")
+        );
     }
 }

@@ -6,15 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bollard::models::{
-    ContainerInspectResponse, ContainerState as EngineRunState, ContainerSummary, EventMessage,
-    HealthStatusEnum,
+    ContainerInspectResponse, ContainerState as EngineRunState, EventMessage, HealthStatusEnum,
 };
 use bollard::query_parameters::EventsOptions;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use shared::runtime::engine_json::{self as decode, get_json};
+use shared::runtime::engine_json::{self as decode, get_ids, get_json};
 use shared::{
     ContainerSpec, ContainerState, ContainerStatus, Engine, EngineKind, ExitCause, Health, Policy,
     PortMapping, RestartPolicy, Scope, SharedNamespaces, SpecSummary,
@@ -86,12 +85,8 @@ pub trait EngineReader: std::fmt::Debug + Send + Sync {
     /// so that a hung engine shows as not ready within seconds, not at the next re-list.
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
 
-    /// Containers in scope; `all` includes the ones that are not running.
-    fn list<'a>(
-        &'a self,
-        scope: &'a Scope,
-        all: bool,
-    ) -> BoxFuture<'a, Result<Vec<ContainerSummary>>>;
+    /// The ids of the containers in scope; `all` includes the ones that are not running.
+    fn list<'a>(&'a self, scope: &'a Scope, all: bool) -> BoxFuture<'a, Result<Vec<String>>>;
 
     /// One container, or `None` when the engine has no such container (404).
     fn inspect<'a>(
@@ -171,13 +166,10 @@ impl EngineReader for DockerReader {
         .boxed()
     }
 
-    /// Read as the engine wrote it ([`decode::listed_ids`]): the client's models refuse a state they do not
-    /// know, and one such container would fail the whole list.
-    fn list<'a>(
-        &'a self,
-        scope: &'a Scope,
-        all: bool,
-    ) -> BoxFuture<'a, Result<Vec<ContainerSummary>>> {
+    /// Read as the engine wrote it, the ids only ([`decode::listed_ids`]): the client's models refuse a state
+    /// they do not know, and one such container would fail the whole list; and the rest of each entry is
+    /// never used.
+    fn list<'a>(&'a self, scope: &'a Scope, all: bool) -> BoxFuture<'a, Result<Vec<String>>> {
         let mut query = form_urlencoded::Serializer::new(String::new());
         if all {
             query.append_pair("all", "1");
@@ -187,19 +179,7 @@ impl EngineReader for DockerReader {
             query.append_pair("filters", &filters);
         }
         let path = format!("/containers/json?{}", query.finish());
-        async move {
-            let listed = get_json(&self.docker, path, "listing", "containers")
-                .await?
-                .unwrap_or_default();
-            Ok(decode::listed_ids(&listed)
-                .into_iter()
-                .map(|id| ContainerSummary {
-                    id: Some(id),
-                    ..ContainerSummary::default()
-                })
-                .collect())
-        }
-        .boxed()
+        get_ids(&self.docker, path, "listing", "containers").boxed()
     }
 
     /// Read as the engine wrote it, its state turned into the one it means ([`shared::runtime::engine::inspect`]).
@@ -505,8 +485,17 @@ fn spec_summary(id: &str, inspect: &ContainerInspectResponse) -> Option<Arc<Spec
 /// engine's own JSON (`raw`, from [`EngineReader::inspect_raw`]) as it wrote them, so that nothing the client
 /// library's models do not know is lost.
 pub fn spec_from_inspect(raw: &serde_json::Value) -> Option<ContainerSpec> {
-    let inspect: ContainerInspectResponse = decode::inspect(raw.clone()).ok()?;
-    let status = status_from_inspect(&inspect)?;
+    read_inspect(raw.clone(), true).ok()?.1
+}
+
+/// Reads one container's inspect answer as the engine wrote it (`raw`) once, for the view and for a
+/// snapshot: its typed form ([`decode::inspect`]), and, when `with_spec`, its spec ([`spec_from_inspect`]).
+/// The parts the spec keeps are copied before the typed form consumes the rest: the answer is never cloned
+/// whole, and never kept.
+pub fn read_inspect(
+    raw: serde_json::Value,
+    with_spec: bool,
+) -> serde_json::Result<(ContainerInspectResponse, Option<ContainerSpec>)> {
     let part = |value: &serde_json::Value, empty: serde_json::Value| {
         if value.is_null() {
             empty
@@ -514,16 +503,33 @@ pub fn spec_from_inspect(raw: &serde_json::Value) -> Option<ContainerSpec> {
             value.clone()
         }
     };
-    Some(ContainerSpec {
-        name: status.name,
-        id: status.id,
-        image: status.image,
-        image_id: status.image_id,
-        config: part(&raw["Config"], serde_json::json!({})),
-        host_config: part(&raw["HostConfig"], serde_json::json!({})),
-        networks: part(&raw["NetworkSettings"]["Networks"], serde_json::json!({})),
-        mounts: part(&raw["Mounts"], serde_json::Value::Null),
-    })
+    let parts = with_spec.then(|| {
+        (
+            part(&raw["Config"], serde_json::json!({})),
+            part(&raw["HostConfig"], serde_json::json!({})),
+            part(&raw["NetworkSettings"]["Networks"], serde_json::json!({})),
+            part(&raw["Mounts"], serde_json::Value::Null),
+        )
+    });
+    let inspect = decode::inspect(raw)?;
+    let spec = parts.and_then(|(config, host_config, networks, mounts)| {
+        Some(ContainerSpec {
+            id: inspect.id.clone()?,
+            name: inspect
+                .name
+                .as_deref()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
+            image: config["Image"].as_str().unwrap_or_default().to_owned(),
+            image_id: inspect.image.clone().unwrap_or_default(),
+            config,
+            host_config,
+            networks,
+            mounts,
+        })
+    });
+    Ok((inspect, spec))
 }
 
 fn labels(labels: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {

@@ -24,12 +24,13 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use prometheus::Histogram;
 use shared::backoff::Backoff;
-use shared::{error_chain, in_scope, ContainerStatus};
-use tokio::sync::watch;
+use shared::{error_chain, in_scope, ContainerSpec, ContainerStatus, Scope};
+use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
 
 use crate::docker::{event_action, status_from_inspect, unix_seconds, EngineError, EngineReader};
 use crate::metrics::Metrics;
+use crate::snapshot::Member;
 use crate::store::{Store, Writer};
 use applier::{Applier, Batch};
 use exits::Exits;
@@ -71,6 +72,9 @@ pub struct Inventory {
     /// How each container's last exit came about, from its events; kept across reconnects. Never held
     /// across an `.await`.
     exits: Mutex<Exits>,
+    /// Where the first full re-list that reads every container sends the running ones, as the first
+    /// snapshot's members ([`Inventory::recording_first_snapshot`]); `None` once sent, or when not asked.
+    first_snapshot: Mutex<Option<oneshot::Sender<Vec<Member>>>>,
 }
 
 /// An inspect for a batch of events: the container, its batch, and what the engine said — `None` when the
@@ -93,7 +97,19 @@ impl Inventory {
             engine,
             event_lag,
             exits: Mutex::new(Exits::default()),
+            first_snapshot: Mutex::new(None),
         }
+    }
+
+    /// Sends the running containers of the first full re-list that reads every container to `members`,
+    /// from the very inspects that fill the view: a first start then reads each container once, where a
+    /// snapshot taken on its own would read each again (at 20,000 containers, 20,000 more inspects).
+    pub fn recording_first_snapshot(self, members: oneshot::Sender<Vec<Member>>) -> Self {
+        *self
+            .first_snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(members);
+        self
     }
 
     fn exits(&self) -> MutexGuard<'_, Exits> {
@@ -186,35 +202,58 @@ impl Inventory {
 
     async fn read_all(&self) -> Result<HashMap<String, ContainerStatus>, EngineError> {
         let scope = self.writer.scope();
-        let ids: Vec<String> = self
-            .engine
-            .list(scope, true)
-            .await?
-            .into_iter()
-            .filter_map(|summary| summary.id)
-            .collect();
-        // Each inspect answer (kilobytes) becomes its status (a few hundred bytes) as soon as it arrives, so
-        // a re-list of 1,000 containers never holds 1,000 inspect answers at once.
+        let for_snapshot = self
+            .first_snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        let ids = self.engine.list(scope, true).await?;
+        // Each inspect answer (kilobytes) becomes its status (a few hundred bytes) — and, for the first
+        // snapshot, its member — as soon as it arrives, so a re-list of 1,000 containers never holds 1,000
+        // inspect answers at once.
         let engine = self.engine.as_ref();
-        let statuses: Vec<Option<ContainerStatus>> = futures::stream::iter(ids)
+        let read = Read {
+            statuses: Vec::new(),
+            members: for_snapshot.then(Vec::new),
+        };
+        let read = futures::stream::iter(ids)
             .map(|id| async move {
-                Ok::<_, EngineError>(match patient::inspect(engine, &id).await? {
-                    Inspected::Found(inspect) => status_from_inspect(&inspect).map(|mut status| {
-                        self.exits().annotate(&mut status);
-                        status
-                    }),
-                    Inspected::Gone => None,
+                Ok::<_, EngineError>(match patient::inspect(engine, &id, for_snapshot).await? {
+                    Inspected::Found(inspect, spec) => {
+                        let status = status_from_inspect(&inspect).map(|mut status| {
+                            self.exits().annotate(&mut status);
+                            status
+                        });
+                        (status, Some(spec))
+                    }
+                    Inspected::Gone => (None, Some(None)),
                     // What the view held for it stands until an inspect answers.
-                    Inspected::Skipped => self.writer.store().container(&id),
+                    Inspected::Skipped => (self.writer.store().container(&id), None),
                 })
             })
             .buffer_unordered(INSPECT_CONCURRENCY)
-            .try_collect()
+            .try_fold(read, |read, (status, spec)| {
+                futures::future::ready(Ok(read.add(scope, status, spec)))
+            })
             .await?;
-        Ok(statuses
+        if for_snapshot {
+            let first_snapshot = self
+                .first_snapshot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            match (first_snapshot, read.members) {
+                (Some(first_snapshot), Some(members)) => drop(first_snapshot.send(members)),
+                // Dropped unsent: the keeper then takes the first snapshot with inspects of its own.
+                (Some(_), None) => tracing::warn!(
+                    "a container could not be read: the first snapshot is taken with inspects of its own"
+                ),
+                (None, _) => {}
+            }
+        }
+        Ok(read
+            .statuses
             .into_iter()
-            .flatten()
-            .filter(|status| in_scope(scope, &status.labels))
             .map(|status| (status.id.clone(), status))
             .collect())
     }
@@ -265,14 +304,16 @@ impl Inventory {
             if batch.destroyed {
                 return Ok(Some(None));
             }
-            Ok(match patient::inspect(self.engine.as_ref(), &id).await? {
-                Inspected::Found(inspect) => Some(
-                    status_from_inspect(&inspect)
-                        .filter(|status| in_scope(self.writer.scope(), &status.labels)),
-                ),
-                Inspected::Gone => Some(None),
-                Inspected::Skipped => None,
-            })
+            Ok(
+                match patient::inspect(self.engine.as_ref(), &id, false).await? {
+                    Inspected::Found(inspect, _) => Some(
+                        status_from_inspect(&inspect)
+                            .filter(|status| in_scope(self.writer.scope(), &status.labels)),
+                    ),
+                    Inspected::Gone => Some(None),
+                    Inspected::Skipped => None,
+                },
+            )
         }
         .instrument(span)
         .await;
@@ -309,6 +350,36 @@ impl Inventory {
     fn observe_lag(&self, time: DateTime<Utc>) {
         let lag = (Utc::now() - time).to_std().unwrap_or_default();
         self.event_lag.observe(lag.as_secs_f64());
+    }
+}
+
+/// What a full re-list has read so far: the statuses in scope and, when it records the first snapshot, the
+/// members (`None` once a container could not be read: a snapshot without it would call it unexpected).
+struct Read {
+    statuses: Vec<ContainerStatus>,
+    members: Option<Vec<Member>>,
+}
+
+impl Read {
+    /// One container's answer: its status, and the spec of it a snapshot records (`None`: it could not be
+    /// read, and the view keeps what it had).
+    fn add(
+        mut self,
+        scope: &Scope,
+        status: Option<ContainerStatus>,
+        spec: Option<Option<Box<ContainerSpec>>>,
+    ) -> Self {
+        if spec.is_none() {
+            self.members = None;
+        }
+        let Some(status) = status.filter(|status| in_scope(scope, &status.labels)) else {
+            return self;
+        };
+        if let (Some(members), Some(Some(spec))) = (&mut self.members, spec) {
+            members.push(Member::new(&spec));
+        }
+        self.statuses.push(status);
+        self
     }
 }
 
@@ -1009,5 +1080,64 @@ mod tests {
         assert!(store.view().readiness.engine_reachable());
         assert_eq!(engine.lists(), lists, "no reconnect, no re-list");
         assert!(engine.streaming());
+    }
+
+    /// A watch loop like [`start`]'s that records the first snapshot's members.
+    fn start_recording(
+        engine: &FakeEngine,
+    ) -> (Store, oneshot::Receiver<Vec<Member>>, watch::Sender<bool>) {
+        let writer = Writer::new(
+            Some("team=a".parse().expect("selector")),
+            Duration::from_secs(30),
+            no_baseline(),
+        );
+        let (members, recorded) = oneshot::channel();
+        let inventory =
+            Inventory::new(writer, Arc::new(engine.clone())).recording_first_snapshot(members);
+        let store = inventory.store();
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(inventory.watch(shutdown));
+        (store, recorded, stop)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_re_list_reads_each_container_once_for_the_view_and_the_first_snapshot() {
+        let engine = FakeEngine::new();
+        engine.put("b1", "web", "running", &[("team", "a")]);
+        engine.put("b2", "batch", "exited", &[("team", "a")]);
+        engine.put("b3", "paused", "paused", &[("team", "a")]);
+        engine.put("b4", "job", "running", &[("team", "a")]);
+        engine.set_auto_remove("b4");
+        engine.put("b5", "other", "running", &[("team", "b")]);
+        let (store, recorded, _stop) = start_recording(&engine);
+
+        let members = recorded.await.expect("the first re-list sends its members");
+
+        let mut names: Vec<&str> = members.iter().map(Member::name).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            vec!["paused", "web"],
+            "the running in scope, but not --rm"
+        );
+        live(&engine, &store).await;
+        assert_eq!(store.view().containers.len(), 4);
+        assert_eq!(engine.inspects(), 4, "one inspect per container in scope");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_container_that_cannot_be_read_leaves_the_first_snapshot_to_the_keeper() {
+        let engine = FakeEngine::new();
+        engine.put("b1", "web", "running", &[("team", "a")]);
+        engine.put("b2", "api", "running", &[("team", "a")]);
+        engine.fail_inspects("b2", patient::INSPECT_TRIES as usize);
+        let (store, recorded, _stop) = start_recording(&engine);
+
+        live(&engine, &store).await;
+
+        assert!(
+            recorded.await.is_err(),
+            "without api the snapshot would call it unexpected: nothing is sent"
+        );
     }
 }

@@ -130,7 +130,7 @@ async fn kill_9_during_post_snapshot_leaves_the_old_or_the_new_file_and_no_tempo
             kept_old += 1;
         } else {
             // The new one: whole, newer, and of the same members.
-            let names: Vec<&str> = now.containers.iter().map(|c| c.name.as_str()).collect();
+            let names: Vec<&str> = now.containers.iter().map(|c| c.name()).collect();
             assert_eq!(
                 names, expected,
                 "round {round}: a new snapshot of other containers"

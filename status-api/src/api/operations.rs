@@ -276,8 +276,8 @@ impl StatusApi {
         let Some(baseline) = self.0.keeper.current() else {
             return SpecAnswer::NotYet(no_snapshot());
         };
-        match baseline.spec(&name.0 .0) {
-            Some(spec) => SpecAnswer::Ok(JsonBytes::of(spec)),
+        match baseline.spec_json(&name.0 .0) {
+            Some(spec) => SpecAnswer::Ok(JsonBytes::from_bytes(spec)),
             None => SpecAnswer::NotFound(error(
                 "not_found",
                 format!(

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use shared::{in_scope, labels_of_config, scope_in_words, ContainerSpec};
 
-use super::{owner_names, removes_itself, Baseline, BaselineKeeper, SnapshotError};
-use crate::docker::spec_from_inspect;
+use super::{owner_names, Baseline, BaselineKeeper, SnapshotError};
+use crate::docker::read_inspect;
+use crate::snapshot::{name_owners, sort_by_name, unnamed_owners, Member};
 
 /// Why a member could not be forgotten or adopted.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +46,7 @@ impl BaselineKeeper {
         let _one_at_a_time = self.one_at_a_time.lock().await;
         let mut snapshot = self.editable()?;
         let before = snapshot.containers.len();
-        snapshot.containers.retain(|spec| spec.name != name);
+        snapshot.containers.retain(|member| member.name() != name);
         if snapshot.containers.len() == before {
             return Err(EditError::NotAMember(name.to_owned()));
         }
@@ -58,15 +59,12 @@ impl BaselineKeeper {
         let _one_at_a_time = self.one_at_a_time.lock().await;
         let mut snapshot = self.editable()?;
         let spec = self.running_spec(name).await?;
-        snapshot.containers.retain(|member| member.name != name);
-        snapshot.containers.push(spec);
-        snapshot.containers.sort_by(|a, b| a.name.cmp(&b.name));
-        let outsiders = owner_names(
-            self.engine.as_ref(),
-            &shared::namespaces::unnamed_owners(&snapshot.containers),
-        )
-        .await;
-        shared::namespaces::name_owners(&mut snapshot.containers, &outsiders);
+        snapshot.containers.retain(|member| member.name() != name);
+        snapshot.containers.push(Member::new(&spec));
+        sort_by_name(&mut snapshot.containers);
+        let outsiders =
+            owner_names(self.engine.as_ref(), &unnamed_owners(&snapshot.containers)).await;
+        name_owners(&mut snapshot.containers, &outsiders);
         self.keep_edit(snapshot, "adopted", name)
     }
 
@@ -83,7 +81,7 @@ impl BaselineKeeper {
             });
         }
         self.file.writable()?;
-        Ok(current.snapshot.clone())
+        Ok(current.snapshot())
     }
 
     /// The spec of the running container `name`, if it may become a member.
@@ -103,9 +101,9 @@ impl BaselineKeeper {
             .await
             .map_err(SnapshotError::from)?
             .ok_or_else(|| EditError::NoSuchContainer(name.to_owned()))?;
-        let inspect: bollard::models::ContainerInspectResponse =
-            serde_json::from_value(raw.clone()).unwrap_or_default();
-        let spec = spec_from_inspect(&raw)
+        let (inspect, spec) =
+            read_inspect(raw, true).map_err(|_| EditError::NoSuchContainer(name.to_owned()))?;
+        let spec = spec
             .filter(|spec| spec.name == name)
             .ok_or_else(|| EditError::NoSuchContainer(name.to_owned()))?;
         if !in_scope(&self.scope, &labels_of_config(&spec.config)) {
@@ -126,7 +124,12 @@ impl BaselineKeeper {
                 state,
             });
         }
-        if removes_itself(&inspect) {
+        if inspect
+            .host_config
+            .as_ref()
+            .and_then(|host| host.auto_remove)
+            .unwrap_or(false)
+        {
             return Err(EditError::RemovesItself(name.to_owned()));
         }
         Ok(spec)

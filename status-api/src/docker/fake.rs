@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerSummary, EventActor, EventMessage};
+use bollard::models::{ContainerInspectResponse, EventActor, EventMessage};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
@@ -320,11 +320,7 @@ impl EngineReader for FakeEngine {
         async move { result }.boxed()
     }
 
-    fn list<'a>(
-        &'a self,
-        scope: &'a Scope,
-        all: bool,
-    ) -> BoxFuture<'a, Result<Vec<ContainerSummary>>> {
+    fn list<'a>(&'a self, scope: &'a Scope, all: bool) -> BoxFuture<'a, Result<Vec<String>>> {
         let mut engine = self.engine();
         engine.lists += 1;
         let result = if engine.unreachable {
@@ -350,10 +346,7 @@ impl EngineReader for FakeEngine {
                         .and_then(|state| state.status)
                         .is_some_and(|status| status.to_string() == "running")
                 })
-                .map(|inspect| ContainerSummary {
-                    id: inspect.id.clone(),
-                    ..ContainerSummary::default()
-                })
+                .filter_map(|inspect| inspect.id.clone())
                 .collect())
         };
         async move { result }.boxed()

@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
+use shared::ContainerSpec;
 
-use crate::docker::{EngineError, EngineReader};
+use crate::baseline::records;
+use crate::docker::{read_inspect, EngineError, EngineReader};
 
 /// How many times an inspect is tried before the container is skipped.
 pub const INSPECT_TRIES: u32 = 3;
@@ -18,20 +20,37 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// What became of one container's inspect.
 #[derive(Debug)]
 pub enum Inspected {
-    Found(Box<ContainerInspectResponse>),
+    /// Its answer, and the spec a snapshot records of it when one was asked for and it is a member
+    /// ([`records`]).
+    Found(Box<ContainerInspectResponse>, Option<Box<ContainerSpec>>),
     /// The engine has no such container (404).
     Gone,
     /// Every try got an answer that could not be used; what the view holds for it stays as it is.
     Skipped,
 }
 
-/// Inspects `id`, up to [`INSPECT_TRIES`] times while the engine answers with something that cannot be used.
-/// `Err` only when the engine could not be reached.
-pub async fn inspect(engine: &dyn EngineReader, id: &str) -> Result<Inspected, EngineError> {
+/// Inspects `id`, up to [`INSPECT_TRIES`] times while the engine answers with something that cannot be used;
+/// `for_snapshot`, from the engine's own JSON, with the spec a snapshot records of it. `Err` only when the
+/// engine could not be reached.
+pub async fn inspect(
+    engine: &dyn EngineReader,
+    id: &str,
+    for_snapshot: bool,
+) -> Result<Inspected, EngineError> {
     let mut pause = FIRST_PAUSE;
     for attempt in 1..=INSPECT_TRIES {
-        match engine.inspect(id).await {
-            Ok(Some(found)) => return Ok(Inspected::Found(Box::new(found))),
+        let answer = if for_snapshot {
+            read_for_snapshot(engine, id).await
+        } else {
+            engine
+                .inspect(id)
+                .await
+                .map(|found| found.map(|inspect| (inspect, None)))
+        };
+        match answer {
+            Ok(Some((found, spec))) => {
+                return Ok(Inspected::Found(Box::new(found), spec.map(Box::new)))
+            }
             Ok(None) => return Ok(Inspected::Gone),
             Err(err) if err.is_unreachable() => return Err(err),
             Err(err) if attempt == INSPECT_TRIES => {
@@ -50,4 +69,22 @@ pub async fn inspect(engine: &dyn EngineReader, id: &str) -> Result<Inspected, E
         }
     }
     Ok(Inspected::Skipped)
+}
+
+/// One read of the engine's JSON of `id`, for the view and for a snapshot ([`read_inspect`]).
+async fn read_for_snapshot(
+    engine: &dyn EngineReader,
+    id: &str,
+) -> Result<Option<(ContainerInspectResponse, Option<ContainerSpec>)>, EngineError> {
+    let Some(raw) = engine.inspect_raw(id).await? else {
+        return Ok(None);
+    };
+    let member = records(&raw);
+    read_inspect(raw, member)
+        .map(Some)
+        .map_err(|source| EngineError::Unreadable {
+            op: "inspect",
+            target: id.to_owned(),
+            source,
+        })
 }

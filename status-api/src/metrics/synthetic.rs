@@ -11,7 +11,7 @@ use shared::{ContainerSpec, ContainerState, ContainerStatus};
 use tokio::sync::watch;
 
 use crate::baseline::Baseline;
-use crate::snapshot::{Snapshot, FORMAT};
+use crate::snapshot::{Member, Snapshot, FORMAT};
 use crate::store::{Store, Writer};
 
 /// A container on the made-up host.
@@ -48,15 +48,17 @@ impl Host {
             scope: None,
             containers: members
                 .iter()
-                .map(|name| ContainerSpec {
-                    name: (*name).to_owned(),
-                    id: id_of(name),
-                    image: "busybox:latest".to_owned(),
-                    image_id: String::new(),
-                    config: serde_json::json!({"Labels": {}}),
-                    host_config: serde_json::json!({}),
-                    networks: serde_json::json!({}),
-                    mounts: serde_json::Value::Null,
+                .map(|name| {
+                    Member::new(&ContainerSpec {
+                        name: (*name).to_owned(),
+                        id: id_of(name),
+                        image: "busybox:latest".to_owned(),
+                        image_id: String::new(),
+                        config: serde_json::json!({"Labels": {}}),
+                        host_config: serde_json::json!({}),
+                        networks: serde_json::json!({}),
+                        mounts: serde_json::Value::Null,
+                    })
                 })
                 .collect(),
         };

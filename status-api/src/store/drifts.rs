@@ -174,7 +174,7 @@ mod tests {
     use shared::{ContainerSpec, ContainerState, Health};
 
     use super::*;
-    use crate::snapshot::{Snapshot, FORMAT};
+    use crate::snapshot::{Member, Snapshot, FORMAT};
 
     /// A small deterministic generator: the same steps on every run.
     struct Steps(u64);
@@ -200,15 +200,17 @@ mod tests {
             scope: None,
             containers: names
                 .iter()
-                .map(|name| ContainerSpec {
-                    name: (*name).to_owned(),
-                    id: format!("{name}-0"),
-                    image: image.to_owned(),
-                    image_id: String::new(),
-                    config: serde_json::json!({"Labels": {"team": "a"}}),
-                    host_config: serde_json::json!({}),
-                    networks: serde_json::json!({}),
-                    mounts: serde_json::Value::Null,
+                .map(|name| {
+                    Member::new(&ContainerSpec {
+                        name: (*name).to_owned(),
+                        id: format!("{name}-0"),
+                        image: image.to_owned(),
+                        image_id: String::new(),
+                        config: serde_json::json!({"Labels": {"team": "a"}}),
+                        host_config: serde_json::json!({}),
+                        networks: serde_json::json!({}),
+                        mounts: serde_json::Value::Null,
+                    })
                 })
                 .collect(),
         }))
