@@ -348,12 +348,7 @@ pub fn status_from_inspect(inspect: &ContainerInspectResponse) -> Option<Contain
         spec_changes: Vec::new(),
         tag_image_id: None,
         id,
-        name: inspect
-            .name
-            .as_deref()
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_owned(),
+        name: decode::container_name(inspect),
         image: config
             .and_then(|config| config.image.clone())
             .unwrap_or_default(),
@@ -515,12 +510,7 @@ pub fn read_inspect(
     let spec = parts.and_then(|(config, host_config, networks, mounts)| {
         Some(ContainerSpec {
             id: inspect.id.clone()?,
-            name: inspect
-                .name
-                .as_deref()
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_owned(),
+            name: decode::container_name(&inspect),
             image: config["Image"].as_str().unwrap_or_default().to_owned(),
             image_id: inspect.image.clone().unwrap_or_default(),
             config,

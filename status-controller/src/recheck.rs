@@ -49,12 +49,7 @@ impl Seen {
         let state = inspect.state.as_ref();
         Self {
             id: inspect.id.clone().unwrap_or_default(),
-            name: inspect
-                .name
-                .as_deref()
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_owned(),
+            name: shared::runtime::engine_json::container_name(inspect),
             labels: inspect
                 .config
                 .as_ref()

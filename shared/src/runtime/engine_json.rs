@@ -59,6 +59,16 @@ impl StateFlags {
     }
 }
 
+/// A container's name as its inspect answer gives it, without the `/` the engine writes before it.
+pub fn container_name(inspect: &ContainerInspectResponse) -> String {
+    inspect
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_owned()
+}
+
 /// An inspect answer as the engine wrote it, its `State.Status` rewritten to the Docker state it means (see
 /// [`engine_state`]) so that the typed model reads it.
 pub fn inspect(mut raw: Value) -> Result<ContainerInspectResponse, serde_json::Error> {
@@ -259,6 +269,14 @@ mod tests {
             Some("exited")
         );
         assert_eq!(state.exit_code, Some(137));
+    }
+
+    #[test]
+    fn a_container_name_loses_the_engine_s_slash_and_a_missing_one_is_empty() {
+        let named = inspect(json!({"Id": "a1", "Name": "/web"})).expect("read");
+        assert_eq!(container_name(&named), "web");
+        let unnamed = inspect(json!({"Id": "a1"})).expect("read");
+        assert_eq!(container_name(&unnamed), "");
     }
 
     #[test]
