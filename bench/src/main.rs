@@ -20,7 +20,7 @@ mod stats;
 mod synthetic;
 mod trace;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::json;
@@ -269,10 +269,14 @@ async fn main() -> anyhow::Result<()> {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "engine": engine::version(&docker).await.unwrap_or_default(),
     });
-    let results = json!({
+    let command = match &args.only {
+        Some(part) => format!("make bench BENCH_ARGS=\"--only {part}\""),
+        None => "make bench".to_owned(),
+    };
+    let fresh = json!({
         "date": started.to_rfc3339(),
         "machine": machine,
-        "command": "make bench",
+        "command": command,
         "heal": heal,
         "serve": serve,
         "churn": churn,
@@ -280,7 +284,18 @@ async fn main() -> anyhow::Result<()> {
         "mass_stop": mass_stop,
         "images": images,
     });
-    println!("{}", stats::table(&results));
+    println!("{}", stats::table(&fresh));
+    // Parts this run left out (`--only`) keep what an earlier run wrote, each with the date it was measured.
+    let mut results = earlier_results(&args.out);
+    for (key, value) in fresh.as_object().into_iter().flatten() {
+        if value.is_null() {
+            continue;
+        }
+        results[key] = value.clone();
+        if let Some(part) = results[key].as_object_mut().filter(|_| key != "machine") {
+            part.insert("measured_at".to_owned(), json!(started.to_rfc3339()));
+        }
+    }
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -306,11 +321,7 @@ async fn synthetic_only(args: &Args) -> anyhow::Result<()> {
         args.synthetic.sizes, args.synthetic.rates, args.synthetic.seconds
     );
     let rows = synthetic::run(&args.bin_dir, &args.synthetic).await?;
-    let mut results: serde_json::Value = std::fs::read(&args.out)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .filter(serde_json::Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut results = earlier_results(&args.out);
     results["synthetic"] = rows;
     results["synthetic_run"] = json!({
         "date": started.to_rfc3339(),
@@ -324,6 +335,15 @@ async fn synthetic_only(args: &Args) -> anyhow::Result<()> {
     std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)?;
     eprintln!("JSON written to {}", args.out.display());
     Ok(())
+}
+
+/// What an earlier run wrote to `path`, or an empty object.
+fn earlier_results(path: &Path) -> serde_json::Value {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| json!({}))
 }
 
 /// Sizes of the two images, if `make images` built them.

@@ -49,7 +49,7 @@ async fn start_pair(
         &scope.scope(),
         &work.state("mass"),
         &work.token(),
-        procs::Logs::Warnings,
+        procs::Logs::HealTrace,
     )?;
     api.wait_ready(Instant::now(), Duration::from_secs(60))
         .await?;
@@ -109,12 +109,39 @@ async fn first_each(
     Ok(found)
 }
 
-/// Kills every one of `ids` in one `kill -9`; answers (kill → all running again, each kill → running).
+/// One round's kill: when, and when each container died and ran again (engine event times, ns).
+struct Killed {
+    at: i64,
+    died: Vec<i64>,
+    started: Vec<i64>,
+}
+
+impl Killed {
+    /// Kill → running, for each container.
+    fn each(&self) -> Vec<Duration> {
+        self.started.iter().map(|&t| since(self.at, t)).collect()
+    }
+
+    /// Kill → the last one running.
+    fn all(&self) -> Duration {
+        self.each().into_iter().max().unwrap_or_default()
+    }
+
+    /// Each container's `die` → `start`.
+    fn died_to_started(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.died
+            .iter()
+            .zip(&self.started)
+            .map(|(&died, &started)| since(died, started))
+    }
+}
+
+/// Kills every one of `ids` in one `kill -9` and waits until each runs again.
 async fn kill_all_and_wait(
     docker: &Docker,
     events: &Recorder,
     ids: &[String],
-) -> anyhow::Result<(Duration, Vec<Duration>)> {
+) -> anyhow::Result<Killed> {
     let mut pids = Vec::with_capacity(ids.len());
     for id in ids {
         pids.push(main_pid(docker, id).await?);
@@ -122,25 +149,127 @@ async fn kill_all_and_wait(
     let killed = now_nanos();
     kill_9_all(&pids).await?;
     let died = first_each(events, ids, &vec![killed; ids.len()], "die").await?;
-    let died_at: Vec<i64> = died.iter().map(|e| e.time_nanos).collect();
-    let started = first_each(events, ids, &died_at, "start").await?;
-    let each: Vec<Duration> = started
-        .iter()
-        .map(|e| since(killed, e.time_nanos))
-        .collect();
-    let all = each.iter().max().copied().unwrap_or_default();
-    Ok((all, each))
+    let died: Vec<i64> = died.iter().map(|e| e.time_nanos).collect();
+    let started = first_each(events, ids, &died, "start").await?;
+    Ok(Killed {
+        at: killed,
+        died,
+        started: started.iter().map(|e| e.time_nanos).collect(),
+    })
 }
 
-/// Mass heal: rounds of N members killed at once, and as many of N `--restart always` containers.
+/// Where a mass heal's time went, member by member: the engine's `die` → status-api reading it from the
+/// event stream, → status-api's inspect answered (until then the member shows `settling`: the engine holds
+/// its lock while it cleans up after the exit), → the controller dispatching the start (the long poll, the
+/// plan), → a heal lane free, → the re-check inspect answered, → the engine's `start` (the start call inside
+/// the engine, queued behind the others). Beside it, the same containers' way under `--restart always`:
+/// `die` → `start`, all inside the engine.
+#[derive(Default)]
+struct Stages {
+    to_event: Vec<Duration>,
+    to_inspected: Vec<Duration>,
+    to_dispatched: Vec<Duration>,
+    to_lane: Vec<Duration>,
+    to_rechecked: Vec<Duration>,
+    to_started: Vec<Duration>,
+    /// The same stages for the member that ran last in each round: what the round's figure is made of.
+    last: Vec<Value>,
+}
+
+impl Stages {
+    /// One round: the members' `names` and `ids`, the kill, and the two programs' heal-trace `marks`.
+    fn add_round(
+        &mut self,
+        (names, ids): (&[String], &[String]),
+        killed: &Killed,
+        marks: &[crate::trace::Mark],
+    ) {
+        let first_mark = |name: &str, stage: &str, after: i64| {
+            marks
+                .iter()
+                .find(|mark| {
+                    mark.stage == stage
+                        && mark.container.as_deref() == Some(name)
+                        && mark.time_nanos >= after
+                })
+                .map(|mark| mark.time_nanos)
+        };
+        let mut last: Option<(i64, Value)> = None;
+        let members = names.iter().zip(ids).zip(&killed.died).zip(&killed.started);
+        for (((name, id), &died), &started) in members {
+            // status-api's marks: by id; its `event` mark is of any action, the die's is the first after it.
+            let (Some(event), Some(dispatched)) = (
+                first_mark(id, "event", died),
+                first_mark(name, "dispatched", died),
+            ) else {
+                continue;
+            };
+            let inspected = first_mark(id, "inspected", event).unwrap_or(event);
+            self.to_event.push(since(died, event));
+            self.to_inspected.push(since(event, inspected));
+            let Some(lane) = first_mark(name, "lane", dispatched) else {
+                continue;
+            };
+            let Some(rechecked) = first_mark(name, "rechecked", lane) else {
+                continue;
+            };
+            let stages = [
+                since(died, dispatched),
+                since(dispatched, lane),
+                since(lane, rechecked),
+                since(rechecked, started),
+            ];
+            self.to_dispatched.push(stages[0]);
+            self.to_lane.push(stages[1]);
+            self.to_rechecked.push(stages[2]);
+            self.to_started.push(stages[3]);
+            if last.as_ref().is_none_or(|(at, _)| started > *at) {
+                let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+                last = Some((
+                    started,
+                    json!({
+                        "kill_to_die_ms": ms(since(killed.at, died)),
+                        "die_to_event_ms": ms(since(died, event)),
+                        "event_to_inspected_ms": ms(since(event, inspected)),
+                        "die_to_dispatched_ms": ms(stages[0]),
+                        "dispatched_to_lane_ms": ms(stages[1]),
+                        "lane_to_rechecked_ms": ms(stages[2]),
+                        "rechecked_to_start_ms": ms(stages[3]),
+                    }),
+                ));
+            }
+        }
+        self.last
+            .push(last.map(|(_, stages)| stages).unwrap_or(Value::Null));
+    }
+
+    fn report(&self) -> Value {
+        json!({
+            "die_to_event": summary(&self.to_event),
+            "event_to_inspected": summary(&self.to_inspected),
+            "die_to_dispatched": summary(&self.to_dispatched),
+            "dispatched_to_lane": summary(&self.to_lane),
+            "lane_to_rechecked": summary(&self.to_rechecked),
+            "rechecked_to_start": summary(&self.to_started),
+            "last_member_per_round": self.last,
+        })
+    }
+}
+
+/// Mass heal: rounds of N members killed at once, and as many of N `--restart always` containers. The two
+/// go first in turn (dockstate in rounds 1 and 3, Docker in round 2), so neither always meets an engine
+/// still settling from the other.
 pub async fn heal(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result<Value> {
     let managed = TestScope::new();
     let plain = TestScope::new();
     let work = Workdir::new()?;
-    let create = |scope: &TestScope, round: usize, restart_always: bool| {
-        let names: Vec<String> = (0..mass.heal)
+    let names = |scope: &TestScope, round: usize| -> Vec<String> {
+        (0..mass.heal)
             .map(|i| scope.name(&format!("mass-{round}-{i}")))
-            .collect();
+            .collect()
+    };
+    let create = |scope: &TestScope, round: usize, restart_always: bool| {
+        let names = names(scope, round);
         let label = scope.label();
         async move {
             create_many(
@@ -167,50 +296,90 @@ pub async fn heal(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
         mass.heal * mass.rounds,
         mass.heal * mass.rounds
     );
-    let (_api, controller) = start_pair(bin_dir, &managed, &work).await?;
+    let (api, controller) = start_pair(bin_dir, &managed, &work).await?;
     let managed_events = Recorder::start(docker, &managed.label()).await?;
     let mut round_holds = Vec::new();
     let plain_events = Recorder::start(docker, &plain.label()).await?;
 
     let (mut healed_all, mut restarted_all) = (Vec::new(), Vec::new());
     let (mut healed_each, mut restarted_each) = (Vec::new(), Vec::new());
+    let (mut stages, mut engine_restart) = (Stages::default(), Vec::new());
     for (round, (members, restarting)) in members.iter().zip(&restarting).enumerate() {
-        let held_before = holds(&controller).await;
-        let (all, each) = kill_all_and_wait(docker, &managed_events, members).await?;
-        round_holds.push(new_holds(&held_before, &holds(&controller).await));
-        healed_all.push(all);
-        healed_each.extend(each);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let (plain_all, each) = kill_all_and_wait(docker, &plain_events, restarting).await?;
-        restarted_all.push(plain_all);
-        restarted_each.extend(each);
+        let dockstate_first = round % 2 == 0;
+        let mut healed = None;
+        let mut restarted = None;
+        for dockstate_turn in [dockstate_first, !dockstate_first] {
+            if dockstate_turn {
+                let held_before = holds(&controller).await;
+                let killed = kill_all_and_wait(docker, &managed_events, members).await?;
+                round_holds.push(new_holds(&held_before, &holds(&controller).await));
+                let marks: Vec<_> = [&api, &controller]
+                    .iter()
+                    .filter_map(|program| program.trace.as_ref())
+                    .flat_map(crate::trace::TraceLog::snapshot)
+                    .collect();
+                stages.add_round((&names(&managed, round), members), &killed, &marks);
+                healed = Some(killed);
+            } else {
+                let killed = kill_all_and_wait(docker, &plain_events, restarting).await?;
+                engine_restart.extend(killed.died_to_started());
+                restarted = Some(killed);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let (Some(healed), Some(restarted)) = (healed, restarted) else {
+            unreachable!("each round runs both");
+        };
         eprintln!(
-            "   round {}: dockstate {} ms, --restart always {} ms; controller holds meanwhile: {}",
+            "   round {} ({} first): dockstate {} ms, --restart always {} ms (ratio {:.2}); last member \
+             healed: {}; controller holds meanwhile: {}",
             round + 1,
-            all.as_millis(),
-            plain_all.as_millis(),
+            if dockstate_first { "dockstate" } else { "Docker" },
+            healed.all().as_millis(),
+            restarted.all().as_millis(),
+            healed.all().as_secs_f64() / restarted.all().as_secs_f64(),
+            stages.last.last().unwrap_or(&Value::Null),
             round_holds.last().unwrap_or(&Value::Null)
         );
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        healed_all.push(healed.all());
+        healed_each.extend(healed.each());
+        restarted_all.push(restarted.all());
+        restarted_each.extend(restarted.each());
     }
+    let mut report = heal_report(&healed_all, &restarted_all);
+    report["members"] = json!(mass.heal);
+    report["rounds"] = json!(mass.rounds);
+    report["dockstate_each"] = summary(&healed_each);
+    report["docker_restart_each"] = summary(&restarted_each);
+    report["dockstate_stages"] = stages.report();
+    report["docker_restart_die_to_start"] = summary(&engine_restart);
+    report["controller_holds_per_round"] = json!(round_holds);
+    Ok(report)
+}
 
-    let dockstate = summary(&healed_all);
-    let docker_restart = summary(&restarted_all);
-    let ratio = dockstate["p50_ms"].as_f64().unwrap_or(f64::NAN)
-        / docker_restart["p50_ms"].as_f64().unwrap_or(f64::NAN);
-    let worst_ratio = dockstate["max_ms"].as_f64().unwrap_or(f64::NAN)
-        / docker_restart["max_ms"].as_f64().unwrap_or(f64::NAN);
-    Ok(json!({
-        "members": mass.heal,
-        "rounds": mass.rounds,
+/// Kill → all running, dockstate against `--restart always`: each side's summary and their ratios.
+fn heal_report(healed_all: &[Duration], restarted_all: &[Duration]) -> Value {
+    let dockstate = summary(healed_all);
+    let docker_restart = summary(restarted_all);
+    let ratio = |key: &str| {
+        let ratio = dockstate[key].as_f64().unwrap_or(f64::NAN)
+            / docker_restart[key].as_f64().unwrap_or(f64::NAN);
+        (ratio * 100.0).round() / 100.0
+    };
+    let per_round: Vec<f64> = healed_all
+        .iter()
+        .zip(restarted_all)
+        .map(|(healed, restarted)| {
+            (healed.as_secs_f64() / restarted.as_secs_f64() * 100.0).round() / 100.0
+        })
+        .collect();
+    json!({
+        "ratio_p50": ratio("p50_ms"),
+        "ratio_max": ratio("max_ms"),
+        "ratio_per_round": per_round,
         "dockstate_all_running": dockstate,
         "docker_restart_all_running": docker_restart,
-        "ratio_p50": (ratio * 100.0).round() / 100.0,
-        "ratio_max": (worst_ratio * 100.0).round() / 100.0,
-        "dockstate_each": summary(&healed_each),
-        "docker_restart_each": summary(&restarted_each),
-        "controller_holds_per_round": round_holds,
-    }))
+    })
 }
 
 /// Mass stop: rounds of N unexpected containers (SIGTERM ignored, 1 s stop timeout) started at once.

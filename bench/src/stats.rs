@@ -109,9 +109,31 @@ fn mass_heal(mass: &Value, out: &mut String) {
         "each running, --restart always",
         &mass["docker_restart_each"],
     ));
+    let stages = &mass["dockstate_stages"];
+    out.push_str("\n| each member's stage (ms) | n | p50 | max |\n|---|---|---|---|\n");
+    for (label, key) in [
+        ("die → status-api reads the event", "die_to_event"),
+        (
+            "event → status-api's inspect answered (settling until then)",
+            "event_to_inspected",
+        ),
+        (
+            "die → start dispatched (the above, long poll, plan)",
+            "die_to_dispatched",
+        ),
+        ("dispatched → heal lane free", "dispatched_to_lane"),
+        ("lane → re-check inspect answered", "lane_to_rechecked"),
+        ("re-checked → engine `start` event", "rechecked_to_start"),
+    ] {
+        out.push_str(&row(label, &stages[key]));
+    }
+    out.push_str(&row(
+        "--restart always: die → start",
+        &mass["docker_restart_die_to_start"],
+    ));
     out.push_str(&format!(
-        "\ncontroller holds per round: {}\n",
-        mass["controller_holds_per_round"]
+        "\nratio per round: {}\nlast member healed, per round: {}\ncontroller holds per round: {}\n",
+        mass["ratio_per_round"], stages["last_member_per_round"], mass["controller_holds_per_round"]
     ));
 }
 

@@ -10,8 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use shared::{Scope, SnapshotSummary, StatusResponse};
 
-use crate::model::Observed;
-use crate::model::{ActionContext, Hold, HoldReason};
+use crate::model::{ActionContext, Hold, HoldReason, Observed, StatusAnswer};
 
 /// Whether status-api watches the scope the controller was started for (`--scope`; `None` accepts any). The
 /// scopes are compared normalised, no scope being the whole host. A controller pointed at a status-api of
@@ -171,7 +170,7 @@ impl FreshView {
 /// status-api re-baselined, when none is `known`, or when `refresh` asks, and checks that the snapshot was
 /// taken in the scope status-api watches. The reading is passed in, so this judgement stays free of I/O.
 pub async fn complete_view<F>(
-    status: StatusResponse,
+    answer: StatusAnswer,
     expected_scope: &Scope,
     known: Option<Arc<SnapshotSummary>>,
     refresh: bool,
@@ -181,8 +180,9 @@ pub async fn complete_view<F>(
 where
     F: Future<Output = Result<Arc<SnapshotSummary>, Hold>>,
 {
-    check_scope(expected_scope, &status)?;
-    check_fresh(&status, now)?;
+    let status = &answer.status;
+    check_scope(expected_scope, status)?;
+    check_fresh(status, now)?;
     let snapshot = match known {
         Some(snapshot) if !refresh && Some(snapshot.taken_at) == status.snapshot_taken_at => {
             snapshot
@@ -198,10 +198,10 @@ where
             snapshot
         }
     };
-    check_snapshot_scope(&snapshot, &status)?;
+    check_snapshot_scope(&snapshot, status)?;
     let (observed_at, resync_interval_seconds) =
         (status.observed_at, status.resync_interval_seconds);
-    let observed = Observed::try_from(status).map_err(|err| {
+    let observed = Observed::try_from(answer).map_err(|err| {
         Hold::new(
             HoldReason::BadAnswer,
             format!("status-api reports a scope the controller cannot read: {err}"),
@@ -368,16 +368,30 @@ mod tests {
             let summary = snapshot(scope);
             move || async move { Ok(Arc::new(summary)) }
         };
-        let held = complete_view(web.clone(), &None, None, true, Utc::now(), read(None))
-            .await
-            .expect_err("the whole host's snapshot under team=web");
+        let held = complete_view(
+            web.clone().into(),
+            &None,
+            None,
+            true,
+            Utc::now(),
+            read(None),
+        )
+        .await
+        .expect_err("the whole host's snapshot under team=web");
         assert_eq!(held.reason, HoldReason::ScopeMismatch);
         assert!(held.detail.contains("`team=web`"), "{}", held.detail);
         assert!(held.detail.contains("whole host"), "{}", held.detail);
 
-        let fresh = complete_view(web, &None, None, true, Utc::now(), read(Some("team=web")))
-            .await
-            .expect("the same scope");
+        let fresh = complete_view(
+            web.into(),
+            &None,
+            None,
+            true,
+            Utc::now(),
+            read(Some("team=web")),
+        )
+        .await
+        .expect("the same scope");
         assert_eq!(fresh.snapshot.scope.as_deref(), Some("team=web"));
     }
 
@@ -389,7 +403,7 @@ mod tests {
                 scope: None,
                 containers: vec![],
             }),
-            observed: Observed::try_from(status()).expect("no scope"),
+            observed: Observed::try_from(StatusAnswer::from(status())).expect("no scope"),
             observed_at: Utc::now(),
             resync_interval_seconds: 30,
         };

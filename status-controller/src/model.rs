@@ -410,14 +410,33 @@ pub struct Observed {
     pub scope: Scope,
     /// The container status-api runs in, if it runs in one: never touched.
     pub server_container_id: Option<String>,
-    /// Every container in scope, in every state.
-    pub containers: Vec<ContainerStatus>,
+    /// Every container in scope, in every state, each shared with the answer it came in.
+    pub containers: Vec<Arc<ContainerStatus>>,
 }
 
-impl TryFrom<StatusResponse> for Observed {
+/// One answer of `GET /status?all=true` as the controller holds it: the answer's own fields (`status`, whose
+/// `containers` stay empty) and its containers, each behind an `Arc`, so that a container unchanged since the
+/// last answer is shared with it rather than decoded again (the status client's `ReadStatus`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusAnswer {
+    pub status: StatusResponse,
+    pub containers: Vec<Arc<ContainerStatus>>,
+}
+
+impl From<StatusResponse> for StatusAnswer {
+    fn from(mut status: StatusResponse) -> Self {
+        let containers = std::mem::take(&mut status.containers)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        Self { status, containers }
+    }
+}
+
+impl TryFrom<StatusAnswer> for Observed {
     type Error = SelectorError;
 
-    fn try_from(status: StatusResponse) -> Result<Self, Self::Error> {
+    fn try_from(StatusAnswer { status, containers }: StatusAnswer) -> Result<Self, Self::Error> {
         let scope = status
             .scope
             .as_deref()
@@ -428,7 +447,7 @@ impl TryFrom<StatusResponse> for Observed {
             revision: status.revision,
             scope,
             server_container_id: status.server_container_id,
-            containers: status.containers,
+            containers,
         })
     }
 }
@@ -534,22 +553,22 @@ mod tests {
             event_lag_seconds: 0.0,
             containers: vec![],
         };
-        let observed = Observed::try_from(status.clone()).expect("valid scope");
+        let observed = Observed::try_from(StatusAnswer::from(status.clone())).expect("valid scope");
         assert_eq!(
             observed.scope.map(|s| s.to_string()).as_deref(),
             Some("team=a")
         );
         assert_eq!(observed.server_container_id, Some("f".repeat(64)));
-        let whole_host = Observed::try_from(StatusResponse {
+        let whole_host = Observed::try_from(StatusAnswer::from(StatusResponse {
             scope: None,
             ..status.clone()
-        })
+        }))
         .expect("no scope");
         assert_eq!(whole_host.scope, None);
-        assert!(Observed::try_from(StatusResponse {
+        assert!(Observed::try_from(StatusAnswer::from(StatusResponse {
             scope: Some("=broken".into()),
             ..status
-        })
+        }))
         .is_err());
     }
 }

@@ -76,6 +76,7 @@ pub fn plan(
     let in_scope: Vec<&ContainerStatus> = observed
         .containers
         .iter()
+        .map(AsRef::as_ref)
         .filter(|container| shared::in_scope(&observed.scope, &container.labels))
         .collect();
     let lookups = Lookups::new(snapshot, &in_scope);
@@ -339,6 +340,7 @@ pub fn has_drift(actions: &[Action]) -> bool {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use shared::{ExitCause, Health, RestartPolicy, POLICY_LABEL};
 
@@ -404,7 +406,7 @@ mod tests {
             revision: 7,
             scope: Some(format!("{SCOPE_KEY}=t1").parse().expect("selector")),
             server_container_id: None,
-            containers,
+            containers: containers.into_iter().map(Arc::new).collect(),
         }
     }
 

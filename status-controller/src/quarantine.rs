@@ -4,6 +4,7 @@
 //! does the telling (journal, notifications, metrics).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -73,7 +74,7 @@ impl Quarantines {
     pub fn end_early(
         &mut self,
         guard: &mut HealGuard,
-        observed: &[ContainerStatus],
+        observed: &[Arc<ContainerStatus>],
         now: Instant,
         utc_now: DateTime<Utc>,
     ) -> Vec<EndedEarly> {
@@ -270,7 +271,7 @@ mod tests {
             let (now, until) = quarantined_web(&mut guard);
             book.holds_back(&guard, "web", until, now);
             let observed_id = observed.id.clone();
-            let ended = book.end_early(&mut guard, &[observed], now, utc_now);
+            let ended = book.end_early(&mut guard, &[Arc::new(observed)], now, utc_now);
             let details: Vec<&str> = ended.iter().map(|told| told.detail.as_str()).collect();
             assert_eq!(details, end.into_iter().collect::<Vec<_>>(), "{case}");
             if end.is_some() {

@@ -11,9 +11,13 @@ use bytes::Bytes;
 use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 use shared::runtime::secret::Secret;
-use shared::{ContainerSpec, ErrorBody, SnapshotSummary, StatusResponse};
+use shared::{ContainerSpec, ErrorBody, SnapshotSummary};
 
-use crate::model::{Hold, HoldReason};
+use crate::model::{Hold, HoldReason, StatusAnswer};
+
+mod read_status;
+
+use read_status::ReadStatus;
 
 /// How long any other request may take, and the margin a long poll gets beyond its wait.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,7 +79,7 @@ pub trait StatusSource: Clone + Send + Sync + 'static {
         &self,
         since: Option<u64>,
         wait: Duration,
-    ) -> impl Future<Output = Result<StatusResponse>> + Send;
+    ) -> impl Future<Output = Result<StatusAnswer>> + Send;
     /// `GET /snapshot`: the baseline.
     fn snapshot(&self) -> impl Future<Output = Result<Arc<SnapshotSummary>>> + Send;
     /// `GET /snapshot/containers/{name}/spec`: what is needed to recreate `name`.
@@ -91,6 +95,8 @@ pub struct StatusClient {
     token: Option<Secret>,
     /// The snapshot last read, and the body it was read from.
     last_snapshot: Arc<Mutex<Option<ReadSnapshot>>>,
+    /// The `/status` answer last read, and the body it was read from.
+    last_status: Arc<Mutex<Option<Arc<ReadStatus>>>>,
 }
 
 /// A snapshot and the body it was decoded from. Every periodic pass reads the snapshot again, and status-api
@@ -127,6 +133,7 @@ impl StatusClient {
             base,
             token,
             last_snapshot: Arc::default(),
+            last_status: Arc::default(),
         }
     }
 
@@ -163,6 +170,25 @@ impl StatusClient {
         Ok(snapshot)
     }
 
+    /// The answer in `body`, decoded where it differs from the last one read ([`ReadStatus`]). Decoded outside
+    /// the lock: the long poll and a periodic pass may both be reading.
+    fn decode_status(&self, body: Bytes, what: &'static str) -> Result<StatusAnswer> {
+        let lock = || {
+            self.last_status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let last = lock().clone();
+        if let Some(last) = last.as_ref().filter(|last| last.read_from(&body)) {
+            return Ok(last.answer().clone());
+        }
+        let read = ReadStatus::decode(body, last.as_deref())
+            .map_err(|source| StatusError::Undecodable { what, source })?;
+        let answer = read.answer().clone();
+        *lock() = Some(Arc::new(read));
+        Ok(answer)
+    }
+
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -182,7 +208,8 @@ impl StatusClient {
 impl StatusSource for StatusClient {
     /// `GET /status?all=true`, as a long poll when `since` is given: status-api answers at once if its
     /// revision is not `since`, else at the next change or after `wait`.
-    async fn status(&self, since: Option<u64>, wait: Duration) -> Result<StatusResponse> {
+    /// Containers unchanged since the last answer are not decoded again ([`ReadStatus`]).
+    async fn status(&self, since: Option<u64>, wait: Duration) -> Result<StatusAnswer> {
         let mut url = self.url(&["status"]);
         {
             let mut query = url.query_pairs_mut();
@@ -198,7 +225,14 @@ impl StatusSource for StatusClient {
         };
         let response = self.send(self.http.get(url), timeout).await?;
         match response.status() {
-            StatusCode::OK => read_json(response, "GET /status").await,
+            StatusCode::OK => {
+                let what = "GET /status";
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|source| StatusError::BadAnswer { what, source })?;
+                self.decode_status(body, what)
+            }
             _ => Err(refused(response, "GET /status").await),
         }
     }

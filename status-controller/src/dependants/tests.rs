@@ -88,7 +88,7 @@ fn planned(containers: Vec<ContainerStatus>, can_recreate: bool) -> Vec<(String,
         revision: 1,
         scope: Some("dockstate.test=t1".parse().expect("selector")),
         server_container_id: None,
-        containers,
+        containers: containers.into_iter().map(std::sync::Arc::new).collect(),
     };
     plan(
         &snapshot,
@@ -201,8 +201,8 @@ fn a_waiting_dependant_is_drift_with_its_reason() {
         scope: Some("dockstate.test=t1".parse().expect("selector")),
         server_container_id: None,
         containers: vec![
-            app(ContainerState::Running, VPN_ID, 2),
-            vpn(VPN_ID, ContainerState::Exited, 1),
+            app(ContainerState::Running, VPN_ID, 2).into(),
+            vpn(VPN_ID, ContainerState::Exited, 1).into(),
         ],
     };
     let actions = plan(&snapshot, &observed, &settings(true), chrono::Utc::now());

@@ -472,7 +472,7 @@ mod tests {
             &self,
             _since: Option<u64>,
             _wait: Duration,
-        ) -> crate::status_client::Result<shared::StatusResponse> {
+        ) -> crate::status_client::Result<crate::model::StatusAnswer> {
             Err(StatusError::NoSnapshot)
         }
         async fn snapshot(

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::backoff::{Backoff, BackoffPolicy};
-use shared::{SnapshotSummary, StatusResponse};
+use shared::SnapshotSummary;
 use tokio::sync::watch;
 
 use crate::backoff::{HealGuard, HealLimits};
@@ -33,6 +33,7 @@ use crate::freshness::{complete_view, FreshView};
 use crate::journal::{ActionRecord, Journal};
 use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
+use crate::model::StatusAnswer as Answer;
 use crate::model::{Action, ActionContext, ActionResult, ActionRunner, Hold, LONG_POLL_WAIT};
 use crate::notify::{Notifier, NotifyEvent};
 use crate::plan::{plan, PlanSettings};
@@ -92,7 +93,7 @@ pub struct Wiring<S, R, C> {
 }
 
 /// The long poll in flight, kept across wake-ups.
-type Poll = Pin<Box<dyn Future<Output = Result<StatusResponse, StatusError>> + Send>>;
+type Poll = Pin<Box<dyn Future<Output = Result<Answer, StatusError>> + Send>>;
 
 /// The loop's own memory between passes. Nothing here is shared: the loop is its only user.
 #[derive(Debug)]
@@ -124,7 +125,7 @@ pub struct Reconciler<S, R, C> {
 enum Wakeup {
     /// The long poll answered: a change, or its wait ran out. Boxed: an answer is hundreds of bytes, the
     /// other wake-ups none.
-    Answer(Box<Result<StatusResponse, StatusError>>),
+    Answer(Box<Result<Answer, StatusError>>),
     /// `--interval` passed: a full pass, status and snapshot re-read.
     Interval,
     /// A held-back action may go ahead, or an action ended: plan again from the newest view held.
@@ -287,7 +288,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             }
         };
         let status = answer.map_err(|err| Hold::from(&err))?;
-        let changed = since != Some(status.revision);
+        let changed = since != Some(status.status.revision);
         let view = complete_view(
             status,
             &self.settings.scope,

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use bollard::models::{ContainerInspectResponse, EndpointSettings};
 use chrono::Utc;
 use shared::runtime::engine::EngineError;
-use shared::{ContainerSpec, ContainerState, ContainerStatus, DriftKind, Health, SnapshotMember};
+use shared::{
+    ContainerSpec, ContainerState, ContainerStatus, DriftKind, Health, SnapshotMember,
+    StatusResponse,
+};
 use tokio::task::JoinHandle;
 
 use crate::docker::EngineWriter;
@@ -18,7 +21,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::docker::{Applied, DockerError, Result as DockerResult};
 use crate::maintenance::{HoldMetrics, HoldRequest};
-use crate::model::{ActionKind, HoldReason, Unexpected};
+use crate::model::{ActionKind, HoldReason, StatusAnswer, Unexpected};
 use crate::notify::{EventKind, NotificationCounter, NotifyOptions};
 use crate::recreate::Recreation;
 use crate::status_client::Result as StatusResult;
@@ -103,7 +106,7 @@ impl FakeSource {
 }
 
 impl StatusSource for FakeSource {
-    async fn status(&self, since: Option<u64>, wait: Duration) -> StatusResult<StatusResponse> {
+    async fn status(&self, since: Option<u64>, wait: Duration) -> StatusResult<StatusAnswer> {
         self.inner.asked.lock().expect("not poisoned").push(since);
         let mut probe = Probe {
             inner: self.inner.clone(),
@@ -117,7 +120,13 @@ impl StatusSource for FakeSource {
             }
         }
         probe.answered = true;
-        Ok(self.inner.status.lock().expect("not poisoned").clone())
+        Ok(self
+            .inner
+            .status
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .into())
     }
 
     async fn snapshot(&self) -> StatusResult<Arc<SnapshotSummary>> {
