@@ -51,6 +51,15 @@ pub fn drift<C: Borrow<ContainerStatus>>(
         .map(Borrow::borrow)
         .filter(|container| in_scope(scope, &container.labels))
         .collect();
+    drift_in_scope(members, visible)
+}
+
+/// [`drift`] over the members and the containers already limited to the scope, for a caller that limits them
+/// for itself too (the controller's plan): each one's scope is then checked once, not once per use.
+pub fn drift_in_scope(
+    members: Vec<&SnapshotMember>,
+    visible: Vec<&ContainerStatus>,
+) -> Vec<DriftItem> {
     let owners = Owners::in_scope(&members, &visible);
 
     // Both sides by name, walked side by side: no map, no hashing, and linear on what status-api holds

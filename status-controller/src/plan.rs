@@ -8,9 +8,9 @@ use std::cell::OnceCell;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use shared::drift::unchanged;
+use shared::drift::{drift_in_scope, unchanged};
 use shared::{
-    drift, ContainerState, ContainerStatus, DriftItem, DriftKind, Owners, Policy, SnapshotMember,
+    ContainerState, ContainerStatus, DriftItem, DriftKind, Owners, Policy, SnapshotMember,
 };
 
 use crate::dependants::{order, Order};
@@ -69,16 +69,20 @@ pub fn plan(
     settings: &PlanSettings,
     now: DateTime<Utc>,
 ) -> Vec<Action> {
-    // The namespace owners, only once an action dependency order may change asks for them.
-    let owners = OnceCell::new();
-    let owners =
-        || owners.get_or_init(|| Owners::new(snapshot, &observed.containers, &observed.scope));
+    // Each member's and container's scope checked once, for the drift, the namespace owners and the plan.
+    let members_in_scope: Vec<&SnapshotMember> = snapshot
+        .iter()
+        .filter(|member| shared::in_scope(&observed.scope, &member.labels))
+        .collect();
     let in_scope: Vec<&ContainerStatus> = observed
         .containers
         .iter()
         .map(AsRef::as_ref)
         .filter(|container| shared::in_scope(&observed.scope, &container.labels))
         .collect();
+    // The namespace owners, only once an action dependency order may change asks for them.
+    let owners = OnceCell::new();
+    let owners = || owners.get_or_init(|| Owners::in_scope(&members_in_scope, &in_scope));
     let lookups = Lookups::new(snapshot, &in_scope);
     // The few containers compose may have set aside, and the few whose death is not confirmed yet: found in
     // one look each, not one per drift item.
@@ -93,7 +97,7 @@ pub fn plan(
         .filter(|container| container.settling)
         .map(|container| container.id.as_str())
         .collect();
-    let mut actions: Vec<Action> = drift(snapshot, &observed.containers, &observed.scope)
+    let mut actions: Vec<Action> = drift_in_scope(members_in_scope.clone(), in_scope.clone())
         .into_iter()
         .filter_map(|item| {
             let circumstances = Circumstances {

@@ -178,12 +178,9 @@ impl<'a> Owners<'a> {
         Self::in_scope(&members, &visible)
     }
 
-    /// The same, from the members and the containers already limited to the scope (drift limits them once
-    /// for itself and for this).
-    pub(crate) fn in_scope(
-        members: &[&'a SnapshotMember],
-        visible: &[&'a ContainerStatus],
-    ) -> Self {
+    /// The same, from the members and the containers already limited to the scope (drift and the
+    /// controller's plan limit them once for themselves and for this).
+    pub fn in_scope(members: &[&'a SnapshotMember], visible: &[&'a ContainerStatus]) -> Self {
         // `fate` needs a member's live `shares` when its container exists, its recorded ones when it does
         // not: with neither anywhere, every answer is `None`.
         let anyone_shares = members.iter().any(|member| !member.shares.is_empty())
