@@ -109,6 +109,23 @@ async fn first_each(
     Ok(found)
 }
 
+/// When `container` (a name, or an id for status-api) first reached `stage` at or after `after`, by the trace.
+fn first_mark(
+    marks: &[crate::trace::Mark],
+    container: &str,
+    stage: &str,
+    after: i64,
+) -> Option<i64> {
+    marks
+        .iter()
+        .find(|mark| {
+            mark.stage == stage
+                && mark.container.as_deref() == Some(container)
+                && mark.time_nanos >= after
+        })
+        .map(|mark| mark.time_nanos)
+}
+
 /// One round's kill: when, and when each container died and ran again (engine event times, ns).
 struct Killed {
     at: i64,
@@ -184,16 +201,8 @@ impl Stages {
         killed: &Killed,
         marks: &[crate::trace::Mark],
     ) {
-        let first_mark = |name: &str, stage: &str, after: i64| {
-            marks
-                .iter()
-                .find(|mark| {
-                    mark.stage == stage
-                        && mark.container.as_deref() == Some(name)
-                        && mark.time_nanos >= after
-                })
-                .map(|mark| mark.time_nanos)
-        };
+        let first_mark =
+            |name: &str, stage: &str, after: i64| first_mark(marks, name, stage, after);
         let mut last: Option<(i64, Value)> = None;
         let members = names.iter().zip(ids).zip(&killed.died).zip(&killed.started);
         for (((name, id), &died), &started) in members {
@@ -452,16 +461,8 @@ pub async fn stop(docker: &Docker, bin_dir: &Path, mass: Mass) -> anyhow::Result
             .as_ref()
             .map(crate::trace::TraceLog::snapshot)
             .unwrap_or_default();
-        let first_mark = |name: &str, stage: &str, after: i64| {
-            marks
-                .iter()
-                .find(|mark| {
-                    mark.stage == stage
-                        && mark.container.as_deref() == Some(name)
-                        && mark.time_nanos >= after
-                })
-                .map(|mark| mark.time_nanos)
-        };
+        let first_mark =
+            |name: &str, stage: &str, after: i64| first_mark(&marks, name, stage, after);
         let mut round_dispatch = Vec::new();
         for ((name, start), die) in names.iter().zip(&started_at).zip(&died) {
             let Some(dispatched) = first_mark(name, "dispatched", *start) else {
