@@ -176,7 +176,7 @@ pub struct View {
     /// Every container in scope, sorted by name, with `in_snapshot`, `spec_changes` and `tag_image_id` set:
     /// shared with the store and every other view that holds the same status.
     pub containers: Vec<Arc<ContainerStatus>>,
-    drift: Vec<DriftItem>,
+    drift: Vec<Arc<DriftItem>>,
     /// When each drift of this view began.
     onsets: Arc<DriftOnsets>,
     listed_body: Prepared,
@@ -205,7 +205,7 @@ pub struct ViewParts<'a> {
     pub containers: Vec<Arc<ContainerStatus>>,
     /// The drift of `containers` against `baseline` ([`shared::drift()`], worked out from the last view's):
     /// empty without a baseline or while it was taken in another scope.
-    pub drift: Vec<DriftItem>,
+    pub drift: Vec<Arc<DriftItem>>,
     /// When each drift of the view built before this one began.
     pub onsets: Arc<DriftOnsets>,
     /// When the store last changed: the onset of any drift this view is the first to show.
@@ -256,7 +256,7 @@ impl View {
 
     /// The drift of this revision: empty until a snapshot exists, and while the snapshot was taken in another
     /// scope ([`View::scope_mismatch`]).
-    pub fn drift(&self) -> &[DriftItem] {
+    pub fn drift(&self) -> &[Arc<DriftItem>] {
         &self.drift
     }
 

@@ -360,7 +360,7 @@ impl StatusApi {
             .iter()
             .map(|item| DriftItem {
                 since: onsets.since(&item.name, item.kind),
-                ..item.clone()
+                ..DriftItem::clone(item)
             })
             .collect();
         DriftAnswer::Ok(JsonBytes::of(&DriftResponse {

@@ -22,8 +22,12 @@ pub struct Drifts {
     members: HashMap<String, usize>,
     /// The containers the items were worked out from, sorted by name (the view's own list).
     containers: Vec<Arc<ContainerStatus>>,
-    /// The drift, by name and kind, as `shared::drift` sorts it.
-    items: BTreeMap<(String, DriftKind), DriftItem>,
+    /// Whether a member of the baseline or one of `containers` joined another's namespace: the drift is
+    /// then worked out over everything at each revision ([`shares_namespaces`]).
+    sharing: bool,
+    /// The drift, by name and kind, as `shared::drift` sorts it; shared with the views that show it, so a
+    /// view is a list of pointers, not a copy of every item.
+    items: BTreeMap<(String, DriftKind), Arc<DriftItem>>,
 }
 
 impl Drifts {
@@ -34,18 +38,23 @@ impl Drifts {
         baseline: &Arc<Baseline>,
         containers: Vec<Arc<ContainerStatus>>,
         scope: &Scope,
-    ) -> Vec<DriftItem> {
+    ) -> Vec<Arc<DriftItem>> {
         let same_baseline = self
             .baseline
             .as_ref()
             .is_some_and(|known| Arc::ptr_eq(known, baseline));
-        if !same_baseline || shares_namespaces(baseline, &containers) {
-            self.start_over(baseline, containers, scope);
-        } else {
-            for name in changed_names(&self.containers, &containers) {
-                self.compare(baseline, &containers, &name, scope);
+        let changed = (same_baseline && !self.sharing)
+            .then(|| changed_names(&self.containers, &containers))
+            // A container that changed may have joined another's namespace: everything again.
+            .filter(|changed| !changed.sharing);
+        match changed {
+            Some(changed) => {
+                for name in changed.names {
+                    self.compare(baseline, &containers, &name, scope);
+                }
+                self.containers = containers;
             }
-            self.containers = containers;
+            None => self.start_over(baseline, containers, scope),
         }
         self.items.values().cloned().collect()
     }
@@ -70,9 +79,10 @@ impl Drifts {
                 .collect();
             self.baseline = Some(baseline.clone());
         }
+        self.sharing = shares_namespaces(baseline, &containers);
         self.items = shared::drift(baseline.members(), &containers, scope)
             .into_iter()
-            .map(|item| ((item.name.clone(), item.kind), item))
+            .map(|item| ((item.name.clone(), item.kind), Arc::new(item)))
             .collect();
         self.containers = containers;
     }
@@ -100,7 +110,8 @@ impl Drifts {
             self.items.remove(&(name.to_owned(), kind));
         }
         for item in shared::drift(member, &containers[start..end], scope) {
-            self.items.insert((item.name.clone(), item.kind), item);
+            self.items
+                .insert((item.name.clone(), item.kind), Arc::new(item));
         }
     }
 }
@@ -116,14 +127,25 @@ fn shares_namespaces(baseline: &Baseline, containers: &[Arc<ContainerStatus>]) -
             .any(|container| !container.shares.is_empty())
 }
 
+/// What differs between two lists of containers.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Changed {
+    /// The names whose containers differ, sorted.
+    names: Vec<String>,
+    /// Whether a container of the second list that differs joined another's namespace.
+    sharing: bool,
+}
+
 /// The names whose containers differ between two lists sorted by (name, id): a container added, removed or
-/// changed (another shared status). Statuses the store kept are the same pointers, so this is a walk, not a
-/// comparison of every field.
-fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]) -> Vec<String> {
+/// changed (another shared status). Statuses the store kept are the same pointers, so this is a walk that
+/// compares pointers, not names or fields: a status that is the same pointer on both sides is the same
+/// container, unchanged.
+fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]) -> Changed {
     fn key(container: &ContainerStatus) -> (&str, &str) {
         (&container.name, &container.id)
     }
     let mut changed: Vec<String> = Vec::new();
+    let mut sharing = false;
     let mut note = |name: &str| {
         if changed.last().is_none_or(|last| last != name) {
             changed.push(name.to_owned());
@@ -133,11 +155,16 @@ fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]
     loop {
         match (old.peek(), new.peek()) {
             (None, None) => break,
+            (Some(was), Some(is)) if Arc::ptr_eq(was, is) => {
+                old.next();
+                new.next();
+            }
             (Some(gone), None) => {
                 note(&gone.name);
                 old.next();
             }
             (None, Some(came)) => {
+                sharing |= !came.shares.is_empty();
                 note(&came.name);
                 new.next();
             }
@@ -147,13 +174,14 @@ fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]
                     old.next();
                 }
                 std::cmp::Ordering::Greater => {
+                    sharing |= !is.shares.is_empty();
                     note(&is.name);
                     new.next();
                 }
                 std::cmp::Ordering::Equal => {
-                    if !Arc::ptr_eq(was, is) {
-                        note(&is.name);
-                    }
+                    // Not the same pointer (above): the store replaced its status.
+                    sharing |= !is.shares.is_empty();
+                    note(&is.name);
                     old.next();
                     new.next();
                 }
@@ -162,7 +190,10 @@ fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]
     }
     changed.sort();
     changed.dedup();
-    changed
+    Changed {
+        names: changed,
+        sharing,
+    }
 }
 
 #[cfg(test)]
@@ -285,7 +316,11 @@ mod tests {
                 let mut containers: Vec<Arc<ContainerStatus>> = by_id.values().cloned().collect();
                 containers.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
                 let everything = shared::drift(baseline.members(), &containers, &scope);
-                let followed = drifts.follow(&baseline, containers, &scope);
+                let followed: Vec<DriftItem> = drifts
+                    .follow(&baseline, containers, &scope)
+                    .iter()
+                    .map(|item| DriftItem::clone(item))
+                    .collect();
                 assert_eq!(followed, everything, "step {step}, scope {scope:?}");
             }
         }
@@ -307,10 +342,18 @@ mod tests {
             status("c", "1"),
         );
         let before = vec![a.clone(), b1.clone(), c.clone()];
-        assert!(changed_names(&before, &before.clone()).is_empty());
+        assert_eq!(changed_names(&before, &before.clone()), Changed::default());
         // Another status for `c`, a second `b`, `a` gone.
-        let after = vec![b1, b2, status("c", "1")];
-        assert_eq!(changed_names(&before, &after), ["a", "b", "c"]);
-        assert_eq!(changed_names(&[], &[a]), ["a"]);
+        let after = vec![b1.clone(), b2, status("c", "1")];
+        let changed = changed_names(&before, &after);
+        assert_eq!(changed.names, ["a", "b", "c"]);
+        assert!(!changed.sharing);
+        assert_eq!(changed_names(&[], std::slice::from_ref(&a)).names, ["a"]);
+        // A changed container that joined another's network is noticed; an unchanged one is not looked at.
+        let mut joined = ContainerStatus::clone(&c);
+        joined.shares.network = Some(a.id.clone());
+        let changed = changed_names(&before, &[a, b1, Arc::new(joined)]);
+        assert_eq!(changed.names, ["c"]);
+        assert!(changed.sharing);
     }
 }
