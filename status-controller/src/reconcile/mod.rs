@@ -126,7 +126,9 @@ enum Wakeup {
     /// The long poll answered: a change, or its wait ran out. Boxed: an answer is hundreds of bytes, the
     /// other wake-ups none.
     Answer(Box<Result<Answer, StatusError>>),
-    /// `--interval` passed: a full pass, status and snapshot re-read.
+    /// `--interval` passed, or a maintenance hold was set, ended or ran out: a full pass, status and snapshot
+    /// re-read. After a hold, what the operator changed during it (a container adopted, a new snapshot) must
+    /// be in the view its end acts on, not only in a long poll answer still on its way.
     Interval,
     /// A held-back action may go ahead, or an action ended: plan again from the newest view held.
     Replan,
@@ -185,9 +187,9 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
                 _ = interval.tick() => Wakeup::Interval,
                 () = sleep_until(wake) => Wakeup::Replan,
                 () = finished.notified() => Wakeup::Replan,
-                // Set, ended or run out: plan again at once from the newest view.
-                Ok(()) = hold_changes.changed() => Wakeup::Replan,
-                () = sleep_until(hold_ends) => Wakeup::Replan,
+                // Set, ended or run out: plan again at once from status-api's view now, re-read.
+                Ok(()) = hold_changes.changed() => Wakeup::Interval,
+                () = sleep_until(hold_ends) => Wakeup::Interval,
                 answer = long_poll.as_mut() => Wakeup::Answer(Box::new(answer)),
             };
             if matches!(wakeup, Wakeup::Answer(_)) {

@@ -36,6 +36,8 @@ struct FakeSource {
 #[derive(Debug)]
 struct SourceInner {
     status: Mutex<StatusResponse>,
+    /// How long a long poll takes to answer a change: a status-api, or a network, that is slow to tell.
+    long_poll_delay: Mutex<Duration>,
     snapshot: SnapshotSummary,
     revision: watch::Sender<u64>,
     asked: Mutex<Vec<Option<u64>>>,
@@ -81,6 +83,7 @@ impl FakeSource {
             inner: Arc::new(SourceInner {
                 revision: watch::Sender::new(status.revision),
                 status: Mutex::new(status),
+                long_poll_delay: Mutex::new(Duration::ZERO),
                 snapshot,
                 asked: Mutex::new(Vec::new()),
                 abandoned: AtomicUsize::new(0),
@@ -113,6 +116,8 @@ impl StatusSource for FakeSource {
             answered: false,
         };
         if let Some(since) = since {
+            let delay = *self.inner.long_poll_delay.lock().expect("not poisoned");
+            tokio::time::sleep(delay).await;
             let mut revision = self.inner.revision.subscribe();
             tokio::select! {
                 _ = revision.wait_for(|revision| *revision != since) => {}
@@ -548,7 +553,7 @@ async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
         .maintenance
         .end("bob", Utc::now())
         .expect("no file to remove");
-    // No new revision: the end itself wakes the loop, which plans again from the view it holds.
+    // No new revision: the end itself wakes the loop, which reads status-api's view again and plans.
     eventually("web to be started", || writer.starts().len() == 1).await;
     assert_eq!(
         source
@@ -556,7 +561,46 @@ async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
             .iter()
             .filter(|since| since.is_none())
             .count(),
-        1
+        2,
+        "the first read, and one when the hold ended (it was set before the loop began)"
+    );
+    running.stop().await;
+}
+
+/// docs/runbook.md's adoption under a hold, where status-api's long poll is slow to tell: what the operator
+/// did during the hold (here, started `web` by hand) is read before the end of the hold acts, so the
+/// controller never acts on the view it held from before.
+#[tokio::test(start_paused = true)]
+async fn the_end_of_a_hold_acts_on_status_apis_view_now_not_the_one_held_before() {
+    let source = FakeSource::new(stopped_web());
+    let writer = FakeWriter::default();
+    let running = Running::start(&source, &writer, HealLimits::default());
+    let hold = HoldRequest {
+        lasts: Duration::from_secs(3600),
+        reason: "adopt a container".into(),
+        by: Some("alice".into()),
+    };
+    running
+        .maintenance
+        .set(hold, "test", Utc::now())
+        .expect("no file to write");
+    eventually("a pass on a fresh view", || running.state.readiness().0).await;
+
+    // During the hold the operator starts web; the long poll will take a minute to say so.
+    *source.inner.long_poll_delay.lock().expect("not poisoned") = Duration::from_secs(60);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    source.update(|status| {
+        status.containers[0].state = ContainerState::Running;
+        status.observed_at = Utc::now();
+    });
+    running
+        .maintenance
+        .end("alice", Utc::now())
+        .expect("no file to remove");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        writer.starts().is_empty(),
+        "web runs in status-api's view now: nothing to start"
     );
     running.stop().await;
 }
