@@ -22,11 +22,13 @@ pub fn status_of(err: &BollardError) -> Option<u16> {
 
 /// A Docker client for `host` (`unix:///…`, `tcp://…`), else the local socket, whose requests fail after
 /// `timeout` without an answer. No request is made until the first call; the API version is negotiated with
-/// [`negotiate`], never pinned.
+/// [`negotiate`], never pinned. On a unix socket its connections are kept open between requests
+/// ([`super::engine_socket`]).
 pub fn docker_client(host: Option<&str>, timeout: Duration) -> Result<bollard::Docker> {
-    let docker = match host.filter(|host| !host.is_empty()) {
-        Some(host) => bollard::Docker::connect_with_host(host),
-        None => bollard::Docker::connect_with_local_defaults(),
+    let docker = match super::engine_socket::socket_of(host) {
+        Some(socket) => super::engine_socket::connect(&socket),
+        // Not a socket: a host was given (`tcp://…`).
+        None => bollard::Docker::connect_with_host(host.unwrap_or_default()),
     }
     .map_err(EngineError::ConnectFailed)?;
     Ok(docker.with_timeout(timeout))

@@ -6,8 +6,9 @@
 //! - [`flags`]: parsers for the flags both programs take (durations, scopes, switches).
 //! - [`secret`]: a value logs never show (a token, a URL that is a key), with the constant-time check.
 //! - [`token`]: reading the bearer-token file.
-//! - [`engine`]: connecting to the Docker engine; [`engine_error`]: the one error type for what an engine call
-//!   did; [`engine_json`]: reading the engine's own JSON, whatever engine wrote it.
+//! - [`engine`]: connecting to the Docker engine; [`engine_socket`]: its unix socket, connections kept open
+//!   between calls; [`engine_error`]: the one error type for what an engine call did; [`engine_json`]: reading
+//!   the engine's own JSON, whatever engine wrote it.
 //! - [`http`]: binding the port, the `{error, message}` answers, the `method` label, the `healthcheck` probe.
 //! - [`hosts`]: the `Host` names a server answers to (`--allowed-hosts`), against DNS rebinding.
 //! - [`origin`]: web origins and base URLs (`--cors-origin`, `--controller-url`), as browsers write them.
@@ -27,6 +28,7 @@ pub mod connections;
 pub mod engine;
 pub mod engine_error;
 pub mod engine_json;
+pub mod engine_socket;
 pub mod flags;
 pub mod hosts;
 pub mod http;
