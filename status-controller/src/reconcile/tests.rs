@@ -523,23 +523,29 @@ async fn it_holds_while_status_api_is_behind_the_engine_and_acts_once_it_caught_
     running.stop().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
+/// A loop over [`stopped_web`], held for an hour by alice (`reason`) from before its first pass, once it
+/// made that pass.
+async fn held_from_the_start(reason: &str) -> (FakeSource, FakeWriter, Running) {
     let source = FakeSource::new(stopped_web());
     let writer = FakeWriter::default();
     let running = Running::start(&source, &writer, HealLimits::default());
     // Set before the loop's first pass: the spawned loop has not run yet.
     let hold = HoldRequest {
         lasts: Duration::from_secs(3600),
-        reason: "kernel update".into(),
+        reason: reason.into(),
         by: Some("alice".into()),
     };
     running
         .maintenance
         .set(hold, "test", Utc::now())
         .expect("no file to write");
-
     eventually("a pass on a fresh view", || running.state.readiness().0).await;
+    (source, writer, running)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
+    let (source, writer, running) = held_from_the_start("kernel update").await;
     // Long enough for the long poll to answer its unchanged revision too.
     tokio::time::sleep(Duration::from_secs(40)).await;
     assert_eq!(writer.calls(), 0, "nothing is dispatched while held");
@@ -572,19 +578,7 @@ async fn a_maintenance_hold_dispatches_nothing_and_its_end_acts_at_once() {
 /// controller never acts on the view it held from before.
 #[tokio::test(start_paused = true)]
 async fn the_end_of_a_hold_acts_on_status_apis_view_now_not_the_one_held_before() {
-    let source = FakeSource::new(stopped_web());
-    let writer = FakeWriter::default();
-    let running = Running::start(&source, &writer, HealLimits::default());
-    let hold = HoldRequest {
-        lasts: Duration::from_secs(3600),
-        reason: "adopt a container".into(),
-        by: Some("alice".into()),
-    };
-    running
-        .maintenance
-        .set(hold, "test", Utc::now())
-        .expect("no file to write");
-    eventually("a pass on a fresh view", || running.state.readiness().0).await;
+    let (source, writer, running) = held_from_the_start("adopt a container").await;
 
     // During the hold the operator starts web; the long poll will take a minute to say so.
     *source.inner.long_poll_delay.lock().expect("not poisoned") = Duration::from_secs(60);
