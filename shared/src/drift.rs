@@ -12,6 +12,8 @@ use crate::model::{
 use crate::namespaces::Owners;
 use crate::spec_summary::{ChangeKind, SpecChange};
 
+pub mod follow;
+
 /// Compares the snapshot with what the engine shows now (containers in every state).
 ///
 /// Identity is the container name: a container recreated under the same name is the same member. Containers

@@ -6,11 +6,14 @@
 
 use std::cell::OnceCell;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use shared::drift::follow::Drifts;
 use shared::drift::{drift_in_scope, unchanged};
 use shared::{
     ContainerState, ContainerStatus, DriftItem, DriftKind, Owners, Policy, SnapshotMember,
+    SnapshotSummary,
 };
 
 use crate::dependants::{order, Order};
@@ -69,6 +72,38 @@ pub fn plan(
     settings: &PlanSettings,
     now: DateTime<Utc>,
 ) -> Vec<Action> {
+    plan_from(snapshot, observed, settings, now, |members, containers| {
+        drift_in_scope(members.to_vec(), containers.to_vec())
+    })
+}
+
+/// The drift the reconcile loop follows from one pass to the next ([`shared::drift::follow`]).
+pub type FollowedDrift = Drifts<SnapshotSummary>;
+
+/// [`plan`], with the drift worked out from the last pass's `drifts`: only the names whose containers are not
+/// the ones of the last answer (containers byte for byte the same are shared between answers) are compared
+/// again. At 20,000 members the drift over everything was a fifth of a pass. The actions are the same.
+pub fn plan_following(
+    drifts: &mut FollowedDrift,
+    snapshot: &Arc<SnapshotSummary>,
+    observed: &Observed,
+    settings: &PlanSettings,
+    now: DateTime<Utc>,
+) -> Vec<Action> {
+    let drift = drifts.follow(snapshot, observed.containers.clone(), &observed.scope);
+    plan_from(&snapshot.containers, observed, settings, now, |_, _| {
+        drift.iter().map(|item| DriftItem::clone(item)).collect()
+    })
+}
+
+/// The plan, with the drift of the members and containers in scope from `drift`.
+fn plan_from(
+    snapshot: &[SnapshotMember],
+    observed: &Observed,
+    settings: &PlanSettings,
+    now: DateTime<Utc>,
+    drift: impl FnOnce(&[&SnapshotMember], &[&ContainerStatus]) -> Vec<DriftItem>,
+) -> Vec<Action> {
     // Each member's and container's scope checked once, for the drift, the namespace owners and the plan.
     let members_in_scope: Vec<&SnapshotMember> = snapshot
         .iter()
@@ -97,7 +132,7 @@ pub fn plan(
         .filter(|container| container.settling)
         .map(|container| container.id.as_str())
         .collect();
-    let mut actions: Vec<Action> = drift_in_scope(members_in_scope.clone(), in_scope.clone())
+    let mut actions: Vec<Action> = drift(&members_in_scope, &in_scope)
         .into_iter()
         .filter_map(|item| {
             let circumstances = Circumstances {
@@ -435,6 +470,62 @@ mod tests {
         DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
             .expect("a valid time")
             .with_timezone(&Utc)
+    }
+
+    /// Pass after pass over answers that share their unchanged containers (as the controller's reading of
+    /// `/status` does), a member stopping, coming back, being removed and an unexpected one starting: the
+    /// plan from the followed drift is the plan from the drift over everything, and a new snapshot is taken
+    /// into account.
+    #[test]
+    fn the_plan_from_the_followed_drift_is_the_plan_from_all_of_it() {
+        let snapshot = |names: &[&str]| {
+            Arc::new(SnapshotSummary {
+                taken_at: now(),
+                scope: None,
+                containers: names.iter().map(|name| member(name)).collect(),
+            })
+        };
+        let mut members = snapshot(&["api", "db", "web"]);
+        let mut containers: Vec<Arc<ContainerStatus>> = ["api", "db", "web"]
+            .iter()
+            .map(|name| Arc::new(container(name, ContainerState::Running)))
+            .collect();
+        let mut drifts = FollowedDrift::default();
+        type Step = Box<dyn Fn(&mut Vec<Arc<ContainerStatus>>)>;
+        let steps: Vec<Step> = vec![
+            Box::new(|_| {}),
+            Box::new(|all| all[1] = Arc::new(container("db", ContainerState::Exited))),
+            Box::new(|all| all[1] = Arc::new(container("db", ContainerState::Running))),
+            Box::new(|all| {
+                all.remove(2);
+            }),
+            Box::new(|all| all.push(Arc::new(container("zz-extra", ContainerState::Running)))),
+            Box::new(|all| all[0] = Arc::new(container("api", ContainerState::Paused))),
+        ];
+        let mut planned = Vec::new();
+        for (step, change) in steps.iter().enumerate() {
+            change(&mut containers);
+            if step == 4 {
+                members = snapshot(&["api", "db"]);
+            }
+            let observed = Observed {
+                containers: containers.clone(),
+                ..observed(Vec::new())
+            };
+            let followed = plan_following(&mut drifts, &members, &observed, &settings(), now());
+            let everything = plan(&members.containers, &observed, &settings(), now());
+            assert_eq!(followed, everything, "step {step}");
+            planned.extend(everything.iter().map(|action| action.kind));
+        }
+        // The steps did plan something: a start, a recreate, a stop, an unpause.
+        for kind in [
+            ActionKind::Start,
+            ActionKind::Recreate,
+            ActionKind::Stop,
+            ActionKind::Unpause,
+        ] {
+            assert!(planned.contains(&kind), "{kind:?} in {planned:?}");
+        }
     }
 
     fn plan_now(

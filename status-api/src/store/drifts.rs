@@ -1,198 +1,17 @@
-//! The drift of each new view, worked out from the last one's: only the names whose containers changed are
-//! compared with the snapshot again. [`shared::drift()`] compares every member at every revision — at 20,000
-//! containers that was most of status-api's CPU, and what kept the view behind a few hundred events a second
-//! (docs/benchmarks.md). The answer is the same as `shared::drift`'s, item for item (the tests hold them
-//! side by side): a name's drift depends on its member and the containers of that name alone, unless a
-//! member or a container shares another's namespace (`--network container:…`), when it depends on that
-//! other container too. Then, and after a new baseline, the drift is computed over everything, as before.
+//! The drift of each new view, worked out from the last one's ([`shared::drift::follow`]: only the names whose
+//! containers changed are compared with the snapshot again), against the baseline status-api keeps.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-
-use shared::{ContainerStatus, DriftItem, DriftKind, Scope};
+use shared::drift::follow::Members;
+use shared::SnapshotMember;
 
 use crate::baseline::Baseline;
 
-/// The last drift worked out, and what it was worked out from.
-#[derive(Debug, Default)]
-pub struct Drifts {
-    /// The baseline the items compare with.
-    baseline: Option<Arc<Baseline>>,
-    /// Where each member is in the baseline's list, by name.
-    members: HashMap<String, usize>,
-    /// The containers the items were worked out from, sorted by name (the view's own list).
-    containers: Vec<Arc<ContainerStatus>>,
-    /// Whether a member of the baseline or one of `containers` joined another's namespace: the drift is
-    /// then worked out over everything at each revision ([`shares_namespaces`]).
-    sharing: bool,
-    /// The drift, by name and kind, as `shared::drift` sorts it; shared with the views that show it, so a
-    /// view is a list of pointers, not a copy of every item.
-    items: BTreeMap<(String, DriftKind), Arc<DriftItem>>,
-}
+/// The last view's drift, followed from one view to the next.
+pub type Drifts = shared::drift::follow::Drifts<Baseline>;
 
-impl Drifts {
-    /// The drift of `containers` (sorted by name, then id, as the store lists them) against `baseline` in
-    /// `scope`: what [`shared::drift()`] answers, sorted by name.
-    pub fn follow(
-        &mut self,
-        baseline: &Arc<Baseline>,
-        containers: Vec<Arc<ContainerStatus>>,
-        scope: &Scope,
-    ) -> Vec<Arc<DriftItem>> {
-        let same_baseline = self
-            .baseline
-            .as_ref()
-            .is_some_and(|known| Arc::ptr_eq(known, baseline));
-        let changed = (same_baseline && !self.sharing)
-            .then(|| changed_names(&self.containers, &containers))
-            // A container that changed may have joined another's namespace: everything again.
-            .filter(|changed| !changed.sharing);
-        match changed {
-            Some(changed) => {
-                for name in changed.names {
-                    self.compare(baseline, &containers, &name, scope);
-                }
-                self.containers = containers;
-            }
-            None => self.start_over(baseline, containers, scope),
-        }
-        self.items.values().cloned().collect()
-    }
-
-    /// Everything compared again, as `shared::drift` does.
-    fn start_over(
-        &mut self,
-        baseline: &Arc<Baseline>,
-        containers: Vec<Arc<ContainerStatus>>,
-        scope: &Scope,
-    ) {
-        if !self
-            .baseline
-            .as_ref()
-            .is_some_and(|known| Arc::ptr_eq(known, baseline))
-        {
-            self.members = baseline
-                .members()
-                .iter()
-                .enumerate()
-                .map(|(index, member)| (member.name.clone(), index))
-                .collect();
-            self.baseline = Some(baseline.clone());
-        }
-        self.sharing = shares_namespaces(baseline, &containers);
-        self.items = shared::drift(baseline.members(), &containers, scope)
-            .into_iter()
-            .map(|item| ((item.name.clone(), item.kind), Arc::new(item)))
-            .collect();
-        self.containers = containers;
-    }
-
-    /// Compares the one name `name` again: its member and its containers.
-    fn compare(
-        &mut self,
-        baseline: &Baseline,
-        containers: &[Arc<ContainerStatus>],
-        name: &str,
-        scope: &Scope,
-    ) {
-        let member = self
-            .members
-            .get(name)
-            .map(|index| std::slice::from_ref(&baseline.members()[*index]))
-            .unwrap_or_default();
-        let start = containers.partition_point(|container| container.name.as_str() < name);
-        let end = start
-            + containers[start..]
-                .iter()
-                .take_while(|container| container.name == name)
-                .count();
-        for kind in DriftKind::ALL {
-            self.items.remove(&(name.to_owned(), kind));
-        }
-        for item in shared::drift(member, &containers[start..end], scope) {
-            self.items
-                .insert((item.name.clone(), item.kind), Arc::new(item));
-        }
-    }
-}
-
-/// Whether any member or container joined another's namespace: its drift then depends on that other one.
-fn shares_namespaces(baseline: &Baseline, containers: &[Arc<ContainerStatus>]) -> bool {
-    baseline
-        .members()
-        .iter()
-        .any(|member| !member.shares.is_empty())
-        || containers
-            .iter()
-            .any(|container| !container.shares.is_empty())
-}
-
-/// What differs between two lists of containers.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Changed {
-    /// The names whose containers differ, sorted.
-    names: Vec<String>,
-    /// Whether a container of the second list that differs joined another's namespace.
-    sharing: bool,
-}
-
-/// The names whose containers differ between two lists sorted by (name, id): a container added, removed or
-/// changed (another shared status). Statuses the store kept are the same pointers, so this is a walk that
-/// compares pointers, not names or fields: a status that is the same pointer on both sides is the same
-/// container, unchanged.
-fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]) -> Changed {
-    fn key(container: &ContainerStatus) -> (&str, &str) {
-        (&container.name, &container.id)
-    }
-    let mut changed: Vec<String> = Vec::new();
-    let mut sharing = false;
-    let mut note = |name: &str| {
-        if changed.last().is_none_or(|last| last != name) {
-            changed.push(name.to_owned());
-        }
-    };
-    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
-    loop {
-        match (old.peek(), new.peek()) {
-            (None, None) => break,
-            (Some(was), Some(is)) if Arc::ptr_eq(was, is) => {
-                old.next();
-                new.next();
-            }
-            (Some(gone), None) => {
-                note(&gone.name);
-                old.next();
-            }
-            (None, Some(came)) => {
-                sharing |= !came.shares.is_empty();
-                note(&came.name);
-                new.next();
-            }
-            (Some(was), Some(is)) => match key(was).cmp(&key(is)) {
-                std::cmp::Ordering::Less => {
-                    note(&was.name);
-                    old.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    sharing |= !is.shares.is_empty();
-                    note(&is.name);
-                    new.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    // Not the same pointer (above): the store replaced its status.
-                    sharing |= !is.shares.is_empty();
-                    note(&is.name);
-                    old.next();
-                    new.next();
-                }
-            },
-        }
-    }
-    changed.sort();
-    changed.dedup();
-    Changed {
-        names: changed,
-        sharing,
+impl Members for Baseline {
+    fn members(&self) -> &[SnapshotMember] {
+        Baseline::members(self)
     }
 }
 
@@ -203,6 +22,11 @@ mod tests {
     use chrono::Utc;
     use poem_openapi::types::Example;
     use shared::{ContainerSpec, ContainerState, Health};
+
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use shared::{ContainerStatus, DriftItem};
 
     use super::*;
     use crate::snapshot::{Member, Snapshot, FORMAT};
@@ -324,36 +148,5 @@ mod tests {
                 assert_eq!(followed, everything, "step {step}, scope {scope:?}");
             }
         }
-    }
-
-    #[test]
-    fn only_names_whose_containers_changed_are_compared_again() {
-        let status = |name: &str, id: &str| {
-            Arc::new(ContainerStatus {
-                name: name.to_owned(),
-                id: id.to_owned(),
-                ..ContainerStatus::example()
-            })
-        };
-        let (a, b1, b2, c) = (
-            status("a", "1"),
-            status("b", "1"),
-            status("b", "2"),
-            status("c", "1"),
-        );
-        let before = vec![a.clone(), b1.clone(), c.clone()];
-        assert_eq!(changed_names(&before, &before.clone()), Changed::default());
-        // Another status for `c`, a second `b`, `a` gone.
-        let after = vec![b1.clone(), b2, status("c", "1")];
-        let changed = changed_names(&before, &after);
-        assert_eq!(changed.names, ["a", "b", "c"]);
-        assert!(!changed.sharing);
-        assert_eq!(changed_names(&[], std::slice::from_ref(&a)).names, ["a"]);
-        // A changed container that joined another's network is noticed; an unchanged one is not looked at.
-        let mut joined = ContainerStatus::clone(&c);
-        joined.shares.network = Some(a.id.clone());
-        let changed = changed_names(&before, &[a, b1, Arc::new(joined)]);
-        assert_eq!(changed.names, ["c"]);
-        assert!(changed.sharing);
     }
 }

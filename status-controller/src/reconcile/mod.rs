@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::model::StatusAnswer as Answer;
 use crate::model::{Action, ActionContext, ActionResult, ActionRunner, Hold, LONG_POLL_WAIT};
 use crate::notify::{Notifier, NotifyEvent};
-use crate::plan::{plan, PlanSettings};
+use crate::plan::{plan_following, FollowedDrift, PlanSettings};
 use crate::quarantine::{EndedEarly, Quarantines, Served, ENDED_EARLY_REASON};
 use crate::state::{ControllerState, QuarantineView};
 use crate::status_client::{StatusError, StatusSource};
@@ -119,6 +119,8 @@ pub struct Reconciler<S, R, C> {
     quarantines: Quarantines,
     /// The hold under way, to tell a long one.
     holding: HoldSpell,
+    /// The last pass's drift, followed to the next ([`plan_following`]).
+    drifts: FollowedDrift,
 }
 
 /// What woke the loop.
@@ -159,6 +161,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             settling: HashMap::new(),
             quarantines: Quarantines::new(),
             holding: HoldSpell::default(),
+            drifts: FollowedDrift::default(),
         }
     }
 
@@ -311,8 +314,9 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
     /// Plans from `view` and dispatches what may go ahead now.
     fn pass(&mut self, view: &FreshView, started: Instant) {
         let now = self.wiring.clock.now();
-        let actions = plan(
-            &view.snapshot.containers,
+        let actions = plan_following(
+            &mut self.drifts,
+            &view.snapshot,
             &view.observed,
             &self.settings.plan,
             self.wiring.clock.utc(),
@@ -424,7 +428,7 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
             let admission = admit(&action, &gates);
             held_back += usize::from(admission == Admission::HeldBack);
             if let Some(wake) = self.carry_out(action, admission, context, now, revision) {
-                next_wake = earliest(next_wake, wake);
+                next_wake = Some(next_wake.map_or(wake, |current| current.min(wake)));
             }
         }
         if held_back > 0 {
@@ -608,8 +612,4 @@ impl<S: StatusSource, R: ActionRunner, C: Clock> Reconciler<S, R, C> {
 /// `GET /snapshot`, or why the loop holds without it.
 async fn read_snapshot(source: &impl StatusSource) -> Result<Arc<SnapshotSummary>, Hold> {
     source.snapshot().await.map_err(|err| Hold::from(&err))
-}
-
-fn earliest(current: Option<Instant>, candidate: Instant) -> Option<Instant> {
-    Some(current.map_or(candidate, |current| current.min(candidate)))
 }
