@@ -75,9 +75,10 @@ impl<M: Members> Drifts<M> {
             .baseline
             .as_ref()
             .is_some_and(|known| Arc::ptr_eq(known, baseline));
-        let sorted = containers.is_sorted_by(|a, b| key(a) <= key(b));
-        let changed = (same_baseline && sorted && !self.sharing)
+        let changed = (same_baseline && !self.sharing)
+            // `None` when the containers are out of order: they cannot be walked.
             .then(|| changed_names(&self.containers, &containers))
+            .flatten()
             // A container that changed may have joined another's namespace: everything again.
             .filter(|changed| !changed.sharing);
         match changed {
@@ -87,7 +88,7 @@ impl<M: Members> Drifts<M> {
                 }
                 self.containers = containers;
             }
-            None => self.start_over(baseline, containers, scope, sorted),
+            None => self.start_over(baseline, containers, scope),
         }
         self.items.values().cloned().collect()
     }
@@ -98,7 +99,6 @@ impl<M: Members> Drifts<M> {
         baseline: &Arc<M>,
         containers: Vec<Arc<ContainerStatus>>,
         scope: &Scope,
-        sorted: bool,
     ) {
         if !self
             .baseline
@@ -114,6 +114,7 @@ impl<M: Members> Drifts<M> {
             self.baseline = Some(baseline.clone());
         }
         // Unsorted containers cannot be walked against the next ones: the next view starts over too.
+        let sorted = containers.is_sorted_by(|a, b| key(a) <= key(b));
         self.sharing = !sorted || shares_namespaces(baseline.members(), &containers);
         self.items = super::drift(baseline.members(), &containers, scope)
             .into_iter()
@@ -168,13 +169,27 @@ struct Changed {
     sharing: bool,
 }
 
-/// The names whose containers differ between two lists sorted by (name, id): a container added, removed or
-/// changed (another shared status). Unchanged statuses are the same pointers, so this is a walk that compares
-/// pointers, not names or fields: a status that is the same pointer on both sides is the same container,
-/// unchanged.
-fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]) -> Changed {
+/// The names whose containers differ between `before`, sorted by (name, id), and `after`: a container added,
+/// removed or changed (another shared status); `None` when `after` is not sorted so. Unchanged statuses are
+/// the same pointers, so this is a walk that compares pointers, not names or fields: a status that is the same
+/// pointer on both sides is the same container, unchanged. The order of `after` is checked where it differs
+/// from `before` only: two neighbours both unchanged keep the order they had there.
+fn changed_names<'a>(
+    before: &[Arc<ContainerStatus>],
+    after: &'a [Arc<ContainerStatus>],
+) -> Option<Changed> {
     let mut changed: Vec<String> = Vec::new();
     let mut sharing = false;
+    // The last container of `after` walked past, and whether it was unchanged.
+    let mut last: Option<(&Arc<ContainerStatus>, bool)> = None;
+    let mut in_order = |is: &'a Arc<ContainerStatus>, same: bool| {
+        let ordered = match last {
+            Some((previous, previous_same)) => (previous_same && same) || key(previous) <= key(is),
+            None => true,
+        };
+        last = Some((is, same));
+        ordered
+    };
     let mut note = |name: &str| {
         if changed.last().is_none_or(|last| last != name) {
             changed.push(name.to_owned());
@@ -185,6 +200,9 @@ fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]
         match (old.peek(), new.peek()) {
             (None, None) => break,
             (Some(was), Some(is)) if Arc::ptr_eq(was, is) => {
+                if !in_order(is, true) {
+                    return None;
+                }
                 old.next();
                 new.next();
             }
@@ -193,6 +211,9 @@ fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]
                 old.next();
             }
             (None, Some(came)) => {
+                if !in_order(came, false) {
+                    return None;
+                }
                 sharing |= !came.shares.is_empty();
                 note(&came.name);
                 new.next();
@@ -203,12 +224,18 @@ fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]
                     old.next();
                 }
                 std::cmp::Ordering::Greater => {
+                    if !in_order(is, false) {
+                        return None;
+                    }
                     sharing |= !is.shares.is_empty();
                     note(&is.name);
                     new.next();
                 }
                 std::cmp::Ordering::Equal => {
                     // Not the same pointer (above): the status was replaced.
+                    if !in_order(is, false) {
+                        return None;
+                    }
                     sharing |= !is.shares.is_empty();
                     note(&is.name);
                     old.next();
@@ -219,10 +246,10 @@ fn changed_names(before: &[Arc<ContainerStatus>], after: &[Arc<ContainerStatus>]
     }
     changed.sort();
     changed.dedup();
-    Changed {
+    Some(Changed {
         names: changed,
         sharing,
-    }
+    })
 }
 
 #[cfg(test)]

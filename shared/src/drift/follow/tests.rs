@@ -156,17 +156,35 @@ fn only_names_whose_containers_changed_are_compared_again() {
         status("c", "1"),
     );
     let before = vec![a.clone(), b1.clone(), c.clone()];
-    assert_eq!(changed_names(&before, &before.clone()), Changed::default());
+    assert_eq!(
+        changed_names(&before, &before.clone()),
+        Some(Changed::default())
+    );
+    // Out of order where it changed, or where an unchanged one meets a changed one: not walked.
+    let late_a = status("a", "2");
+    assert_eq!(
+        changed_names(&before, &[a.clone(), c.clone(), b2.clone()]),
+        None
+    );
+    assert_eq!(
+        changed_names(&before, &[b1.clone(), late_a, c.clone()]),
+        None
+    );
     // Another status for `c`, a second `b`, `a` gone.
     let after = vec![b1.clone(), b2, status("c", "1")];
-    let changed = changed_names(&before, &after);
+    let changed = changed_names(&before, &after).expect("in order");
     assert_eq!(changed.names, ["a", "b", "c"]);
     assert!(!changed.sharing);
-    assert_eq!(changed_names(&[], std::slice::from_ref(&a)).names, ["a"]);
+    assert_eq!(
+        changed_names(&[], std::slice::from_ref(&a))
+            .expect("in order")
+            .names,
+        ["a"]
+    );
     // A changed container that joined another's network is noticed; an unchanged one is not looked at.
     let mut joined = ContainerStatus::clone(&c);
     joined.shares.network = Some(a.id.clone());
-    let changed = changed_names(&before, &[a, b1, Arc::new(joined)]);
+    let changed = changed_names(&before, &[a, b1, Arc::new(joined)]).expect("in order");
     assert_eq!(changed.names, ["c"]);
     assert!(changed.sharing);
 }
